@@ -1,0 +1,42 @@
+# kentledge — the README's two commands are `make demo` and `make test`.
+CARGO ?= cargo
+SHELL := /bin/bash
+
+.PHONY: all build demo test lint unit install-test-deps completions bench cluster clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace
+
+## Install what the tests need (idempotent; fast when already installed).
+install-test-deps:
+	scripts/install-test-deps.sh
+
+## The whole suite: install, format, lints, every test.
+test: install-test-deps lint unit
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+## The main job on the embedded default (see scripts/demo.sh for what it does today).
+demo:
+	scripts/demo.sh
+
+## Regenerate completions/ from the CLI definition.
+completions:
+	UPDATE_COMPLETIONS=1 $(CARGO) test -p kentledge --lib committed_completions_are_current
+
+bench:
+	@echo "make bench: no benchmarks yet (they arrive with retention planning)"; exit 1
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,34 @@
+//! The subcommands: each takes validated settings and returns an exit code.
+
+pub mod check;
+pub mod completions;
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+use crate::settings;
+
+/// Runs the parsed command line; returns the exit code on success.
+pub fn run(cli: Cli) -> Result<u8, Error> {
+    match &cli.command {
+        Command::Completions(args) => completions::run(args),
+        Command::Check(args) => check::run(&cli.global, args),
+        other => {
+            // Load and validate first: a bad config is reported as such (exit 2) even before the
+            // command itself exists, and never leads to an API call.
+            let settings = settings::load(&cli.global)?;
+            tracing::debug!(namespace = %settings.namespace, "config loaded");
+            Err(Error::NotImplemented {
+                command: other.name().to_owned(),
+                version: env!("CARGO_PKG_VERSION"),
+                what: match other {
+                    Command::Snapshot(_) => "CSI snapshots with hooks land with the snapshot work",
+                    Command::Backup(_) => "offsite copies land with the backup work",
+                    Command::Prune(_) => "retention and pruning land with the prune work",
+                    Command::Restore(_) => "restores land with the restore work",
+                    Command::List(_) => "listing lands with the snapshot and backup work",
+                    _ => "not implemented",
+                },
+            })
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The top-level error of a kentledge command, and the process exit codes it maps to.
+
+use crate::config;
+
+/// Process exit codes. They are part of kentledge's interface: CronJobs and scripts rely on them.
+pub mod exit {
+    /// Everything asked for was done.
+    pub const SUCCESS: u8 = 0;
+    /// A run failed (cluster, engine or data error); see the log for what and why.
+    pub const FAILURE: u8 = 1;
+    /// Usage or config error: bad flags or an invalid config. Nothing was changed.
+    pub const USAGE: u8 = 2;
+    /// Partial success: some targets succeeded, others failed (the summary says which).
+    pub const PARTIAL: u8 = 3;
+    /// Another run of the same config holds the run lock, and `--lock-timeout` passed.
+    pub const LOCKED: u8 = 4;
+    /// The subcommand or option is not available in this version. Nothing was changed.
+    pub const UNAVAILABLE: u8 = 69;
+    /// Interrupted by SIGINT; cleanup and post-hooks ran.
+    pub const INTERRUPTED_SIGINT: u8 = 130;
+    /// Interrupted by SIGTERM; cleanup and post-hooks ran.
+    pub const INTERRUPTED_SIGTERM: u8 = 143;
+}
+
+/// Why a command did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file could not be read, parsed or validated.
+    #[error(transparent)]
+    Config(#[from] config::LoadError),
+
+    /// No namespace could be determined.
+    #[error("no namespace to work in")]
+    NoNamespace,
+
+    /// The namespace given on the command line is not a valid namespace name.
+    #[error("--namespace {namespace:?}: {reason}")]
+    BadNamespace {
+        /// The value given.
+        namespace: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+
+    /// A command-line value that clap could not check (it depends on the config).
+    #[error("{flag} {value:?}: {reason}")]
+    BadArgument {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+
+    /// The subcommand exists in the CLI but its work is not implemented in this version.
+    #[error("`kentledge {command}` is not available in kentledge {version} yet: {what}")]
+    NotImplemented {
+        /// The subcommand as typed.
+        command: String,
+        /// kentledge's version.
+        version: &'static str,
+        /// What is missing.
+        what: &'static str,
+    },
+
+    /// Writing results to stdout failed.
+    #[error("cannot write output")]
+    Output(#[source] std::io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn code(&self) -> u8 {
+        match self {
+            Error::Config(_)
+            | Error::NoNamespace
+            | Error::BadNamespace { .. }
+            | Error::BadArgument { .. } => exit::USAGE,
+            Error::NotImplemented { .. } => exit::UNAVAILABLE,
+            Error::Output(_) => exit::FAILURE,
+        }
+    }
+
+    /// A suggestion for what to do next, where one helps.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(config::LoadError::Read { .. }) => Some(
+                "pass the config with -c FILE or KENTLEDGE_CONFIG; examples/ has complete configs".into(),
+            ),
+            Error::Config(config::LoadError::Invalid(_)) => Some(
+                "the README's config reference lists every field; `kentledge check -c FILE` validates offline".into(),
+            ),
+            Error::NoNamespace => Some(
+                "set metadata.namespace in the config or pass --namespace NAME".into(),
+            ),
+            Error::NotImplemented { .. } => Some(
+                "nothing was changed; `kentledge check` validates the config for when it lands".into(),
+            ),
+            _ => None,
+        }
+    }
+}

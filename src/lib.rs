@@ -1,0 +1,22 @@
+//! kentledge: back up and restore everything stateful in one Kubernetes namespace.
+//!
+//! The crate is a functional core (config, plans, retention: pure data and functions) in an
+//! imperative shell (commands that talk to the Kubernetes API and the engines). `main` is a
+//! thin wrapper over [`run`].
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod names;
+pub mod output;
+pub mod settings;
+pub mod units;
+
+pub use error::{Error, exit};
+
+/// Runs a parsed command line; returns the process exit code on success.
+pub fn run(cli: cli::Cli) -> Result<u8, Error> {
+    commands::run(cli)
+}

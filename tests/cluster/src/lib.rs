@@ -1,0 +1,1 @@
+//! A local Kubernetes test cluster for kentledge's end-to-end tests (under construction).

@@ -1,0 +1,6 @@
+//! End-to-end tests of the real `kentledge` binary, run as a subprocess. One test binary with
+//! modules, to keep link time down.
+
+mod cli;
+mod manifests;
+mod support;

@@ -1,0 +1,101 @@
+//! Helpers for running the real binary and observing what it touched.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path under `examples/`.
+pub fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+/// The built `kentledge` binary, with a clean environment for config and logs.
+pub fn kentledge() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kentledge"));
+    cmd.env_remove("KENTLEDGE_CONFIG")
+        .env_remove("KENTLEDGE_LOG")
+        .env_remove("KUBECONFIG")
+        .current_dir(root());
+    cmd
+}
+
+/// The result of a run, with text streams.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command to completion.
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run kentledge");
+    Run {
+        code: status.code().expect("exited normally"),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// A TCP listener posing as an API server: it counts every connection and answers none.
+/// A kubeconfig that points at it proves whether a command made any API call.
+pub struct Tripwire {
+    pub kubeconfig: PathBuf,
+    connections: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl Tripwire {
+    pub fn new() -> Tripwire {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                seen.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut s) = stream {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf);
+                }
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: default\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+            ),
+        )
+        .unwrap();
+        Tripwire {
+            kubeconfig,
+            connections,
+            _dir: dir,
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// Writes `text` to a file in a fresh temporary directory.
+pub fn write_temp(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
