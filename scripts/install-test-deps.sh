@@ -23,16 +23,32 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 # Debian packages, installed only when missing. The list grows with the suite.
-APT_PACKAGES=()
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "apt-get install ${missing[*]}"
+APT_UPDATED=0
+apt_install() { # [-t SUITE] PACKAGE...
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq; APT_UPDATED=1; fi
+  log "apt-get install $*"
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_backports() {
+  if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    log "adding Debian's bookworm-backports suite"
+    cat >/etc/apt/sources.list.d/bookworm-backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    APT_UPDATED=0
+  fi
+}
+
+# BorgBackup 1.4 (retention comparison with borg prune; backups): bookworm has 1.2.4 only.
+if ! borg --version 2>/dev/null | grep -qE '^borg 1\.4'; then
+  ensure_backports
+  apt_install -t bookworm-backports borgbackup
 fi
 
 log "ok"

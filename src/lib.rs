@@ -11,6 +11,7 @@ pub mod error;
 pub mod logging;
 pub mod names;
 pub mod output;
+pub mod retention;
 pub mod settings;
 pub mod units;
 

@@ -3,4 +3,5 @@
 
 mod cli;
 mod manifests;
+mod retention_borg;
 mod support;
