@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod labels;
 pub mod logging;
 pub mod names;
 pub mod output;
