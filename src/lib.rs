@@ -14,6 +14,7 @@ pub mod names;
 pub mod output;
 pub mod retention;
 pub mod settings;
+pub mod sweep;
 pub mod units;
 
 pub use error::{Error, exit};
