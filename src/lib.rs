@@ -13,6 +13,7 @@ pub mod logging;
 pub mod names;
 pub mod output;
 pub mod retention;
+pub mod selection;
 pub mod settings;
 pub mod sweep;
 pub mod units;
