@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod hookplan;
+pub mod k8s;
 pub mod labels;
 pub mod logging;
 pub mod names;

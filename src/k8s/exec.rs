@@ -1,0 +1,310 @@
+//! Running hook commands by pod exec (kube `ws`): one-shot commands with a time limit and the
+//! exit code from the exec status channel (never from "the stream closed"), and held sessions
+//! whose stdin stays open across the snapshot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams, AttachedProcess};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::sync::Mutex;
+
+/// How much of each output stream is kept for logs and annotations.
+pub const OUTPUT_LIMIT: usize = 16 * 1024;
+
+/// How a command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// It could not run or the API refused (e.g. executable not found).
+    Failed(String),
+    /// The time limit passed first (the process may still run in the container).
+    TimedOut,
+}
+
+impl Exit {
+    /// Whether it succeeded.
+    pub fn ok(&self) -> bool {
+        *self == Exit::Code(0)
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit code {c}"),
+            Exit::Failed(m) => f.write_str(m),
+            Exit::TimedOut => f.write_str("timed out"),
+        }
+    }
+}
+
+/// A finished command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// How it ended.
+    pub exit: Exit,
+    /// Its stdout (at most [`OUTPUT_LIMIT`] bytes, marked when cut).
+    pub stdout: String,
+    /// Its stderr (the same limit).
+    pub stderr: String,
+}
+
+/// Keeps the first `OUTPUT_LIMIT` bytes of a stream.
+#[derive(Default)]
+struct Capture {
+    bytes: Vec<u8>,
+    dropped: usize,
+}
+
+impl Capture {
+    fn push(&mut self, chunk: &[u8]) {
+        let room = OUTPUT_LIMIT.saturating_sub(self.bytes.len());
+        self.bytes
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.dropped += chunk.len().saturating_sub(room);
+    }
+
+    fn text(&self) -> String {
+        let mut s = String::from_utf8_lossy(&self.bytes).into_owned();
+        if self.dropped > 0 {
+            s.push_str(&format!("\n[… {} more bytes not shown]", self.dropped));
+        }
+        s
+    }
+}
+
+async fn drain(mut r: impl AsyncRead + Unpin, into: Arc<Mutex<Capture>>) {
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        into.lock().await.push(&buf[..n]);
+    }
+}
+
+/// The exit of a process from its status (the exec status channel).
+async fn exit_of(p: &mut AttachedProcess) -> Exit {
+    let Some(status) = p.take_status() else {
+        return Exit::Failed("no status channel".into());
+    };
+    match status.await {
+        None => Exit::Failed("the exec stream ended without a status".into()),
+        Some(s) if s.status.as_deref() == Some("Success") => Exit::Code(0),
+        Some(s) => {
+            let code = s
+                .details
+                .as_ref()
+                .and_then(|d| d.causes.as_ref())
+                .into_iter()
+                .flatten()
+                .find(|c| c.reason.as_deref() == Some("ExitCode"))
+                .and_then(|c| c.message.as_deref())
+                .and_then(|m| m.parse().ok());
+            match code {
+                Some(c) => Exit::Code(c),
+                None => Exit::Failed(s.message.unwrap_or_else(|| "command failed".into())),
+            }
+        }
+    }
+}
+
+fn params(container: &str, stdin: bool) -> AttachParams {
+    AttachParams::default()
+        .container(container)
+        .stdin(stdin)
+        .stdout(true)
+        .stderr(true)
+}
+
+/// Runs `argv` in a container and waits at most `timeout`.
+pub async fn run(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    argv: &[String],
+    timeout: Duration,
+) -> Outcome {
+    let out = Arc::new(Mutex::new(Capture::default()));
+    let err = Arc::new(Mutex::new(Capture::default()));
+    let work = async {
+        let mut p = match pods
+            .exec(pod, argv.to_vec(), &params(container, false))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return Exit::Failed(format!("exec failed: {e}")),
+        };
+        let so = p.stdout().map(|r| tokio::spawn(drain(r, out.clone())));
+        let se = p.stderr().map(|r| tokio::spawn(drain(r, err.clone())));
+        let exit = exit_of(&mut p).await;
+        for t in [so, se].into_iter().flatten() {
+            let _ = t.await;
+        }
+        exit
+    };
+    let exit = tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or(Exit::TimedOut);
+    let (stdout, stderr) = (out.lock().await.text(), err.lock().await.text());
+    Outcome {
+        exit,
+        stdout,
+        stderr,
+    }
+}
+
+/// A held session: the command runs, frozen, until [`Session::finish`].
+pub struct Session {
+    process: AttachedProcess,
+    stdin: Option<WriteHalf<tokio::io::SimplexStream>>,
+    out: Arc<Mutex<Capture>>,
+    err: Arc<Mutex<Capture>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts `command`, writes `pre` to its stdin and waits for `ready_marker` on its stdout.
+/// On failure the session is closed and the outcome says why.
+pub async fn start_session(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    command: &[String],
+    pre: &str,
+    ready_marker: &str,
+    timeout: Duration,
+) -> Result<Session, Outcome> {
+    let failed = |exit: Exit| Outcome {
+        exit,
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    let mut process = pods
+        .exec(pod, command.to_vec(), &params(container, true))
+        .await
+        .map_err(|e| failed(Exit::Failed(format!("exec failed: {e}"))))?;
+    let out = Arc::new(Mutex::new(Capture::default()));
+    let err = Arc::new(Mutex::new(Capture::default()));
+    let mut readers = Vec::new();
+    if let Some(r) = process.stdout() {
+        readers.push(tokio::spawn(drain(r, out.clone())));
+    }
+    if let Some(r) = process.stderr() {
+        readers.push(tokio::spawn(drain(r, err.clone())));
+    }
+    let mut stdin = process.stdin();
+    let mut session = Session {
+        process,
+        stdin: None,
+        out,
+        err,
+        readers,
+    };
+    let mut input = pre.to_owned();
+    if !input.ends_with('\n') {
+        input.push('\n');
+    }
+    if let Some(w) = stdin.as_mut()
+        && let Err(e) = w.write_all(input.as_bytes()).await
+    {
+        return Err(session
+            .abort(Exit::Failed(format!("cannot write to the session: {e}")))
+            .await);
+    }
+    session.stdin = stdin;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if String::from_utf8_lossy(&session.out.lock().await.bytes).contains(ready_marker) {
+            return Ok(session);
+        }
+        if session.readers.iter().all(|r| r.is_finished()) {
+            // The command ended before it was ready.
+            let exit = tokio::time::timeout(Duration::from_secs(5), exit_of(&mut session.process))
+                .await
+                .unwrap_or(Exit::Failed("ended before the ready marker".into()));
+            let exit = match exit {
+                Exit::Code(0) => Exit::Failed(format!(
+                    "ended before printing the ready marker {ready_marker:?}"
+                )),
+                other => other,
+            };
+            return Err(session.abort(exit).await);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(session.abort(Exit::TimedOut).await);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Session {
+    async fn outcome(&self, exit: Exit) -> Outcome {
+        Outcome {
+            exit,
+            stdout: self.out.lock().await.text(),
+            stderr: self.err.lock().await.text(),
+        }
+    }
+
+    /// Closes the session without a post command (after a failure).
+    pub async fn abort(mut self, exit: Exit) -> Outcome {
+        drop(self.stdin.take());
+        self.process.abort();
+        self.outcome(exit).await
+    }
+
+    /// Writes `post`, closes stdin (which ends the session and releases the application) and
+    /// waits at most `timeout` for the command to exit.
+    pub async fn finish(mut self, post: Option<&str>, timeout: Duration) -> Outcome {
+        if let (Some(w), Some(post)) = (self.stdin.as_mut(), post) {
+            let mut input = post.to_owned();
+            if !input.ends_with('\n') {
+                input.push('\n');
+            }
+            let _ = w.write_all(input.as_bytes()).await;
+            let _ = w.flush().await;
+        }
+        if let Some(mut w) = self.stdin.take() {
+            let _ = w.shutdown().await;
+        }
+        let exit = tokio::time::timeout(timeout, exit_of(&mut self.process))
+            .await
+            .unwrap_or(Exit::TimedOut);
+        if exit == Exit::TimedOut {
+            self.process.abort();
+        }
+        for r in std::mem::take(&mut self.readers) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), r).await;
+        }
+        self.outcome(exit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_capped_and_says_so() {
+        let mut c = Capture::default();
+        c.push(&vec![b'a'; OUTPUT_LIMIT - 1]);
+        c.push(b"bcd");
+        let t = c.text();
+        assert!(t.starts_with("aaa"));
+        assert!(
+            t.ends_with("[… 2 more bytes not shown]"),
+            "{}",
+            &t[t.len() - 40..]
+        );
+    }
+
+    #[test]
+    fn exits_read_plainly() {
+        assert_eq!(Exit::Code(3).to_string(), "exit code 3");
+        assert!(Exit::Code(0).ok());
+        assert!(!Exit::TimedOut.ok());
+    }
+}

@@ -1,0 +1,222 @@
+//! The run lock on the API: acquiring the Lease (waiting up to `--lock-timeout`), renewing it
+//! while the run lasts, releasing it at the end. Decisions come from [`crate::runlock`]; every
+//! write carries the resourceVersion read, so a race loses with 409 Conflict and retries.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, ObjectMeta, PostParams};
+use tokio_util::sync::CancellationToken;
+
+use crate::labels::{CONFIG, MANAGED_BY, MANAGER, RUN};
+use crate::runlock::{LEASE_SECONDS, LeaseView, LockDecision, decide, lease_name};
+
+/// Why the lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another run held it for the whole wait.
+    #[error(
+        "another run of config {config} holds the lock (Lease {lease}, holder {holder}); gave up after {waited}"
+    )]
+    Held {
+        /// The config.
+        config: String,
+        /// The Lease's name.
+        lease: String,
+        /// Who holds it.
+        holder: String,
+        /// How long we waited.
+        waited: String,
+    },
+    /// The API failed.
+    #[error("cannot read or write the run lock")]
+    Api(#[source] kube::Error),
+    /// Interrupted while waiting.
+    #[error("interrupted while waiting for the run lock")]
+    Interrupted,
+}
+
+fn view(l: &Lease) -> LeaseView {
+    let spec = l.spec.as_ref();
+    LeaseView {
+        holder: spec.and_then(|s| s.holder_identity.clone()),
+        renew_time: spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
+        duration_seconds: spec.and_then(|s| s.lease_duration_seconds),
+    }
+}
+
+fn fresh(
+    l: Option<Lease>,
+    name: &str,
+    config: &str,
+    run_id: &str,
+    me: &str,
+    transitions: i32,
+) -> Lease {
+    let now = MicroTime(Timestamp::now());
+    let mut lease = l.unwrap_or_else(|| Lease {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: None,
+    });
+    let labels = lease.metadata.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(MANAGED_BY.into(), MANAGER.into());
+    labels.insert(CONFIG.into(), config.into());
+    labels.insert(RUN.into(), run_id.into());
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    spec.holder_identity = Some(me.to_owned());
+    spec.lease_duration_seconds = Some(LEASE_SECONDS);
+    spec.acquire_time = Some(now.clone());
+    spec.renew_time = Some(now);
+    spec.lease_transitions = Some(transitions);
+    lease
+}
+
+/// A held run lock; renewals run until [`Held::release`].
+pub struct Held {
+    api: Api<Lease>,
+    name: String,
+    me: String,
+    stop: CancellationToken,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+/// Takes the lock for `config`, waiting at most `wait`.
+pub async fn acquire(
+    client: &kube::Client,
+    namespace: &str,
+    config: &str,
+    run_id: &str,
+    me: &str,
+    wait: Duration,
+    interrupted: &CancellationToken,
+) -> Result<Held, LockError> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let name = lease_name(config);
+    let started = tokio::time::Instant::now();
+    loop {
+        let current = api.get_opt(&name).await.map_err(LockError::Api)?;
+        let transitions = current
+            .as_ref()
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.lease_transitions)
+            .unwrap_or(0);
+        let result = match decide(current.as_ref().map(view).as_ref(), me, Timestamp::now()) {
+            LockDecision::Create => api
+                .create(
+                    &PostParams::default(),
+                    &fresh(None, &name, config, run_id, me, 0),
+                )
+                .await
+                .map(|_| ()),
+            LockDecision::Take | LockDecision::Renew => api
+                .replace(
+                    &name,
+                    &PostParams::default(),
+                    &fresh(current, &name, config, run_id, me, transitions + 1),
+                )
+                .await
+                .map(|_| ()),
+            LockDecision::TakeOver {
+                previous,
+                expired_at,
+            } => {
+                tracing::warn!(lease = %name, %previous, %expired_at, "taking over a run lock whose holder stopped renewing it");
+                api.replace(
+                    &name,
+                    &PostParams::default(),
+                    &fresh(current, &name, config, run_id, me, transitions + 1),
+                )
+                .await
+                .map(|_| ())
+            }
+            LockDecision::Wait { holder, expires_at } => {
+                if started.elapsed() >= wait {
+                    return Err(LockError::Held {
+                        config: config.to_owned(),
+                        lease: name,
+                        holder,
+                        waited: crate::units::HumanDuration(wait).to_string(),
+                    });
+                }
+                tracing::info!(lease = %name, %holder, %expires_at, "waiting for another run of this config to finish");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = interrupted.cancelled() => return Err(LockError::Interrupted),
+                }
+                continue;
+            }
+        };
+        match result {
+            Ok(()) => break,
+            // Someone else wrote first: read again.
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(LockError::Api(e)),
+        }
+    }
+    let stop = CancellationToken::new();
+    let renewer = tokio::spawn(renew(
+        api.clone(),
+        name.clone(),
+        me.to_owned(),
+        stop.clone(),
+    ));
+    Ok(Held {
+        api,
+        name,
+        me: me.to_owned(),
+        stop,
+        renewer,
+    })
+}
+
+async fn renew(api: Api<Lease>, name: String, me: String, stop: CancellationToken) {
+    let every = Duration::from_secs(u64::try_from(LEASE_SECONDS / 3).unwrap_or(20));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        let Ok(Some(mut lease)) = api.get_opt(&name).await else {
+            continue;
+        };
+        if view(&lease).holder.as_deref() != Some(me.as_str()) {
+            tracing::error!(lease = %name, "the run lock was taken by another run");
+            return;
+        }
+        if let Some(spec) = lease.spec.as_mut() {
+            spec.renew_time = Some(MicroTime(Timestamp::now()));
+        }
+        if let Err(e) = api.replace(&name, &PostParams::default(), &lease).await {
+            tracing::warn!(lease = %name, error = %e, "could not renew the run lock");
+        }
+    }
+}
+
+impl Held {
+    /// Stops renewing and frees the lock for the next run.
+    pub async fn release(self) {
+        self.stop.cancel();
+        let _ = self.renewer.await;
+        if let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await
+            && view(&lease).holder.as_deref() == Some(self.me.as_str())
+        {
+            if let Some(spec) = lease.spec.as_mut() {
+                spec.holder_identity = None;
+                spec.renew_time = None;
+            }
+            if let Err(e) = self
+                .api
+                .replace(&self.name, &PostParams::default(), &lease)
+                .await
+            {
+                tracing::warn!(lease = %self.name, error = %e, "could not release the run lock; it expires by itself");
+            }
+        }
+    }
+}
