@@ -18,6 +18,8 @@ pub mod retention;
 pub mod runlock;
 pub mod selection;
 pub mod settings;
+pub mod signals;
+pub mod snapshotplan;
 pub mod sweep;
 pub mod units;
 
