@@ -67,6 +67,42 @@ pub enum Error {
     /// Writing results to stdout failed.
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
+
+    /// The async runtime or signal handlers could not start.
+    #[error("cannot set up signal handling")]
+    Signals(#[source] std::io::Error),
+
+    /// No connection to the Kubernetes API could be configured.
+    #[error("cannot connect to the Kubernetes API")]
+    Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    /// An API call failed.
+    #[error("cannot {what}")]
+    Cluster {
+        /// What was attempted.
+        what: String,
+        /// The cause.
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// The cluster does not allow the run as configured; nothing was changed.
+    #[error("cannot plan the run, nothing was changed:\n  {}", problems.join("\n  "))]
+    Plan {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+
+    /// The run lock could not be taken.
+    #[error(transparent)]
+    Lock(Box<crate::k8s::lease::LockError>),
+
+    /// Interrupted before anything was changed.
+    #[error("interrupted before the run started; nothing was changed")]
+    Interrupted {
+        /// The signal's exit code.
+        code: u8,
+    },
 }
 
 impl Error {
@@ -78,7 +114,16 @@ impl Error {
             | Error::BadNamespace { .. }
             | Error::BadArgument { .. } => exit::USAGE,
             Error::NotImplemented { .. } => exit::UNAVAILABLE,
-            Error::Output(_) => exit::FAILURE,
+            Error::Lock(e) if matches!(**e, crate::k8s::lease::LockError::Held { .. }) => {
+                exit::LOCKED
+            }
+            Error::Interrupted { code } => *code,
+            Error::Output(_)
+            | Error::Signals(_)
+            | Error::Connect(_)
+            | Error::Cluster { .. }
+            | Error::Plan { .. }
+            | Error::Lock(_) => exit::FAILURE,
         }
     }
 
@@ -96,6 +141,12 @@ impl Error {
             ),
             Error::NotImplemented { .. } => Some(
                 "nothing was changed; `kentledge check` validates the config for when it lands".into(),
+            ),
+            Error::Connect(_) => Some(
+                "pass --kubeconfig FILE (and --context NAME), or set KUBECONFIG".into(),
+            ),
+            Error::Cluster { source, .. } if matches!(**source, kube::Error::Api(ref s) if s.code == 403) => Some(
+                "kentledge's ServiceAccount needs the Role in manifests/rbac.yaml".into(),
             ),
             _ => None,
         }

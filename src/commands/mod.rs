@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod completions;
+pub mod snapshot;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
@@ -12,6 +13,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     match &cli.command {
         Command::Completions(args) => completions::run(args),
         Command::Check(args) => check::run(&cli.global, args),
+        Command::Snapshot(args) => snapshot::run(&cli.global, args),
         other => {
             // Load and validate first: a bad config is reported as such (exit 2) even before the
             // command itself exists, and never leads to an API call.
@@ -21,7 +23,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 command: other.name().to_owned(),
                 version: env!("CARGO_PKG_VERSION"),
                 what: match other {
-                    Command::Snapshot(_) => "CSI snapshots with hooks land with the snapshot work",
                     Command::Backup(_) => "offsite copies land with the backup work",
                     Command::Prune(_) => "retention and pruning land with the prune work",
                     Command::Restore(_) => "restores land with the restore work",
@@ -31,4 +32,13 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             })
         }
     }
+}
+
+/// The async runtime for commands that talk to the cluster (two workers: a CLI, not a server).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Signals)
 }

@@ -196,9 +196,8 @@ fn a_bad_config_never_leads_to_an_api_call() {
 fn commands_not_available_yet_say_so_exit_69_and_change_nothing() {
     let wire = Tripwire::new();
     for args in [
-        vec!["snapshot"],
-        vec!["snapshot", "--dry-run"],
         vec!["backup", "--snapshot-now"],
+        vec!["backup", "--dry-run"],
         vec!["prune", "--now", "2026-11-21T00:00:00Z"],
         vec!["list", "snapshots"],
         vec!["restore", "volume", "data", "--snapshot", "s", "--in-place"],
@@ -273,7 +272,7 @@ fn a_config_without_namespace_needs_one() {
             .contains("hint: set metadata.namespace in the config or pass --namespace NAME")
     );
     let r = run(kentledge()
-        .args(["snapshot", "--log-format", "text", "-n", "other", "-c"])
+        .args(["backup", "--log-format", "text", "-n", "other", "-c"])
         .arg(&path));
     assert_eq!(
         r.code, 69,
@@ -286,7 +285,7 @@ fn a_config_without_namespace_needs_one() {
 fn logs_are_json_lines_when_asked_or_not_on_a_terminal() {
     // stderr is a pipe here, so auto means JSON.
     let r = run(kentledge()
-        .args(["snapshot", "-v", "-c"])
+        .args(["backup", "-v", "-c"])
         .arg(example("minimal.yaml")));
     assert_eq!(r.code, 69);
     let lines: Vec<serde_json::Value> = r
@@ -306,7 +305,7 @@ fn logs_are_json_lines_when_asked_or_not_on_a_terminal() {
     assert_eq!(last["exit_code"], 69);
     // -q hides info and debug lines, errors remain.
     let r = run(kentledge()
-        .args(["snapshot", "-q", "-c"])
+        .args(["backup", "-q", "-c"])
         .arg(example("minimal.yaml")));
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
@@ -337,4 +336,22 @@ fn version_and_help() {
     let r = run(kentledge().arg("--help"));
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("Exit codes: 0 success"));
+}
+
+#[test]
+fn an_unreachable_api_server_is_a_run_failure_that_says_what_failed() {
+    let wire = Tripwire::new();
+    let r = run(kentledge()
+        .args(["snapshot", "--log-format", "text", "-c"])
+        .arg(example("minimal.yaml"))
+        .arg("--kubeconfig")
+        .arg(&wire.kubeconfig));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("error: cannot list PersistentVolumeClaims"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("caused by:"), "{}", r.stderr);
 }
