@@ -1,0 +1,1 @@
+//! Node agents of kentledge's local test cluster (under construction).
