@@ -1,0 +1,149 @@
+//! The shared state of one server: store, registry, tokens, list snapshots and the pod-termination hook.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::auth::Authenticator;
+use crate::kubelet::PodTermination;
+use crate::rbac::RbacData;
+use crate::registry::{GroupResource, Registry};
+use crate::store::Store;
+
+/// Core resources read often.
+pub const NAMESPACES: GroupResource = GroupResource {
+    group: "",
+    plural: "namespaces",
+};
+/// Pods.
+pub const PODS: GroupResource = GroupResource {
+    group: "",
+    plural: "pods",
+};
+/// Nodes.
+pub const NODES: GroupResource = GroupResource {
+    group: "",
+    plural: "nodes",
+};
+/// ServiceAccounts.
+pub const SERVICE_ACCOUNTS: GroupResource = GroupResource {
+    group: "",
+    plural: "serviceaccounts",
+};
+const RBAC: &str = "rbac.authorization.k8s.io";
+
+/// Key of a cached list snapshot (for `continue`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotKey {
+    /// The list's resourceVersion.
+    pub rv: u64,
+    /// Resource.
+    pub gr: GroupResource,
+    /// Namespace of the list (None: all).
+    pub namespace: Option<String>,
+    /// Label selector text.
+    pub labels: String,
+    /// Field selector text.
+    pub fields: String,
+}
+
+/// The items of one list, with their store keys.
+pub type Snapshot = Arc<Vec<(String, Value)>>;
+
+/// A bounded cache of list snapshots so that `continue` pages stay consistent.
+#[derive(Debug, Default)]
+pub struct ListCache {
+    entries: Mutex<VecDeque<(SnapshotKey, Snapshot)>>,
+}
+
+impl ListCache {
+    const CAP: usize = 64;
+    /// Remember a snapshot.
+    pub fn put(&self, key: SnapshotKey, items: Snapshot) {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if e.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        e.push_back((key, items));
+        while e.len() > Self::CAP {
+            e.pop_front();
+        }
+    }
+    /// Find a snapshot.
+    pub fn get(&self, key: &SnapshotKey) -> Option<Snapshot> {
+        let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        e.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+}
+
+/// Everything one server owns.
+pub struct Cluster {
+    /// Objects.
+    pub store: Store,
+    /// Resource types.
+    pub registry: Registry,
+    /// Tokens.
+    pub auth: Authenticator,
+    /// List snapshots.
+    pub lists: ListCache,
+    /// Token issuer / API audience.
+    pub issuer: String,
+    /// Who finishes pod deletion.
+    pub pod_termination: Arc<dyn PodTermination>,
+    /// The address clients reach (`127.0.0.1:PORT`).
+    pub address: String,
+    /// Set to `true` when the server stops; background tasks end then.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Cluster {
+    /// Spawn a task that ends when the server stops.
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut rx = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = fut => {}
+                _ = rx.wait_for(|stop| *stop) => {}
+            }
+        });
+    }
+
+    /// The RBAC objects now.
+    pub fn rbac(&self) -> RbacData {
+        let objs = |plural: &'static str| {
+            self.store
+                .list(
+                    GroupResource {
+                        group: RBAC,
+                        plural,
+                    },
+                    None,
+                )
+                .1
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect()
+        };
+        RbacData {
+            cluster_roles: objs("clusterroles"),
+            roles: objs("roles"),
+            cluster_role_bindings: objs("clusterrolebindings"),
+            role_bindings: objs("rolebindings"),
+        }
+    }
+
+    /// The uid of a live ServiceAccount.
+    pub fn service_account_uid(&self, namespace: &str, name: &str) -> Option<String> {
+        self.store
+            .get(SERVICE_ACCOUNTS, namespace, name)
+            .and_then(|sa| {
+                sa.pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+    }
+}
