@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build demo test lint unit install-test-deps completions bench cluster clean
+.PHONY: all build demo test lint unit install-test-deps completions bench cluster agents clean
 
 all: build
 
@@ -36,6 +36,14 @@ completions:
 	UPDATE_COMPLETIONS=1 $(CARGO) test -p kentledge --lib committed_completions_are_current
 
 ## Speed goals, measured (not asserted): retention planning at scale.
+## A local test cluster in the foreground (kubeconfig in target/cluster/kubeconfig; Ctrl-C stops it).
+cluster:
+	$(CARGO) run -q -p kentledge-nodeagents --bin kentledge-cluster
+
+## Only the node agents, against another API server: make agents KUBECONFIG=...
+agents:
+	$(CARGO) run -q -p kentledge-nodeagents --bin kentledge-node -- $(AGENT_ARGS)
+
 bench:
 	$(CARGO) bench -p kentledge --bench retention
 

@@ -1,21 +1,27 @@
-//! `kentledge-node`: run the node agents (scheduler and kubelet) against any API server, given a
-//! kubeconfig, until SIGINT/SIGTERM.
+//! `kentledge-node`: run the node agents (storage driver, workload controllers, scheduler and
+//! kubelet) against any API server, given a kubeconfig, until SIGINT/SIGTERM.
 //!
 //! ```text
-//! kentledge-node [--kubeconfig PATH] [--name NODE] [--data-dir DIR] [--no-scheduler] [--label K=V]...
+//! kentledge-node [--kubeconfig PATH] [--name NODE] [--data-dir DIR] [--no-scheduler]
+//!                [--no-storage] [--no-workloads] [--label K=V]...
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use kentledge_nodeagents::node::{Node, NodeOptions};
+use kentledge_nodeagents::storage::{self, Storage, StorageOptions};
+use kentledge_nodeagents::workloads;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-const USAGE: &str = "usage: kentledge-node [--kubeconfig PATH] [--name NODE] [--data-dir DIR] [--no-scheduler] [--label K=V]...";
+const USAGE: &str = "usage: kentledge-node [--kubeconfig PATH] [--name NODE] [--data-dir DIR] [--no-scheduler] [--no-storage] [--no-workloads] [--label K=V]...";
 
 struct Args {
     kubeconfig: Option<PathBuf>,
     opts: NodeOptions,
+    data_dir: PathBuf,
+    storage: bool,
+    workloads: bool,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -23,6 +29,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut name = "node-1".to_string();
     let mut data_dir = std::env::temp_dir().join("kentledge-node");
     let mut scheduler = true;
+    let (mut storage, mut workloads) = (true, true);
     let mut labels = Vec::new();
     while let Some(a) = args.next() {
         let mut value = |flag: &str| {
@@ -34,6 +41,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--name" => name = value("--name")?,
             "--data-dir" => data_dir = PathBuf::from(value("--data-dir")?),
             "--no-scheduler" => scheduler = false,
+            "--no-storage" => storage = false,
+            "--no-workloads" => workloads = false,
             "--label" => {
                 let l = value("--label")?;
                 let (k, v) = l
@@ -45,11 +54,17 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    let mut opts = NodeOptions::new(name, data_dir).scheduler(scheduler);
+    let mut opts = NodeOptions::new(name, data_dir.join("node")).scheduler(scheduler);
     for (k, v) in labels {
         opts = opts.label(k, v);
     }
-    Ok(Args { kubeconfig, opts })
+    Ok(Args {
+        kubeconfig,
+        opts,
+        data_dir,
+        storage,
+        workloads,
+    })
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -64,6 +79,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => kube::Config::infer().await?,
     };
     let client = kube::Client::try_from(config)?;
+    let _storage = if args.storage {
+        storage::install_defaults(&client, storage::DRIVER).await?;
+        Some(
+            Storage::start(
+                client.clone(),
+                StorageOptions::new(args.data_dir.join("storage")),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let _workloads = args.workloads.then(|| workloads::start(client.clone()));
     let node = Node::start(client, args.opts).await?;
     println!(
         "node {} ready, kubelet on {}",
