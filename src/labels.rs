@@ -97,10 +97,25 @@ pub fn pvc_label_value(pvc: &str) -> String {
     shorten(pvc, LABEL_VALUE_MAX)
 }
 
-/// The name of a snapshot of `pvc` cut at `time`: `<pvc>-<yyyymmdd-hhmmss>` in UTC, a valid
-/// DNS-1123 subdomain that sorts by time within a PVC, shortened with a hash when too long.
-pub fn snapshot_name(pvc: &str, time: Timestamp) -> String {
-    let stamp = time.strftime("%Y%m%d-%H%M%S").to_string();
+/// The name of a snapshot of `pvc` taken by run `run_id` at `time`:
+/// `<pvc>-<yyyymmdd-hhmmss>-<run suffix>` in UTC, a valid DNS-1123 subdomain that sorts by time
+/// within a PVC and never collides between two runs in the same second; shortened with a hash
+/// when too long.
+pub fn snapshot_name(pvc: &str, time: Timestamp, run_id: &str) -> String {
+    let suffix: String = run_id
+        .rsplit('-')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect::<String>()
+        .to_lowercase();
+    let stamp = format!(
+        "{}-{}",
+        time.strftime("%Y%m%d-%H%M%S"),
+        if suffix.is_empty() { "0" } else { &suffix }
+    );
     let room = DNS1123_SUBDOMAIN_MAX - stamp.len() - 1;
     format!("{}-{stamp}", shorten(pvc, room))
 }
@@ -137,12 +152,18 @@ mod tests {
     fn snapshot_names_are_dns_names_sorted_by_time() {
         let t1 = ts("2026-11-22T09:59:59Z");
         let t2 = ts("2026-11-22T10:00:00Z");
+        let run = run_id(t2, 0x3f9a);
         assert_eq!(
-            snapshot_name("data-mariadb-0", t2),
-            "data-mariadb-0-20261122-100000"
+            snapshot_name("data-mariadb-0", t2, &run),
+            "data-mariadb-0-20261122-100000-3f9a"
         );
-        assert!(snapshot_name("data", t1) < snapshot_name("data", t2));
-        check_dns1123_subdomain(&snapshot_name("data", t1)).unwrap();
+        assert!(snapshot_name("data", t1, "x-ffff") < snapshot_name("data", t2, "x-0000"));
+        assert_ne!(
+            snapshot_name("data", t2, "x-0001"),
+            snapshot_name("data", t2, "x-0002"),
+            "two runs in one second"
+        );
+        check_dns1123_subdomain(&snapshot_name("data", t1, &run)).unwrap();
     }
 
     #[test]
@@ -150,7 +171,10 @@ mod tests {
         let long_a = format!("{}-a", "x".repeat(260));
         let long_b = format!("{}-b", "x".repeat(260));
         let t = ts("2026-11-22T10:00:00Z");
-        let (na, nb) = (snapshot_name(&long_a, t), snapshot_name(&long_b, t));
+        let (na, nb) = (
+            snapshot_name(&long_a, t, "r-1"),
+            snapshot_name(&long_b, t, "r-1"),
+        );
         assert_eq!(na.len(), DNS1123_SUBDOMAIN_MAX);
         assert_ne!(na, nb);
         check_dns1123_subdomain(&na).unwrap();

@@ -154,7 +154,7 @@ pub fn plan(
         ]);
         snapshots.push(PlannedSnapshot {
             pvc: c.pvc.clone(),
-            name: labels::snapshot_name(&c.pvc, now),
+            name: labels::snapshot_name(&c.pvc, now, run_id),
             class,
             labels,
             annotations,
@@ -340,8 +340,8 @@ mod tests {
                 .map(|s| (s.name.as_str(), s.class.as_str()))
                 .collect::<Vec<_>>(),
             [
-                ("data-20261122-100000", "x-snap"),
-                ("logs-20261122-100000", "fast")
+                ("data-20261122-100000-run1", "x-snap"),
+                ("logs-20261122-100000-run1", "fast")
             ]
         );
         assert_eq!(p.snapshots[0].labels[CONFIG], "shop");
@@ -351,8 +351,8 @@ mod tests {
         let expected = "plan for run run1 of config shop in namespace shop:
   1. take the run lock (Lease kentledge-shop)
   2. pre-hook lock in db-0/mariadb (timeout 1m, on error fail): session mariadb <<< \"FLUSH TABLES WITH READ LOCK; SELECT 'ok';\", wait for \"ok\"
-  3. create VolumeSnapshot data-20261122-100000 of PVC data with class x-snap
-  4. create VolumeSnapshot logs-20261122-100000 of PVC logs with class fast
+  3. create VolumeSnapshot data-20261122-100000-run1 of PVC data with class x-snap
+  4. create VolumeSnapshot logs-20261122-100000-run1 of PVC logs with class fast
   5. wait for every snapshot's cut (status.creationTime)
   6. post-hook lock in db-0/mariadb (timeout 1m, on error fail): same session <<< \"UNLOCK TABLES;\", close stdin
   7. wait for every snapshot to be readyToUse

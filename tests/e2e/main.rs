@@ -2,6 +2,8 @@
 //! modules, to keep link time down.
 
 mod cli;
+mod cluster;
 mod manifests;
 mod retention_borg;
+mod snapshot;
 mod support;
