@@ -594,6 +594,14 @@ async fn execute(
         let _ = or_interrupted(interrupt, tokio::time::sleep(POLL)).await;
     }
 
+    // One last look before the application is released: anything cut by now was cut while
+    // frozen (the loop above may have stopped between polls, e.g. on a signal).
+    for (i, _) in &created {
+        if let Ok(vs) = snaps.get(&plan.snapshots[*i].name).await {
+            state.insert(*i, Some(vs));
+        }
+    }
+
     // Post-hooks: always, in reverse, for every started pre-hook.
     if !started.is_empty() {
         report.freeze_window_seconds = Some(frozen_at.elapsed().as_secs_f64());

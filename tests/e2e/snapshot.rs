@@ -113,3 +113,353 @@ fn several_pvcs_by_name_label_and_workload_in_one_run() {
     assert_eq!(v["snapshots"][0]["pvc"], "media-1");
     assert_eq!(v["snapshots"][0]["ready"], true);
 }
+
+const HOOKED: &str = "  snapshots:
+    targets: [{pvc: data}]
+    hooks:
+      - name: first
+        pod: {name: app}
+        exec:
+          pre: [sh, -c, 'echo pre-first >> /data/hooks.log; echo said-first']
+          post: [sh, -c, 'echo post-first >> /data/hooks.log']
+      - name: second
+        pod: {selector: {matchLabels: {app: web}}}
+        exec:
+          pre: [sh, -c, 'echo pre-second >> /data/hooks.log']
+          post: [sh, -c, 'echo post-second >> /data/hooks.log']
+";
+
+fn hook_log(tc: &TestCluster) -> String {
+    std::fs::read_to_string(tc.volume_dir("data").join("hooks.log")).unwrap_or_default()
+}
+
+#[test]
+fn hooks_run_in_order_around_the_snapshot_and_are_recorded() {
+    let tc = TestCluster::start("hooks");
+    tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper(
+        "app",
+        &[("app", "web")],
+        &[
+            (
+                "kentledge.io/pre-snapshot",
+                "echo pre-annotation >> /data/hooks.log",
+            ),
+            (
+                "kentledge.io/post-snapshot",
+                "echo post-annotation >> /data/hooks.log",
+            ),
+        ],
+        &["data"],
+    );
+    let cfg = tc.config("hooks", HOOKED);
+    let r = run(&mut tc.kentledge(&cfg).arg("snapshot"));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        hook_log(&tc),
+        "pre-first\npre-second\npre-annotation\npost-annotation\npost-second\npost-first\n"
+    );
+    assert!(
+        r.stderr.contains("said-first"),
+        "hook output is logged: {}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("freeze window:"), "{}", r.stdout);
+    let list = snapshots(&tc);
+    assert_eq!(list.len(), 1);
+    let note = list[0]
+        .metadata
+        .annotations
+        .as_ref()
+        .unwrap()
+        .get("kentledge.io/hooks")
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(note).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 6);
+    assert_eq!(
+        v[0],
+        json!({"hook": "first", "phase": "pre", "pod": "app", "result": "exit code 0"})
+    );
+    // The snapshot holds what the pre-hooks wrote, not what the post-hooks wrote.
+}
+
+#[test]
+fn a_failing_pre_hook_means_no_snapshot_and_the_started_posts_still_run() {
+    let tc = TestCluster::start("failing");
+    tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper("app", &[("app", "web")], &[], &["data"]);
+    let cfg = tc.config(
+        "failing",
+        &HOOKED.replace(
+            "echo pre-second >> /data/hooks.log",
+            "echo pre-second >> /data/hooks.log; echo broken >&2; exit 7",
+        ),
+    );
+    let r = run(&mut tc.kentledge(&cfg).arg("snapshot"));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        snapshots(&tc).is_empty(),
+        "no snapshot after a failed pre-hook"
+    );
+    assert_eq!(
+        hook_log(&tc),
+        "pre-first\npre-second\npost-second\npost-first\n"
+    );
+    assert!(
+        r.stdout
+            .contains("failed: pre-hook second in app failed: exit code 7"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("broken"),
+        "stderr of the hook is logged: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_hook_that_hangs_is_stopped_by_its_timeout() {
+    let tc = TestCluster::start("hangs");
+    tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper("app", &[("app", "web")], &[], &["data"]);
+    let cfg = tc.config("hangs", "  snapshots:\n    targets: [{pvc: data}]\n    hooks:\n      - name: stuck\n        pod: {name: app}\n        exec: {pre: [sleep, '30'], post: [sh, -c, 'echo released > /data/post']}\n        timeout: 1s\n");
+    let started = std::time::Instant::now();
+    let r = run(&mut tc.kentledge(&cfg).arg("snapshot"));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        r.stdout.contains("pre-hook stuck in app failed: timed out"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(tc.volume_dir("data").join("post")).unwrap(),
+        "released\n"
+    );
+    assert!(snapshots(&tc).is_empty());
+}
+
+#[test]
+fn a_driver_error_is_reported_and_fails_the_run() {
+    let tc = TestCluster::start("driver");
+    tc.pvc_with_files("data", &[], &[]);
+    let classes: Api<kube::core::DynamicObject> = Api::all_with(
+        tc.client(),
+        &kentledge_nodeagents::storage::snapshot_class_resource(),
+    );
+    let broken: kube::core::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass", "metadata": {"name": "broken"},
+        "driver": kentledge_nodeagents::storage::DRIVER, "deletionPolicy": "Delete", "parameters": {"fail": "the disk is on fire"}})).unwrap();
+    tc.block_on(classes.create(&Default::default(), &broken))
+        .unwrap();
+    let cfg = tc.config("driver", "  snapshots:\n    volumeSnapshotClassName: broken\n    targets: [{pvc: data}]\n    cutTimeout: 20s\n");
+    let r = run(&mut tc.kentledge(&cfg).arg("snapshot"));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("the disk is on fire"), "{}", r.stdout);
+    assert!(
+        snapshots(&tc).is_empty(),
+        "the failed snapshot was not cut and is deleted"
+    );
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_writes_nothing() {
+    let tc = TestCluster::start("dry");
+    tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper("app", &[("app", "web")], &[], &["data"]);
+    let cfg = tc.config("dry", HOOKED);
+    let before = tc.resource_version();
+    let r = run(&mut tc.kentledge(&cfg).args(["snapshot", "--dry-run"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        tc.resource_version(),
+        before,
+        "a dry run made a write request"
+    );
+    assert!(
+        r.stdout.contains("take the run lock (Lease kentledge-dry)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("pre-hook first in app/main"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("of PVC data with class hostpath-snapclass"),
+        "{}",
+        r.stdout
+    );
+    assert!(snapshots(&tc).is_empty());
+}
+
+/// Starts kentledge in the background, waits for `ready`, sends SIGTERM, and returns the run.
+fn terminate_when(
+    tc: &TestCluster,
+    cfg: &std::path::Path,
+    ready: impl FnMut() -> Option<()>,
+) -> crate::support::Run {
+    let child = tc
+        .kentledge(cfg)
+        .arg("snapshot")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tc.wait(20, "the phase to signal in", ready);
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn slow_class(tc: &TestCluster, name: &str, param: &str, value: &str) {
+    let classes: Api<kube::core::DynamicObject> = Api::all_with(
+        tc.client(),
+        &kentledge_nodeagents::storage::snapshot_class_resource(),
+    );
+    let c: kube::core::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass", "metadata": {"name": name},
+        "driver": kentledge_nodeagents::storage::DRIVER, "deletionPolicy": "Delete", "parameters": {param: value}})).unwrap();
+    tc.block_on(classes.create(&Default::default(), &c))
+        .unwrap();
+}
+
+const SIGNAL_HOOKS: &str = "    hooks:
+      - name: freeze
+        pod: {name: app}
+        exec:
+          pre: [sh, -c, 'echo frozen > /data/pre; sleep 5']
+          post: [sh, -c, 'echo thawed > /data/post']
+        timeout: 30s
+";
+
+#[test]
+fn sigterm_while_pre_hooks_run_thaws_and_exits_143_without_snapshots() {
+    let tc = TestCluster::start("sigpre");
+    let data = tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper("app", &[], &[], &["data"]);
+    let cfg = tc.config(
+        "sigpre",
+        &format!("  snapshots:\n    targets: [{{pvc: data}}]\n{SIGNAL_HOOKS}"),
+    );
+    let r = terminate_when(&tc, &cfg, || data.join("pre").exists().then_some(()));
+    assert_eq!(r.code, 143, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(data.join("post")).unwrap(),
+        "thawed\n",
+        "the post-hook ran"
+    );
+    assert!(snapshots(&tc).is_empty());
+    assert!(r.stdout.contains("interrupted (exit 143)"), "{}", r.stdout);
+}
+
+#[test]
+fn sigterm_while_waiting_for_the_cut_thaws_and_deletes_the_uncut_snapshot() {
+    let tc = TestCluster::start("sigcut");
+    let data = tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper("app", &[], &[], &["data"]);
+    slow_class(&tc, "slow-cut", "cutDelay", "5s");
+    let cfg = tc.config(
+        "sigcut",
+        &format!(
+            "  snapshots:\n    volumeSnapshotClassName: slow-cut\n    targets: [{{pvc: data}}]\n{}",
+            SIGNAL_HOOKS.replace("; sleep 5", "")
+        ),
+    );
+    let r = terminate_when(&tc, &cfg, || (!snapshots(&tc).is_empty()).then_some(()));
+    assert_eq!(r.code, 143, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(data.join("post")).unwrap(),
+        "thawed\n"
+    );
+    tc.wait(20, "the uncut snapshot to be deleted", || {
+        snapshots(&tc).is_empty().then_some(())
+    });
+}
+
+#[test]
+fn sigterm_while_waiting_for_readiness_keeps_the_consistent_snapshot() {
+    let tc = TestCluster::start("sigready");
+    let data = tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper("app", &[], &[], &["data"]);
+    slow_class(&tc, "slow-ready", "readyDelay", "4s");
+    let cfg = tc.config("sigready", &format!("  snapshots:\n    volumeSnapshotClassName: slow-ready\n    targets: [{{pvc: data}}]\n{}", SIGNAL_HOOKS.replace("; sleep 5", "")));
+    let r = terminate_when(&tc, &cfg, || {
+        let l = snapshots(&tc);
+        l.first()
+            .and_then(|s| s.status.as_ref()?.creation_time.as_ref())
+            .map(|_| ())
+    });
+    assert_eq!(r.code, 143, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(data.join("post")).unwrap(),
+        "thawed\n"
+    );
+    // It was cut while frozen, so it is consistent: kept, and it becomes ready by itself.
+    tc.wait(20, "the snapshot to become ready", || {
+        let l = snapshots(&tc);
+        (l.len() == 1 && l[0].status.as_ref()?.ready_to_use == Some(true)).then_some(())
+    });
+}
+
+#[test]
+fn a_second_concurrent_run_fails_clearly_naming_the_holder() {
+    let tc = TestCluster::start("lock");
+    let data = tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper("app", &[], &[], &["data"]);
+    let cfg = tc.config(
+        "lock",
+        &format!(
+            "  snapshots:\n    targets: [{{pvc: data}}]\n{}",
+            SIGNAL_HOOKS.replace("sleep 5", "sleep 3")
+        ),
+    );
+    let first = tc
+        .kentledge(&cfg)
+        .arg("snapshot")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tc.wait(20, "the first run to hold the lock", || {
+        data.join("pre").exists().then_some(())
+    });
+    let second = run(&mut tc
+        .kentledge(&cfg)
+        .args(["snapshot", "--lock-timeout", "1s"]));
+    assert_eq!(second.code, 4, "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("another run of config lock holds the lock (Lease kentledge-lock, holder "),
+        "{}",
+        second.stderr
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // The lock is free again: a third run succeeds at once.
+    let third = run(&mut tc
+        .kentledge(&cfg)
+        .args(["snapshot", "--lock-timeout", "1s"]));
+    assert_eq!(third.code, 0, "{}", third.stderr);
+}
