@@ -59,7 +59,7 @@ fn several_pvcs_by_name_label_and_workload_in_one_run() {
     }));
     tc.volume_dir("mysql-db-0");
     let cfg = tc.config("shop", "  snapshots:\n    targets:\n      - pvc: data\n      - selector: {matchLabels: {app: media}}\n      - workload: {kind: StatefulSet, name: db}\n");
-    let r = run(&mut tc.kentledge(&cfg).arg("snapshot"));
+    let r = run(tc.kentledge(&cfg).arg("snapshot"));
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     let list = snapshots(&tc);
     let by = by_pvc(&list);
@@ -104,7 +104,7 @@ fn several_pvcs_by_name_label_and_workload_in_one_run() {
     assert!(r.stdout.contains("snapshot run"), "{}", r.stdout);
     assert!(r.stdout.contains("mysql-db-0"), "{}", r.stdout);
     // --target narrows exactly
-    let r = run(&mut tc
+    let r = run(tc
         .kentledge(&cfg)
         .args(["snapshot", "--target", "media-1", "-o", "json"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -153,7 +153,7 @@ fn hooks_run_in_order_around_the_snapshot_and_are_recorded() {
         &["data"],
     );
     let cfg = tc.config("hooks", HOOKED);
-    let r = run(&mut tc.kentledge(&cfg).arg("snapshot"));
+    let r = run(tc.kentledge(&cfg).arg("snapshot"));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(
         hook_log(&tc),
@@ -195,7 +195,7 @@ fn a_failing_pre_hook_means_no_snapshot_and_the_started_posts_still_run() {
             "echo pre-second >> /data/hooks.log; echo broken >&2; exit 7",
         ),
     );
-    let r = run(&mut tc.kentledge(&cfg).arg("snapshot"));
+    let r = run(tc.kentledge(&cfg).arg("snapshot"));
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         snapshots(&tc).is_empty(),
@@ -225,7 +225,7 @@ fn a_hook_that_hangs_is_stopped_by_its_timeout() {
     tc.sleeper("app", &[("app", "web")], &[], &["data"]);
     let cfg = tc.config("hangs", "  snapshots:\n    targets: [{pvc: data}]\n    hooks:\n      - name: stuck\n        pod: {name: app}\n        exec: {pre: [sleep, '30'], post: [sh, -c, 'echo released > /data/post']}\n        timeout: 1s\n");
     let started = std::time::Instant::now();
-    let r = run(&mut tc.kentledge(&cfg).arg("snapshot"));
+    let r = run(tc.kentledge(&cfg).arg("snapshot"));
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(15),
@@ -258,7 +258,7 @@ fn a_driver_error_is_reported_and_fails_the_run() {
     tc.block_on(classes.create(&Default::default(), &broken))
         .unwrap();
     let cfg = tc.config("driver", "  snapshots:\n    volumeSnapshotClassName: broken\n    targets: [{pvc: data}]\n    cutTimeout: 20s\n");
-    let r = run(&mut tc.kentledge(&cfg).arg("snapshot"));
+    let r = run(tc.kentledge(&cfg).arg("snapshot"));
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("the disk is on fire"), "{}", r.stdout);
     assert!(
@@ -274,7 +274,7 @@ fn a_dry_run_prints_the_plan_and_writes_nothing() {
     tc.sleeper("app", &[("app", "web")], &[], &["data"]);
     let cfg = tc.config("dry", HOOKED);
     let before = tc.resource_version();
-    let r = run(&mut tc.kentledge(&cfg).args(["snapshot", "--dry-run"]));
+    let r = run(tc.kentledge(&cfg).args(["snapshot", "--dry-run"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         tc.resource_version(),
@@ -439,7 +439,7 @@ fn a_second_concurrent_run_fails_clearly_naming_the_holder() {
     tc.wait(20, "the first run to hold the lock", || {
         data.join("pre").exists().then_some(())
     });
-    let second = run(&mut tc
+    let second = run(tc
         .kentledge(&cfg)
         .args(["snapshot", "--lock-timeout", "1s"]));
     assert_eq!(second.code, 4, "{}\n{}", second.stdout, second.stderr);
@@ -458,7 +458,7 @@ fn a_second_concurrent_run_fails_clearly_naming_the_holder() {
         String::from_utf8_lossy(&first.stderr)
     );
     // The lock is free again: a third run succeeds at once.
-    let third = run(&mut tc
+    let third = run(tc
         .kentledge(&cfg)
         .args(["snapshot", "--lock-timeout", "1s"]));
     assert_eq!(third.code, 0, "{}", third.stderr);
