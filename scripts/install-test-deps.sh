@@ -51,4 +51,13 @@ if ! borg --version 2>/dev/null | grep -qE '^borg 1\.4'; then
   apt_install -t bookworm-backports borgbackup
 fi
 
+# MariaDB server and client (held-session hooks on a real database in a pod).
+if ! command -v mariadb-install-db >/dev/null 2>&1 || [ ! -x /usr/sbin/mariadbd ]; then
+  apt_install mariadb-server mariadb-client
+fi
+# Debian starts the packaged server; the tests run their own, so stop it (when systemd is there).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mariadb 2>/dev/null; then
+  systemctl stop mariadb >/dev/null 2>&1 || true
+fi
+
 log "ok"

@@ -4,6 +4,7 @@
 mod cli;
 mod cluster;
 mod manifests;
+mod mariadb;
 mod retention_borg;
 mod snapshot;
 mod support;
