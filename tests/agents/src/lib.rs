@@ -9,4 +9,5 @@
 pub mod local;
 pub mod node;
 pub mod storage;
+pub mod testing;
 pub mod workloads;

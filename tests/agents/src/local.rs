@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use kentledge_testcluster::{ApiServer, ServerHandle, ServerOptions};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::node::{Node, NodeHandle, NodeOptions};
 use crate::storage::{self, Storage, StorageHandle, StorageOptions};
@@ -73,12 +72,9 @@ impl LocalCluster {
         let server = ApiServer::start(ServerOptions::default().kubeconfig(&kubeconfig))
             .await
             .map_err(|e| LocalError::Server(e.to_string()))?;
-        let kc = Kubeconfig::from_yaml(&server.admin_kubeconfig())
-            .map_err(|e| LocalError::Client(e.to_string()))?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        let client = crate::testing::admin_client(&server)
             .await
-            .map_err(|e| LocalError::Client(e.to_string()))?;
-        let client = kube::Client::try_from(cfg).map_err(|e| LocalError::Client(e.to_string()))?;
+            .map_err(LocalError::Client)?;
         storage::install_defaults(&client, storage::DRIVER)
             .await
             .map_err(|e| LocalError::Agents(e.to_string()))?;

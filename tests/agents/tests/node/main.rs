@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::{
 use kentledge_nodeagents::node::{Node, NodeHandle, NodeOptions};
 use kentledge_testcluster::{ApiServer, ServerHandle, ServerOptions};
 use kube::api::{Api, AttachParams, DeleteParams, LogParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -30,11 +29,9 @@ async fn env() -> Env {
     let server = ApiServer::start(ServerOptions::default())
         .await
         .expect("server");
-    let kc = Kubeconfig::from_yaml(&server.admin_kubeconfig()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    let client = kentledge_nodeagents::testing::admin_client(&server)
         .await
         .unwrap();
-    let client = kube::Client::try_from(cfg).unwrap();
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
@@ -56,24 +53,7 @@ async fn env() -> Env {
     }
 }
 
-/// Polls `f` until it returns `Some`, for at most `secs` seconds.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use kentledge_nodeagents::testing::eventually;
 
 fn phase(p: &Pod) -> &str {
     p.status

@@ -6,7 +6,6 @@ mod smoke;
 mod workloads;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use kentledge_nodeagents::storage::{
@@ -15,7 +14,6 @@ use kentledge_nodeagents::storage::{
 };
 use kentledge_testcluster::{ApiServer, ServerOptions};
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::DynamicObject;
 use serde_json::{Value, json};
 
@@ -30,11 +28,9 @@ pub async fn env() -> Env {
     let server = ApiServer::start(ServerOptions::default())
         .await
         .expect("server");
-    let kc = Kubeconfig::from_yaml(&server.admin_kubeconfig()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    let client = kentledge_nodeagents::testing::admin_client(&server)
         .await
         .unwrap();
-    let client = kube::Client::try_from(cfg).unwrap();
     storage::install_defaults(&client, storage::DRIVER)
         .await
         .unwrap();
@@ -55,24 +51,7 @@ pub async fn env() -> Env {
     }
 }
 
-/// Polls `f` until it returns `Some`, for at most `secs` seconds.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use kentledge_nodeagents::testing::eventually;
 
 fn pvc(name: &str, size: &str, data_source: Option<Value>) -> PersistentVolumeClaim {
     let mut spec =
