@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod completions;
+pub mod prune;
 pub mod snapshot;
 
 use crate::cli::{Cli, Command};
@@ -14,6 +15,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Completions(args) => completions::run(args),
         Command::Check(args) => check::run(&cli.global, args),
         Command::Snapshot(args) => snapshot::run(&cli.global, args),
+        Command::Prune(args) => prune::run(&cli.global, args),
         other => {
             // Load and validate first: a bad config is reported as such (exit 2) even before the
             // command itself exists, and never leads to an API call.
@@ -24,7 +26,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 version: env!("CARGO_PKG_VERSION"),
                 what: match other {
                     Command::Backup(_) => "offsite copies land with the backup work",
-                    Command::Prune(_) => "retention and pruning land with the prune work",
                     Command::Restore(_) => "restores land with the restore work",
                     Command::List(_) => "listing lands with the snapshot and backup work",
                     _ => "not implemented",

@@ -198,7 +198,7 @@ fn commands_not_available_yet_say_so_exit_69_and_change_nothing() {
     for args in [
         vec!["backup", "--snapshot-now"],
         vec!["backup", "--dry-run"],
-        vec!["prune", "--now", "2026-11-21T00:00:00Z"],
+        vec!["prune", "--only", "repositories"],
         vec!["list", "snapshots"],
         vec!["restore", "volume", "data", "--snapshot", "s", "--in-place"],
         vec!["restore", "database", "shopdb", "--repository", "offsite"],

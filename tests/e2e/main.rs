@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod manifests;
 mod mariadb;
+mod prune;
 mod retention_borg;
 mod snapshot;
 mod support;

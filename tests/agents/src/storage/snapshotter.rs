@@ -176,6 +176,10 @@ async fn reconcile_snapshot(
     if let Some(content) = str_at(&vs, "/status/boundVolumeSnapshotContentName") {
         // Cut done: readyToUse follows after the class's readyDelay.
         let c = contents.get_opt(content).await?;
+        // Only this driver's contents become ready here; a missing or foreign one is left alone.
+        if c.as_ref().and_then(|c| str_at(c, "/spec/driver")) != Some(ctx.opts.driver.as_str()) {
+            return Ok(Action::await_change());
+        }
         let class = class_named(
             &ctx,
             c.as_ref()

@@ -1,0 +1,470 @@
+//! `kentledge prune` for snapshots: the imperative shell around [`crate::sweep`]. It lists this
+//! config's snapshots once (paginated) and groups them into series by PVC. It gathers what
+//! protects a snapshot: the `dataSource` of an existing PVC, a `kentledge.io/in-use-by`
+//! annotation, a Retain content. Then it plans every series and, unless `--dry-run`, applies the
+//! steps one API call each, deletions rate-limited, under the run lock. Repository retention
+//! joins when backups land.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cli::{GlobalArgs, Output, PruneArgs, PruneScope};
+use crate::config::RetainedContents;
+use crate::error::{Error, exit};
+use crate::k8s::snapshots::VolumeSnapshot;
+use crate::k8s::{client, lease};
+use crate::labels::{CONFIG, MANAGED_BY, MANAGER, PIN, PVC, PVC_ANNOTATION};
+use crate::output;
+use crate::retention::{Context, Member, Policy};
+use crate::settings::{self, Settings};
+use crate::signals::Interrupt;
+use crate::sweep::{Action, Observed, Protection, Step, Tally, plan_series, tally};
+
+/// Annotation a running kentledge command sets on a snapshot it reads (e.g. a backup's source).
+pub const IN_USE_ANNOTATION: &str = "kentledge.io/in-use-by";
+
+fn content_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshotContent"),
+        "volumesnapshotcontents",
+    )
+}
+
+fn api_error(what: &str) -> impl Fn(kube::Error) -> Error + '_ {
+    move |e| Error::Cluster {
+        what: what.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// One series' plan, for output.
+#[derive(Debug, Serialize)]
+struct SeriesReport {
+    pvc: String,
+    snapshots: Vec<StepReport>,
+    #[serde(skip)]
+    tally: Tally,
+}
+
+#[derive(Debug, Serialize)]
+struct StepReport {
+    name: String,
+    time: String,
+    ready: bool,
+    action: String,
+    reasons: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn action_text(a: &Action) -> String {
+    match a {
+        Action::Keep => "keep".into(),
+        Action::Rescue => "keep (mark removed)".into(),
+        Action::Mark(t) => format!("mark: delete after {t}"),
+        Action::Pending(t) => format!("marked: delete after {t}"),
+        Action::Delete => "delete".into(),
+        Action::Hold(p) => format!(
+            "hold: {}",
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+/// Lists every object of a kind with pagination (500 at a time).
+async fn list_all<K>(api: &Api<K>, lp: ListParams) -> kube::Result<Vec<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    let mut lp = lp.limit(500);
+    loop {
+        let page = api.list(&lp).await?;
+        out.extend(page.items);
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Runs `kentledge prune`.
+pub fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<u8, Error> {
+    let settings = settings::load(global)?;
+    let repo_retention = settings
+        .config
+        .spec
+        .repositories
+        .iter()
+        .any(|r| r.retention.is_some());
+    if args.only == PruneScope::Repositories || (args.only == PruneScope::All && repo_retention) {
+        return Err(Error::NotImplemented {
+            command: "prune (repositories)".into(),
+            version: env!("CARGO_PKG_VERSION"),
+            what: "repository retention lands with the backup work; `kentledge prune --only snapshots` prunes snapshots",
+        });
+    }
+    super::runtime()?.block_on(run_async(global, &settings, args))
+}
+
+async fn run_async(
+    global: &GlobalArgs,
+    settings: &Settings,
+    args: &PruneArgs,
+) -> Result<u8, Error> {
+    let cfg = &settings.config.spec.snapshots;
+    let Some(retention) = &cfg.retention else {
+        output::print(
+            "no retention is configured for snapshots (spec.snapshots.retention): nothing to prune, every snapshot is kept\n",
+        )?;
+        return Ok(exit::SUCCESS);
+    };
+    let interrupt = Interrupt::from_signals().map_err(Error::Signals)?;
+    let client = client::connect(global)
+        .await
+        .map_err(|e| Error::Connect(Box::new(e)))?;
+    let ns = settings.namespace.as_str();
+    let config_name = settings.config.metadata.name.as_str();
+    let now = args.now.unwrap_or_else(Timestamp::now);
+    let tz = TimeZone::get(&settings.config.spec.timezone).map_err(|e| Error::BadArgument {
+        flag: "spec.timezone",
+        value: settings.config.spec.timezone.clone(),
+        reason: e.to_string(),
+    })?;
+
+    let held = if global.dry_run {
+        None
+    } else {
+        let run_id = crate::labels::run_id(Timestamp::now(), std::process::id() as u16);
+        let me = crate::runlock::holder_identity(
+            &run_id,
+            &std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
+        );
+        Some(
+            lease::acquire(
+                &client,
+                ns,
+                config_name,
+                &run_id,
+                &me,
+                args.lock.lock_timeout.0,
+                interrupt.token(),
+            )
+            .await
+            .map_err(|e| match e {
+                lease::LockError::Interrupted => Error::Interrupted {
+                    code: interrupt.code().unwrap_or(exit::INTERRUPTED_SIGTERM),
+                },
+                other => Error::Lock(Box::new(other)),
+            })?,
+        )
+    };
+    let result = prune(
+        &client,
+        settings,
+        ns,
+        config_name,
+        now,
+        &tz,
+        retention,
+        global,
+        &interrupt,
+    )
+    .await;
+    if let Some(h) = held {
+        h.release().await;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn prune(
+    client: &kube::Client,
+    settings: &Settings,
+    ns: &str,
+    config_name: &str,
+    now: Timestamp,
+    tz: &TimeZone,
+    retention: &crate::config::Retention,
+    global: &GlobalArgs,
+    interrupt: &Interrupt,
+) -> Result<u8, Error> {
+    let cfg = &settings.config.spec.snapshots;
+    let snaps: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
+    let selector = format!("{MANAGED_BY}={MANAGER},{CONFIG}={config_name}");
+    let all = list_all(&snaps, ListParams::default().labels(&selector))
+        .await
+        .map_err(api_error("list VolumeSnapshots"))?;
+    let claims = list_all(
+        &Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
+        ListParams::default(),
+    )
+    .await
+    .map_err(api_error("list PersistentVolumeClaims"))?;
+    // Snapshots that are the source of an existing PVC.
+    let mut sources: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in &claims {
+        let spec = c.spec.as_ref();
+        let refs = [
+            spec.and_then(|s| s.data_source.as_ref())
+                .map(|d| (d.kind.clone(), d.name.clone())),
+            spec.and_then(|s| s.data_source_ref.as_ref())
+                .map(|d| (d.kind.clone(), d.name.clone())),
+        ];
+        for (kind, name) in refs.into_iter().flatten() {
+            if kind == "VolumeSnapshot" {
+                sources
+                    .entry(name)
+                    .or_default()
+                    .push(c.metadata.name.clone().unwrap_or_default());
+            }
+        }
+    }
+    // Contents with deletionPolicy Retain (needs the optional read-only ClusterRole).
+    let retained: Option<BTreeSet<String>> = match list_all(
+        &Api::<DynamicObject>::all_with(client.clone(), &content_resource()),
+        ListParams::default(),
+    )
+    .await
+    {
+        Ok(list) => Some(
+            list.into_iter()
+                .filter(|c| {
+                    c.data
+                        .pointer("/spec/deletionPolicy")
+                        .and_then(Value::as_str)
+                        == Some("Retain")
+                })
+                .filter_map(|c| c.metadata.name)
+                .collect(),
+        ),
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            tracing::warn!(
+                "cannot read VolumeSnapshotContents (install manifests/cluster-read.yaml): contents with deletionPolicy Retain are not detected"
+            );
+            None
+        }
+        Err(e) => return Err(api_error("list VolumeSnapshotContents")(e)),
+    };
+
+    // Series: one PVC of this config.
+    let mut series: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
+    let mut pvc_names: BTreeMap<String, String> = BTreeMap::new();
+    for s in &all {
+        let labels = s.metadata.labels.clone().unwrap_or_default();
+        let Some(key) = labels.get(PVC).cloned() else {
+            continue;
+        };
+        let full = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PVC_ANNOTATION))
+            .cloned()
+            .unwrap_or_else(|| key.clone());
+        pvc_names.insert(key.clone(), full);
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let status = s.status.as_ref();
+        let time = status
+            .and_then(|st| st.creation_time.as_ref().map(|t| t.0))
+            .or_else(|| s.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            .unwrap_or(now);
+        let mut protections = Vec::new();
+        if let Some(pvcs) = sources.get(&name) {
+            protections.extend(pvcs.iter().map(|p| Protection::CloneSource(p.clone())));
+        }
+        if let Some(run) = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(IN_USE_ANNOTATION))
+        {
+            protections.push(Protection::Locked(run.clone()));
+        }
+        if let (Some(retained), Some(content)) = (
+            &retained,
+            status.and_then(|st| st.bound_volume_snapshot_content_name.as_ref()),
+        ) && retained.contains(content)
+        {
+            match cfg.retained_contents {
+                RetainedContents::Skip => {
+                    protections.push(Protection::RetainedContent(content.clone()))
+                }
+                RetainedContents::Delete => {
+                    tracing::warn!(snapshot = %name, %content, "deleting a snapshot whose content has deletionPolicy Retain: the content and its storage stay")
+                }
+            }
+        }
+        series.entry(key).or_default().push(Observed {
+            member: Member {
+                id: name,
+                time,
+                ready: status.and_then(|st| st.ready_to_use) == Some(true),
+                pinned: labels.get(PIN).is_some_and(|v| v == "true"),
+            },
+            labels,
+            protections,
+        });
+    }
+    let policy = Policy::from(retention);
+    let ctx = Context {
+        tz: tz.clone(),
+        now,
+        not_ready_grace: cfg.not_ready_grace,
+    };
+    let mut reports = Vec::new();
+    let mut failures = 0usize;
+    let pause = Duration::from_secs_f64(1.0 / f64::from(cfg.max_deletes_per_second.max(1)));
+    for (key, members) in &series {
+        let steps: Vec<Step> = plan_series(members, &policy, &ctx, cfg.delete_after);
+        let by_name: BTreeMap<&str, &Observed> =
+            members.iter().map(|o| (o.member.id.as_str(), o)).collect();
+        let mut out = Vec::new();
+        for step in &steps {
+            let o = by_name[step.name.as_str()];
+            let mut error = None;
+            if !global.dry_run && !interrupt.is_set() {
+                error = apply(&snaps, step, pause).await.err();
+                if let Some(e) = &error {
+                    failures += 1;
+                    tracing::error!(snapshot = %step.name, "{e}");
+                }
+            }
+            out.push(StepReport {
+                name: step.name.clone(),
+                time: o
+                    .member
+                    .time
+                    .to_zoned(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string(),
+                ready: o.member.ready,
+                action: action_text(&step.action),
+                reasons: step.decision.explain(),
+                error,
+            });
+        }
+        out.sort_by(|a, b| b.name.cmp(&a.name));
+        reports.push(SeriesReport {
+            pvc: pvc_names.get(key).cloned().unwrap_or_else(|| key.clone()),
+            snapshots: out,
+            tally: tally(&steps),
+        });
+    }
+    let total = tally(std::iter::empty());
+    let total = reports.iter().fold(total, |mut t, r| {
+        t.kept += r.tally.kept;
+        t.marked += r.tally.marked;
+        t.pending += r.tally.pending;
+        t.deleted += r.tally.deleted;
+        t.rescued += r.tally.rescued;
+        t.held += r.tally.held;
+        t
+    });
+    match global.output {
+        Output::Json => output::print_json(&json!({
+            "namespace": ns, "config": config_name, "now": now.to_string(), "dryRun": global.dry_run,
+            "series": reports,
+            "summary": {"kept": total.kept, "marked": total.marked, "pending": total.pending, "deleted": total.deleted, "rescued": total.rescued, "held": total.held},
+        }))?,
+        Output::Text => {
+            let mut text = format!(
+                "{}prune of config {config_name} in namespace {ns} at {} ({}): policy {retention}\n",
+                if global.dry_run { "dry run: " } else { "" },
+                now.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z"),
+                settings.config.spec.timezone
+            );
+            for r in &reports {
+                text.push_str(&format!(
+                    "\nPVC {} ({} snapshots)\n",
+                    r.pvc,
+                    r.snapshots.len()
+                ));
+                text.push_str(&format!(
+                    "  {:<44} {:<25} {:<5} {:<44} {}\n",
+                    "SNAPSHOT", "TIME", "READY", "ACTION", "REASONS"
+                ));
+                for s in &r.snapshots {
+                    text.push_str(&format!(
+                        "  {:<44} {:<25} {:<5} {:<44} {}{}\n",
+                        s.name,
+                        s.time,
+                        if s.ready { "yes" } else { "no" },
+                        s.action,
+                        s.reasons,
+                        s.error
+                            .as_ref()
+                            .map(|e| format!(" [failed: {e}]"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+            text.push_str(&format!(
+                "\n{}kept {}, marked {}, pending {}, deleted {}, rescued {}, held {}{}\n",
+                if global.dry_run { "would be: " } else { "" },
+                total.kept,
+                total.marked,
+                total.pending,
+                total.deleted,
+                total.rescued,
+                total.held,
+                if global.dry_run {
+                    " (nothing was changed)"
+                } else {
+                    ""
+                }
+            ));
+            output::print(&text)?;
+        }
+    }
+    if let Some(code) = interrupt.code() {
+        return Ok(code);
+    }
+    Ok(if failures > 0 {
+        exit::FAILURE
+    } else {
+        exit::SUCCESS
+    })
+}
+
+/// Applies one step: one merge patch of labels, or one deletion (then a pause for the rate).
+async fn apply(snaps: &Api<VolumeSnapshot>, step: &Step, pause: Duration) -> Result<(), String> {
+    if step.action == Action::Delete {
+        match snaps.delete(&step.name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(format!("delete failed: {e}")),
+        }
+        tracing::info!(snapshot = %step.name, reasons = %step.decision.explain(), "deleted");
+        tokio::time::sleep(pause).await;
+        return Ok(());
+    }
+    if step.labels.is_empty() {
+        return Ok(());
+    }
+    let labels: serde_json::Map<String, Value> = step
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().map_or(Value::Null, Value::String)))
+        .collect();
+    snaps
+        .patch(
+            &step.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": labels}})),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("label patch failed: {e}"))
+}
