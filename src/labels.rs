@@ -31,6 +31,15 @@ pub const PVC_ANNOTATION: &str = "kentledge.io/pvc-name";
 /// Annotation: the hooks run around the snapshot and their results (JSON).
 pub const HOOKS_ANNOTATION: &str = "kentledge.io/hooks";
 
+/// The prefix of the per-repository label a backup writes on its source snapshot:
+/// `backed-up.kentledge.io/<repository>=<time>`.
+pub const BACKED_UP_PREFIX: &str = "backed-up.kentledge.io/";
+
+/// The label a backup to `repository` writes on its source snapshot.
+pub fn backed_up_label(repository: &str) -> String {
+    format!("{BACKED_UP_PREFIX}{repository}")
+}
+
 /// The label that says which period of `rule` keeps a snapshot, e.g. `kentledge.io/keep-daily`.
 pub fn keep_label(rule: Rule) -> String {
     format!("kentledge.io/keep-{}", rule.name())

@@ -21,7 +21,7 @@ use crate::config::RetainedContents;
 use crate::error::{Error, exit};
 use crate::k8s::snapshots::VolumeSnapshot;
 use crate::k8s::{client, lease};
-use crate::labels::{CONFIG, MANAGED_BY, MANAGER, PIN, PVC, PVC_ANNOTATION};
+use crate::labels::{BACKED_UP_PREFIX, CONFIG, MANAGED_BY, MANAGER, PIN, PVC, PVC_ANNOTATION};
 use crate::output;
 use crate::retention::{Context, Member, Policy};
 use crate::settings::{self, Settings};
@@ -317,6 +317,9 @@ async fn prune(
             protections,
         });
     }
+    if cfg.keep_until_backed_up {
+        hold_until_backed_up(&mut series);
+    }
     let policy = Policy::from(retention);
     let ctx = Context {
         tz: tz.clone(),
@@ -436,6 +439,23 @@ async fn prune(
     } else {
         exit::SUCCESS
     })
+}
+
+/// `keepUntilBackedUp`: in each series, every snapshot newer than the newest one that carries a
+/// `backed-up.kentledge.io/<repository>` label is held (all of them while none is copied).
+fn hold_until_backed_up(series: &mut BTreeMap<String, Vec<Observed>>) {
+    for members in series.values_mut() {
+        let newest_copied = members
+            .iter()
+            .filter(|o| o.labels.keys().any(|k| k.starts_with(BACKED_UP_PREFIX)))
+            .map(|o| o.member.time)
+            .max();
+        for o in members.iter_mut() {
+            if newest_copied.is_none_or(|t| o.member.time > t) {
+                o.protections.push(Protection::NotBackedUp);
+            }
+        }
+    }
 }
 
 /// Applies one step: one merge patch of labels, or one deletion (then a pause for the rate).

@@ -110,7 +110,8 @@ pub struct Snapshots {
     /// How long a snapshot that never became ready is kept before `prune` deletes it.
     #[serde(default = "default_delete_after")]
     pub not_ready_grace: HumanDuration,
-    /// Keep every snapshot newer than the newest one already copied offsite.
+    /// Keep every snapshot newer than the newest one already copied offsite (labelled
+    /// `backed-up.kentledge.io/<repository>` by `backup`).
     #[serde(default)]
     pub keep_until_backed_up: bool,
     /// What `prune` does with snapshots whose VolumeSnapshotContent has `deletionPolicy: Retain`.

@@ -335,3 +335,65 @@ fn not_ready_snapshots_go_after_their_grace_and_never_displace_ready_ones() {
     );
     assert!(r.stdout.contains("not ready (grace ended"), "{}", r.stdout);
 }
+
+#[test]
+fn retain_contents_are_held_and_snapshots_newer_than_the_last_offsite_copy_are_kept() {
+    let tc = setup("holds", &["data"]);
+    let names = hourly(&tc, "holds", "data", 6);
+    // names[4] has a content with deletionPolicy Retain.
+    let contents: Api<kube::core::DynamicObject> = Api::all_with(
+        tc.client(),
+        &kentledge_nodeagents::storage::snapshot_content_resource(),
+    );
+    let c: kube::core::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotContent", "metadata": {"name": format!("content-{}", names[4])},
+        "spec": {"deletionPolicy": "Retain", "driver": "other.csi.example.com", "source": {"snapshotHandle": "h"},
+                 "volumeSnapshotRef": {"name": names[4], "namespace": "holds"}},
+    }))
+    .unwrap();
+    tc.block_on(contents.create(&PostParams::default(), &c))
+        .unwrap();
+    // names[2] was copied offsite: everything newer (names[0], names[1]) must stay.
+    let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
+    tc.block_on(api.patch(
+        &names[2],
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"labels": {"backed-up.kentledge.io/offsite": "20261122T100000Z"}}}),
+        ),
+    ))
+    .unwrap();
+    let cfg = tc.config("holds", "  snapshots:\n    targets: [{pvc: data}]\n    retention: {within: 1m}\n    keepUntilBackedUp: true\n    deleteAfter: 1s\n");
+    let r = run(tc.kentledge(&cfg).args(["prune", "--now", NOW]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(tc
+        .kentledge(&cfg)
+        .args(["prune", "--now", "2026-11-22T13:00:00Z"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let left: BTreeSet<String> = labels(&tc).into_keys().collect();
+    assert!(left.contains(&names[0]), "newest ready");
+    assert!(
+        left.contains(&names[1]),
+        "newer than the last offsite copy: {}",
+        r.stdout
+    );
+    assert!(
+        left.contains(&names[4]),
+        "Retain content held: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("has deletionPolicy Retain (would be orphaned)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("hold: not yet copied offsite"),
+        "{}",
+        r.stdout
+    );
+    for gone in [&names[2], &names[3], &names[5]] {
+        assert!(!left.contains(gone), "{gone} should be swept: {}", r.stdout);
+    }
+}
