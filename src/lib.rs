@@ -14,6 +14,7 @@ pub mod labels;
 pub mod logging;
 pub mod names;
 pub mod output;
+pub mod progress;
 pub mod retention;
 pub mod runlock;
 pub mod selection;

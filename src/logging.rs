@@ -34,8 +34,9 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8) -> bool {
     let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::progress::Stderr);
     let json = use_json(format, terminal);
+    crate::progress::enable(terminal && !json);
     let result = if json {
         builder
             .json()

@@ -308,6 +308,7 @@ async fn run_async(
         return Ok(exit::SUCCESS);
     }
     report_leftovers(&client, ns, &settings.config.metadata.name, &run_id).await;
+    let progress = crate::progress::Progress::start("waiting for the run lock");
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
     let me = crate::runlock::holder_identity(&run_id, &host);
     let held = lease::acquire(
@@ -327,8 +328,10 @@ async fn run_async(
         other => Error::Lock(Box::new(other)),
     })?;
     tracing::info!(run = %run_id, snapshots = plan.snapshots.len(), hooks = plan.hooks.len(), "run lock taken");
-    let report = execute(&client, settings, &plan, &interrupt).await;
+    let report = execute(&client, settings, &plan, &interrupt, &progress).await;
+    progress.phase("releasing the run lock");
     held.release().await;
+    drop(progress);
     if report.code() != exit::SUCCESS {
         for s in report.snapshots.iter().filter(|s| !s.ready) {
             record_event(
@@ -436,6 +439,7 @@ async fn execute(
     settings: &Settings,
     plan: &Plan,
     interrupt: &Interrupt,
+    progress: &crate::progress::Progress,
 ) -> Report {
     let ns = plan.namespace.as_str();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -455,6 +459,7 @@ async fn execute(
             break;
         }
         let t = Instant::now();
+        progress.phase(format!("pre-hook {} in {}/{}", h.name, h.pod, h.container));
         match &h.action {
             HookAction::Exec { pre, .. } => {
                 started.push((h, None));
@@ -579,6 +584,10 @@ async fn execute(
     let mut state: BTreeMap<usize, Option<VolumeSnapshot>> =
         created.iter().map(|(i, _)| (*i, None)).collect();
     let cut_deadline = Instant::now() + cfg.cut_timeout.0;
+    progress.phase(format!(
+        "waiting for the cut of {} snapshot(s)",
+        created.len()
+    ));
     while !created.is_empty() && !interrupt.is_set() {
         for (i, _) in &created {
             if let Ok(vs) = snaps.get(&plan.snapshots[*i].name).await {
@@ -608,6 +617,7 @@ async fn execute(
     }
     while let Some((h, session)) = started.pop() {
         let t = Instant::now();
+        progress.phase(format!("post-hook {} in {}/{}", h.name, h.pod, h.container));
         let o = match (&h.action, session) {
             (HookAction::Session { post, .. }, Some(s)) => {
                 Some(s.finish(post.as_deref(), h.timeout.0).await)
@@ -669,6 +679,10 @@ async fn execute(
 
     // Readiness (skipped when interrupted: cut snapshots are consistent and become ready alone).
     let ready_deadline = Instant::now() + cfg.ready_timeout.0;
+    progress.phase(format!(
+        "waiting for {} snapshot(s) to be ready",
+        waiting.len()
+    ));
     while !waiting.is_empty() && !interrupt.is_set() && Instant::now() < ready_deadline {
         let mut pending = false;
         for i in &waiting {
