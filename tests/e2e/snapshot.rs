@@ -265,6 +265,24 @@ fn a_driver_error_is_reported_and_fails_the_run() {
         snapshots(&tc).is_empty(),
         "the failed snapshot was not cut and is deleted"
     );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(tc.client(), &tc.namespace);
+    let failed: Vec<_> = tc
+        .block_on(events.list(&ListParams::default()))
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("SnapshotFailed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "one Event on the PVC");
+    assert_eq!(failed[0].involved_object.name.as_deref(), Some("data"));
+    assert!(
+        failed[0]
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("the disk is on fire")
+    );
 }
 
 #[test]
@@ -462,4 +480,28 @@ fn a_second_concurrent_run_fails_clearly_naming_the_holder() {
         .kentledge(&cfg)
         .args(["snapshot", "--lock-timeout", "1s"]));
     assert_eq!(third.code, 0, "{}", third.stderr);
+}
+
+#[test]
+fn a_lock_whose_holder_stopped_renewing_is_taken_over() {
+    let tc = TestCluster::start("stale");
+    tc.pvc_with_files("data", &[], &[]);
+    let _: k8s_openapi::api::coordination::v1::Lease = tc.create(json!({
+        "metadata": {"name": "kentledge-stale"},
+        "spec": {"holderIdentity": "killed-run@old-pod", "leaseDurationSeconds": 60,
+                 "renewTime": "2026-01-01T00:00:00.000000Z", "acquireTime": "2026-01-01T00:00:00.000000Z"},
+    }));
+    let cfg = tc.config("stale", "  snapshots:\n    targets: [{pvc: data}]\n");
+    let r = run(tc
+        .kentledge(&cfg)
+        .args(["snapshot", "--lock-timeout", "1s"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("taking over a run lock whose holder stopped renewing it"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("killed-run@old-pod"), "{}", r.stderr);
+    assert_eq!(snapshots(&tc).len(), 1);
 }
