@@ -23,6 +23,7 @@ pub mod kubeconfig;
 pub mod kubelet;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod proxy;
 pub mod rbac;
 pub mod registry;

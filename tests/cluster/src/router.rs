@@ -302,6 +302,23 @@ async fn resource(
             Err(e) => error(&e, pretty),
         };
     }
+    // kubectl sends some built-in kinds as protobuf: decode those into the JSON we take.
+    let is_protobuf = content_type.split(';').next().unwrap_or("").trim()
+        == "application/vnd.kubernetes.protobuf";
+    let (body, content_type) = if !body.is_empty() && method != Method::PATCH && is_protobuf {
+        match crate::protobuf::decode(&body) {
+            Ok(v) => (
+                bytes::Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+                "application/json".to_owned(),
+            ),
+            Err(e) => {
+                tracing::debug!("protobuf body refused: {e}");
+                (body, content_type)
+            }
+        }
+    } else {
+        (body, content_type)
+    };
     let ct = content_type.split(';').next().unwrap_or("").trim();
     if !body.is_empty()
         && method != Method::PATCH

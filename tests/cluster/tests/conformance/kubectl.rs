@@ -114,3 +114,79 @@ async fn everyday_verbs() {
         "{text}"
     );
 }
+
+/// kubectl's typed commands send protobuf bodies; `auth can-i` answers for the token's user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_create_commands_auth_can_i_and_create_token() {
+    if !Path::new("/usr/bin/kubectl").exists() {
+        println!("skipping: /usr/bin/kubectl is not installed");
+        return;
+    }
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, s.admin_kubeconfig()).unwrap();
+    let run = |args: &[&str]| {
+        let (ok, text) = kubectl(&kc, args);
+        assert!(ok, "kubectl {args:?}: {text}");
+        text
+    };
+    assert_eq!(
+        run(&["create", "namespace", "typed"]).trim(),
+        "namespace/typed created"
+    );
+    run(&[
+        "-n",
+        "typed",
+        "create",
+        "configmap",
+        "cm",
+        "--from-literal=a=b",
+    ]);
+    run(&[
+        "-n",
+        "typed",
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=pw=hunter2",
+    ]);
+    run(&["-n", "typed", "create", "serviceaccount", "bob"]);
+    assert_eq!(
+        run(&[
+            "-n",
+            "typed",
+            "get",
+            "configmap",
+            "cm",
+            "-o",
+            "jsonpath={.data.a}"
+        ]),
+        "b"
+    );
+    assert_eq!(
+        run(&[
+            "-n",
+            "typed",
+            "get",
+            "secret",
+            "s",
+            "-o",
+            "jsonpath={.data.pw}"
+        ]),
+        "aHVudGVyMg=="
+    );
+    assert_eq!(
+        run(&["auth", "can-i", "create", "pods", "-n", "typed"]).trim(),
+        "yes"
+    );
+    let token = run(&["-n", "typed", "create", "token", "bob"]);
+    assert!(token.trim().starts_with("eyJ"), "{token}");
+    // bob has no rights: can-i says no (exit 1) with his token.
+    let bob = dir.path().join("bob");
+    std::fs::write(&bob, s.kubeconfig_for_token(token.trim(), "typed")).unwrap();
+    let (ok, text) = kubectl(&bob, &["auth", "can-i", "create", "pods", "-n", "typed"]);
+    assert!(!ok);
+    assert_eq!(text.trim(), "no");
+}
