@@ -61,7 +61,7 @@ fn base64(b: &[u8]) -> Value {
 }
 
 /// A map entry (`key` = 1, `value` = 2).
-fn entry(b: &[u8], value: fn(&[u8]) -> Value) -> Result<(String, Value), String> {
+fn entry(b: &[u8], value: Render) -> Result<(String, Value), String> {
     let mut k = String::new();
     let mut v = Value::String(String::new());
     for (n, f) in fields(b)? {
@@ -74,14 +74,19 @@ fn entry(b: &[u8], value: fn(&[u8]) -> Value) -> Result<(String, Value), String>
     Ok((k, v))
 }
 
+/// How a map's values are rendered (text, or base64 for bytes).
+type Render = fn(&[u8]) -> Value;
+/// A nested message's shape.
+type Nested = fn() -> Shape;
+
 /// Reads `message` into a JSON object: `strings` name the string fields, `maps` the
 /// string-keyed maps (with how to render values), `messages` the nested messages.
 struct Shape {
     strings: &'static [(u64, &'static str)],
     repeated: &'static [(u64, &'static str)],
     varints: &'static [(u64, &'static str, bool)],
-    maps: &'static [(u64, &'static str, fn(&[u8]) -> Value)],
-    messages: &'static [(u64, &'static str, fn() -> Shape)],
+    maps: &'static [(u64, &'static str, Render)],
+    messages: &'static [(u64, &'static str, Nested)],
 }
 
 fn read(b: &[u8], shape: &Shape) -> Result<Value, String> {
