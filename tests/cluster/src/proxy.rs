@@ -174,6 +174,18 @@ pub async fn logs(
         }
     };
     let (parts, mut body) = resp.into_parts();
+    if !parts.status.is_success() {
+        // The kubelet answers errors in plain text; clients expect a Status.
+        let text =
+            match tokio::time::timeout(std::time::Duration::from_secs(5), body.collect()).await {
+                Ok(Ok(b)) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+                _ => String::new(),
+            };
+        return error(
+            &ApiError::from_kubelet(parts.status.as_u16(), &text),
+            pretty,
+        );
+    }
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     cl.spawn(async move {
         while let Some(frame) = body.frame().await {

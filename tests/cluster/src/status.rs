@@ -352,6 +352,19 @@ impl ApiError {
         )
     }
 
+    /// A kubelet's plain-text error answer, as the API server relays it: a Status with the
+    /// kubelet's code and the text as message.
+    pub fn from_kubelet(code: u16, text: &str) -> Self {
+        let reason = match code {
+            400 => "BadRequest",
+            403 => "Forbidden",
+            404 => "NotFound",
+            500 => "InternalError",
+            _ => "",
+        };
+        Self::new(code, reason, text.trim().to_owned(), None)
+    }
+
     /// 500 with no reason (proxy failures).
     pub fn proxy_failure(message: impl Into<String>) -> Self {
         Self::new(500, "", message, None)

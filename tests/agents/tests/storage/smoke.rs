@@ -175,3 +175,36 @@ async fn smoke_pods_exec_snapshot_restore_through_kube_rs() {
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_log_errors_reach_clients_as_a_status() {
+    let cluster = LocalCluster::start(LocalOptions::default()).await.unwrap();
+    let client = cluster.client();
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "logs"}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "logs");
+    // The Secret does not exist, so the container waits in ContainerCreating.
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "waiting"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["true"],
+                 "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "k"}}}]}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &p).await.unwrap();
+    let status = eventually(20, "a Status from the kubelet", || async {
+        match pods.logs("waiting", &LogParams::default()).await {
+            Err(kube::Error::Api(s)) if s.code == 400 => Some(s),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(status.reason, "BadRequest");
+    assert!(
+        status.message.contains("is waiting to start"),
+        "{}",
+        status.message
+    );
+}
