@@ -51,6 +51,11 @@ if ! borg --version 2>/dev/null | grep -qE '^borg 1\.4'; then
   apt_install -t bookworm-backports borgbackup
 fi
 
+# restic (Debian's 0.14, the oldest restic kentledge supports).
+if ! command -v restic >/dev/null 2>&1; then
+  apt_install restic
+fi
+
 # MariaDB server and client (held-session hooks on a real database in a pod).
 if ! command -v mariadb-install-db >/dev/null 2>&1 || [ ! -x /usr/sbin/mariadbd ]; then
   apt_install mariadb-server mariadb-client

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engines;
 pub mod error;
 pub mod hookplan;
 pub mod k8s;

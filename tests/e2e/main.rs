@@ -3,6 +3,7 @@
 
 mod cli;
 mod cluster;
+mod engines;
 mod manifests;
 mod mariadb;
 mod prune;

@@ -1,0 +1,163 @@
+//! borg command lines (borg 1.2 – 1.4). The repository passphrase comes from `BORG_PASSPHRASE`
+//! (or `BORG_PASSCOMMAND`) and ssh settings from `BORG_RSH`, both set in the mover's
+//! environment; nothing secret is ever an argument.
+
+use jiff::Timestamp;
+
+use super::{Series, kib_per_second};
+use crate::retention::Policy;
+
+/// How to reach and use a borg repository.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Repo {
+    /// `ssh://…` or a path in the mover (a repository on a PVC).
+    pub location: String,
+    /// `--lock-wait`, seconds.
+    pub lock_wait_secs: u64,
+    /// `--remote-path`.
+    pub remote_path: Option<String>,
+}
+
+impl Repo {
+    fn common(&self, args: &mut Vec<String>) {
+        args.push("--lock-wait".into());
+        args.push(self.lock_wait_secs.to_string());
+        if let Some(p) = &self.remote_path {
+            args.push("--remote-path".into());
+            args.push(p.clone());
+        }
+    }
+}
+
+/// `borg create` of the current directory (the mounted clone), tuned for fresh clones: the files
+/// cache keys on mtime and size only (every clone has new inodes and ctimes), the archive time
+/// is the snapshot's cut.
+pub fn create(
+    repo: &Repo,
+    series: &Series,
+    cut: Timestamp,
+    compression: Option<&str>,
+    upload_limit: Option<u64>,
+    exclude: &[String],
+) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "borg",
+        "create",
+        "--log-json",
+        "--progress",
+        "--json",
+        "--files-cache",
+        "mtime,size",
+        "--timestamp",
+    ]
+    .map(String::from)
+    .into();
+    a.push(cut.strftime("%Y-%m-%dT%H:%M:%S").to_string());
+    repo.common(&mut a);
+    if let Some(c) = compression {
+        a.push("--compression".into());
+        a.push(c.to_owned());
+    }
+    if let Some(bytes) = upload_limit {
+        a.push("--upload-ratelimit".into());
+        a.push(kib_per_second(bytes).to_string());
+    }
+    for e in exclude {
+        a.push("--exclude".into());
+        a.push(e.clone());
+    }
+    a.push(format!("{}::{}", repo.location, series.borg_archive(cut)));
+    a.push(".".into());
+    a
+}
+
+/// `borg prune` of exactly one series with a policy, then `borg compact` frees the space.
+/// `within` is given in hours (`H`), as borg takes it.
+pub fn prune(repo: &Repo, series: &Series, policy: &Policy, dry_run: bool) -> Vec<String> {
+    let mut a: Vec<String> = ["borg", "prune", "--log-json", "--list", "--glob-archives"]
+        .map(String::from)
+        .into();
+    a.push(series.borg_glob());
+    repo.common(&mut a);
+    if dry_run {
+        a.push("--dry-run".into());
+    }
+    for (flag, n) in [
+        ("--keep-last", policy.last),
+        ("--keep-hourly", policy.hourly),
+        ("--keep-daily", policy.daily),
+        ("--keep-weekly", policy.weekly),
+        ("--keep-monthly", policy.monthly),
+        ("--keep-yearly", policy.yearly),
+    ] {
+        if n > 0 {
+            a.push(format!("{flag}={n}"));
+        }
+    }
+    if let Some(w) = policy.within {
+        a.push(format!(
+            "--keep-within={}H",
+            w.as_secs().div_ceil(3600).max(1)
+        ));
+    }
+    a.push(repo.location.clone());
+    a
+}
+
+/// `borg compact`: frees the space of pruned archives (borg ≥ 1.2).
+pub fn compact(repo: &Repo) -> Vec<String> {
+    let mut a: Vec<String> = ["borg", "compact", "--log-json"].map(String::from).into();
+    repo.common(&mut a);
+    a.push(repo.location.clone());
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::SeriesKind;
+    use crate::units::HumanDuration;
+
+    fn fixture() -> (Repo, Series) {
+        (
+            Repo {
+                location: "ssh://borg@backup:2222/./shop".into(),
+                lock_wait_secs: 600,
+                remote_path: Some("borg-1.4".into()),
+            },
+            Series {
+                config: "shop".into(),
+                namespace: "prod".into(),
+                kind: SeriesKind::Volume,
+                name: "data".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn create_command_line() {
+        let (repo, s) = fixture();
+        let a = create(
+            &repo,
+            &s,
+            "2026-11-22T10:00:07Z".parse().unwrap(),
+            Some("zstd,3"),
+            Some(10 * 1024 * 1024),
+            &["lost+found".into()],
+        );
+        insta::assert_snapshot!(a.join(" "), @"borg create --log-json --progress --json --files-cache mtime,size --timestamp 2026-11-22T10:00:07 --lock-wait 600 --remote-path borg-1.4 --compression zstd,3 --upload-ratelimit 10240 --exclude lost+found ssh://borg@backup:2222/./shop::kentledge_shop_prod_vol_data_2026-11-22T10-00-07Z .");
+    }
+
+    #[test]
+    fn prune_command_line_is_scoped_to_the_series() {
+        let (repo, s) = fixture();
+        let p = Policy {
+            daily: 7,
+            weekly: 4,
+            within: Some(HumanDuration::from_secs(2 * 86_400)),
+            ..Policy::default()
+        };
+        insta::assert_snapshot!(prune(&repo, &s, &p, true).join(" "), @"borg prune --log-json --list --glob-archives kentledge_shop_prod_vol_data_* --lock-wait 600 --remote-path borg-1.4 --dry-run --keep-daily=7 --keep-weekly=4 --keep-within=48H ssh://borg@backup:2222/./shop");
+        insta::assert_snapshot!(compact(&repo).join(" "), @"borg compact --log-json --lock-wait 600 --remote-path borg-1.4 ssh://borg@backup:2222/./shop");
+    }
+}

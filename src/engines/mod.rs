@@ -1,0 +1,131 @@
+//! The backup engines as data: exact series naming (borg archive names and globs, restic tags)
+//! and the command lines kentledge's mover runs. Pure functions, never a secret: passphrases,
+//! passwords and keys reach the engines through the mover pod's environment and mounted files.
+
+pub mod borg;
+pub mod restic;
+
+use jiff::Timestamp;
+
+/// What a series holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesKind {
+    /// A PVC's data, from a snapshot clone.
+    Volume,
+    /// A database dump.
+    Database,
+    /// An S3 bucket.
+    Bucket,
+}
+
+impl SeriesKind {
+    /// The short name used in archive names and tags.
+    pub fn short(self) -> &'static str {
+        match self {
+            SeriesKind::Volume => "vol",
+            SeriesKind::Database => "db",
+            SeriesKind::Bucket => "s3",
+        }
+    }
+}
+
+/// One series in a repository: one PVC, database or bucket of one config in one namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Series {
+    /// The config's name.
+    pub config: String,
+    /// The namespace.
+    pub namespace: String,
+    /// What it holds.
+    pub kind: SeriesKind,
+    /// The PVC, database or bucket series name.
+    pub name: String,
+}
+
+impl Series {
+    /// The borg archive name prefix: `kentledge_<config>_<namespace>_<kind>_<name>_`.
+    /// Kubernetes names cannot contain `_`, so the trailing `_` ends the name exactly:
+    /// the series `db` never matches the archives of `db-wal`.
+    pub fn borg_prefix(&self) -> String {
+        format!(
+            "kentledge_{}_{}_{}_{}_",
+            self.config,
+            self.namespace,
+            self.kind.short(),
+            self.name
+        )
+    }
+
+    /// The archive name for data cut at `time` (UTC, no `:`).
+    pub fn borg_archive(&self, time: Timestamp) -> String {
+        format!(
+            "{}{}",
+            self.borg_prefix(),
+            time.strftime("%Y-%m-%dT%H-%M-%SZ")
+        )
+    }
+
+    /// The `--glob-archives` pattern selecting exactly this series.
+    pub fn borg_glob(&self) -> String {
+        format!("{}*", self.borg_prefix())
+    }
+
+    /// The restic tags of this series; `--tag a,b,…` selects snapshots carrying all of them.
+    pub fn restic_tags(&self) -> Vec<String> {
+        vec![
+            "kentledge".to_owned(),
+            format!("config={}", self.config),
+            format!("namespace={}", self.namespace),
+            format!("kind={}", self.kind.short()),
+            format!("name={}", self.name),
+        ]
+    }
+}
+
+/// Bytes per second → KiB per second (the unit both engines take), at least 1.
+pub fn kib_per_second(bytes: u64) -> u64 {
+    (bytes / 1024).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(name: &str) -> Series {
+        Series {
+            config: "shop".into(),
+            namespace: "prod".into(),
+            kind: SeriesKind::Volume,
+            name: name.into(),
+        }
+    }
+
+    fn glob_matches(glob: &str, name: &str) -> bool {
+        name.starts_with(glob.trim_end_matches('*'))
+    }
+
+    #[test]
+    fn archive_names_scope_a_series_exactly() {
+        let t: Timestamp = "2026-11-22T10:00:07Z".parse().unwrap();
+        let db = series("db");
+        let wal = series("db-wal");
+        assert_eq!(
+            db.borg_archive(t),
+            "kentledge_shop_prod_vol_db_2026-11-22T10-00-07Z"
+        );
+        assert!(glob_matches(&db.borg_glob(), &db.borg_archive(t)));
+        assert!(
+            !glob_matches(&db.borg_glob(), &wal.borg_archive(t)),
+            "db must not match db-wal"
+        );
+        assert!(!glob_matches(&wal.borg_glob(), &db.borg_archive(t)));
+        assert_ne!(db.restic_tags(), wal.restic_tags());
+        assert_eq!(db.restic_tags()[4], "name=db");
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(kib_per_second(10 * 1024 * 1024), 10 * 1024);
+        assert_eq!(kib_per_second(100), 1);
+    }
+}
