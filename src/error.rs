@@ -106,6 +106,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// Maps a failed API call to an error that says what was attempted (`cannot <what>`).
+    pub fn cluster(what: &str) -> impl Fn(kube::Error) -> Error + '_ {
+        move |e| Error::Cluster {
+            what: what.to_owned(),
+            source: Box::new(e),
+        }
+    }
+
+    /// Maps a failure to take the run lock; an interruption while waiting keeps its signal's code.
+    pub fn from_lock(
+        e: crate::k8s::lease::LockError,
+        interrupt: &crate::signals::Interrupt,
+    ) -> Error {
+        match e {
+            crate::k8s::lease::LockError::Interrupted => Error::Interrupted {
+                code: interrupt.code().unwrap_or(exit::INTERRUPTED_SIGTERM),
+            },
+            other => Error::Lock(Box::new(other)),
+        }
+    }
+
     /// The process exit code for this error.
     pub fn code(&self) -> u8 {
         match self {

@@ -38,13 +38,6 @@ fn content_resource() -> ApiResource {
     )
 }
 
-fn api_error(what: &str) -> impl Fn(kube::Error) -> Error + '_ {
-    move |e| Error::Cluster {
-        what: what.to_owned(),
-        source: Box::new(e),
-    }
-}
-
 /// One series' plan, for output.
 #[derive(Debug, Serialize)]
 struct SeriesReport {
@@ -162,12 +155,7 @@ async fn run_async(
                 interrupt.token(),
             )
             .await
-            .map_err(|e| match e {
-                lease::LockError::Interrupted => Error::Interrupted {
-                    code: interrupt.code().unwrap_or(exit::INTERRUPTED_SIGTERM),
-                },
-                other => Error::Lock(Box::new(other)),
-            })?,
+            .map_err(|e| Error::from_lock(e, &interrupt))?,
         )
     };
     let result = prune(
@@ -205,13 +193,13 @@ async fn prune(
     let selector = format!("{MANAGED_BY}={MANAGER},{CONFIG}={config_name}");
     let all = list_all(&snaps, ListParams::default().labels(&selector))
         .await
-        .map_err(api_error("list VolumeSnapshots"))?;
+        .map_err(Error::cluster("list VolumeSnapshots"))?;
     let claims = list_all(
         &Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
         ListParams::default(),
     )
     .await
-    .map_err(api_error("list PersistentVolumeClaims"))?;
+    .map_err(Error::cluster("list PersistentVolumeClaims"))?;
     // Snapshots that are the source of an existing PVC.
     let mut sources: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in &claims {
@@ -255,7 +243,7 @@ async fn prune(
             );
             None
         }
-        Err(e) => return Err(api_error("list VolumeSnapshotContents")(e)),
+        Err(e) => return Err(Error::cluster("list VolumeSnapshotContents")(e)),
     };
 
     // Series: one PVC of this config.

@@ -163,13 +163,6 @@ fn class_resource() -> ApiResource {
     )
 }
 
-fn api_error(what: &str) -> impl Fn(kube::Error) -> Error + '_ {
-    move |e| Error::Cluster {
-        what: what.to_owned(),
-        source: Box::new(e),
-    }
-}
-
 /// Reads StorageClasses and VolumeSnapshotClasses (needs the optional ClusterRole).
 async fn read_classes(
     client: &kube::Client,
@@ -186,7 +179,9 @@ async fn read_classes(
         (Err(kube::Error::Api(s)), _) | (_, Err(kube::Error::Api(s))) if s.code == 403 => {
             return Ok(Classes::default());
         }
-        (Err(e), _) | (_, Err(e)) => return Err(api_error("list storage and snapshot classes")(e)),
+        (Err(e), _) | (_, Err(e)) => {
+            return Err(Error::cluster("list storage and snapshot classes")(e));
+        }
     };
     let default_sc = scs.iter().find(|c| {
         c.metadata
@@ -252,22 +247,22 @@ async fn run_async(
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
         .list(&lp)
         .await
-        .map_err(api_error("list PersistentVolumeClaims"))?
+        .map_err(Error::cluster("list PersistentVolumeClaims"))?
         .items;
     let deployments = Api::<Deployment>::namespaced(client.clone(), ns)
         .list(&lp)
         .await
-        .map_err(api_error("list Deployments"))?
+        .map_err(Error::cluster("list Deployments"))?
         .items;
     let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), ns)
         .list(&lp)
         .await
-        .map_err(api_error("list StatefulSets"))?
+        .map_err(Error::cluster("list StatefulSets"))?
         .items;
     let pods = Api::<Pod>::namespaced(client.clone(), ns)
         .list(&lp)
         .await
-        .map_err(api_error("list Pods"))?
+        .map_err(Error::cluster("list Pods"))?
         .items;
     let classes = read_classes(&client, &pvcs).await?;
     let now = Timestamp::now();
@@ -321,12 +316,7 @@ async fn run_async(
         interrupt.token(),
     )
     .await
-    .map_err(|e| match e {
-        lease::LockError::Interrupted => Error::Interrupted {
-            code: interrupt.code().unwrap_or(exit::INTERRUPTED_SIGTERM),
-        },
-        other => Error::Lock(Box::new(other)),
-    })?;
+    .map_err(|e| Error::from_lock(e, &interrupt))?;
     tracing::info!(run = %run_id, snapshots = plan.snapshots.len(), hooks = plan.hooks.len(), "run lock taken");
     let report = execute(&client, settings, &plan, &interrupt, &progress).await;
     progress.phase("releasing the run lock");
