@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 
-use super::{Series, kib_per_second};
+use super::{Series, Tuning};
 use crate::retention::Policy;
 
 /// How to reach and use a borg repository.
@@ -32,14 +32,7 @@ impl Repo {
 /// `borg create` of the current directory (the mounted clone), tuned for fresh clones: the files
 /// cache keys on mtime and size only (every clone has new inodes and ctimes), the archive time
 /// is the snapshot's cut.
-pub fn create(
-    repo: &Repo,
-    series: &Series,
-    cut: Timestamp,
-    compression: Option<&str>,
-    upload_limit: Option<u64>,
-    exclude: &[String],
-) -> Vec<String> {
+pub fn create(repo: &Repo, series: &Series, cut: Timestamp, tuning: Tuning<'_>) -> Vec<String> {
     let mut a: Vec<String> = [
         "borg",
         "create",
@@ -54,18 +47,7 @@ pub fn create(
     .into();
     a.push(cut.strftime("%Y-%m-%dT%H:%M:%S").to_string());
     repo.common(&mut a);
-    if let Some(c) = compression {
-        a.push("--compression".into());
-        a.push(c.to_owned());
-    }
-    if let Some(bytes) = upload_limit {
-        a.push("--upload-ratelimit".into());
-        a.push(kib_per_second(bytes).to_string());
-    }
-    for e in exclude {
-        a.push("--exclude".into());
-        a.push(e.clone());
-    }
+    tuning.push(&mut a, "--upload-ratelimit");
     a.push(format!("{}::{}", repo.location, series.borg_archive(cut)));
     a.push(".".into());
     a
@@ -141,9 +123,11 @@ mod tests {
             &repo,
             &s,
             "2026-11-22T10:00:07Z".parse().unwrap(),
-            Some("zstd,3"),
-            Some(10 * 1024 * 1024),
-            &["lost+found".into()],
+            Tuning {
+                compression: Some("zstd,3"),
+                upload_limit: Some(10 * 1024 * 1024),
+                exclude: &["lost+found".into()],
+            },
         );
         insta::assert_snapshot!(a.join(" "), @"borg create --log-json --progress --json --files-cache mtime,size --timestamp 2026-11-22T10:00:07 --lock-wait 600 --remote-path borg-1.4 --compression zstd,3 --upload-ratelimit 10240 --exclude lost+found ssh://borg@backup:2222/./shop::kentledge_shop_prod_vol_data_2026-11-22T10-00-07Z .");
     }

@@ -83,6 +83,36 @@ impl Series {
     }
 }
 
+/// What every backup command line takes, whatever the engine: compression, an upload limit
+/// (bytes per second) and exclude patterns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tuning<'a> {
+    /// The engine's compression spec.
+    pub compression: Option<&'a str>,
+    /// Upload limit in bytes per second.
+    pub upload_limit: Option<u64>,
+    /// Exclude patterns, relative to the volume root.
+    pub exclude: &'a [String],
+}
+
+impl Tuning<'_> {
+    /// Appends the flags; `limit_flag` is the engine's name for the upload limit (KiB/s).
+    fn push(&self, a: &mut Vec<String>, limit_flag: &str) {
+        if let Some(c) = self.compression {
+            a.push("--compression".into());
+            a.push(c.to_owned());
+        }
+        if let Some(bytes) = self.upload_limit {
+            a.push(limit_flag.into());
+            a.push(kib_per_second(bytes).to_string());
+        }
+        for e in self.exclude {
+            a.push("--exclude".into());
+            a.push(e.clone());
+        }
+    }
+}
+
 /// Bytes per second → KiB per second (the unit both engines take), at least 1.
 pub fn kib_per_second(bytes: u64) -> u64 {
     (bytes / 1024).max(1)

@@ -4,20 +4,14 @@
 
 use jiff::Timestamp;
 
-use super::{Series, kib_per_second};
+use super::{Series, Tuning};
 
 /// The host name every kentledge snapshot carries (series are told apart by tags).
 pub const HOST: &str = "kentledge";
 
 /// `restic backup` of the current directory, tuned for fresh clones (inode and ctime change on
 /// every clone), with the snapshot's cut as its time.
-pub fn backup(
-    series: &Series,
-    cut: Timestamp,
-    compression: Option<&str>,
-    upload_limit: Option<u64>,
-    exclude: &[String],
-) -> Vec<String> {
+pub fn backup(series: &Series, cut: Timestamp, tuning: Tuning<'_>) -> Vec<String> {
     let mut a: Vec<String> = [
         "restic",
         "backup",
@@ -33,18 +27,7 @@ pub fn backup(
     a.push(cut.strftime("%Y-%m-%d %H:%M:%S").to_string());
     a.push("--tag".into());
     a.push(series.restic_tags().join(","));
-    if let Some(c) = compression {
-        a.push("--compression".into());
-        a.push(c.to_owned());
-    }
-    if let Some(bytes) = upload_limit {
-        a.push("--limit-upload".into());
-        a.push(kib_per_second(bytes).to_string());
-    }
-    for e in exclude {
-        a.push("--exclude".into());
-        a.push(e.clone());
-    }
+    tuning.push(&mut a, "--limit-upload");
     a.push(".".into());
     a
 }
@@ -92,9 +75,11 @@ mod tests {
         let a = backup(
             &series(),
             "2026-11-22T10:00:07Z".parse().unwrap(),
-            Some("max"),
-            Some(1_000_000),
-            &[],
+            Tuning {
+                compression: Some("max"),
+                upload_limit: Some(1_000_000),
+                exclude: &[],
+            },
         );
         insta::assert_snapshot!(a.join(" "), @"restic backup --json --ignore-inode --ignore-ctime --host kentledge --time 2026-11-22 10:00:07 --tag kentledge,config=blog,namespace=web,kind=db,name=blogdb --compression max --limit-upload 976 .");
     }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use kentledge::engines::{Series, SeriesKind, borg, restic};
+use kentledge::engines::{Series, SeriesKind, Tuning, borg, restic};
 use kentledge::retention::Policy;
 
 fn series(name: &str) -> Series {
@@ -81,9 +81,11 @@ fn borg_accepts_the_command_lines_and_series_stay_apart() {
                 &repo,
                 &series(name),
                 t.parse().unwrap(),
-                Some("lz4"),
-                Some(50 * 1024 * 1024),
-                &["lost+found".into()],
+                Tuning {
+                    compression: Some("lz4"),
+                    upload_limit: Some(50 * 1024 * 1024),
+                    exclude: &["lost+found".into()],
+                },
             ),
             &env,
         );
@@ -175,9 +177,11 @@ fn restic_accepts_the_command_lines_and_series_stay_apart() {
             &restic::backup(
                 &series(name),
                 t.parse().unwrap(),
-                Some("auto"),
-                Some(50 * 1024 * 1024),
-                &["lost+found".into()],
+                Tuning {
+                    compression: Some("auto"),
+                    upload_limit: Some(50 * 1024 * 1024),
+                    exclude: &["lost+found".into()],
+                },
             ),
             &env,
         );
