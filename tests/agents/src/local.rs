@@ -35,6 +35,8 @@ pub struct LocalOptions {
     pub data_dir: Option<PathBuf>,
     /// Where to write the admin kubeconfig (default `<data>/kubeconfig`).
     pub kubeconfig: Option<PathBuf>,
+    /// What images provide (see [`NodeOptions::images`]).
+    pub images: Vec<(String, PathBuf)>,
 }
 
 /// A running local cluster. Field order is drop order: agents before the server.
@@ -81,12 +83,11 @@ impl LocalCluster {
         let storage =
             Storage::start(client.clone(), StorageOptions::new(data.join("storage"))).await?;
         let workloads = workloads::start(client.clone());
-        let node = Node::start(
-            client.clone(),
-            NodeOptions::new("node-1", data.join("node")),
-        )
-        .await
-        .map_err(|e| LocalError::Agents(e.to_string()))?;
+        let mut node_opts = NodeOptions::new("node-1", data.join("node"));
+        node_opts.images = opts.images;
+        let node = Node::start(client.clone(), node_opts)
+            .await
+            .map_err(|e| LocalError::Agents(e.to_string()))?;
         Ok(LocalCluster {
             node: Some(node),
             _workloads: workloads,

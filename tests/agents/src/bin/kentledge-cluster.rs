@@ -1,6 +1,7 @@
 //! `kentledge-cluster` (`make cluster`): starts a local cluster in the foreground, writes its
 //! admin kubeconfig to `$KUBECONFIG_OUT` (default `target/cluster/kubeconfig`), prints a line
-//! with `ready`, and shuts everything down cleanly on SIGINT or SIGTERM.
+//! with `ready`, and shuts everything down cleanly on SIGINT or SIGTERM. Containers of the
+//! kentledge image (mover pods) run the `kentledge` binary built next to this one.
 
 use std::path::PathBuf;
 
@@ -19,9 +20,14 @@ async fn main() -> std::process::ExitCode {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/cluster/kubeconfig"));
     let data_dir = std::env::var_os("CLUSTER_DATA").map(PathBuf::from);
+    let bin_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .unwrap_or_default();
     let cluster = match LocalCluster::start(LocalOptions {
         data_dir,
         kubeconfig: Some(kubeconfig.clone()),
+        images: vec![("ghcr.io/kentledge/kentledge".into(), bin_dir)],
     })
     .await
     {

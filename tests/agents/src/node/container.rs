@@ -47,7 +47,9 @@ pub struct ProcessSpec {
     pub creds: Option<Creds>,
     /// Bind mounts in a new mount namespace (containers).
     pub mounts: Vec<MountSpec>,
-    /// Enter this process's mount namespace instead (exec).
+    /// The hostname in a new UTS namespace (containers: the pod's hostname).
+    pub hostname: Option<String>,
+    /// Enter this process's mount and UTS namespaces instead (exec).
     pub enter_mount_ns_of: Option<u32>,
     /// Keep stdin as a pipe (else `/dev/null`).
     pub stdin: bool,
@@ -196,7 +198,9 @@ fn check(rc: libc::c_int) -> std::io::Result<()> {
 /// Runs in the forked child: only async-signal-safe calls on pre-allocated data.
 fn child_setup(
     mounts: &[ChildMount],
+    hostname: Option<&CString>,
     ns_fd: Option<libc::c_int>,
+    uts_fd: Option<libc::c_int>,
     workdir: Option<&(Vec<CString>, CString)>,
     creds: Option<&(u32, u32, Vec<libc::gid_t>)>,
 ) -> std::io::Result<()> {
@@ -243,8 +247,15 @@ fn child_setup(
                 }
             }
         }
+        if let Some(h) = hostname {
+            check(libc::unshare(libc::CLONE_NEWUTS))?;
+            check(libc::sethostname(h.as_ptr(), h.as_bytes().len()))?;
+        }
         if let Some(fd) = ns_fd {
             check(libc::setns(fd, libc::CLONE_NEWNS))?;
+        }
+        if let Some(fd) = uts_fd {
+            check(libc::setns(fd, libc::CLONE_NEWUTS))?;
         }
         if let Some((mkdirs, dir)) = workdir {
             for d in mkdirs {
@@ -329,6 +340,15 @@ pub fn spawn(spec: &ProcessSpec, table: &ProcessTable) -> Result<Child, SpawnErr
         None => None,
     };
     let ns_fd = ns_file.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    let uts_file = match spec.enter_mount_ns_of {
+        Some(pid) => std::fs::File::open(format!("/proc/{pid}/ns/uts")).ok(),
+        None => None,
+    };
+    let uts_fd = uts_file.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    let hostname = match &spec.hostname {
+        Some(h) => Some(cstr(h.as_bytes())?),
+        None => None,
+    };
     let workdir = match &spec.working_dir {
         Some(d) => {
             let mkdirs = if spec.enter_mount_ns_of.is_none() {
@@ -365,7 +385,16 @@ pub fn spawn(spec: &ProcessSpec, table: &ProcessTable) -> Result<Child, SpawnErr
         .kill_on_drop(false);
     // SAFETY: the closure only makes system calls on data allocated before fork (see child_setup).
     unsafe {
-        cmd.pre_exec(move || child_setup(&mounts, ns_fd, workdir.as_ref(), creds.as_ref()));
+        cmd.pre_exec(move || {
+            child_setup(
+                &mounts,
+                hostname.as_ref(),
+                ns_fd,
+                uts_fd,
+                workdir.as_ref(),
+                creds.as_ref(),
+            )
+        });
     }
     let child = cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound && !program.contains('/') {
@@ -378,6 +407,7 @@ pub fn spawn(spec: &ProcessSpec, table: &ProcessTable) -> Result<Child, SpawnErr
         }
     })?;
     drop(ns_file);
+    drop(uts_file);
     if let Some(pid) = child.id() {
         table.insert(pid as i32);
     }

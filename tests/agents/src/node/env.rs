@@ -435,3 +435,27 @@ mod tests {
         );
     }
 }
+
+/// Put the directory of the binaries that `image` provides (per [`super::NodeOptions::images`])
+/// first on the container's `PATH`.
+pub fn add_image_path(
+    env: &mut Vec<(String, String)>,
+    image: Option<&str>,
+    images: &[(String, std::path::PathBuf)],
+) {
+    let Some(image) = image else { return };
+    let Some((_, dir)) = images
+        .iter()
+        .find(|(prefix, _)| image.starts_with(prefix.as_str()))
+    else {
+        return;
+    };
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| DEFAULT_PATH.into());
+    env.retain(|(k, _)| k != "PATH");
+    env.insert(0, ("PATH".into(), format!("{}:{path}", dir.display())));
+}

@@ -294,6 +294,7 @@ pub async fn exec_session<S>(
         working_dir: running.working_dir.clone(),
         creds: running.creds.clone(),
         mounts: Vec::new(),
+        hostname: None,
         enter_mount_ns_of: Some(running.pid),
         stdin: streams.stdin,
     };

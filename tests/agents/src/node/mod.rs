@@ -83,6 +83,10 @@ pub struct NodeOptions {
     pub max_restart_backoff: Duration,
     /// Keep pod directories and logs when the handle drops (default false).
     pub keep_data: bool,
+    /// What images provide: containers whose `image` starts with a prefix get the directory put
+    /// first on their `PATH` (images are never pulled; this is how a container finds the binary
+    /// its image would have brought, e.g. `ghcr.io/kentledge/kentledge` → `target/debug`).
+    pub images: Vec<(String, PathBuf)>,
 }
 
 impl NodeOptions {
@@ -97,7 +101,13 @@ impl NodeOptions {
             restart_backoff: Duration::from_secs(1),
             max_restart_backoff: Duration::from_secs(300),
             keep_data: false,
+            images: Vec::new(),
         }
+    }
+    /// Containers whose image starts with `prefix` find the programs in `dir` first on their `PATH`.
+    pub fn image(mut self, prefix: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        self.images.push((prefix.into(), dir.into()));
+        self
     }
     /// Add a label to the Node.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {

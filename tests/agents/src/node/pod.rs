@@ -355,9 +355,10 @@ impl Worker {
         let creds = creds_of(&self.pod, &spec)
             .map_err(|m| StartFailure::Wait("CreateContainerConfigError", m))?;
         let mut objects = Objects::new(&self.ctx.client, &self.key.namespace);
-        let env = env::resolve(&mut objects, &self.pod, &spec, creds.uid)
+        let mut env = env::resolve(&mut objects, &self.pod, &spec, creds.uid)
             .await
             .map_err(|e| StartFailure::Wait("CreateContainerConfigError", e.to_string()))?;
+        env::add_image_path(&mut env, spec.image.as_deref(), &self.ctx.opts.images);
         let mut argv = env::expand_all(spec.command.as_deref().unwrap_or_default(), &env);
         argv.extend(env::expand_all(
             spec.args.as_deref().unwrap_or_default(),
@@ -407,6 +408,13 @@ impl Worker {
                 .map(PathBuf::from),
             creds: Some(creds),
             mounts,
+            hostname: Some(
+                self.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.hostname.clone())
+                    .unwrap_or_else(|| self.key.name.clone()),
+            ),
             enter_mount_ns_of: None,
             stdin: spec.stdin.unwrap_or(false),
         })

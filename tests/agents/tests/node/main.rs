@@ -38,7 +38,13 @@ async fn env() -> Env {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let image_bin = dir.path().join("image-bin");
+    std::fs::create_dir_all(&image_bin).unwrap();
+    let tool = image_bin.join("image-tool");
+    std::fs::write(&tool, "#!/bin/sh\necho \"from the image: $(hostname)\"\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let opts = NodeOptions::new("node-1", dir.path().join("node"))
+        .image("example.com/tools", image_bin)
         .label("disk", "ssd")
         .restart_backoff(Duration::from_millis(200));
     let node = Node::start(client.clone(), opts)
@@ -139,6 +145,35 @@ fn pod_with(name: &str, script: &str, extra: Value) -> Value {
         }
     }
     p
+}
+
+#[tokio::test]
+async fn containers_find_their_images_programs_and_see_the_pod_name_as_hostname() {
+    let e = env().await;
+    let mut p = pod_with(
+        "toolbox",
+        "image-tool; echo exec-$(hostname) >/dev/null",
+        json!({}),
+    );
+    p["spec"]["containers"][0]["image"] = json!("example.com/tools:1.0");
+    p["spec"]["containers"][0]["command"] = json!(["image-tool"]);
+    e.create(p).await;
+    e.wait_phase("toolbox", "Succeeded", 20).await;
+    assert_eq!(e.logs("toolbox").await, "from the image: toolbox\n");
+    // Another image does not have the program.
+    let mut other = pod_with("plain", "", json!({}));
+    other["spec"]["containers"][0]["command"] = json!(["image-tool"]);
+    e.create(other).await;
+    let pending = eventually(20, "plain waits with an error", || async {
+        let p = e.pods.get("plain").await.ok()?;
+        let w = serde_json::to_value(p.status?.container_statuses?.first()?.state.clone()?).ok()?;
+        w["waiting"]["message"]
+            .as_str()
+            .map(String::from)
+            .or_else(|| w["terminated"]["message"].as_str().map(String::from))
+    })
+    .await;
+    assert!(pending.contains("image-tool"), "{pending}");
 }
 
 #[tokio::test]
