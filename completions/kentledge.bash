@@ -28,6 +28,9 @@ _kentledge() {
             kentledge,list)
                 cmd="kentledge__subcmd__list"
                 ;;
+            kentledge,mover)
+                cmd="kentledge__subcmd__mover"
+                ;;
             kentledge,prune)
                 cmd="kentledge__subcmd__prune"
                 ;;
@@ -53,7 +56,7 @@ _kentledge() {
 
     case "${cmd}" in
         kentledge)
-            opts="-c -n -o -v -q -h -V --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version snapshot backup prune restore list check completions"
+            opts="-c -n -o -v -q -h -V --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version snapshot backup prune restore list check completions mover"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +283,60 @@ _kentledge() {
             fi
             case "${prev}" in
                 --repository)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "auto text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kentledge__subcmd__mover)
+            opts="-c -n -o -v -q -h -V --job --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --job)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

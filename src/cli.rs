@@ -129,6 +129,17 @@ pub enum Command {
     Check(CheckArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
+    /// In a mover pod: run one engine job (used by kentledge itself, not by people).
+    #[command(hide = true)]
+    Mover(MoverArgs),
+}
+
+/// `kentledge mover` (inside mover pods).
+#[derive(Debug, Args)]
+pub struct MoverArgs {
+    /// The job, as JSON (no secrets: they are mounted files and env references).
+    #[arg(long, value_name = "JSON")]
+    pub job: String,
 }
 
 impl Command {
@@ -142,6 +153,7 @@ impl Command {
             Command::List(_) => "list",
             Command::Check(_) => "check",
             Command::Completions(_) => "completions",
+            Command::Mover(_) => "mover",
         }
     }
 }

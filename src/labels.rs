@@ -84,6 +84,15 @@ pub fn run_id(start: Timestamp, random: u16) -> String {
     format!("{}-{random:04x}", label_time(start).to_lowercase())
 }
 
+/// A little randomness for run ids (the clock's nanoseconds and the process id).
+pub fn random_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (nanos ^ std::process::id().rotate_left(16)) as u16
+}
+
 /// `name` if it fits in `max`, else its first characters, a `-` and a hash of the whole, so
 /// two long names never collide and the result still ends alphanumerically.
 pub fn shorten(name: &str, max: usize) -> String {

@@ -4,6 +4,7 @@
 //! imperative shell (commands that talk to the Kubernetes API and the engines). `main` is a
 //! thin wrapper over [`run`].
 
+pub mod backupplan;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod hookplan;
 pub mod k8s;
 pub mod labels;
 pub mod logging;
+pub mod mover;
 pub mod names;
 pub mod output;
 pub mod progress;

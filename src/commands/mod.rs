@@ -1,5 +1,6 @@
 //! The subcommands: each takes validated settings and returns an exit code.
 
+pub mod backup;
 pub mod check;
 pub mod completions;
 pub mod prune;
@@ -16,6 +17,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Check(args) => check::run(&cli.global, args),
         Command::Snapshot(args) => snapshot::run(&cli.global, args),
         Command::Prune(args) => prune::run(&cli.global, args),
+        Command::Backup(args) => backup::run(&cli.global, args),
+        Command::Mover(args) => Ok(u8::try_from(crate::mover::run::main(&args.job)).unwrap_or(1)),
         other => {
             // Load and validate first: a bad config is reported as such (exit 2) even before the
             // command itself exists, and never leads to an API call.
@@ -25,7 +28,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 command: other.name().to_owned(),
                 version: env!("CARGO_PKG_VERSION"),
                 what: match other {
-                    Command::Backup(_) => "offsite copies land with the backup work",
                     Command::Restore(_) => "restores land with the restore work",
                     Command::List(_) => "listing lands with the snapshot and backup work",
                     _ => "not implemented",

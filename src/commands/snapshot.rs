@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
@@ -243,30 +242,20 @@ async fn run_async(
         .await
         .map_err(|e| Error::Connect(Box::new(e)))?;
     let ns = settings.namespace.as_str();
-    let lp = ListParams::default();
-    let pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await
-        .map_err(Error::cluster("list PersistentVolumeClaims"))?
-        .items;
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await
-        .map_err(Error::cluster("list Deployments"))?
-        .items;
-    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await
-        .map_err(Error::cluster("list StatefulSets"))?
-        .items;
-    let pods = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await
-        .map_err(Error::cluster("list Pods"))?
-        .items;
+    let seen = crate::k8s::observe::namespace(
+        &client,
+        ns,
+        crate::k8s::observe::Also {
+            pods: true,
+            snapshots: None,
+        },
+    )
+    .await?;
+    let (pvcs, deployments, statefulsets, pods) =
+        (seen.pvcs, seen.deployments, seen.statefulsets, seen.pods);
     let classes = read_classes(&client, &pvcs).await?;
     let now = Timestamp::now();
-    let run_id = crate::labels::run_id(now, random_u16());
+    let run_id = crate::labels::run_id(now, crate::labels::random_u16());
     let cluster = snapshotplan::Cluster {
         pvcs: &pvcs,
         deployments: &deployments,
@@ -324,10 +313,11 @@ async fn run_async(
     drop(progress);
     if report.code() != exit::SUCCESS {
         for s in report.snapshots.iter().filter(|s| !s.ready) {
-            record_event(
+            crate::k8s::events::record(
                 &client,
                 ns,
                 &s.pvc,
+                "SnapshotFailed",
                 s.error
                     .as_deref()
                     .or(report.failure.as_deref())
@@ -341,14 +331,6 @@ async fn run_async(
         Output::Json => output::print_json(&serde_json::to_value(&report).unwrap_or_default())?,
     }
     Ok(report.code())
-}
-
-fn random_u16() -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (nanos ^ std::process::id().rotate_left(16)) as u16
 }
 
 /// Reports snapshots of earlier runs of this config that never became ready.
@@ -370,23 +352,6 @@ async fn report_leftovers(client: &kube::Client, ns: &str, config: &str, run_id:
             tracing::warn!(snapshot = s.metadata.name.as_deref().unwrap_or(""), %run, error = error_message(Some(&s)).unwrap_or_default(),
                 "left by an earlier run and never ready; prune deletes it after spec.snapshots.notReadyGrace");
         }
-    }
-}
-
-async fn record_event(client: &kube::Client, ns: &str, pvc: &str, message: &str) {
-    let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let ev: Result<Event, _> = serde_json::from_value(json!({
-        "metadata": {"generateName": format!("{pvc}.kentledge-")},
-        "involvedObject": {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": ns, "name": pvc},
-        "reason": "SnapshotFailed", "message": message, "type": "Warning",
-        "source": {"component": "kentledge"}, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-    }));
-    if let Ok(ev) = ev
-        && let Err(e) = Api::<Event>::namespaced(client.clone(), ns)
-            .create(&PostParams::default(), &ev)
-            .await
-    {
-        tracing::warn!(error = %e, "could not record an Event");
     }
 }
 

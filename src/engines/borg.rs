@@ -94,6 +94,40 @@ pub fn compact(repo: &Repo) -> Vec<String> {
     a
 }
 
+/// `borg <command> --log-json [--lock-wait …] REPO [more…]` for the repository-level commands.
+pub fn repo_command(repo: &Repo, command: &[&str], more: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = vec!["borg".into()];
+    a.extend(command.iter().map(|s| (*s).to_owned()));
+    a.push("--log-json".into());
+    repo.common(&mut a);
+    a.push(repo.location.clone());
+    a.extend(more.iter().cloned());
+    a
+}
+
+/// `borg init --encryption MODE --make-parent-dirs REPO`.
+pub fn init(repo: &Repo, encryption: &str) -> Vec<String> {
+    repo_command(
+        repo,
+        &["init", "--encryption", encryption, "--make-parent-dirs"],
+        &[],
+    )
+}
+
+/// `borg list --json --glob-archives <series>* REPO`: the archives of one series.
+pub fn list(repo: &Repo, series: &Series) -> Vec<String> {
+    repo_command(
+        repo,
+        &["list", "--json", "--glob-archives", &series.borg_glob()],
+        &[],
+    )
+}
+
+/// `borg delete REPO ARCHIVE…` (borg 1.2+ takes several archive names).
+pub fn delete(repo: &Repo, archives: &[String]) -> Vec<String> {
+    repo_command(repo, &["delete"], archives)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

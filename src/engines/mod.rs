@@ -9,13 +9,16 @@ pub mod restic;
 use jiff::Timestamp;
 
 /// What a series holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SeriesKind {
     /// A PVC's data, from a snapshot clone.
+    #[serde(rename = "vol")]
     Volume,
     /// A database dump.
+    #[serde(rename = "db")]
     Database,
     /// An S3 bucket.
+    #[serde(rename = "s3")]
     Bucket,
 }
 
@@ -31,7 +34,7 @@ impl SeriesKind {
 }
 
 /// One series in a repository: one PVC, database or bucket of one config in one namespace.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Series {
     /// The config's name.
     pub config: String,

@@ -56,6 +56,13 @@ pub fn forget(ids: &[String], prune: bool) -> Vec<String> {
     a
 }
 
+/// `restic <command…> --json`: commands on the repository in `RESTIC_REPOSITORY`.
+pub fn command(words: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec!["restic".into()];
+    a.extend(words.iter().map(|s| (*s).to_owned()));
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,9 @@
 //! carry them out.
 
 pub mod client;
+pub mod events;
 pub mod exec;
 pub mod lease;
+pub mod mover;
+pub mod observe;
 pub mod snapshots;

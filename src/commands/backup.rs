@@ -1,0 +1,602 @@
+//! `kentledge backup`: copies each selected PVC, at the cut of its newest ready snapshot (or
+//! `--from`), into every repository of `spec.offsite.volumes`, through a clone PVC and a mover
+//! pod per copy. borg repositories take one volume at a time; at most `mover.concurrency` movers
+//! run at once. Stale locks of gone movers are broken; others are waited for, then reported.
+//! The source snapshot is marked in use while copied and labelled `backed-up.kentledge.io/<repo>`
+//! when the copy is done. Clones and pods are deleted on every path; leftovers of killed runs
+//! are swept first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use indicatif::HumanBytes;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::backupplan::{self, Plan, SkippedVolume, VolumeJob};
+use crate::cli::{BackupArgs, GlobalArgs, Output};
+use crate::commands::prune::IN_USE_ANNOTATION;
+use crate::error::{Error, exit};
+use crate::k8s::snapshots::VolumeSnapshot;
+use crate::k8s::{client, lease, mover};
+use crate::labels::{CONFIG, MANAGED_BY, MANAGER, backed_up_label, label_time};
+use crate::mover::job::{Action, Failure, Holder, Job, MoverEvent, classify_holders};
+use crate::mover::pod as moverpod;
+use crate::output;
+use crate::settings::{self, Settings};
+use crate::signals::Interrupt;
+
+/// What happened to one copy.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobRecord {
+    /// The PVC.
+    pub pvc: String,
+    /// The repository.
+    pub repository: String,
+    /// `borg` or `restic`.
+    pub engine: &'static str,
+    /// The source snapshot.
+    pub snapshot: String,
+    /// The archive name or snapshot id.
+    pub archive: String,
+    /// Whether it worked.
+    pub ok: bool,
+    /// `ok` or what went wrong.
+    pub result: String,
+    /// Bytes read from the volume.
+    pub bytes_read: u64,
+    /// New bytes stored.
+    pub bytes_added: u64,
+    /// Files read.
+    pub files: u64,
+    /// How long the copy took.
+    pub seconds: f64,
+}
+
+/// The run's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The run id.
+    pub run: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The copies.
+    pub jobs: Vec<JobRecord>,
+    /// PVCs left out.
+    pub skipped: Vec<SkippedVolume>,
+    /// The signal's exit code, when interrupted.
+    pub interrupted: Option<u8>,
+}
+
+impl Report {
+    /// 0 all copied; 3 some; 1 none (or nothing to copy); 130/143 interrupted.
+    pub fn code(&self) -> u8 {
+        if let Some(c) = self.interrupted {
+            return c;
+        }
+        let ok = self.jobs.iter().filter(|j| j.ok).count();
+        let bad = self.jobs.len() - ok + self.skipped.len();
+        match (ok, bad) {
+            (_, 0) if ok > 0 => exit::SUCCESS,
+            (0, _) => exit::FAILURE,
+            _ => exit::PARTIAL,
+        }
+    }
+
+    /// The summary for people.
+    pub fn render(&self) -> String {
+        let mut out = format!("backup run {} in namespace {}\n", self.run, self.namespace);
+        if !self.jobs.is_empty() {
+            out.push_str(&format!(
+                "  {:<20} {:<14} {:<7} {:>10} {:>10} {:>10} {:>8}  {}\n",
+                "PVC", "REPOSITORY", "ENGINE", "READ", "ADDED", "DEDUP", "TIME", "RESULT"
+            ));
+        }
+        for j in &self.jobs {
+            out.push_str(&format!(
+                "  {:<20} {:<14} {:<7} {:>10} {:>10} {:>10} {:>7.1}s  {}\n",
+                j.pvc,
+                j.repository,
+                j.engine,
+                HumanBytes(j.bytes_read).to_string(),
+                HumanBytes(j.bytes_added).to_string(),
+                HumanBytes(j.bytes_read.saturating_sub(j.bytes_added)).to_string(),
+                j.seconds,
+                if j.ok {
+                    format!("ok: {}", j.archive)
+                } else {
+                    j.result.clone()
+                }
+            ));
+        }
+        for s in &self.skipped {
+            out.push_str(&format!("  skipped {}: {}\n", s.pvc, s.reason));
+        }
+        let ok = self.jobs.iter().filter(|j| j.ok).count();
+        out.push_str(&format!(
+            "{ok} of {} copies done{}\n",
+            self.jobs.len(),
+            match self.interrupted {
+                Some(c) => format!("; interrupted (exit {c}): clones and mover pods were deleted"),
+                None => String::new(),
+            }
+        ));
+        out
+    }
+}
+
+/// Runs `kentledge backup`.
+pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
+    let settings = settings::load(global)?;
+    if args.snapshot_now {
+        return Err(Error::NotImplemented {
+            command: "backup --snapshot-now".into(),
+            version: env!("CARGO_PKG_VERSION"),
+            what: "run `kentledge snapshot` first, then `kentledge backup`",
+        });
+    }
+    super::runtime()?.block_on(run_async(global, &settings, args))
+}
+
+/// The kentledge pod itself, when running in a cluster: clones and movers are owned by it.
+async fn own_pod(client: &kube::Client, ns: &str) -> Option<OwnerReference> {
+    std::env::var_os("KUBERNETES_SERVICE_HOST")?;
+    let name = std::env::var("HOSTNAME").ok()?;
+    let p = Api::<Pod>::namespaced(client.clone(), ns)
+        .get_opt(&name)
+        .await
+        .ok()??;
+    Some(OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name,
+        uid: p.metadata.uid?,
+        ..OwnerReference::default()
+    })
+}
+
+async fn run_async(
+    global: &GlobalArgs,
+    settings: &Settings,
+    args: &BackupArgs,
+) -> Result<u8, Error> {
+    let interrupt = Interrupt::from_signals().map_err(Error::Signals)?;
+    let client = client::connect(global)
+        .await
+        .map_err(|e| Error::Connect(Box::new(e)))?;
+    let ns = settings.namespace.as_str();
+    let config = &settings.config;
+    let cfg_name = config.metadata.name.as_str();
+    let mut seen = crate::k8s::observe::namespace(
+        &client,
+        ns,
+        crate::k8s::observe::Also {
+            pods: false,
+            snapshots: Some(&format!("{MANAGED_BY}={MANAGER},{CONFIG}={cfg_name}")),
+        },
+    )
+    .await?;
+    if let Some(from) = &args.from
+        && !seen
+            .snapshots
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some(from))
+        && let Some(s) = Api::<VolumeSnapshot>::namespaced(client.clone(), ns)
+            .get_opt(from)
+            .await
+            .map_err(Error::cluster("read the --from VolumeSnapshot"))?
+    {
+        seen.snapshots.push(s);
+    }
+    let owner = own_pod(&client, ns).await;
+    let run_id = crate::labels::run_id(Timestamp::now(), crate::labels::random_u16());
+    let plan = backupplan::plan(&backupplan::Inputs {
+        config,
+        namespace: ns,
+        run_id: &run_id,
+        observed: crate::selection::Observed {
+            pvcs: &seen.pvcs,
+            deployments: &seen.deployments,
+            statefulsets: &seen.statefulsets,
+        },
+        snapshots: &seen.snapshots,
+        from: args.from.as_deref(),
+        targets: &args.targets,
+        repositories: &args.repositories,
+        owner: owner.as_ref(),
+    })
+    .map_err(|problems| Error::Plan { problems })?;
+    for s in &plan.skipped {
+        tracing::warn!(pvc = %s.pvc, "skipped: {}", s.reason);
+    }
+    if global.dry_run {
+        match global.output {
+            Output::Text => output::print(&backupplan::render(&plan, config, ns))?,
+            Output::Json => output::print_json(&json!({
+                "run": plan.run_id,
+                "namespace": ns,
+                "jobs": plan.jobs,
+                "skipped": plan.skipped,
+                "pods": plan.jobs.iter().map(|j| &j.pod).collect::<Vec<_>>(),
+                "clones": plan.jobs.iter().map(|j| &j.clone).collect::<Vec<_>>(),
+            }))?,
+        }
+        return Ok(exit::SUCCESS);
+    }
+    let progress = crate::progress::Progress::start("waiting for the backup lock");
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    let me = crate::runlock::holder_identity(&run_id, &host);
+    let held = lease::acquire(
+        &client,
+        ns,
+        &format!("{cfg_name}-backup"),
+        &run_id,
+        &me,
+        args.lock.lock_timeout.0,
+        interrupt.token(),
+    )
+    .await
+    .map_err(|e| Error::from_lock(e, &interrupt))?;
+    tracing::info!(run = %run_id, copies = plan.jobs.len(), "backup lock taken");
+    progress.phase("sweeping leftovers of earlier runs");
+    let swept = mover::sweep(&client, ns, cfg_name, &run_id).await;
+    if let Err(e) = &swept {
+        tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
+    }
+    release_stale_marks(&client, &seen.snapshots, ns, &run_id).await;
+    let sources: BTreeSet<&str> = plan.jobs.iter().map(|j| j.snapshot.as_str()).collect();
+    let mark = format!("backup/{run_id}");
+    for s in &sources {
+        set_in_use(&client, ns, s, Some(&mark)).await;
+    }
+    let records = execute(&client, settings, &plan, &interrupt, &progress).await;
+    progress.phase("cleaning up");
+    for s in &sources {
+        set_in_use(&client, ns, s, None).await;
+    }
+    held.release().await;
+    drop(progress);
+    let report = Report {
+        run: run_id.clone(),
+        namespace: ns.to_owned(),
+        jobs: records,
+        skipped: plan.skipped.clone(),
+        interrupted: interrupt.code(),
+    };
+    for j in report.jobs.iter().filter(|j| !j.ok) {
+        crate::k8s::events::record(
+            &client,
+            ns,
+            &j.pvc,
+            "BackupFailed",
+            &format!("backup to {} failed: {}", j.repository, j.result),
+        )
+        .await;
+    }
+    match global.output {
+        Output::Text => output::print(&report.render())?,
+        Output::Json => output::print_json(&serde_json::to_value(&report).unwrap_or_default())?,
+    }
+    Ok(report.code())
+}
+
+/// Sets (or removes) the in-use mark that keeps `prune` off a snapshot while it is copied.
+async fn set_in_use(client: &kube::Client, ns: &str, snapshot: &str, value: Option<&str>) {
+    let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
+    let patch = json!({"metadata": {"annotations": {IN_USE_ANNOTATION: value}}});
+    if let Err(e) = api
+        .patch(snapshot, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(snapshot, error = %e, "could not update the in-use mark");
+    }
+}
+
+/// Removes in-use marks that killed backup runs left.
+async fn release_stale_marks(
+    client: &kube::Client,
+    snapshots: &[VolumeSnapshot],
+    ns: &str,
+    run_id: &str,
+) {
+    for s in snapshots {
+        let mark = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(IN_USE_ANNOTATION));
+        if let Some(m) = mark
+            && m.starts_with("backup/")
+            && m != &format!("backup/{run_id}")
+        {
+            let name = s.metadata.name.as_deref().unwrap_or_default();
+            tracing::warn!(snapshot = name, mark = %m, "removing the in-use mark of an earlier backup run");
+            set_in_use(client, ns, name, None).await;
+        }
+    }
+}
+
+async fn execute(
+    client: &kube::Client,
+    settings: &Settings,
+    plan: &Plan,
+    interrupt: &Interrupt,
+    progress: &crate::progress::Progress,
+) -> Vec<JobRecord> {
+    let config = &settings.config;
+    let permits = Semaphore::new(config.spec.mover.concurrency.max(1) as usize);
+    let borg_lanes: BTreeMap<&str, tokio::sync::Mutex<()>> = plan
+        .jobs
+        .iter()
+        .filter(|j| j.engine == "borg")
+        .map(|j| (j.repository.as_str(), tokio::sync::Mutex::new(())))
+        .collect();
+    let status: Mutex<BTreeMap<usize, String>> = Mutex::new(BTreeMap::new());
+    let runs = plan.jobs.iter().map(|j| {
+        let permits = &permits;
+        let lane = borg_lanes.get(j.repository.as_str());
+        let status = &status;
+        async move {
+            let _lane = match lane {
+                Some(m) => Some(m.lock().await),
+                None => None,
+            };
+            let _permit = permits.acquire().await;
+            if interrupt.is_set() {
+                return record(j, false, "not started: interrupted".into(), None, 0.0);
+            }
+            let started = Instant::now();
+            let shown = |text: String| {
+                if let Ok(mut s) = status.lock() {
+                    s.insert(j.index, text);
+                    progress.phase(s.values().cloned().collect::<Vec<_>>().join(" | "));
+                }
+            };
+            shown(format!("{} → {}: starting", j.pvc, j.repository));
+            let out = copy_with_locks(client, settings, j, interrupt, &shown).await;
+            if let Ok(mut s) = status.lock() {
+                s.remove(&j.index);
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            match out {
+                Ok(o) if o.ok() => {
+                    label_backed_up(client, &settings.namespace, &j.snapshot, &j.repository).await;
+                    let s = o.summary.clone().unwrap_or_default();
+                    tracing::info!(pvc = %j.pvc, repository = %j.repository, archive = %s.archive,
+                        read = s.bytes_read, added = s.bytes_added, files = s.files, seconds, "copied");
+                    record(j, true, "ok".into(), o.summary, seconds)
+                }
+                Ok(o) => {
+                    let why = match o.failure {
+                        Some(f) if o.message.is_empty() => f.describe().to_owned(),
+                        Some(Failure::Locked) if !o.holders.is_empty() => {
+                            format!("{}: held by {}", o.message, o.holders.join(", "))
+                        }
+                        _ => o.message.clone(),
+                    };
+                    tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {why}");
+                    record(j, false, why, o.summary, seconds)
+                }
+                Err(e) => {
+                    tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {e}");
+                    record(j, false, e.to_string(), None, seconds)
+                }
+            }
+        }
+    });
+    join_all(runs).await
+}
+
+fn record(
+    j: &VolumeJob,
+    ok: bool,
+    result: String,
+    s: Option<crate::mover::job::SummaryDto>,
+    seconds: f64,
+) -> JobRecord {
+    let s = s.unwrap_or_default();
+    JobRecord {
+        pvc: j.pvc.clone(),
+        repository: j.repository.clone(),
+        engine: j.engine,
+        snapshot: j.snapshot.clone(),
+        archive: if s.archive.is_empty() {
+            j.archive.clone()
+        } else {
+            s.archive
+        },
+        ok,
+        result,
+        bytes_read: s.bytes_read,
+        bytes_added: s.bytes_added,
+        files: s.files,
+        seconds,
+    }
+}
+
+/// Runs a copy; a lock held by mover pods of this namespace that are gone is broken and the copy
+/// retried once; a lock held by a live mover is waited for (up to the repository's lock wait).
+async fn copy_with_locks(
+    client: &kube::Client,
+    settings: &Settings,
+    j: &VolumeJob,
+    interrupt: &Interrupt,
+    shown: &(dyn Fn(String) + Sync),
+) -> Result<mover::Outcome, Error> {
+    let ns = settings.namespace.as_str();
+    let on_event = |e: &MoverEvent| on_event(j, e, shown);
+    let mut broke = false;
+    let waited_since = Instant::now();
+    loop {
+        let out = mover::run(client, ns, Some(&j.clone), &j.pod, interrupt, &on_event).await?;
+        if out.failure != Some(Failure::Locked) || out.interrupted {
+            return Ok(out);
+        }
+        let prefix = &j.job.repository.mover_prefix;
+        let holders = classify_holders(&out.holders, prefix);
+        let movers: Vec<&String> = holders
+            .iter()
+            .filter_map(|h| match h {
+                Holder::Mover(p) => Some(p),
+                Holder::Other(_) => None,
+            })
+            .collect();
+        if movers.is_empty() || movers.len() != holders.len() {
+            return Ok(out); // someone else holds it: the mover already waited
+        }
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let mut live = Vec::new();
+        for m in &movers {
+            if pods
+                .get_opt(m)
+                .await
+                .map_err(Error::cluster("read a lock holder Pod"))?
+                .is_some()
+            {
+                live.push((*m).clone());
+            }
+        }
+        if live.is_empty() {
+            if broke {
+                return Ok(out);
+            }
+            tracing::warn!(repository = %j.repository, holders = %out.holders.join(", "),
+                "breaking a stale lock: its holder, a mover pod, no longer exists");
+            let brk = break_lock(client, settings, j, interrupt).await?;
+            if !brk.ok() {
+                return Ok(brk);
+            }
+            broke = true;
+            continue;
+        }
+        let wait = Duration::from_secs(j.job.repository.lock_wait_secs);
+        if waited_since.elapsed() >= wait {
+            return Ok(mover::Outcome {
+                message: format!(
+                    "{} (still held by the running mover pod {} after {})",
+                    out.message,
+                    live.join(", "),
+                    crate::units::HumanDuration(wait)
+                ),
+                ..out
+            });
+        }
+        tracing::info!(repository = %j.repository, holders = %live.join(", "), "the repository is locked by a running mover; waiting");
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = interrupt.token().cancelled() => return Ok(mover::Outcome { interrupted: true, message: "interrupted".into(), ..out }),
+        }
+    }
+}
+
+/// Runs a break-lock job for `j`'s repository in its own pod.
+async fn break_lock(
+    client: &kube::Client,
+    settings: &Settings,
+    j: &VolumeJob,
+    interrupt: &Interrupt,
+) -> Result<mover::Outcome, Error> {
+    let config = &settings.config;
+    let Some(repo) = config
+        .spec
+        .repositories
+        .iter()
+        .find(|r| r.name == j.repository)
+    else {
+        return Ok(mover::Outcome::default());
+    };
+    let job = Job {
+        repository: j.job.repository.clone(),
+        action: Action::BreakLock,
+    };
+    let name = format!("{}-unlock", j.pod_name);
+    let ctx = moverpod::Context {
+        namespace: &settings.namespace,
+        config: &config.metadata.name,
+        run_id: j
+            .pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::labels::RUN))
+            .map(String::as_str)
+            .unwrap_or_default(),
+        owner: j
+            .pod
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|o| o.first()),
+    };
+    let pod = moverpod::mover_pod(&ctx, &name, &config.spec.mover, repo, &job, None, None);
+    let log = |e: &MoverEvent| {
+        if let MoverEvent::Log { level, message } = e {
+            tracing::warn!(repository = %j.repository, level = %level, "{message}");
+        }
+    };
+    mover::run(client, &settings.namespace, None, &pod, interrupt, &log).await
+}
+
+fn on_event(j: &VolumeJob, e: &MoverEvent, shown: &(dyn Fn(String) + Sync)) {
+    match e {
+        MoverEvent::Progress {
+            bytes,
+            total,
+            files,
+        } => {
+            let of = total
+                .map(|t| format!(" of {}", HumanBytes(t)))
+                .unwrap_or_default();
+            shown(format!(
+                "{} → {}: {}{of}, {files} files",
+                j.pvc,
+                j.repository,
+                HumanBytes(*bytes)
+            ));
+            tracing::debug!(pvc = %j.pvc, repository = %j.repository, bytes, files, "progress");
+            throttled_progress_log(j, *bytes, *files);
+        }
+        MoverEvent::Log { level, message } => match level.as_str() {
+            "error" | "critical" => {
+                tracing::error!(pvc = %j.pvc, repository = %j.repository, "{message}")
+            }
+            "warn" | "warning" => {
+                tracing::warn!(pvc = %j.pvc, repository = %j.repository, "{message}")
+            }
+            _ => tracing::info!(pvc = %j.pvc, repository = %j.repository, "{message}"),
+        },
+        _ => {}
+    }
+}
+
+/// In a CronJob (no terminal), progress appears as an info line at most every 10 seconds per copy.
+fn throttled_progress_log(j: &VolumeJob, bytes: u64, files: u64) {
+    static LAST: Mutex<BTreeMap<usize, Instant>> = Mutex::new(BTreeMap::new());
+    let Ok(mut last) = LAST.lock() else { return };
+    let due = last
+        .get(&j.index)
+        .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+    if due {
+        last.insert(j.index, Instant::now());
+        tracing::info!(pvc = %j.pvc, repository = %j.repository, bytes, files, "copying");
+    }
+}
+
+/// Labels the source snapshot `backed-up.kentledge.io/<repository>=<time>`.
+async fn label_backed_up(client: &kube::Client, ns: &str, snapshot: &str, repository: &str) {
+    let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
+    let patch = json!({"metadata": {"labels": {backed_up_label(repository): label_time(Timestamp::now())}}});
+    if let Err(e) = api
+        .patch(snapshot, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(snapshot, error = %e, "could not label the snapshot as backed up");
+    }
+}

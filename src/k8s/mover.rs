@@ -1,0 +1,328 @@
+//! Running one mover pod: create its clone PVC (if any) and the pod, follow its log for the
+//! mover's events, take the result from the container's terminated state, and always delete the
+//! pod and then the clone: on success, failure, timeout and interruption. Also the sweep of
+//! movers and clones left by killed runs.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+
+use crate::error::Error;
+use crate::labels::{CONFIG, MANAGED_BY, MANAGER, RUN};
+use crate::mover::job::{ArchiveDecision, Failure, MoverEvent, SummaryDto};
+use crate::mover::pod::ROLE;
+use crate::signals::Interrupt;
+
+/// How a mover pod ended.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// The container's exit code, when it ran to the end.
+    pub exit_code: Option<i32>,
+    /// Why it failed (from the exit code, or the pod's state when it never ran or was stopped).
+    pub failure: Option<Failure>,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Lock holders the mover reported.
+    pub holders: Vec<String>,
+    /// The backup's numbers.
+    pub summary: Option<SummaryDto>,
+    /// Prune decisions.
+    pub archives: Vec<ArchiveDecision>,
+    /// Whether the run was interrupted while the mover ran.
+    pub interrupted: bool,
+}
+
+impl Outcome {
+    /// Whether the job did what it was asked.
+    pub fn ok(&self) -> bool {
+        self.exit_code == Some(0) && !self.interrupted
+    }
+}
+
+/// Waiting reasons that will not resolve by themselves.
+const HOPELESS: &[&str] = &[
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+];
+
+/// Runs a mover pod to its end. `on_event` sees each event as it is logged.
+pub async fn run(
+    client: &kube::Client,
+    ns: &str,
+    clone: Option<&PersistentVolumeClaim>,
+    pod: &Pod,
+    interrupt: &Interrupt,
+    on_event: &(dyn Fn(&MoverEvent) + Sync),
+) -> Result<Outcome, Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let clone_name = clone.and_then(|c| c.metadata.name.clone());
+    let result = async {
+        if let Some(c) = clone {
+            pvcs.create(&PostParams::default(), c)
+                .await
+                .map_err(Error::cluster("create the clone PersistentVolumeClaim"))?;
+        }
+        pods.create(&PostParams::default(), pod)
+            .await
+            .map_err(Error::cluster("create the mover Pod"))?;
+        Ok::<_, Error>(watch(&pods, &pod_name, interrupt, on_event).await)
+    }
+    .await;
+    cleanup(client, ns, Some(&pod_name), clone_name.as_deref()).await;
+    result
+}
+
+/// Deletes a mover pod (waiting until it is gone, so its volumes are released) and then a clone.
+pub async fn cleanup(client: &kube::Client, ns: &str, pod: Option<&str>, clone: Option<&str>) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    if let Some(p) = pod {
+        match pods.delete(p, &DeleteParams::default()).await {
+            Ok(_) => {
+                for _ in 0..120 {
+                    match pods.get_opt(p).await {
+                        Ok(None) => break,
+                        Ok(Some(_)) | Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(500)).await
+                        }
+                    }
+                }
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                tracing::warn!(pod = p, error = %e, "could not delete the mover pod; the next run sweeps it")
+            }
+        }
+    }
+    if let Some(c) = clone {
+        match pvcs.delete(c, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                tracing::warn!(pvc = c, error = %e, "could not delete the clone; the next run sweeps it")
+            }
+        }
+    }
+}
+
+/// Deletes mover pods and clones of this config left by other (killed) runs.
+pub async fn sweep(
+    client: &kube::Client,
+    ns: &str,
+    config: &str,
+    run_id: &str,
+) -> Result<usize, Error> {
+    let sel = format!("{MANAGED_BY}={MANAGER},{CONFIG}={config},{RUN}!={run_id}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let mut n = 0;
+    for p in pods
+        .list(&ListParams::default().labels(&format!("{sel},{ROLE}=mover")))
+        .await
+        .map_err(Error::cluster("list mover Pods"))?
+        .items
+    {
+        let name = p.metadata.name.unwrap_or_default();
+        tracing::warn!(pod = %name, "deleting a mover pod left by an earlier run");
+        cleanup(client, ns, Some(&name), None).await;
+        n += 1;
+    }
+    for c in pvcs
+        .list(&ListParams::default().labels(&format!("{sel},{ROLE}=clone")))
+        .await
+        .map_err(Error::cluster("list clone PersistentVolumeClaims"))?
+        .items
+    {
+        let name = c.metadata.name.unwrap_or_default();
+        tracing::warn!(pvc = %name, "deleting a clone left by an earlier run");
+        cleanup(client, ns, None, Some(&name)).await;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn terminated(p: &Pod) -> Option<(i32, String)> {
+    let st = p.status.as_ref()?;
+    let cs = st.container_statuses.as_ref()?.first()?;
+    let t = cs.state.as_ref()?.terminated.as_ref()?;
+    Some((
+        t.exit_code,
+        t.message.clone().or(t.reason.clone()).unwrap_or_default(),
+    ))
+}
+
+fn waiting(p: &Pod) -> Option<(String, String)> {
+    let cs = p.status.as_ref()?.container_statuses.as_ref()?.first()?;
+    let w = cs.state.as_ref()?.waiting.as_ref()?;
+    Some((
+        w.reason.clone().unwrap_or_default(),
+        w.message.clone().unwrap_or_default(),
+    ))
+}
+
+fn started(p: &Pod) -> bool {
+    let phase = p
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("");
+    matches!(phase, "Running" | "Succeeded" | "Failed")
+}
+
+async fn watch(
+    pods: &Api<Pod>,
+    name: &str,
+    interrupt: &Interrupt,
+    on_event: &(dyn Fn(&MoverEvent) + Sync),
+) -> Outcome {
+    let mut out = Outcome::default();
+    let mut log_task: Option<tokio::task::JoinHandle<Vec<MoverEvent>>> = None;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MoverEvent>();
+    loop {
+        while let Ok(e) = rx.try_recv() {
+            on_event(&e);
+        }
+        if interrupt.is_set() {
+            out.interrupted = true;
+            out.failure = Some(Failure::Failed);
+            out.message = "interrupted".into();
+            break;
+        }
+        let p = match pods.get_opt(name).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                out.failure = Some(Failure::Failed);
+                out.message = "the mover pod was deleted by someone else".into();
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the mover pod");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if log_task.is_none() && started(&p) {
+            log_task = Some(tokio::spawn(follow(
+                pods.clone(),
+                name.to_owned(),
+                tx.clone(),
+            )));
+        }
+        if let Some((code, message)) = terminated(&p) {
+            out.exit_code = Some(code);
+            out.failure = Failure::from_code(code);
+            out.message = message;
+            break;
+        }
+        let phase = p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        if phase == "Failed" {
+            let st = p.status.as_ref();
+            out.failure = Some(Failure::Failed);
+            out.message = format!(
+                "the mover pod failed: {} {}",
+                st.and_then(|s| s.reason.clone()).unwrap_or_default(),
+                st.and_then(|s| s.message.clone()).unwrap_or_default()
+            )
+            .trim()
+            .to_owned();
+            break;
+        }
+        if let Some((reason, message)) = waiting(&p)
+            && HOPELESS.contains(&reason.as_str())
+        {
+            out.failure = Some(Failure::Failed);
+            out.message = format!("the mover pod cannot start: {reason}: {message}");
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = interrupt.token().cancelled() => {}
+        }
+    }
+    drop(tx);
+    // The rest of the log (the stream ends when the container exits).
+    let events = match log_task {
+        Some(t) if !out.interrupted => tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
+        Some(t) => {
+            t.abort();
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    while let Ok(e) = rx.try_recv() {
+        on_event(&e);
+    }
+    let events = if events.is_empty() && out.exit_code.is_some() {
+        // The log stream never started (the container was quick): read the log once.
+        match pods.logs(name, &LogParams::default()).await {
+            Ok(text) => {
+                let events: Vec<MoverEvent> = text.lines().filter_map(MoverEvent::parse).collect();
+                events.iter().for_each(on_event);
+                events
+            }
+            Err(_) => Vec::new(),
+        }
+    } else {
+        events
+    };
+    for e in events {
+        match e {
+            MoverEvent::Summary { summary } => out.summary = Some(summary),
+            MoverEvent::Archive(a) => out.archives.push(a),
+            MoverEvent::Failed {
+                failure,
+                message,
+                holders,
+            } => {
+                out.failure = Some(failure);
+                out.message = message;
+                out.holders = holders;
+            }
+            _ => {}
+        }
+    }
+    if out.exit_code.is_some_and(|c| c != 0) && out.failure.is_none() {
+        out.failure = Some(Failure::Failed);
+    }
+    out
+}
+
+/// Follows the pod's log, forwarding events as they come and returning all of them.
+async fn follow(
+    pods: Api<Pod>,
+    name: String,
+    tx: tokio::sync::mpsc::UnboundedSender<MoverEvent>,
+) -> Vec<MoverEvent> {
+    use futures::{AsyncBufReadExt as _, StreamExt as _};
+    let lp = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+    let mut all = Vec::new();
+    let Ok(stream) = pods.log_stream(&name, &lp).await else {
+        return all;
+    };
+    let mut lines = stream.lines();
+    while let Some(Ok(line)) = lines.next().await {
+        if let Some(e) = MoverEvent::parse(&line) {
+            let _ = tx.send(e.clone());
+            all.push(e);
+        } else if !line.trim().is_empty() {
+            tracing::debug!(pod = %name, "{line}");
+        }
+    }
+    all
+}

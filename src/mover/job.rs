@@ -1,0 +1,458 @@
+//! The job a mover pod runs, as plain data: which repository (and how to reach it, by file paths
+//! and variable names only, never secret values), and what to do there. The controller writes it
+//! into the pod's arguments; the in-pod subcommand reads it back. Also the mover's exit codes and
+//! the events it prints, one JSON object per line, for the controller to read from the pod's log.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Retention;
+use crate::engines::Series;
+use crate::engines::progress::Summary;
+
+/// Where a mover finds things inside its pod.
+pub mod paths {
+    /// The clone of the snapshot, mounted read-only (the working directory of a backup).
+    pub const DATA: &str = "/data";
+    /// Secret files (passphrase, ssh key, known_hosts), mode 0400.
+    pub const SECRETS: &str = "/kentledge/secrets";
+    /// The engine's cache and config (an emptyDir, or the repository's cache PVC).
+    pub const CACHE: &str = "/kentledge/cache";
+    /// A repository kept on a PVC.
+    pub const REPOSITORY: &str = "/repository";
+    /// The passphrase or password file.
+    pub const PASSPHRASE: &str = "/kentledge/secrets/passphrase";
+    /// The ssh private key file.
+    pub const SSH_KEY: &str = "/kentledge/secrets/ssh-key";
+    /// The ssh known_hosts file.
+    pub const KNOWN_HOSTS: &str = "/kentledge/secrets/known_hosts";
+}
+
+/// The mover's exit codes; the controller reads them from the container's state.
+pub mod code {
+    /// Done.
+    pub const OK: i32 = 0;
+    /// The engine failed for another reason (the log says which).
+    pub const FAILED: i32 = 1;
+    /// The job could not be read (a version mismatch between controller and image).
+    pub const BAD_JOB: i32 = 2;
+    /// The repository does not exist and the config does not allow `init`.
+    pub const NO_REPOSITORY: i32 = 66;
+    /// The repository could not be reached (network, ssh, host key).
+    pub const UNREACHABLE: i32 = 69;
+    /// The repository is locked by someone else.
+    pub const LOCKED: i32 = 75;
+    /// The passphrase or password is wrong.
+    pub const PASSPHRASE: i32 = 77;
+}
+
+/// borg or restic.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// BorgBackup 1.2 – 1.4.
+    Borg,
+    /// restic 0.14 and newer.
+    Restic,
+}
+
+impl Engine {
+    /// The engine's program name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Borg => "borg",
+            Engine::Restic => "restic",
+        }
+    }
+}
+
+/// How to reach a repository from inside the mover pod.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Access {
+    /// The config's name for the repository.
+    pub name: String,
+    /// Which engine.
+    pub engine: Engine,
+    /// The location as the engine takes it (`ssh://…`, `rest:…`, or a path under `/repository`).
+    pub location: String,
+    /// Create the repository when it does not exist, with this borg encryption mode (restic: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    /// Whether a passphrase file is mounted.
+    pub passphrase: bool,
+    /// ssh settings for `ssh://` (borg) and `sftp:` (restic) repositories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Ssh>,
+    /// How long to wait for a lock held by something other than a mover of this namespace.
+    pub lock_wait_secs: u64,
+    /// borg `--remote-path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_path: Option<String>,
+    /// Compression (borg spec or restic level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// The name prefix of this namespace's mover pods: a lock held by one of them is reported at
+    /// once, so the controller can tell a live holder from a gone one.
+    pub mover_prefix: String,
+}
+
+/// ssh client settings (files under [`paths::SECRETS`]).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Ssh {
+    /// Whether a private key is mounted.
+    pub key: bool,
+    /// Whether known_hosts is mounted.
+    pub known_hosts: bool,
+    /// Host key checking off (the config opted out; logged on every run).
+    pub insecure: bool,
+}
+
+/// What a mover does.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", tag = "action")]
+pub enum Action {
+    /// Copy [`paths::DATA`] into a new archive of a series.
+    Backup {
+        /// The series.
+        series: Series,
+        /// The snapshot's cut: the archive's time.
+        cut: Timestamp,
+        /// Upload limit in bytes per second.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upload_limit: Option<u64>,
+        /// Exclude patterns relative to the volume root.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        exclude: Vec<String>,
+    },
+    /// Apply retention to series of the repository.
+    Prune {
+        /// The series.
+        series: Vec<Series>,
+        /// The repository's policy.
+        retention: Retention,
+        /// The zone of periods.
+        timezone: String,
+        /// The evaluation time.
+        now: Timestamp,
+        /// Only report decisions.
+        dry_run: bool,
+    },
+    /// Verify the repository.
+    Check {
+        /// Also read this share of the data (`5%`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_data_subset: Option<String>,
+    },
+    /// Remove the repository's locks (only sent when every holder is a mover pod that is gone).
+    BreakLock,
+}
+
+impl Action {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Backup { .. } => "backup",
+            Action::Prune { .. } => "prune",
+            Action::Check { .. } => "check",
+            Action::BreakLock => "break-lock",
+        }
+    }
+}
+
+/// A whole job.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// The repository.
+    pub repository: Access,
+    /// What to do.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+impl Job {
+    /// The job as one argument.
+    pub fn to_arg(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Why a mover failed, as it tells the controller.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failure {
+    /// See [`code::NO_REPOSITORY`].
+    NoRepository,
+    /// See [`code::UNREACHABLE`].
+    Unreachable,
+    /// See [`code::LOCKED`].
+    Locked,
+    /// See [`code::PASSPHRASE`].
+    Passphrase,
+    /// Anything else.
+    Failed,
+    /// See [`code::BAD_JOB`].
+    BadJob,
+}
+
+impl Failure {
+    /// The exit code for this failure.
+    pub fn code(self) -> i32 {
+        match self {
+            Failure::NoRepository => code::NO_REPOSITORY,
+            Failure::Unreachable => code::UNREACHABLE,
+            Failure::Locked => code::LOCKED,
+            Failure::Passphrase => code::PASSPHRASE,
+            Failure::Failed => code::FAILED,
+            Failure::BadJob => code::BAD_JOB,
+        }
+    }
+
+    /// The failure an exit code stands for (`None` for success).
+    pub fn from_code(c: i32) -> Option<Failure> {
+        Some(match c {
+            code::OK => return None,
+            code::NO_REPOSITORY => Failure::NoRepository,
+            code::UNREACHABLE => Failure::Unreachable,
+            code::LOCKED => Failure::Locked,
+            code::PASSPHRASE => Failure::Passphrase,
+            code::BAD_JOB => Failure::BadJob,
+            _ => Failure::Failed,
+        })
+    }
+
+    /// For people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Failure::NoRepository => "the repository does not exist (set init: true to create it)",
+            Failure::Unreachable => "the repository cannot be reached",
+            Failure::Locked => "the repository is locked",
+            Failure::Passphrase => "wrong passphrase or password",
+            Failure::Failed => "the engine failed",
+            Failure::BadJob => {
+                "the mover could not read its job (image and controller versions differ?)"
+            }
+        }
+    }
+}
+
+/// An archive of a series and what prune decides about it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ArchiveDecision {
+    /// The series' name.
+    pub series: String,
+    /// borg archive name or restic snapshot id.
+    pub archive: String,
+    /// The archive's time.
+    pub time: Timestamp,
+    /// Kept or deleted.
+    pub keep: bool,
+    /// Why.
+    pub reasons: String,
+}
+
+/// One line of a mover's stdout.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", tag = "event")]
+pub enum MoverEvent {
+    /// Work in progress.
+    Progress {
+        /// Bytes read so far.
+        bytes: u64,
+        /// Total bytes, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+        /// Files read so far.
+        files: u64,
+    },
+    /// A message for the log.
+    Log {
+        /// `info`, `warn` or `error`.
+        level: String,
+        /// The text.
+        message: String,
+    },
+    /// The result of a backup.
+    Summary {
+        /// The numbers.
+        #[serde(flatten)]
+        summary: SummaryDto,
+    },
+    /// A prune decision.
+    Archive(ArchiveDecision),
+    /// The job failed.
+    Failed {
+        /// Why.
+        failure: Failure,
+        /// The engine's words.
+        message: String,
+        /// Lock holders (`host` or `host pid`), when locked.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        holders: Vec<String>,
+    },
+}
+
+/// [`Summary`] on the wire.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryDto {
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// New bytes stored.
+    pub bytes_added: u64,
+    /// Files read.
+    pub files: u64,
+    /// Archive name or snapshot id.
+    pub archive: String,
+}
+
+impl From<Summary> for SummaryDto {
+    fn from(s: Summary) -> Self {
+        SummaryDto {
+            bytes_read: s.bytes_read,
+            bytes_added: s.bytes_added,
+            files: s.files,
+            archive: s.archive,
+        }
+    }
+}
+
+impl MoverEvent {
+    /// One line of JSON.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses a line of a mover's log; other lines are `None`.
+    pub fn parse(line: &str) -> Option<MoverEvent> {
+        serde_json::from_str(line.trim()).ok()
+    }
+}
+
+/// The holder of a lock as the controller sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// A mover pod of this namespace, by pod name.
+    Mover(String),
+    /// Anything else (another host, another namespace's mover, a person).
+    Other(String),
+}
+
+/// Sorts lock holders (`host`, `host@…` or `host pid`) into this namespace's movers and others.
+pub fn classify_holders(holders: &[String], mover_prefix: &str) -> Vec<Holder> {
+    holders
+        .iter()
+        .map(|h| {
+            let host = h
+                .split(['@', ' ', '.'])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if !mover_prefix.is_empty() && host.starts_with(mover_prefix) {
+                Holder::Mover(host)
+            } else {
+                Holder::Other(h.clone())
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::SeriesKind;
+
+    fn access() -> Access {
+        Access {
+            name: "offsite".into(),
+            engine: Engine::Borg,
+            location: "ssh://borg@backup:2222/./shop".into(),
+            init: Some("repokey-blake2".into()),
+            passphrase: true,
+            ssh: Some(Ssh {
+                key: true,
+                known_hosts: true,
+                insecure: false,
+            }),
+            lock_wait_secs: 600,
+            remote_path: None,
+            compression: Some("zstd,3".into()),
+            mover_prefix: "kentledge-mover-1a2b3c-".into(),
+        }
+    }
+
+    #[test]
+    fn a_job_round_trips_through_its_argument() {
+        let job = Job {
+            repository: access(),
+            action: Action::Backup {
+                series: Series {
+                    config: "shop".into(),
+                    namespace: "prod".into(),
+                    kind: SeriesKind::Volume,
+                    name: "data".into(),
+                },
+                cut: "2026-11-22T10:00:07Z".parse().unwrap(),
+                upload_limit: None,
+                exclude: vec!["lost+found".into()],
+            },
+        };
+        let arg = job.to_arg();
+        insta::assert_snapshot!(arg, @r#"{"repository":{"name":"offsite","engine":"borg","location":"ssh://borg@backup:2222/./shop","init":"repokey-blake2","passphrase":true,"ssh":{"key":true,"knownHosts":true,"insecure":false},"lockWaitSecs":600,"compression":"zstd,3","moverPrefix":"kentledge-mover-1a2b3c-"},"action":"backup","series":{"config":"shop","namespace":"prod","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","exclude":["lost+found"]}"#);
+        let back: Job = serde_json::from_str(&arg).unwrap();
+        assert_eq!(back, job);
+    }
+
+    #[test]
+    fn events_round_trip_and_other_lines_are_ignored() {
+        let e = MoverEvent::Failed {
+            failure: Failure::Locked,
+            message: "locked".into(),
+            holders: vec!["kentledge-mover-1a2b3c-3f9a-0 17".into()],
+        };
+        assert_eq!(MoverEvent::parse(&e.to_line()), Some(e));
+        assert_eq!(MoverEvent::parse("borg: plain text"), None);
+        assert_eq!(MoverEvent::parse(r#"{"type":"log_message"}"#), None);
+    }
+
+    #[test]
+    fn exit_codes_and_failures_correspond() {
+        for f in [
+            Failure::NoRepository,
+            Failure::Unreachable,
+            Failure::Locked,
+            Failure::Passphrase,
+            Failure::Failed,
+            Failure::BadJob,
+        ] {
+            assert_eq!(Failure::from_code(f.code()), Some(f));
+        }
+        assert_eq!(Failure::from_code(0), None);
+        assert_eq!(Failure::from_code(137), Some(Failure::Failed));
+    }
+
+    #[test]
+    fn holders_are_movers_of_this_namespace_or_others() {
+        let p = "kentledge-mover-1a2b3c-";
+        let got = classify_holders(
+            &[
+                "kentledge-mover-1a2b3c-3f9a-0 17".into(),
+                "kentledge-mover-1a2b3c-3f9a-1@12345-0".into(),
+                "kentledge-mover-ffffff-3f9a-0 9".into(),
+                "laptop 4242".into(),
+            ],
+            p,
+        );
+        assert_eq!(
+            got,
+            vec![
+                Holder::Mover("kentledge-mover-1a2b3c-3f9a-0".into()),
+                Holder::Mover("kentledge-mover-1a2b3c-3f9a-1".into()),
+                Holder::Other("kentledge-mover-ffffff-3f9a-0 9".into()),
+                Holder::Other("laptop 4242".into()),
+            ]
+        );
+    }
+}

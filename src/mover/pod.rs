@@ -1,0 +1,384 @@
+//! Mover pods and clone PVCs as plain Kubernetes objects, built from the config and a job: names,
+//! labels, the read-only clone mount, secrets as 0400 files or `secretKeyRef` env (never values),
+//! the engine cache, and the config's security context, resources, placement and deadline.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde_json::{Value, json};
+
+use super::job::{Job, paths};
+use crate::config::{Mover, PvcPath, Repository, SecretKeyRef};
+use crate::labels::{CONFIG, MANAGED_BY, MANAGER, PVC, RUN, short_hash};
+
+/// The label that says what a kentledge-made object is for (`mover`, `clone`).
+pub const ROLE: &str = "kentledge.io/role";
+/// The label naming the repository a mover works on.
+pub const REPOSITORY: &str = "kentledge.io/repository";
+
+/// The name prefix of every mover pod of a namespace; lock holders with it are ours.
+pub fn mover_prefix(namespace: &str) -> String {
+    format!("kentledge-mover-{}-", &short_hash(namespace)[..6])
+}
+
+/// The last part of a run id (`20261122t100000z-3f9a` → `3f9a`).
+pub fn run_suffix(run_id: &str) -> &str {
+    run_id.rsplit('-').next().unwrap_or(run_id)
+}
+
+/// Names of the pod and clone of job `index` of a run.
+pub fn names(namespace: &str, run_id: &str, index: usize) -> (String, String) {
+    let s = run_suffix(run_id);
+    (
+        format!("{}{s}-{index}", mover_prefix(namespace)),
+        format!("kentledge-clone-{s}-{index}"),
+    )
+}
+
+/// Who and what a pod or clone belongs to.
+#[derive(Clone, Debug)]
+pub struct Context<'a> {
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The config's name.
+    pub config: &'a str,
+    /// The run id.
+    pub run_id: &'a str,
+    /// The kentledge pod when running in a cluster: clones and movers are garbage-collected with it.
+    pub owner: Option<&'a OwnerReference>,
+}
+
+impl Context<'_> {
+    fn labels(&self, role: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut l: BTreeMap<String, String> = [
+            (MANAGED_BY, MANAGER),
+            (CONFIG, self.config),
+            (RUN, self.run_id),
+            (ROLE, role),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in extra {
+            l.insert((*k).to_owned(), (*v).to_owned());
+        }
+        l
+    }
+
+    fn metadata(&self, name: &str, labels: BTreeMap<String, String>) -> Value {
+        let mut m = json!({"name": name, "namespace": self.namespace, "labels": labels});
+        if let Some(o) = self.owner {
+            m["ownerReferences"] = json!([o]);
+        }
+        m
+    }
+}
+
+/// What a clone is made from.
+#[derive(Clone, Debug)]
+pub struct CloneSource<'a> {
+    /// The VolumeSnapshot.
+    pub snapshot: &'a str,
+    /// The PVC it was taken of (for the label).
+    pub pvc: &'a str,
+    /// Storage class (the config's, else the source PVC's).
+    pub storage_class: Option<&'a str>,
+    /// Access modes (the config's, else the source PVC's).
+    pub access_modes: Vec<String>,
+    /// Size (the config's, else the snapshot's restoreSize, else the source PVC's request).
+    pub size: &'a str,
+}
+
+/// The clone PVC of a snapshot.
+pub fn clone_pvc(ctx: &Context<'_>, name: &str, src: &CloneSource<'_>) -> PersistentVolumeClaim {
+    let pvc_label = crate::labels::pvc_label_value(src.pvc);
+    let mut spec = json!({
+        "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": src.snapshot},
+        "accessModes": if src.access_modes.is_empty() { vec!["ReadWriteOnce".to_owned()] } else { src.access_modes.clone() },
+        "resources": {"requests": {"storage": src.size}},
+    });
+    if let Some(sc) = src.storage_class {
+        spec["storageClassName"] = json!(sc);
+    }
+    let v = json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": ctx.metadata(name, ctx.labels("clone", &[(PVC, &pvc_label)])),
+        "spec": spec,
+    });
+    serde_json::from_value(v).expect("a clone PVC is a valid object")
+}
+
+/// A mover pod: `name` runs `job` with the repository's credentials, the clone (if any) at
+/// `/data` read-only, and the repository's PVC (if it lives on one) at `/repository`.
+pub fn mover_pod(
+    ctx: &Context<'_>,
+    name: &str,
+    mover: &Mover,
+    repo: &Repository,
+    job: &Job,
+    clone: Option<&str>,
+    pvc_label: Option<&str>,
+) -> Pod {
+    let mut extra = vec![(REPOSITORY, repo.name.as_str())];
+    if let Some(p) = pvc_label {
+        extra.push((PVC, p));
+    }
+    let labels = ctx.labels("mover", &extra);
+    let mut volumes: Vec<Value> = Vec::new();
+    let mut mounts: Vec<Value> = Vec::new();
+    if let Some(c) = clone {
+        volumes.push(
+            json!({"name": "data", "persistentVolumeClaim": {"claimName": c, "readOnly": true}}),
+        );
+        mounts.push(json!({"name": "data", "mountPath": paths::DATA, "readOnly": true}));
+    }
+    let secrets = secret_files(repo);
+    if !secrets.is_empty() {
+        volumes.push(
+            json!({"name": "secrets", "projected": {"defaultMode": 0o400, "sources": secrets}}),
+        );
+        mounts.push(json!({"name": "secrets", "mountPath": paths::SECRETS, "readOnly": true}));
+    }
+    match &repo.cache {
+        Some(_) => volumes.push(json!({"name": "cache", "persistentVolumeClaim": {"claimName": cache_pvc_name(&repo.name)}})),
+        None => volumes.push(json!({"name": "cache", "emptyDir": {}})),
+    }
+    mounts.push(json!({"name": "cache", "mountPath": paths::CACHE}));
+    if let Some(p) = repo_pvc(repo) {
+        volumes.push(
+            json!({"name": "repository", "persistentVolumeClaim": {"claimName": p.claim_name}}),
+        );
+        mounts.push(json!({"name": "repository", "mountPath": paths::REPOSITORY}));
+    }
+    let mut container = json!({
+        "name": "mover",
+        "image": mover.image,
+        "command": ["kentledge"],
+        "args": ["mover", "--job", job.to_arg()],
+        "env": secret_env(repo),
+        "volumeMounts": mounts,
+        "workingDir": if clone.is_some() { paths::DATA } else { "/" },
+    });
+    if let Some(p) = mover.image_pull_policy {
+        container["imagePullPolicy"] = json!(format!("{p:?}"));
+    }
+    let r = &mover.resources;
+    if !r.requests.is_empty() || !r.limits.is_empty() {
+        container["resources"] = json!({"requests": r.requests, "limits": r.limits});
+    }
+    if mover.security_context.privileged {
+        container["securityContext"] = json!({"privileged": true});
+    }
+    let sc = &mover.security_context;
+    let mut pod_sc = json!({});
+    for (k, v) in [
+        ("runAsUser", sc.run_as_user),
+        ("runAsGroup", sc.run_as_group),
+        ("fsGroup", sc.fs_group),
+    ] {
+        if let Some(v) = v {
+            pod_sc[k] = json!(v);
+        }
+    }
+    let mut spec = json!({
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": mover.timeout.as_secs().max(1),
+        "automountServiceAccountToken": false,
+        "terminationGracePeriodSeconds": 30,
+        "containers": [container],
+        "volumes": volumes,
+        "securityContext": pod_sc,
+    });
+    if let Some(sa) = &mover.service_account_name {
+        spec["serviceAccountName"] = json!(sa);
+    }
+    if !mover.node_selector.is_empty() {
+        spec["nodeSelector"] = json!(mover.node_selector);
+    }
+    if !mover.tolerations.is_empty() {
+        spec["tolerations"] = serde_json::to_value(&mover.tolerations).unwrap_or_default();
+        // The config's enums serialise as their Kubernetes spelling already.
+    }
+    let v = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": ctx.metadata(name, labels),
+        "spec": spec,
+    });
+    serde_json::from_value(v).expect("a mover pod is a valid object")
+}
+
+/// The name of a repository's cache PVC (made once, kept between runs).
+pub fn cache_pvc_name(repository: &str) -> String {
+    format!("kentledge-cache-{repository}")
+}
+
+/// The PVC a repository lives on, if any.
+pub fn repo_pvc(repo: &Repository) -> Option<&PvcPath> {
+    match (&repo.borg, &repo.restic) {
+        (Some(b), _) => b.pvc.as_ref(),
+        (_, Some(r)) => r.pvc.as_ref(),
+        _ => None,
+    }
+}
+
+fn file(r: &SecretKeyRef, path: &str) -> Value {
+    json!({"secret": {"name": r.secret, "items": [{"key": r.key, "path": path, "mode": 0o400}]}})
+}
+
+/// The projected-volume sources of a repository's secret files.
+fn secret_files(repo: &Repository) -> Vec<Value> {
+    let (pass, key, hosts) = match (&repo.borg, &repo.restic) {
+        (Some(b), _) => (
+            b.passphrase.as_ref(),
+            b.ssh_key.as_ref(),
+            b.known_hosts.as_ref(),
+        ),
+        (_, Some(r)) => (
+            Some(&r.password),
+            r.ssh_key.as_ref(),
+            r.known_hosts.as_ref(),
+        ),
+        _ => (None, None, None),
+    };
+    let mut out = Vec::new();
+    if let Some(p) = pass {
+        out.push(file(p, "passphrase"));
+    }
+    if let Some(k) = key {
+        out.push(file(k, "ssh-key"));
+    }
+    if let Some(h) = hosts {
+        out.push(file(h, "known_hosts"));
+    }
+    out
+}
+
+fn secret_ref(name: &str, r: &SecretKeyRef) -> Value {
+    json!({"name": name, "valueFrom": {"secretKeyRef": {"name": r.secret, "key": r.key}}})
+}
+
+/// Environment of the engine: S3 keys and the config's extra variables, by reference.
+fn secret_env(repo: &Repository) -> Vec<Value> {
+    let mut env = Vec::new();
+    if let Some(r) = &repo.restic {
+        if let Some(s3) = &r.s3 {
+            env.push(secret_ref("AWS_ACCESS_KEY_ID", &s3.access_key_id));
+            env.push(secret_ref("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key));
+        }
+        for e in &r.env {
+            match (&e.value, &e.value_from) {
+                (_, Some(from)) => env.push(secret_ref(&e.name, from)),
+                (Some(v), None) => env.push(json!({"name": e.name, "value": v})),
+                (None, None) => {}
+            }
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::{Series, SeriesKind};
+    use crate::mover::job::{Access, Action, Engine};
+
+    fn repo() -> Repository {
+        serde_saphyr::from_str(
+            r#"
+name: offsite
+restic:
+  repository: s3:http://127.0.0.1:9000/backups/shop
+  password: {secret: restic, key: password}
+  s3:
+    accessKeyId: {secret: s3, key: id}
+    secretAccessKey: {secret: s3, key: secret}
+  env:
+    - {name: AWS_DEFAULT_REGION, value: eu-west-1}
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn names_are_short_and_tied_to_the_namespace() {
+        let (pod, clone) = names("shop", "20261122t100000z-3f9a", 2);
+        assert!(pod.starts_with(&mover_prefix("shop")));
+        assert!(pod.ends_with("-3f9a-2"), "{pod}");
+        assert_eq!(clone, "kentledge-clone-3f9a-2");
+        assert!(pod.len() <= 63);
+        assert_ne!(mover_prefix("shop"), mover_prefix("shop2"));
+    }
+
+    #[test]
+    fn a_mover_pod_has_references_to_secrets_never_their_values() {
+        let repo = repo();
+        let owner = OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: "kentledge-backup-29000000-abcde".into(),
+            uid: "0c0ffee0-0000-4000-8000-000000000000".into(),
+            ..OwnerReference::default()
+        };
+        let ctx = Context {
+            namespace: "shop",
+            config: "shop",
+            run_id: "20261122t100000z-3f9a",
+            owner: Some(&owner),
+        };
+        let job = Job {
+            repository: Access {
+                name: "offsite".into(),
+                engine: Engine::Restic,
+                location: "s3:http://127.0.0.1:9000/backups/shop".into(),
+                init: None,
+                passphrase: true,
+                ssh: None,
+                lock_wait_secs: 600,
+                remote_path: None,
+                compression: None,
+                mover_prefix: mover_prefix("shop"),
+            },
+            action: Action::Backup {
+                series: Series {
+                    config: "shop".into(),
+                    namespace: "shop".into(),
+                    kind: SeriesKind::Volume,
+                    name: "data".into(),
+                },
+                cut: "2026-11-22T10:00:07Z".parse().unwrap(),
+                upload_limit: None,
+                exclude: Vec::new(),
+            },
+        };
+        let mut mover = Mover::default();
+        mover.image = "ghcr.io/kentledge/kentledge:test".into();
+        mover.security_context.run_as_user = Some(1000);
+        mover.security_context.fs_group = Some(1000);
+        mover.node_selector.insert("disk".into(), "ssd".into());
+        let pod = mover_pod(
+            &ctx,
+            "kentledge-mover-x-3f9a-0",
+            &mover,
+            &repo,
+            &job,
+            Some("kentledge-clone-3f9a-0"),
+            Some("data"),
+        );
+        let clone = clone_pvc(
+            &ctx,
+            "kentledge-clone-3f9a-0",
+            &CloneSource {
+                snapshot: "data-20261122-100007-3f9a",
+                pvc: "data",
+                storage_class: Some("hostpath"),
+                access_modes: vec!["ReadWriteOnce".into()],
+                size: "1Gi",
+            },
+        );
+        insta::assert_snapshot!("mover_pod", serde_json::to_string_pretty(&pod).unwrap());
+        insta::assert_snapshot!("clone_pvc", serde_json::to_string_pretty(&clone).unwrap());
+    }
+}
