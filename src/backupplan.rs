@@ -60,6 +60,21 @@ pub struct Plan {
     pub jobs: Vec<VolumeJob>,
     /// PVCs left out, and why.
     pub skipped: Vec<SkippedVolume>,
+    /// Copies already made by an earlier run (the source carries the repository's backed-up label).
+    pub already: Vec<AlreadyCopied>,
+}
+
+/// A copy that an earlier run made.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AlreadyCopied {
+    /// The PVC.
+    pub pvc: String,
+    /// The snapshot.
+    pub snapshot: String,
+    /// The repository.
+    pub repository: String,
+    /// The label's value (when it was copied).
+    pub at: String,
 }
 
 /// A PVC left out of the run.
@@ -281,6 +296,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
         .as_deref()
         .and_then(|b| crate::units::parse_byte_rate(b).ok());
     let mut jobs = Vec::new();
+    let mut already = Vec::new();
     for (pvc, snap) in &sources {
         let source_pvc = i
             .observed
@@ -336,6 +352,20 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
             name: pvc.clone(),
         };
         for repo in &repos {
+            if let Some(at) = snap
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(&crate::labels::backed_up_label(&repo.name)))
+            {
+                already.push(AlreadyCopied {
+                    pvc: pvc.clone(),
+                    snapshot: snapshot.clone(),
+                    repository: repo.name.clone(),
+                    at: at.clone(),
+                });
+                continue;
+            }
             let index = jobs.len();
             let (pod_name, clone_name) = pod::names(i.namespace, i.run_id, index);
             let job = Job {
@@ -392,6 +422,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
         run_id: i.run_id.to_owned(),
         jobs,
         skipped,
+        already,
     })
 }
 
@@ -404,7 +435,7 @@ pub fn render(plan: &Plan, config: &Config, namespace: &str) -> String {
         plan.run_id, config.metadata.name
     );
     if plan.jobs.is_empty() {
-        out.push_str("no volume to back up\n");
+        out.push_str("nothing to copy\n");
     }
     for j in &plan.jobs {
         let _ = writeln!(
@@ -420,6 +451,13 @@ pub fn render(plan: &Plan, config: &Config, namespace: &str) -> String {
             config.spec.mover.image,
             config.spec.mover.timeout,
             j.archive
+        );
+    }
+    for a in &plan.already {
+        let _ = writeln!(
+            out,
+            "\n{} → {}: already copied ({} carries backed-up.kentledge.io/{}={})",
+            a.pvc, a.repository, a.snapshot, a.repository, a.at
         );
     }
     for s in &plan.skipped {

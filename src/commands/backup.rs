@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::backupplan::{self, Plan, SkippedVolume, VolumeJob};
+use crate::backupplan::{self, AlreadyCopied, Plan, SkippedVolume, VolumeJob};
 use crate::cli::{BackupArgs, GlobalArgs, Output};
 use crate::commands::prune::IN_USE_ANNOTATION;
 use crate::error::{Error, exit};
@@ -71,6 +71,8 @@ pub struct Report {
     pub jobs: Vec<JobRecord>,
     /// PVCs left out.
     pub skipped: Vec<SkippedVolume>,
+    /// Copies an earlier run made.
+    pub already: Vec<AlreadyCopied>,
     /// The signal's exit code, when interrupted.
     pub interrupted: Option<u8>,
 }
@@ -84,7 +86,7 @@ impl Report {
         let ok = self.jobs.iter().filter(|j| j.ok).count();
         let bad = self.jobs.len() - ok + self.skipped.len();
         match (ok, bad) {
-            (_, 0) if ok > 0 => exit::SUCCESS,
+            (_, 0) if ok > 0 || !self.already.is_empty() => exit::SUCCESS,
             (0, _) => exit::FAILURE,
             _ => exit::PARTIAL,
         }
@@ -114,6 +116,12 @@ impl Report {
                 } else {
                     j.result.clone()
                 }
+            ));
+        }
+        for a in &self.already {
+            out.push_str(&format!(
+                "  {} → {}: already copied from {} ({})\n",
+                a.pvc, a.repository, a.snapshot, a.at
             ));
         }
         for s in &self.skipped {
@@ -224,6 +232,7 @@ async fn run_async(
                 "namespace": ns,
                 "jobs": plan.jobs,
                 "skipped": plan.skipped,
+                "already": plan.already,
                 "pods": plan.jobs.iter().map(|j| &j.pod).collect::<Vec<_>>(),
                 "clones": plan.jobs.iter().map(|j| &j.clone).collect::<Vec<_>>(),
             }))?,
@@ -268,6 +277,7 @@ async fn run_async(
         namespace: ns.to_owned(),
         jobs: records,
         skipped: plan.skipped.clone(),
+        already: plan.already.clone(),
         interrupted: interrupt.code(),
     };
     for j in report.jobs.iter().filter(|j| !j.ok) {

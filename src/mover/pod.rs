@@ -353,8 +353,10 @@ restic:
                 exclude: Vec::new(),
             },
         };
-        let mut mover = Mover::default();
-        mover.image = "ghcr.io/kentledge/kentledge:test".into();
+        let mut mover = Mover {
+            image: "ghcr.io/kentledge/kentledge:test".into(),
+            ..Mover::default()
+        };
         mover.security_context.run_as_user = Some(1000);
         mover.security_context.fs_group = Some(1000);
         mover.node_selector.insert("disk".into(), "ssd".into());

@@ -714,7 +714,21 @@ fn backup(
             }
         };
         run(&argv, env, Some(paths::DATA), true)
-    })?;
+    });
+    let out = match out {
+        Err(f) if f.message.contains("already exists") && env.access.engine == Engine::Borg => {
+            // The same cut was copied before (archive names carry the cut): nothing to add.
+            log("info", format!("{} (copied by an earlier run)", f.message));
+            emit(&MoverEvent::Summary {
+                summary: crate::mover::job::SummaryDto {
+                    archive: series.borg_archive(cut),
+                    ..Default::default()
+                },
+            });
+            return Ok(());
+        }
+        other => other?,
+    };
     let summary = match env.access.engine {
         Engine::Borg => progress::borg_result(&out.stdout),
         Engine::Restic => out

@@ -53,7 +53,17 @@ impl TestCluster {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let cluster = rt
-            .block_on(LocalCluster::start(LocalOptions::default()))
+            .block_on(LocalCluster::start(LocalOptions {
+                // Mover pods run the kentledge binary under test, as the image would provide it.
+                images: vec![(
+                    "ghcr.io/kentledge/kentledge".into(),
+                    Path::new(env!("CARGO_BIN_EXE_kentledge"))
+                        .parent()
+                        .unwrap()
+                        .to_owned(),
+                )],
+                ..LocalOptions::default()
+            }))
             .expect("local cluster");
         let client = cluster.client();
         let kubeconfig = dir.path().join("kubeconfig");

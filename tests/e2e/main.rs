@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `kentledge` binary, run as a subprocess. One test binary with
 //! modules, to keep link time down.
 
+mod backup;
 mod cli;
 mod cluster;
 mod engines;
@@ -10,3 +11,4 @@ mod prune;
 mod retention_borg;
 mod snapshot;
 mod support;
+mod tree;

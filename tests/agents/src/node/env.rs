@@ -380,6 +380,30 @@ pub fn expand_all(items: &[String], env: &[(String, String)]) -> Vec<String> {
     items.iter().map(|s| expand(s, &lookup)).collect()
 }
 
+/// Put the directory of the binaries that `image` provides (per [`super::NodeOptions::images`])
+/// first on the container's `PATH`.
+pub fn add_image_path(
+    env: &mut Vec<(String, String)>,
+    image: Option<&str>,
+    images: &[(String, std::path::PathBuf)],
+) {
+    let Some(image) = image else { return };
+    let Some((_, dir)) = images
+        .iter()
+        .find(|(prefix, _)| image.starts_with(prefix.as_str()))
+    else {
+        return;
+    };
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| DEFAULT_PATH.into());
+    env.retain(|(k, _)| k != "PATH");
+    env.insert(0, ("PATH".into(), format!("{}:{path}", dir.display())));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,28 +458,4 @@ mod tests {
             ["echo", "hello world"]
         );
     }
-}
-
-/// Put the directory of the binaries that `image` provides (per [`super::NodeOptions::images`])
-/// first on the container's `PATH`.
-pub fn add_image_path(
-    env: &mut Vec<(String, String)>,
-    image: Option<&str>,
-    images: &[(String, std::path::PathBuf)],
-) {
-    let Some(image) = image else { return };
-    let Some((_, dir)) = images
-        .iter()
-        .find(|(prefix, _)| image.starts_with(prefix.as_str()))
-    else {
-        return;
-    };
-    let path = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| DEFAULT_PATH.into());
-    env.retain(|(k, _)| k != "PATH");
-    env.insert(0, ("PATH".into(), format!("{}:{path}", dir.display())));
 }

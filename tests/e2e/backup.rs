@@ -1,0 +1,270 @@
+//! `kentledge backup` on the local test cluster with real engines: a tricky tree copied through a
+//! snapshot clone and a mover pod into borg and restic repositories, then extracted with the
+//! engines directly and compared; what a run leaves behind; failures; locks; interruption.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use kentledge::k8s::snapshots::VolumeSnapshot;
+use kube::api::{Api, ListParams};
+use serde_json::{Value, json};
+
+use crate::cluster::TestCluster;
+use crate::support::run;
+use crate::tree;
+
+pub const PASSPHRASE: &str = "correct horse battery staple 42";
+
+/// A Secret `repo-pass` with the repositories' passphrase.
+pub fn passphrase_secret(tc: &TestCluster) {
+    let _: Secret = tc.create(json!({
+        "metadata": {"name": "repo-pass"},
+        "stringData": {"passphrase": PASSPHRASE},
+    }));
+}
+
+/// An empty bound PVC (for repositories on volumes) and its host directory.
+pub fn empty_pvc(tc: &TestCluster, name: &str) -> PathBuf {
+    tc.pvc_with_files(name, &[], &[])
+}
+
+/// Mover pods and clone PVCs of kentledge in the namespace.
+pub fn leftovers(tc: &TestCluster) -> Vec<String> {
+    let sel =
+        ListParams::default().labels("app.kubernetes.io/managed-by=kentledge,kentledge.io/role");
+    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(tc.client(), &tc.namespace);
+    let mut out: Vec<String> = tc
+        .block_on(pods.list(&sel))
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| format!("pod/{}", p.metadata.name.unwrap()))
+        .collect();
+    out.extend(
+        tc.block_on(pvcs.list(&sel))
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|p| format!("pvc/{}", p.metadata.name.unwrap())),
+    );
+    out
+}
+
+pub fn snapshot_labels(tc: &TestCluster, name: &str) -> std::collections::BTreeMap<String, String> {
+    let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
+    tc.block_on(api.get(name))
+        .unwrap()
+        .metadata
+        .labels
+        .unwrap_or_default()
+}
+
+pub fn only_snapshot(tc: &TestCluster) -> String {
+    let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
+    let list = tc.block_on(api.list(&ListParams::default())).unwrap().items;
+    assert_eq!(list.len(), 1, "one snapshot");
+    list[0].metadata.name.clone().unwrap()
+}
+
+/// `borg` with the test passphrase.
+pub fn borg(args: &[&str], cwd: &Path, base: &Path) -> String {
+    let out = Command::new("borg")
+        .args(args)
+        .current_dir(cwd)
+        .env("BORG_PASSPHRASE", PASSPHRASE)
+        .env("BORG_BASE_DIR", base)
+        .env("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes")
+        .env("BORG_RELOCATED_REPO_ACCESS_IS_OK", "yes")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "borg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `restic` on `repo` with the test password.
+pub fn restic(repo: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, PASSPHRASE).unwrap();
+    let out = Command::new("restic")
+        .args(args)
+        .env("RESTIC_REPOSITORY", repo)
+        .env("RESTIC_PASSWORD_FILE", &pw)
+        .env("RESTIC_CACHE_DIR", dir.path().join("cache"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restic {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Extracts the only archive of a borg repository and compares it with `source`.
+pub fn borg_extract_and_compare(repo: &str, source: &Path) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let base = work.path().join("base");
+    let list: Value =
+        serde_json::from_str(&borg(&["list", "--json", repo], work.path(), &base)).unwrap();
+    let archives = list["archives"].as_array().unwrap();
+    let name = archives.last().unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let target = work.path().join("restored");
+    std::fs::create_dir_all(&target).unwrap();
+    borg(
+        &["extract", "--sparse", &format!("{repo}::{name}")],
+        &target,
+        &base,
+    );
+    tree::assert_same(source, &target);
+    assert!(
+        tree::is_sparse(&target.join("sparse.img")),
+        "borg extract --sparse keeps holes"
+    );
+    name
+}
+
+/// Restores the newest restic snapshot and compares it with `source`.
+pub fn restic_restore_and_compare(repo: &str, env: &[(&str, &str)], source: &Path) -> Value {
+    let snaps: Value = serde_json::from_str(&restic(repo, &["snapshots", "--json"], env)).unwrap();
+    let newest = snaps.as_array().unwrap().last().unwrap().clone();
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("restored");
+    restic(
+        repo,
+        &[
+            "restore",
+            newest["id"].as_str().unwrap(),
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        env,
+    );
+    // The mover backs up `.` in /data: the volume's contents are the snapshot's root.
+    tree::assert_same(source, &target);
+    newest
+}
+
+fn json_report(r: &crate::support::Run) -> Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr))
+}
+
+#[test]
+fn volumes_are_copied_to_borg_and_restic_on_volumes_and_come_back_identical() {
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    let data = tc.pvc_with_files("data", &[], &[]);
+    tree::build(&data);
+    let borg_dir = empty_pvc(&tc, "borg-repo");
+    let restic_dir = empty_pvc(&tc, "restic-repo");
+    let cfg = tc.config(
+        "shop",
+        r#"  snapshots:
+    targets: [{pvc: data}]
+  repositories:
+    - name: borg-local
+      borg:
+        pvc: {claimName: borg-repo, path: shop}
+        passphrase: {secret: repo-pass, key: passphrase}
+        init: true
+        compression: lz4
+    - name: restic-local
+      restic:
+        pvc: {claimName: restic-repo}
+        password: {secret: repo-pass, key: passphrase}
+        init: true
+  offsite:
+    volumes:
+      repositories: [borg-local, restic-local]
+"#,
+    );
+    let r = run(tc.kentledge(&cfg).arg("snapshot"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let snap = only_snapshot(&tc);
+
+    // The dry run names everything and changes nothing.
+    let before = tc.resource_version();
+    let r = run(tc.kentledge(&cfg).args(["backup", "--dry-run"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&snap) && r.stdout.contains("kentledge_shop_shop_vol_data_"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("kentledge-clone-") && r.stdout.contains("kentledge-mover-"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(tc.resource_version(), before, "a dry run writes nothing");
+
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let report = json_report(&r);
+    let jobs = report["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2);
+    for j in jobs {
+        assert_eq!(j["ok"], true, "{j}");
+        assert!(j["bytes_read"].as_u64().unwrap() >= 6 * 1024 * 1024, "{j}");
+    }
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+    let labels = snapshot_labels(&tc, &snap);
+    assert!(
+        labels.contains_key("backed-up.kentledge.io/borg-local"),
+        "{labels:?}"
+    );
+    assert!(
+        labels.contains_key("backed-up.kentledge.io/restic-local"),
+        "{labels:?}"
+    );
+
+    let archive = borg_extract_and_compare(borg_dir.join("shop").to_str().unwrap(), &data);
+    assert!(
+        archive.starts_with("kentledge_shop_shop_vol_data_"),
+        "{archive}"
+    );
+    let snap_json = restic_restore_and_compare(restic_dir.to_str().unwrap(), &[], &data);
+    let tags: Vec<&str> = snap_json["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"name=data") && tags.contains(&"config=shop"),
+        "{tags:?}"
+    );
+
+    // Running again copies nothing: the snapshot is already in both repositories.
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let report = json_report(&r);
+    assert_eq!(report["jobs"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(report["already"].as_array().unwrap().len(), 2, "{report}");
+
+    // A new snapshot of unchanged data adds (almost) nothing.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = run(tc.kentledge(&cfg).arg("snapshot"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for j in json_report(&r)["jobs"].as_array().unwrap() {
+        assert_eq!(j["ok"], true, "{j}");
+        assert!(j["bytes_added"].as_u64().unwrap() < 64 * 1024, "dedup: {j}");
+    }
+    assert!(leftovers(&tc).is_empty());
+}
