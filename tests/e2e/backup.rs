@@ -11,6 +11,7 @@ use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 use crate::cluster::TestCluster;
+use crate::servers::{self, Sshd};
 use crate::support::run;
 use crate::tree;
 
@@ -267,4 +268,91 @@ fn volumes_are_copied_to_borg_and_restic_on_volumes_and_come_back_identical() {
         assert!(j["bytes_added"].as_u64().unwrap() < 64 * 1024, "dedup: {j}");
     }
     assert!(leftovers(&tc).is_empty());
+}
+
+/// Secrets for remote repositories: the ssh key and known_hosts, and the S3 keys.
+pub fn remote_secrets(tc: &TestCluster, sshd: &Sshd) {
+    let _: Secret = tc.create(json!({
+        "metadata": {"name": "ssh"},
+        "stringData": {"key": sshd.private_key, "known_hosts": sshd.known_hosts, "wrong_known_hosts": sshd.wrong_known_hosts},
+    }));
+    let _: Secret = tc.create(json!({
+        "metadata": {"name": "s3"},
+        "stringData": {"id": servers::S3_KEY, "secret": servers::S3_SECRET},
+    }));
+}
+
+#[test]
+fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
+    let tc = TestCluster::start("shop");
+    let sshd = Sshd::start();
+    let rest = servers::rclone("restic", &[]);
+    let s3 = servers::s3();
+    passphrase_secret(&tc);
+    remote_secrets(&tc, &sshd);
+    let data = tc.pvc_with_files("data", &[], &[]);
+    tree::build(&data);
+    let borg_path = sshd.server.dir.path().join("borg-repo");
+    let cfg = tc.config(
+        "shop",
+        &format!(
+            r#"  snapshots:
+    targets: [{{pvc: data}}]
+  repositories:
+    - name: borg-ssh
+      borg:
+        repository: ssh://root@127.0.0.1:{ssh_port}{borg_path}
+        passphrase: {{secret: repo-pass, key: passphrase}}
+        sshKey: {{secret: ssh, key: key}}
+        knownHosts: {{secret: ssh, key: known_hosts}}
+        init: true
+    - name: restic-rest
+      restic:
+        repository: rest:http://127.0.0.1:{rest_port}/shop
+        password: {{secret: repo-pass, key: passphrase}}
+        init: true
+    - name: restic-s3
+      restic:
+        repository: s3:http://127.0.0.1:{s3_port}/backups/shop
+        password: {{secret: repo-pass, key: passphrase}}
+        s3:
+          accessKeyId: {{secret: s3, key: id}}
+          secretAccessKey: {{secret: s3, key: secret}}
+        init: true
+  offsite:
+    volumes:
+      repositories: [borg-ssh, restic-rest, restic-s3]
+"#,
+            ssh_port = sshd.server.port,
+            borg_path = borg_path.display(),
+            rest_port = rest.port,
+            s3_port = s3.port,
+        ),
+    );
+    let r = run(tc.kentledge(&cfg).arg("snapshot"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let report = json_report(&r);
+    assert_eq!(report["jobs"].as_array().unwrap().len(), 3, "{report}");
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+
+    borg_extract_and_compare(borg_path.to_str().unwrap(), &data);
+    restic_restore_and_compare(
+        &format!("rest:http://127.0.0.1:{}/shop", rest.port),
+        &[],
+        &data,
+    );
+    restic_restore_and_compare(
+        &format!("s3:http://127.0.0.1:{}/backups/shop", s3.port),
+        &[
+            ("AWS_ACCESS_KEY_ID", servers::S3_KEY),
+            ("AWS_SECRET_ACCESS_KEY", servers::S3_SECRET),
+        ],
+        &data,
+    );
 }

@@ -9,6 +9,7 @@ mod manifests;
 mod mariadb;
 mod prune;
 mod retention_borg;
+mod servers;
 mod snapshot;
 mod support;
 mod tree;
