@@ -348,16 +348,31 @@ async fn execute(
         .filter(|j| j.engine == "borg")
         .map(|j| (j.repository.as_str(), tokio::sync::Mutex::new(())))
         .collect();
+    // The first copy into each repository runs alone (it may create the repository; two
+    // concurrent `restic init`s would write two different keys).
+    let first: BTreeMap<&str, tokio::sync::Mutex<bool>> = plan
+        .jobs
+        .iter()
+        .map(|j| (j.repository.as_str(), tokio::sync::Mutex::new(false)))
+        .collect();
     let status: Mutex<BTreeMap<usize, String>> = Mutex::new(BTreeMap::new());
     let runs = plan.jobs.iter().map(|j| {
         let permits = &permits;
         let lane = borg_lanes.get(j.repository.as_str());
+        let first = first.get(j.repository.as_str());
         let status = &status;
         async move {
             let _lane = match lane {
                 Some(m) => Some(m.lock().await),
                 None => None,
             };
+            let mut opening = match first {
+                Some(m) => Some(m.lock().await),
+                None => None,
+            };
+            if opening.as_deref() == Some(&true) {
+                opening = None; // the repository is known to exist: run in parallel
+            }
             let _permit = permits.acquire().await;
             if interrupt.is_set() {
                 return record(j, false, "not started: interrupted".into(), None, 0.0);
@@ -371,6 +386,9 @@ async fn execute(
             };
             shown(format!("{} → {}: starting", j.pvc, j.repository));
             let out = copy_with_locks(client, settings, j, interrupt, &shown).await;
+            if let Some(mut g) = opening.take() {
+                *g = matches!(&out, Ok(o) if o.ok());
+            }
             if let Ok(mut s) = status.lock() {
                 s.remove(&j.index);
             }

@@ -445,6 +445,42 @@ fn classify(engine: Engine, out: &Output) -> Fail {
     }
 }
 
+/// [`classify`], and for borg over ssh a closed connection explained by ssh itself (borg does not
+/// pass on why ssh gave up: host key, authentication, refused).
+fn diagnose(env: &Env, out: &Output) -> Fail {
+    let mut f = classify(env.access.engine, out);
+    if f.failure != Failure::Unreachable || env.access.engine != Engine::Borg {
+        return f;
+    }
+    let (Some(ssh), Some((target, port, _))) =
+        (&env.ssh_command, borg_ssh_target(&env.access.location))
+    else {
+        return f;
+    };
+    let mut argv: Vec<String> = ssh.split(' ').map(String::from).collect();
+    if let Some(p) = port {
+        argv.extend(["-p".into(), p.to_string()]);
+    }
+    argv.extend([target, "true".into()]);
+    if let Ok(o) = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+    {
+        let err = String::from_utf8_lossy(&o.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        if !o.status.success() && !last.is_empty() {
+            f.message = format!("{} (ssh: {last})", f.message);
+        }
+    }
+    f
+}
+
 fn classify_borg(msgids: &[String], code: i32, text: &str) -> Failure {
     let has = |ids: &[&str]| msgids.iter().any(|m| ids.contains(&m.as_str()));
     if has(&[
@@ -613,7 +649,7 @@ fn with_lock_wait(
             // borg's 1 is "warning" (e.g. a file changed or vanished while read): the archive exists.
             return Ok(out);
         }
-        let mut f = classify(env.access.engine, &out);
+        let mut f = diagnose(env, &out);
         if f.failure != Failure::Locked {
             return Err(f);
         }
@@ -649,20 +685,19 @@ fn with_lock_wait(
 
 /// Makes sure the repository exists: creates it when missing and the config allows.
 fn ensure_repository(env: &Env) -> Result<(), Fail> {
-    let probe = match env.access.engine {
-        Engine::Borg => {
-            borg::repo_command(&env.borg_repo(LOCK_POLL_SECS), &["info", "--json"], &[])
-        }
-        Engine::Restic => env.restic(&["cat", "config", "--no-lock"]),
+    // The probe waits for locks like any step (borg info takes the repository's lock).
+    let probe = with_lock_wait(env, |wait| {
+        let argv = match env.access.engine {
+            Engine::Borg => borg::repo_command(&env.borg_repo(wait), &["info", "--json"], &[]),
+            Engine::Restic => env.restic(&["cat", "config", "--no-lock"]),
+        };
+        run(&argv, env, None, false)
+    });
+    let f = match probe {
+        Ok(_) => return Ok(()),
+        Err(f) if f.failure == Failure::NoRepository => f,
+        Err(f) => return Err(f),
     };
-    let out = run(&probe, env, None, false)?;
-    if out.code == 0 {
-        return Ok(());
-    }
-    let f = classify(env.access.engine, &out);
-    if f.failure != Failure::NoRepository {
-        return Err(f);
-    }
     let Some(encryption) = &env.access.init else {
         return Err(Fail::new(
             Failure::NoRepository,
@@ -687,7 +722,7 @@ fn ensure_repository(env: &Env) -> Result<(), Fail> {
     if out.code == 0 {
         Ok(())
     } else {
-        Err(classify(env.access.engine, &out))
+        Err(diagnose(env, &out))
     }
 }
 
@@ -796,7 +831,7 @@ fn break_lock(env: &Env) -> Result<(), Fail> {
         );
         Ok(())
     } else {
-        Err(classify(env.access.engine, &out))
+        Err(diagnose(env, &out))
     }
 }
 

@@ -331,7 +331,9 @@ fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
     );
     let r = run(tc.kentledge(&cfg).arg("snapshot"));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    let watcher = Watcher::start(&tc);
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json", "-vv"]));
+    let seen = watcher.finish();
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let report = json_report(&r);
     assert_eq!(report["jobs"].as_array().unwrap().len(), 3, "{report}");
@@ -339,6 +341,34 @@ fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
         leftovers(&tc).is_empty(),
         "left behind: {:?}",
         leftovers(&tc)
+    );
+
+    // No secret value in kentledge's output and logs, the mover pods' specs (args, env) and
+    // logs, Events, or the snapshots' labels and annotations.
+    assert_eq!(seen.pods.len(), 3, "{:?}", seen.pods.keys());
+    assert!(!seen.logs.is_empty());
+    let secrets = [
+        PASSPHRASE,
+        sshd.private_key.as_str(),
+        servers::S3_SECRET,
+        servers::S3_KEY,
+    ];
+    assert_no_secrets("kentledge's stdout", &r.stdout, &secrets);
+    assert_no_secrets("kentledge's stderr", &r.stderr, &secrets);
+    for (name, pod) in &seen.pods {
+        assert_no_secrets(&format!("pod {name}"), pod, &secrets);
+    }
+    assert!(
+        seen.pods.values().any(|p| p.contains("secretKeyRef")),
+        "S3 keys by reference"
+    );
+    for (name, log) in &seen.logs {
+        assert_no_secrets(&format!("the log of {name}"), log, &secrets);
+    }
+    assert_no_secrets(
+        "Events and snapshot metadata",
+        &cluster_record(&tc),
+        &secrets,
     );
 
     borg_extract_and_compare(borg_path.to_str().unwrap(), &data);
@@ -355,4 +385,113 @@ fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
         ],
         &data,
     );
+}
+
+/// Watches mover pods while a run goes: their specs, their logs, and how many ran at once per
+/// repository.
+pub struct Watcher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Seen>>,
+}
+
+#[derive(Default, Debug)]
+pub struct Seen {
+    /// Every mover pod as JSON.
+    pub pods: std::collections::BTreeMap<String, String>,
+    /// The last log read of each mover pod.
+    pub logs: std::collections::BTreeMap<String, String>,
+    /// The most mover pods that existed at once, per repository.
+    pub max_at_once: std::collections::BTreeMap<String, usize>,
+}
+
+impl Watcher {
+    pub fn start(tc: &TestCluster) -> Watcher {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = tc.client();
+        let ns = tc.namespace.clone();
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let pods: Api<Pod> = Api::namespaced(client, &ns);
+            let mut seen = Seen::default();
+            let lp = ListParams::default().labels("kentledge.io/role=mover");
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(list) = rt.block_on(pods.list(&lp)) {
+                    let mut per_repo: std::collections::BTreeMap<String, usize> =
+                        Default::default();
+                    for p in &list.items {
+                        let name = p.metadata.name.clone().unwrap_or_default();
+                        let repo = p
+                            .metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("kentledge.io/repository"))
+                            .cloned()
+                            .unwrap_or_default();
+                        *per_repo.entry(repo).or_default() += 1;
+                        seen.pods
+                            .insert(name.clone(), serde_json::to_string(p).unwrap());
+                        if let Ok(log) = rt.block_on(pods.logs(&name, &Default::default()))
+                            && !log.is_empty()
+                        {
+                            seen.logs.insert(name, log);
+                        }
+                    }
+                    for (repo, n) in per_repo {
+                        let m = seen.max_at_once.entry(repo).or_default();
+                        *m = (*m).max(n);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+            seen
+        });
+        Watcher {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn finish(mut self) -> Seen {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+/// Everything a person or a log collector could see of a run in the cluster: Events and the
+/// snapshots' labels and annotations.
+pub fn cluster_record(tc: &TestCluster) -> String {
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(tc.client(), &tc.namespace);
+    let snaps: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
+    let mut out = serde_json::to_string(
+        &tc.block_on(events.list(&ListParams::default()))
+            .unwrap()
+            .items,
+    )
+    .unwrap();
+    for s in tc
+        .block_on(snaps.list(&ListParams::default()))
+        .unwrap()
+        .items
+    {
+        out.push_str(&serde_json::to_string(&s.metadata).unwrap());
+    }
+    out
+}
+
+/// Asserts that no secret value appears in `text` (whole values, and each line of multi-line ones).
+pub fn assert_no_secrets(what: &str, text: &str, secrets: &[&str]) {
+    for s in secrets {
+        for piece in s
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.len() >= 12 && !l.starts_with("-----"))
+        {
+            assert!(!text.contains(piece), "a secret value appears in {what}");
+        }
+    }
 }

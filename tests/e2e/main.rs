@@ -2,6 +2,7 @@
 //! modules, to keep link time down.
 
 mod backup;
+mod backup_failures;
 mod cli;
 mod cluster;
 mod engines;

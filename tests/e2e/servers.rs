@@ -3,7 +3,7 @@
 //! restic REST server or as S3 (real SigV4).
 
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -150,9 +150,4 @@ pub const S3_SECRET: &str = "kentledge-test-secret-9f8e7d6c";
 /// An S3 server with [`S3_KEY`]/[`S3_SECRET`].
 pub fn s3() -> Server {
     rclone("s3", &["--auth-key", &format!("{S3_KEY},{S3_SECRET}")])
-}
-
-/// A directory path of a server's data.
-pub fn data(s: &Server) -> PathBuf {
-    s.dir.path().to_owned()
 }

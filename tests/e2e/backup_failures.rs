@@ -1,0 +1,378 @@
+//! `kentledge backup` when things go wrong: wrong passphrase, missing repository, unreachable
+//! repositories and host key mismatch, locks held by others and stale locks of gone movers,
+//! serialisation on one borg repository, and SIGTERM during the copy. Each leaves nothing behind.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Event;
+use kentledge::k8s::snapshots::VolumeSnapshot;
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+
+use crate::backup::{
+    PASSPHRASE, Watcher, empty_pvc, leftovers, only_snapshot, passphrase_secret, remote_secrets,
+    snapshot_labels,
+};
+use crate::cluster::TestCluster;
+use crate::servers::Sshd;
+use crate::support::run;
+
+fn report(r: &crate::support::Run) -> Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr))
+}
+
+fn results(report: &Value) -> std::collections::BTreeMap<String, (bool, String)> {
+    report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["repository"].as_str().unwrap().to_owned(),
+                (
+                    j["ok"].as_bool().unwrap(),
+                    j["result"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// `borg init` a repository on the host with `passphrase`.
+fn borg_init(path: &Path, passphrase: &str) {
+    let base = tempfile::tempdir().unwrap();
+    let st = Command::new("borg")
+        .args(["init", "--encryption", "repokey-blake2"])
+        .arg(path)
+        .env("BORG_PASSPHRASE", passphrase)
+        .env("BORG_BASE_DIR", base.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn borg_break_lock(path: &Path) {
+    let base = tempfile::tempdir().unwrap();
+    let st = Command::new("borg")
+        .arg("break-lock")
+        .arg(path)
+        .env("BORG_PASSPHRASE", PASSPHRASE)
+        .env("BORG_BASE_DIR", base.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Holds a borg repository's lock as `host_id` until the child is killed.
+fn hold_borg_lock(path: &Path, host_id: &str) -> std::process::Child {
+    let base = tempfile::tempdir().unwrap().keep();
+    let child = Command::new("borg")
+        .args(["with-lock"])
+        .arg(path)
+        .args(["sleep", "120"])
+        .env("BORG_PASSPHRASE", PASSPHRASE)
+        .env("BORG_BASE_DIR", base)
+        .env("BORG_HOST_ID", host_id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !path.join("lock.exclusive").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "borg with-lock took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn wrong_passphrase_missing_and_unreachable_repositories_fail_clearly_and_leave_nothing() {
+    let tc = TestCluster::start("shop");
+    let sshd = Sshd::start();
+    passphrase_secret(&tc);
+    remote_secrets(&tc, &sshd);
+    tc.pvc_with_files("data", &[], &[("file", "precious\n")]);
+    let repos = empty_pvc(&tc, "repos");
+    borg_init(&repos.join("borg"), "a different passphrase");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = tc.config(
+        "shop",
+        &format!(
+            r#"  snapshots:
+    targets: [{{pvc: data}}]
+  repositories:
+    - name: wrong-pass
+      borg:
+        pvc: {{claimName: repos, path: borg}}
+        passphrase: {{secret: repo-pass, key: passphrase}}
+    - name: missing
+      restic:
+        pvc: {{claimName: repos, path: nothing-here}}
+        password: {{secret: repo-pass, key: passphrase}}
+    - name: down
+      restic:
+        repository: rest:http://127.0.0.1:{closed}/x
+        password: {{secret: repo-pass, key: passphrase}}
+    - name: bad-host-key
+      borg:
+        repository: ssh://root@127.0.0.1:{ssh_port}{path}
+        passphrase: {{secret: repo-pass, key: passphrase}}
+        sshKey: {{secret: ssh, key: key}}
+        knownHosts: {{secret: ssh, key: wrong_known_hosts}}
+        init: true
+  offsite:
+    volumes:
+      repositories: [wrong-pass, missing, down, bad-host-key]
+"#,
+            ssh_port = sshd.server.port,
+            path = sshd.server.dir.path().join("never").display(),
+        ),
+    );
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let snap = only_snapshot(&tc);
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 1, "every copy failed: {}{}", r.stdout, r.stderr);
+    let got = results(&report(&r));
+    let expect = [
+        ("wrong-pass", "passphrase"),
+        ("missing", "does not exist and init is off"),
+        ("down", "connection refused"),
+        ("bad-host-key", "Host key verification failed"),
+    ];
+    for (repo, words) in expect {
+        let (ok, why) = &got[repo];
+        assert!(!ok, "{repo}");
+        assert!(
+            why.to_lowercase().contains(&words.to_lowercase()),
+            "{repo}: {why}\n{}",
+            r.stderr
+        );
+    }
+    assert!(
+        !sshd.server.dir.path().join("never").exists(),
+        "no repository created past a bad host key"
+    );
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+    let labels = snapshot_labels(&tc, &snap);
+    assert!(
+        !labels.keys().any(|k| k.starts_with("backed-up.")),
+        "{labels:?}"
+    );
+    let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
+    let s = tc.block_on(api.get(&snap)).unwrap();
+    assert!(
+        !s.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("kentledge.io/in-use-by"),
+        "the in-use mark is removed"
+    );
+    let events: Api<Event> = Api::namespaced(tc.client(), &tc.namespace);
+    let evs = tc
+        .block_on(events.list(&ListParams::default()))
+        .unwrap()
+        .items;
+    assert!(
+        evs.iter()
+            .any(|e| e.reason.as_deref() == Some("BackupFailed")
+                && e.involved_object.name.as_deref() == Some("data")),
+        "an Event on the PVC"
+    );
+}
+
+#[test]
+fn a_lock_held_by_another_holder_is_waited_for_and_never_broken_a_gone_movers_lock_is_broken() {
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    tc.pvc_with_files("data", &[], &[("file", "precious\n")]);
+    let repos = empty_pvc(&tc, "repos");
+    let repo = repos.join("borg");
+    borg_init(&repo, PASSPHRASE);
+    let cfg = tc.config(
+        "shop",
+        r#"  snapshots:
+    targets: [{pvc: data}]
+  repositories:
+    - name: borg
+      borg:
+        pvc: {claimName: repos, path: borg}
+        passphrase: {secret: repo-pass, key: passphrase}
+        lockWait: 3s
+  offsite:
+    volumes:
+      repositories: [borg]
+"#,
+    );
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+
+    // Someone else holds the lock: the run waits, fails naming the holder, and leaves the lock.
+    let mut other = hold_borg_lock(&repo, "admin-laptop");
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let (ok, why) = results(&report(&r))["borg"].clone();
+    assert!(!ok && why.contains("admin-laptop"), "{why}");
+    assert!(
+        repo.join("lock.exclusive").exists(),
+        "another holder's lock is never broken"
+    );
+    assert!(other.try_wait().unwrap().is_none(), "the holder still runs");
+    other.kill().unwrap();
+    other.wait().unwrap();
+    borg_break_lock(&repo); // the admin cleans up after the killed holder
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+
+    // A mover pod of this namespace that no longer exists left its lock: it is broken.
+    let prefix = kentledge::mover::pod::mover_prefix(&tc.namespace);
+    let mut dead = hold_borg_lock(&repo, &format!("{prefix}0000-0"));
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    assert!(
+        repo.join("lock.exclusive").exists(),
+        "the killed holder left its lock"
+    );
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("breaking a stale lock"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("{prefix}0000-0")),
+        "names the gone holder: {}",
+        r.stderr
+    );
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+}
+
+#[test]
+fn volumes_to_one_borg_repository_take_turns_and_restic_runs_in_parallel() {
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    for p in ["one", "two", "three"] {
+        tc.pvc_with_files(
+            p,
+            &[("app", "shop")],
+            &[("file", &format!("{p}\n").repeat(100_000))],
+        );
+    }
+    empty_pvc(&tc, "repos");
+    let cfg = tc.config(
+        "shop",
+        r#"  snapshots:
+    targets: [{selector: {matchLabels: {app: shop}}}]
+  repositories:
+    - name: borg
+      borg:
+        pvc: {claimName: repos, path: borg}
+        passphrase: {secret: repo-pass, key: passphrase}
+        init: true
+        lockWait: 1s
+    - name: restic
+      restic:
+        pvc: {claimName: repos, path: restic}
+        password: {secret: repo-pass, key: passphrase}
+        init: true
+  offsite:
+    volumes:
+      repositories: [borg, restic]
+  mover:
+    concurrency: 4
+"#,
+    );
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let watcher = Watcher::start(&tc);
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    let seen = watcher.finish();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(results(&report(&r)).len(), 2);
+    assert_eq!(report(&r)["jobs"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        seen.max_at_once.get("borg"),
+        Some(&1),
+        "one borg mover at a time: {seen:?}"
+    );
+    assert!(seen.pods.len() == 6, "{:?}", seen.pods.keys());
+    assert!(leftovers(&tc).is_empty());
+}
+
+#[test]
+fn sigterm_during_the_copy_removes_the_clone_and_the_mover_and_exits_143() {
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    let data = tc.pvc_with_files("data", &[], &[]);
+    crate::tree::build(&data);
+    empty_pvc(&tc, "repos");
+    let cfg = tc.config(
+        "shop",
+        r#"  snapshots:
+    targets: [{pvc: data}]
+  repositories:
+    - name: restic
+      restic:
+        pvc: {claimName: repos, path: restic}
+        password: {secret: repo-pass, key: passphrase}
+        init: true
+  offsite:
+    volumes:
+      repositories: [restic]
+  mover:
+    bandwidthLimit: 256KiB
+"#,
+    );
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let snap = only_snapshot(&tc);
+    let mut child = tc
+        .kentledge(&cfg)
+        .arg("backup")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the copy is under way: the mover pod runs.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    tc.wait(60, "a running mover", || {
+        let list = tc
+            .block_on(pods.list(&ListParams::default().labels("kentledge.io/role=mover")))
+            .ok()?;
+        list.items
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+    let labels = snapshot_labels(&tc, &snap);
+    assert!(
+        !labels.keys().any(|k| k.starts_with("backed-up.")),
+        "{labels:?}"
+    );
+}
