@@ -341,7 +341,7 @@ fn sigterm_during_the_copy_removes_the_clone_and_the_mover_and_exits_143() {
     );
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
     let snap = only_snapshot(&tc);
-    let mut child = tc
+    let child = tc
         .kentledge(&cfg)
         .arg("backup")
         .stdout(Stdio::piped())
