@@ -197,7 +197,6 @@ fn commands_not_available_yet_say_so_exit_69_and_change_nothing() {
     let wire = Tripwire::new();
     for args in [
         vec!["backup", "--snapshot-now"],
-        vec!["backup", "--dry-run"],
         vec!["prune", "--only", "repositories"],
         vec!["list", "snapshots"],
         vec!["restore", "volume", "data", "--snapshot", "s", "--in-place"],
@@ -272,7 +271,15 @@ fn a_config_without_namespace_needs_one() {
             .contains("hint: set metadata.namespace in the config or pass --namespace NAME")
     );
     let r = run(kentledge()
-        .args(["backup", "--log-format", "text", "-n", "other", "-c"])
+        .args([
+            "list",
+            "snapshots",
+            "--log-format",
+            "text",
+            "-n",
+            "other",
+            "-c",
+        ])
         .arg(&path));
     assert_eq!(
         r.code, 69,
@@ -285,7 +292,7 @@ fn a_config_without_namespace_needs_one() {
 fn logs_are_json_lines_when_asked_or_not_on_a_terminal() {
     // stderr is a pipe here, so auto means JSON.
     let r = run(kentledge()
-        .args(["backup", "-v", "-c"])
+        .args(["list", "snapshots", "-v", "-c"])
         .arg(example("minimal.yaml")));
     assert_eq!(r.code, 69);
     let lines: Vec<serde_json::Value> = r
@@ -305,7 +312,7 @@ fn logs_are_json_lines_when_asked_or_not_on_a_terminal() {
     assert_eq!(last["exit_code"], 69);
     // -q hides info and debug lines, errors remain.
     let r = run(kentledge()
-        .args(["backup", "-q", "-c"])
+        .args(["list", "snapshots", "-q", "-c"])
         .arg(example("minimal.yaml")));
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
