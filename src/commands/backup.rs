@@ -27,8 +27,7 @@ use crate::error::{Error, exit};
 use crate::k8s::snapshots::VolumeSnapshot;
 use crate::k8s::{client, lease, mover};
 use crate::labels::{CONFIG, MANAGED_BY, MANAGER, backed_up_label, label_time};
-use crate::mover::job::{Action, Failure, Holder, Job, MoverEvent, classify_holders};
-use crate::mover::pod as moverpod;
+use crate::mover::job::{Failure, MoverEvent};
 use crate::output;
 use crate::settings::{self, Settings};
 use crate::signals::Interrupt;
@@ -385,7 +384,28 @@ async fn execute(
                 }
             };
             shown(format!("{} → {}: starting", j.pvc, j.repository));
-            let out = copy_with_locks(client, settings, j, interrupt, &shown).await;
+            let on_event = |e: &MoverEvent| on_event(j, e, &shown);
+            let repo = config.spec.repositories.iter().find(|r| r.name == j.repository);
+            let out = match repo {
+                Some(repo) => {
+                    mover::run_with_locks(
+                        client,
+                        &mover::Task {
+                            namespace: &settings.namespace,
+                            config: &config.metadata.name,
+                            pod: &j.pod,
+                            clone: Some(&j.clone),
+                            access: &j.job.repository,
+                            repository: repo,
+                            mover: &config.spec.mover,
+                        },
+                        interrupt,
+                        &on_event,
+                    )
+                    .await
+                }
+                None => Ok(mover::Outcome::default()),
+            };
             if let Some(mut g) = opening.take() {
                 *g = matches!(&out, Ok(o) if o.ok());
             }
@@ -447,129 +467,6 @@ fn record(
         files: s.files,
         seconds,
     }
-}
-
-/// Runs a copy; a lock held by mover pods of this namespace that are gone is broken and the copy
-/// retried once; a lock held by a live mover is waited for (up to the repository's lock wait).
-async fn copy_with_locks(
-    client: &kube::Client,
-    settings: &Settings,
-    j: &VolumeJob,
-    interrupt: &Interrupt,
-    shown: &(dyn Fn(String) + Sync),
-) -> Result<mover::Outcome, Error> {
-    let ns = settings.namespace.as_str();
-    let on_event = |e: &MoverEvent| on_event(j, e, shown);
-    let mut broke = false;
-    let waited_since = Instant::now();
-    loop {
-        let out = mover::run(client, ns, Some(&j.clone), &j.pod, interrupt, &on_event).await?;
-        if out.failure != Some(Failure::Locked) || out.interrupted {
-            return Ok(out);
-        }
-        let prefix = &j.job.repository.mover_prefix;
-        let holders = classify_holders(&out.holders, prefix);
-        let movers: Vec<&String> = holders
-            .iter()
-            .filter_map(|h| match h {
-                Holder::Mover(p) => Some(p),
-                Holder::Other(_) => None,
-            })
-            .collect();
-        if movers.is_empty() || movers.len() != holders.len() {
-            return Ok(out); // someone else holds it: the mover already waited
-        }
-        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let mut live = Vec::new();
-        for m in &movers {
-            if pods
-                .get_opt(m)
-                .await
-                .map_err(Error::cluster("read a lock holder Pod"))?
-                .is_some()
-            {
-                live.push((*m).clone());
-            }
-        }
-        if live.is_empty() {
-            if broke {
-                return Ok(out);
-            }
-            tracing::warn!(repository = %j.repository, holders = %out.holders.join(", "),
-                "breaking a stale lock: its holder, a mover pod, no longer exists");
-            let brk = break_lock(client, settings, j, interrupt).await?;
-            if !brk.ok() {
-                return Ok(brk);
-            }
-            broke = true;
-            continue;
-        }
-        let wait = Duration::from_secs(j.job.repository.lock_wait_secs);
-        if waited_since.elapsed() >= wait {
-            return Ok(mover::Outcome {
-                message: format!(
-                    "{} (still held by the running mover pod {} after {})",
-                    out.message,
-                    live.join(", "),
-                    crate::units::HumanDuration(wait)
-                ),
-                ..out
-            });
-        }
-        tracing::info!(repository = %j.repository, holders = %live.join(", "), "the repository is locked by a running mover; waiting");
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = interrupt.token().cancelled() => return Ok(mover::Outcome { interrupted: true, message: "interrupted".into(), ..out }),
-        }
-    }
-}
-
-/// Runs a break-lock job for `j`'s repository in its own pod.
-async fn break_lock(
-    client: &kube::Client,
-    settings: &Settings,
-    j: &VolumeJob,
-    interrupt: &Interrupt,
-) -> Result<mover::Outcome, Error> {
-    let config = &settings.config;
-    let Some(repo) = config
-        .spec
-        .repositories
-        .iter()
-        .find(|r| r.name == j.repository)
-    else {
-        return Ok(mover::Outcome::default());
-    };
-    let job = Job {
-        repository: j.job.repository.clone(),
-        action: Action::BreakLock,
-    };
-    let name = format!("{}-unlock", j.pod_name);
-    let ctx = moverpod::Context {
-        namespace: &settings.namespace,
-        config: &config.metadata.name,
-        run_id: j
-            .pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(crate::labels::RUN))
-            .map(String::as_str)
-            .unwrap_or_default(),
-        owner: j
-            .pod
-            .metadata
-            .owner_references
-            .as_ref()
-            .and_then(|o| o.first()),
-    };
-    let pod = moverpod::mover_pod(&ctx, &name, &config.spec.mover, repo, &job, None, None);
-    let log = |e: &MoverEvent| {
-        if let MoverEvent::Log { level, message } = e {
-            tracing::warn!(repository = %j.repository, level = %level, "{message}");
-        }
-    };
-    mover::run(client, &settings.namespace, None, &pod, interrupt, &log).await
 }
 
 fn on_event(j: &VolumeJob, e: &MoverEvent, shown: &(dyn Fn(String) + Sync)) {

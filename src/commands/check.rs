@@ -22,6 +22,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8, Error> {
     };
     match global.output {
         Output::Text => output::print(&summary(&file, &config, global.namespace.as_deref()))?,
+        Output::Json if args.repositories => {}
         Output::Json => output::print_json(&json!({
             "file": file,
             "valid": true,
@@ -29,10 +30,24 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8, Error> {
         }))?,
     }
     if args.repositories {
-        return Err(Error::NotImplemented {
-            command: "check --repositories".into(),
-            version: env!("CARGO_PKG_VERSION"),
-            what: "repository verification lands with the backup work; the config itself is valid",
+        let settings = crate::settings::load(global)?;
+        return super::runtime()?.block_on(async {
+            let interrupt = crate::signals::Interrupt::from_signals().map_err(Error::Signals)?;
+            let client = crate::k8s::client::connect(global)
+                .await
+                .map_err(|e| Error::Connect(Box::new(e)))?;
+            let lock = crate::cli::LockArgs {
+                lock_timeout: crate::units::HumanDuration::from_secs(600),
+            };
+            super::repos::check(
+                global,
+                &settings,
+                &client,
+                args.read_data.as_deref(),
+                &lock,
+                &interrupt,
+            )
+            .await
         });
     }
     Ok(exit::SUCCESS)

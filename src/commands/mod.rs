@@ -4,6 +4,7 @@ pub mod backup;
 pub mod check;
 pub mod completions;
 pub mod prune;
+pub mod repos;
 pub mod snapshot;
 
 use crate::cli::{Cli, Command};

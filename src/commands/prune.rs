@@ -95,19 +95,6 @@ where
 /// Runs `kentledge prune`.
 pub fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
-    let repo_retention = settings
-        .config
-        .spec
-        .repositories
-        .iter()
-        .any(|r| r.retention.is_some());
-    if args.only == PruneScope::Repositories || (args.only == PruneScope::All && repo_retention) {
-        return Err(Error::NotImplemented {
-            command: "prune (repositories)".into(),
-            version: env!("CARGO_PKG_VERSION"),
-            what: "repository retention lands with the backup work; `kentledge prune --only snapshots` prunes snapshots",
-        });
-    }
     super::runtime()?.block_on(run_async(global, &settings, args))
 }
 
@@ -116,6 +103,29 @@ async fn run_async(
     settings: &Settings,
     args: &PruneArgs,
 ) -> Result<u8, Error> {
+    let interrupt = Interrupt::from_signals().map_err(Error::Signals)?;
+    let client = client::connect(global)
+        .await
+        .map_err(|e| Error::Connect(Box::new(e)))?;
+    let mut code = exit::SUCCESS;
+    if args.only != PruneScope::Repositories {
+        code = snapshots(global, settings, args, &client, &interrupt).await?;
+    }
+    if args.only != PruneScope::Snapshots && !interrupt.is_set() {
+        let now = args.now.unwrap_or_else(Timestamp::now);
+        let c = super::repos::prune(global, settings, &client, now, &args.lock, &interrupt).await?;
+        code = code.max(c);
+    }
+    Ok(interrupt.code().unwrap_or(code))
+}
+
+async fn snapshots(
+    global: &GlobalArgs,
+    settings: &Settings,
+    args: &PruneArgs,
+    client: &kube::Client,
+    interrupt: &Interrupt,
+) -> Result<u8, Error> {
     let cfg = &settings.config.spec.snapshots;
     let Some(retention) = &cfg.retention else {
         output::print(
@@ -123,10 +133,6 @@ async fn run_async(
         )?;
         return Ok(exit::SUCCESS);
     };
-    let interrupt = Interrupt::from_signals().map_err(Error::Signals)?;
-    let client = client::connect(global)
-        .await
-        .map_err(|e| Error::Connect(Box::new(e)))?;
     let ns = settings.namespace.as_str();
     let config_name = settings.config.metadata.name.as_str();
     let now = args.now.unwrap_or_else(Timestamp::now);
@@ -146,7 +152,7 @@ async fn run_async(
         );
         Some(
             lease::acquire(
-                &client,
+                client,
                 ns,
                 config_name,
                 &run_id,
@@ -155,11 +161,11 @@ async fn run_async(
                 interrupt.token(),
             )
             .await
-            .map_err(|e| Error::from_lock(e, &interrupt))?,
+            .map_err(|e| Error::from_lock(e, interrupt))?,
         )
     };
     let result = prune(
-        &client,
+        client,
         settings,
         ns,
         config_name,
@@ -167,7 +173,7 @@ async fn run_async(
         &tz,
         retention,
         global,
-        &interrupt,
+        interrupt,
     )
     .await;
     if let Some(h) = held {

@@ -126,10 +126,13 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         exclude: Vec<String>,
     },
-    /// Apply retention to series of the repository.
+    /// Apply retention to every series of a config and namespace in the repository (also the
+    /// series of PVCs, databases and buckets that no longer exist).
     Prune {
-        /// The series.
-        series: Vec<Series>,
+        /// The config's name.
+        config: String,
+        /// The namespace.
+        namespace: String,
         /// The repository's policy.
         retention: Retention,
         /// The zone of periods.

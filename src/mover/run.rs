@@ -77,12 +77,13 @@ pub fn main(job: &str) -> i32 {
             exclude,
         } => backup(&env, series, *cut, *upload_limit, exclude),
         Action::Prune {
-            series,
+            config,
+            namespace,
             retention,
             timezone,
             now,
             dry_run,
-        } => prune(&env, series, retention, timezone, *now, *dry_run),
+        } => prune(&env, config, namespace, retention, timezone, *now, *dry_run),
         Action::Check { read_data_subset } => check(&env, read_data_subset.as_deref()),
         Action::BreakLock => break_lock(&env),
     };
@@ -158,6 +159,9 @@ impl Env {
             }
             None => (None, None),
         };
+        for d in ["borg", "restic"] {
+            let _ = std::fs::create_dir_all(cache.join(d));
+        }
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "kentledge-mover".into());
         match access.engine {
             Engine::Borg => {
@@ -639,14 +643,23 @@ fn parse_borg_locks(listing: &str) -> Vec<String> {
 /// that pod still exists).
 fn with_lock_wait(
     env: &Env,
+    step: impl FnMut(u64) -> Result<Output, Fail>,
+) -> Result<Output, Fail> {
+    with_lock_wait_ok(env, &[0], step)
+}
+
+/// [`with_lock_wait`], with the exit codes that count as success (borg create's 1 is a warning:
+/// the archive was written; borg check's 1 means it found errors).
+fn with_lock_wait_ok(
+    env: &Env,
+    ok_codes: &[i32],
     mut step: impl FnMut(u64) -> Result<Output, Fail>,
 ) -> Result<Output, Fail> {
     let started = Instant::now();
     let total = Duration::from_secs(env.access.lock_wait_secs);
     loop {
         let out = step(LOCK_POLL_SECS.min(env.access.lock_wait_secs.max(1)))?;
-        if out.code == 0 || (env.access.engine == Engine::Borg && out.code == 1) {
-            // borg's 1 is "warning" (e.g. a file changed or vanished while read): the archive exists.
+        if ok_codes.contains(&out.code) {
             return Ok(out);
         }
         let mut f = diagnose(env, &out);
@@ -739,7 +752,12 @@ fn backup(
         upload_limit,
         exclude,
     };
-    let out = with_lock_wait(env, |wait| {
+    // borg create's 1 is a warning (a file vanished or changed while read): the archive exists.
+    let ok_codes: &[i32] = match env.access.engine {
+        Engine::Borg => &[0, 1],
+        Engine::Restic => &[0],
+    };
+    let out = with_lock_wait_ok(env, ok_codes, |wait| {
         let argv = match env.access.engine {
             Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, tuning),
             Engine::Restic => {
@@ -835,44 +853,99 @@ fn break_lock(env: &Env) -> Result<(), Fail> {
     }
 }
 
-/// The archives of one series with their times.
-fn list_series(env: &Env, series: &Series) -> Result<Vec<(String, Timestamp)>, Fail> {
+/// A series and its archives (name or id, time).
+type SeriesArchives = (Series, Vec<(String, Timestamp)>);
+
+/// Every series of `config` in `namespace` in the repository, with its archives and their times.
+fn list_all(env: &Env, config: &str, namespace: &str) -> Result<Vec<SeriesArchives>, Fail> {
+    let mut out: std::collections::BTreeMap<(String, String), Vec<(String, Timestamp)>> =
+        std::collections::BTreeMap::new();
+    let scope = Series {
+        config: config.to_owned(),
+        namespace: namespace.to_owned(),
+        kind: crate::engines::SeriesKind::Volume,
+        name: String::new(),
+    };
     match env.access.engine {
         Engine::Borg => {
-            let out = with_lock_wait(env, |w| {
-                run(&borg::list(&env.borg_repo(w), series), env, None, false)
+            let prefix = format!("kentledge_{config}_{namespace}_");
+            let out_json = with_lock_wait(env, |w| {
+                let argv = borg::repo_command(
+                    &env.borg_repo(w),
+                    &["list", "--json", "--glob-archives", &format!("{prefix}*")],
+                    &[],
+                );
+                run(&argv, env, None, false)
             })?;
-            let v: serde_json::Value = serde_json::from_str(&out.stdout)
+            let v: serde_json::Value = serde_json::from_str(&out_json.stdout)
                 .map_err(|e| Fail::new(Failure::Failed, format!("borg list output: {e}")))?;
-            let prefix = series.borg_prefix();
-            Ok(v["archives"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|a| {
-                    let name = a["name"].as_str()?;
-                    let stamp = name.strip_prefix(&prefix)?;
-                    Some((name.to_owned(), archive_time(stamp)?))
-                })
-                .collect())
+            for a in v["archives"].as_array().into_iter().flatten() {
+                let Some(name) = a["name"].as_str() else {
+                    continue;
+                };
+                let Some(rest) = name.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let parts: Vec<&str> = rest.split('_').collect();
+                if let [kind, series, stamp] = parts[..]
+                    && let Some(t) = archive_time(stamp)
+                {
+                    out.entry((kind.to_owned(), series.to_owned()))
+                        .or_default()
+                        .push((name.to_owned(), t));
+                }
+            }
         }
         Engine::Restic => {
-            let mut argv = restic::snapshots(series);
-            argv.splice(1..1, env.restic_options());
-            let out = with_lock_wait(env, |_| run(&argv, env, None, false))?;
-            let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
+            let mut tags = scope.restic_tags();
+            tags.truncate(3); // kentledge, config=, namespace=
+            let mut argv = env.restic(&["snapshots", "--json", "--host", restic::HOST, "--tag"]);
+            argv.push(tags.join(","));
+            let o = with_lock_wait(env, |_| run(&argv, env, None, false))?;
+            let v: serde_json::Value = serde_json::from_str(o.stdout.trim())
                 .map_err(|e| Fail::new(Failure::Failed, format!("restic snapshots output: {e}")))?;
-            Ok(v.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| {
-                    let id = s["id"].as_str()?;
-                    let t: Timestamp = s["time"].as_str()?.parse().ok()?;
-                    Some((id.to_owned(), t))
-                })
-                .collect())
+            for snap in v.as_array().into_iter().flatten() {
+                let tag =
+                    |k: &str| {
+                        snap["tags"].as_array().into_iter().flatten().find_map(|t| {
+                            t.as_str()?.strip_prefix(&format!("{k}=")).map(String::from)
+                        })
+                    };
+                let (Some(id), Some(t), Some(kind), Some(name)) = (
+                    snap["id"].as_str(),
+                    snap["time"]
+                        .as_str()
+                        .and_then(|t| t.parse::<Timestamp>().ok()),
+                    tag("kind"),
+                    tag("name"),
+                ) else {
+                    continue;
+                };
+                out.entry((kind, name))
+                    .or_default()
+                    .push((id.to_owned(), t));
+            }
         }
     }
+    Ok(out
+        .into_iter()
+        .filter_map(|((kind, name), archives)| {
+            let kind = match kind.as_str() {
+                "vol" => crate::engines::SeriesKind::Volume,
+                "db" => crate::engines::SeriesKind::Database,
+                "s3" => crate::engines::SeriesKind::Bucket,
+                _ => return None,
+            };
+            Some((
+                Series {
+                    kind,
+                    name,
+                    ..scope.clone()
+                },
+                archives,
+            ))
+        })
+        .collect())
 }
 
 /// The time in a borg archive name's stamp (`2026-11-22T10-00-07Z`).
@@ -883,7 +956,8 @@ fn archive_time(stamp: &str) -> Option<Timestamp> {
 
 fn prune(
     env: &Env,
-    series: &[Series],
+    config: &str,
+    namespace: &str,
     retention: &crate::config::Retention,
     timezone: &str,
     now: Timestamp,
@@ -898,8 +972,8 @@ fn prune(
         not_ready_grace: HumanDuration::from_secs(0),
     };
     let mut doomed_total = 0usize;
-    for s in series {
-        let archives = list_series(env, s)?;
+    for (s, archives) in list_all(env, config, namespace)? {
+        let s = &s;
         let members: Vec<Member> = archives
             .iter()
             .map(|(id, time)| Member {

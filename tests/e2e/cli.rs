@@ -197,12 +197,10 @@ fn commands_not_available_yet_say_so_exit_69_and_change_nothing() {
     let wire = Tripwire::new();
     for args in [
         vec!["backup", "--snapshot-now"],
-        vec!["prune", "--only", "repositories"],
         vec!["list", "snapshots"],
         vec!["restore", "volume", "data", "--snapshot", "s", "--in-place"],
         vec!["restore", "database", "shopdb", "--repository", "offsite"],
         vec!["restore", "bucket", "media", "--repository", "r"],
-        vec!["check", "--repositories"],
     ] {
         let r = run(kentledge()
             .args(&args)

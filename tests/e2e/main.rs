@@ -9,6 +9,7 @@ mod engines;
 mod manifests;
 mod mariadb;
 mod prune;
+mod repo_prune;
 mod retention_borg;
 mod servers;
 mod snapshot;
