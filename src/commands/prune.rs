@@ -113,7 +113,11 @@ async fn run_async(
     }
     if args.only != PruneScope::Snapshots && !interrupt.is_set() {
         let now = args.now.unwrap_or_else(Timestamp::now);
-        let c = super::repos::prune(global, settings, &client, now, &args.lock, &interrupt).await?;
+        let explicit = args.only == PruneScope::Repositories;
+        let c = super::repos::prune(
+            global, settings, &client, now, &args.lock, &interrupt, explicit,
+        )
+        .await?;
         code = code.max(c);
     }
     Ok(interrupt.code().unwrap_or(code))

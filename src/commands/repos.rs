@@ -165,6 +165,7 @@ pub async fn prune(
     now: Timestamp,
     lock: &LockArgs,
     interrupt: &Interrupt,
+    explicit: bool,
 ) -> Result<u8, Error> {
     let config = &settings.config;
     let repos: Vec<&Repository> = config
@@ -174,9 +175,17 @@ pub async fn prune(
         .filter(|r| r.retention.is_some())
         .collect();
     if repos.is_empty() {
-        output::print(
-            "no repository has retention (spec.repositories[].retention): every archive is kept\n",
-        )?;
+        // Said only when asked for repositories alone (`--only all` prints the snapshot part).
+        if explicit {
+            match global.output {
+                Output::Json => {
+                    output::print_json(&json!({"dryRun": global.dry_run, "repositories": []}))?
+                }
+                Output::Text => output::print(
+                    "no repository has retention (spec.repositories[].retention): every archive is kept\n",
+                )?,
+            }
+        }
         return Ok(exit::SUCCESS);
     }
     let dry_run = global.dry_run;
