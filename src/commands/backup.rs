@@ -142,14 +142,25 @@ impl Report {
 /// Runs `kentledge backup`.
 pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
-    if args.snapshot_now {
-        return Err(Error::NotImplemented {
-            command: "backup --snapshot-now".into(),
-            version: env!("CARGO_PKG_VERSION"),
-            what: "run `kentledge snapshot` first, then `kentledge backup`",
-        });
-    }
-    super::runtime()?.block_on(run_async(global, &settings, args))
+    super::runtime()?.block_on(async {
+        if args.snapshot_now {
+            // The snapshot command's whole flow (hooks included); its newest snapshots are then
+            // the sources.
+            let snap = crate::cli::SnapshotArgs {
+                targets: args.targets.clone(),
+                lock: args.lock.clone(),
+            };
+            let code = super::snapshot::run_async(global, &settings, &snap).await?;
+            if code != exit::SUCCESS {
+                tracing::error!(
+                    code,
+                    "the snapshot before the backup failed: nothing was copied"
+                );
+                return Ok(code);
+            }
+        }
+        run_async(global, &settings, args).await
+    })
 }
 
 /// The kentledge pod itself, when running in a cluster: clones and movers are owned by it.
@@ -259,6 +270,11 @@ async fn run_async(
         tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
     }
     release_stale_marks(&client, &seen.snapshots, ns, &run_id).await;
+    for r in &config.spec.repositories {
+        if plan.jobs.iter().any(|j| j.repository == r.name) {
+            mover::ensure_cache(&client, ns, cfg_name, r).await?;
+        }
+    }
     let sources: BTreeSet<&str> = plan.jobs.iter().map(|j| j.snapshot.as_str()).collect();
     let mark = format!("backup/{run_id}");
     for s in &sources {

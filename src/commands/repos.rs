@@ -77,6 +77,7 @@ async fn run_jobs(
         if interrupt.is_set() {
             break;
         }
+        mover::ensure_cache(client, ns, &config.metadata.name, repo).await?;
         let job = Job {
             repository: access(repo, ns),
             action: action(repo),

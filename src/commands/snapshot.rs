@@ -232,7 +232,8 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8, Error> {
     super::runtime()?.block_on(run_async(global, &settings, args))
 }
 
-async fn run_async(
+/// The snapshot run on an existing runtime (also `backup --snapshot-now`).
+pub(crate) async fn run_async(
     global: &GlobalArgs,
     settings: &Settings,
     args: &SnapshotArgs,

@@ -216,6 +216,19 @@ async fn watch(
                 tx.clone(),
             )));
         }
+        let reason = p
+            .status
+            .as_ref()
+            .and_then(|s| s.reason.clone())
+            .unwrap_or_default();
+        if reason == "DeadlineExceeded" {
+            out.failure = Some(Failure::Failed);
+            out.message =
+                "the mover ran longer than spec.mover.timeout and was stopped (DeadlineExceeded)"
+                    .into();
+            out.exit_code = terminated(&p).map(|(c, _)| c);
+            break;
+        }
         if let Some((code, message)) = terminated(&p) {
             out.exit_code = Some(code);
             out.failure = Failure::from_code(code);
@@ -289,7 +302,7 @@ async fn watch(
                 failure,
                 message,
                 holders,
-            } => {
+            } if !out.message.contains("DeadlineExceeded") => {
                 out.failure = Some(failure);
                 out.message = message;
                 out.holders = holders;
@@ -460,4 +473,44 @@ async fn break_lock(
         }
     };
     run(client, t.namespace, None, &pod, interrupt, &log).await
+}
+
+/// Creates a repository's persistent engine cache PVC when the config asks for one and it does
+/// not exist yet (it is kept between runs; deleting it only costs a slower next run).
+pub async fn ensure_cache(
+    client: &kube::Client,
+    ns: &str,
+    config: &str,
+    repo: &Repository,
+) -> Result<(), Error> {
+    let Some(cache) = &repo.cache else {
+        return Ok(());
+    };
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let name = moverpod::cache_pvc_name(&repo.name);
+    if api
+        .get_opt(&name)
+        .await
+        .map_err(Error::cluster("read the cache PersistentVolumeClaim"))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mut spec = serde_json::json!({
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": cache.size}},
+    });
+    if let Some(sc) = &cache.storage_class_name {
+        spec["storageClassName"] = serde_json::json!(sc);
+    }
+    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {MANAGED_BY: MANAGER, CONFIG: config, ROLE: "cache", moverpod::REPOSITORY: repo.name}},
+        "spec": spec,
+    }))
+    .map_err(|e| Error::cluster("build the cache PersistentVolumeClaim")(kube::Error::SerdeError(e)))?;
+    tracing::info!(pvc = %name, repository = %repo.name, "creating the engine cache volume");
+    api.create(&PostParams::default(), &pvc)
+        .await
+        .map_err(Error::cluster("create the cache PersistentVolumeClaim"))?;
+    Ok(())
 }

@@ -376,3 +376,63 @@ fn sigterm_during_the_copy_removes_the_clone_and_the_mover_and_exits_143() {
         "{labels:?}"
     );
 }
+
+#[test]
+fn snapshot_now_with_a_kept_cache_volume_and_a_mover_timeout() {
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    let data = tc.pvc_with_files("data", &[], &[]);
+    crate::tree::build(&data);
+    empty_pvc(&tc, "repos");
+    let spec = |timeout: &str, limit: &str, path: &str| {
+        format!(
+            r#"  snapshots:
+    targets: [{{pvc: data}}]
+  repositories:
+    - name: restic
+      restic:
+        pvc: {{claimName: repos, path: {path}}}
+        password: {{secret: repo-pass, key: passphrase}}
+        init: true
+      cache: {{size: 1Gi}}
+  offsite:
+    volumes:
+      repositories: [restic]
+  mover:
+    timeout: {timeout}
+    bandwidthLimit: {limit}
+"#
+        )
+    };
+    // --snapshot-now: the snapshot flow first, then its snapshot is copied.
+    let cfg = tc.config("shop", &spec("10m", "100MiB", "restic"));
+    let r = run(tc.kentledge(&cfg).args(["backup", "--snapshot-now"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let snap = only_snapshot(&tc);
+    assert!(snapshot_labels(&tc, &snap).contains_key("backed-up.kentledge.io/restic"));
+    // The cache volume is made once and kept, with restic's cache in it.
+    let cache = tc.volume_dir("kentledge-cache-restic");
+    assert!(
+        cache.join("restic").read_dir().unwrap().next().is_some(),
+        "restic's cache is on the volume"
+    );
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+
+    // A mover that runs past mover.timeout is stopped; the run fails and cleans up.
+    // (A new repository: nothing deduplicates against the first copy.)
+    let cfg = tc.config("shop", &spec("2s", "64KiB", "restic-slow"));
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let (ok, why) = results(&report(&r))["restic"].clone();
+    assert!(!ok && why.contains("DeadlineExceeded"), "{why}");
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+}
