@@ -250,19 +250,15 @@ async fn run_async(
         return Ok(exit::SUCCESS);
     }
     let progress = crate::progress::Progress::start("waiting for the backup lock");
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
-    let me = crate::runlock::holder_identity(&run_id, &host);
-    let held = lease::acquire(
+    let held = lease::take(
         &client,
         ns,
         &format!("{cfg_name}-backup"),
         &run_id,
-        &me,
         args.lock.lock_timeout.0,
-        interrupt.token(),
+        &interrupt,
     )
-    .await
-    .map_err(|e| Error::from_lock(e, &interrupt))?;
+    .await?;
     tracing::info!(run = %run_id, copies = plan.jobs.len(), "backup lock taken");
     progress.phase("sweeping leftovers of earlier runs");
     let swept = mover::sweep(&client, ns, cfg_name, &run_id).await;

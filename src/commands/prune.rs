@@ -149,24 +149,9 @@ async fn snapshots(
     let held = if global.dry_run {
         None
     } else {
-        let run_id = crate::labels::run_id(Timestamp::now(), std::process::id() as u16);
-        let me = crate::runlock::holder_identity(
-            &run_id,
-            &std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
-        );
-        Some(
-            lease::acquire(
-                client,
-                ns,
-                config_name,
-                &run_id,
-                &me,
-                args.lock.lock_timeout.0,
-                interrupt.token(),
-            )
-            .await
-            .map_err(|e| Error::from_lock(e, interrupt))?,
-        )
+        let run_id = crate::labels::run_id(Timestamp::now(), crate::labels::random_u16());
+        let wait = args.lock.lock_timeout.0;
+        Some(lease::take(client, ns, config_name, &run_id, wait, interrupt).await?)
     };
     let result = prune(
         client,

@@ -46,23 +46,8 @@ async fn run_jobs(
     let config = &settings.config;
     let run_id = crate::labels::run_id(Timestamp::now(), crate::labels::random_u16());
     let held = if lock_needed {
-        let me = crate::runlock::holder_identity(
-            &run_id,
-            &std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
-        );
-        Some(
-            lease::acquire(
-                client,
-                ns,
-                &format!("{}-backup", config.metadata.name),
-                &run_id,
-                &me,
-                lock.lock_timeout.0,
-                interrupt.token(),
-            )
-            .await
-            .map_err(|e| Error::from_lock(e, interrupt))?,
-        )
+        let name = format!("{}-backup", config.metadata.name);
+        Some(lease::take(client, ns, &name, &run_id, lock.lock_timeout.0, interrupt).await?)
     } else {
         None
     };

@@ -294,19 +294,15 @@ pub(crate) async fn run_async(
     }
     report_leftovers(&client, ns, &settings.config.metadata.name, &run_id).await;
     let progress = crate::progress::Progress::start("waiting for the run lock");
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
-    let me = crate::runlock::holder_identity(&run_id, &host);
-    let held = lease::acquire(
+    let held = lease::take(
         &client,
         ns,
         &plan.config,
         &run_id,
-        &me,
         args.lock.lock_timeout.0,
-        interrupt.token(),
+        &interrupt,
     )
-    .await
-    .map_err(|e| Error::from_lock(e, &interrupt))?;
+    .await?;
     tracing::info!(run = %run_id, snapshots = plan.snapshots.len(), hooks = plan.hooks.len(), "run lock taken");
     let report = execute(&client, settings, &plan, &interrupt, &progress).await;
     progress.phase("releasing the run lock");

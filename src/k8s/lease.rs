@@ -220,3 +220,28 @@ impl Held {
         }
     }
 }
+
+/// Takes lock `name` for run `run_id` as this host (`$HOSTNAME`: the pod in a cluster), waiting
+/// at most `wait`; a held lock or an interruption becomes the command's error.
+pub async fn take(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    run_id: &str,
+    wait: Duration,
+    interrupt: &crate::signals::Interrupt,
+) -> Result<Held, crate::error::Error> {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    let me = crate::runlock::holder_identity(run_id, &host);
+    acquire(
+        client,
+        namespace,
+        name,
+        run_id,
+        &me,
+        wait,
+        interrupt.token(),
+    )
+    .await
+    .map_err(|e| crate::error::Error::from_lock(e, interrupt))
+}
