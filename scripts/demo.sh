@@ -82,4 +82,28 @@ kubectl -n demo wait --for=jsonpath='{.status.phase}'=Succeeded pod/check --time
 kubectl -n demo logs check
 sums=$(kubectl -n demo logs check | head -2 | cut -d' ' -f1 | sort -u | wc -l)
 [ "$sums" -eq 1 ] || fail "restored bytes differ"
-say "demo: done (snapshot taken with hooks, restored, bytes equal); stopping the cluster"
+say "kentledge backup --dry-run: sources, clones, mover pods, archives"
+kubectl -n demo create secret generic repo-pass --from-literal=passphrase="demo passphrase" >/dev/null || fail "secret"
+$bin -c scripts/demo/kentledge.yaml backup --dry-run || fail "backup dry run"
+
+say "kentledge backup: the snapshot copied into borg and restic by mover pods"
+$bin -c scripts/demo/kentledge.yaml --log-format text backup || fail "backup"
+kubectl -n demo get volumesnapshot "$snapshot" -o jsonpath='{.metadata.labels}' | tr ',' '\n' | grep backed-up || fail "no backed-up label"
+echo
+
+say "extracting the archives with borg and restic themselves and comparing with the snapshot"
+hostpath() { kubectl get pv "$(kubectl -n demo get pvc "$1" -o jsonpath='{.spec.volumeName}')" -o jsonpath='{.spec.hostPath.path}'; }
+repos=$(hostpath backups); restored=$(hostpath data-restored)
+mkdir -p "$work/borg-out" "$work/restic-out"
+archive=$(BORG_PASSPHRASE="demo passphrase" BORG_BASE_DIR="$work/borg-base" borg list --short "$repos/borg" | tail -1)
+(cd "$work/borg-out" && BORG_PASSPHRASE="demo passphrase" BORG_BASE_DIR="$work/borg-base" borg extract "$repos/borg::$archive") || fail "borg extract"
+printf 'demo passphrase' > "$work/pw"
+RESTIC_PASSWORD_FILE="$work/pw" RESTIC_CACHE_DIR="$work/restic-cache" restic -q -r "$repos/restic" restore latest --target "$work/restic-out" || fail "restic restore"
+echo "borg archive $archive:"; md5sum "$restored/numbers" "$work/borg-out/numbers" "$work/restic-out/numbers"
+sums=$(md5sum "$restored/numbers" "$work/borg-out/numbers" "$work/restic-out/numbers" | cut -d' ' -f1 | sort -u | wc -l)
+[ "$sums" -eq 1 ] || fail "offsite copies differ from the snapshot"
+
+say "kentledge prune --dry-run: snapshot and repository retention, decisions with reasons"
+$bin -c scripts/demo/kentledge.yaml --log-format text prune --dry-run || fail "prune dry run"
+
+say "demo: done (snapshot with hooks, restored, copied offsite, extracted, bytes equal); stopping the cluster"

@@ -298,6 +298,21 @@ struct Output {
 
 /// Runs an engine command, turning its output into events as it comes.
 fn run(argv: &[String], env: &Env, cwd: Option<&str>, stream_stdout: bool) -> Result<Output, Fail> {
+    run_inner(argv, env, cwd, stream_stdout, false)
+}
+
+/// [`run`] without passing the engine's messages on (for probes whose failure is expected).
+fn run_quiet(argv: &[String], env: &Env) -> Result<Output, Fail> {
+    run_inner(argv, env, None, false, true)
+}
+
+fn run_inner(
+    argv: &[String],
+    env: &Env,
+    cwd: Option<&str>,
+    stream_stdout: bool,
+    quiet: bool,
+) -> Result<Output, Fail> {
     tracing::debug!(command = %argv.join(" "), "running");
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -350,11 +365,15 @@ fn run(argv: &[String], env: &Env, cwd: Option<&str>, stream_stdout: bool) -> Re
                         if level == "ERROR" || level == "WARNING" || level == "CRITICAL" {
                             errors.push(message.clone());
                         }
-                        log(&level.to_lowercase(), message);
+                        if !quiet {
+                            log(&level.to_lowercase(), message);
+                        }
                     }
                     _ if !line.trim().is_empty() && !line.starts_with('{') => {
                         errors.push(line.clone());
-                        log("warn", line);
+                        if !quiet {
+                            log("warn", line);
+                        }
                     }
                     _ => {}
                 }
@@ -704,7 +723,7 @@ fn ensure_repository(env: &Env) -> Result<(), Fail> {
             Engine::Borg => borg::repo_command(&env.borg_repo(wait), &["info", "--json"], &[]),
             Engine::Restic => env.restic(&["cat", "config", "--no-lock"]),
         };
-        run(&argv, env, None, false)
+        run_quiet(&argv, env)
     });
     let f = match probe {
         Ok(_) => return Ok(()),
