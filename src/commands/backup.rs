@@ -396,7 +396,7 @@ async fn execute(
                 }
             };
             shown(format!("{} → {}: starting", j.pvc, j.repository));
-            let on_event = |e: &MoverEvent| on_event(j, e, &shown);
+            let on_event = |e: &MoverEvent| on_event(j, e, started, &shown);
             let repo = config.spec.repositories.iter().find(|r| r.name == j.repository);
             let out = match repo {
                 Some(repo) => {
@@ -481,7 +481,7 @@ fn record(
     }
 }
 
-fn on_event(j: &VolumeJob, e: &MoverEvent, shown: &(dyn Fn(String) + Sync)) {
+fn on_event(j: &VolumeJob, e: &MoverEvent, started: Instant, shown: &(dyn Fn(String) + Sync)) {
     match e {
         MoverEvent::Progress {
             bytes,
@@ -491,8 +491,10 @@ fn on_event(j: &VolumeJob, e: &MoverEvent, shown: &(dyn Fn(String) + Sync)) {
             let of = total
                 .map(|t| format!(" of {}", HumanBytes(t)))
                 .unwrap_or_default();
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let rate = HumanBytes((*bytes as f64 / secs) as u64);
             shown(format!(
-                "{} → {}: {}{of}, {files} files",
+                "{} → {}: {}{of}, {files} files, {rate}/s",
                 j.pvc,
                 j.repository,
                 HumanBytes(*bytes)

@@ -300,9 +300,21 @@ fn volumes_to_one_borg_repository_take_turns_and_restic_runs_in_parallel() {
 "#,
     );
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    // Run as if in the pod `kentledge-cron-1`: clones and movers are owned by it.
+    tc.sleeper("kentledge-cron-1", &[], &[], &[]);
     let watcher = Watcher::start(&tc);
-    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    let r = run(tc
+        .kentledge(&cfg)
+        .args(["backup", "-o", "json"])
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("HOSTNAME", "kentledge-cron-1"));
     let seen = watcher.finish();
+    for (name, pod) in &seen.pods {
+        assert!(
+            pod.contains(r#""kind":"Pod","name":"kentledge-cron-1""#),
+            "{name} is owned by the kentledge pod: {pod}"
+        );
+    }
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(results(&report(&r)).len(), 2);
     assert_eq!(report(&r)["jobs"].as_array().unwrap().len(), 6);
@@ -430,6 +442,82 @@ fn snapshot_now_with_a_kept_cache_volume_and_a_mover_timeout() {
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     let (ok, why) = results(&report(&r))["restic"].clone();
     assert!(!ok && why.contains("DeadlineExceeded"), "{why}");
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+}
+
+/// Leaves an exclusive restic lock whose host is `host`: `restic key passwd` takes the lock and
+/// waits for the new password on stdin; it is killed there.
+fn stale_restic_lock(repo: &Path, host: &str) {
+    let pw = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pw.path(), PASSPHRASE).unwrap();
+    let mut child = Command::new("unshare")
+        .args(["--uts", "sh", "-c"])
+        .arg(format!(
+            "hostname {host} && exec restic -r {} key passwd",
+            repo.display()
+        ))
+        .env("RESTIC_PASSWORD_FILE", pw.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let locks = repo.join("locks");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "restic took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn restic_locks_of_gone_movers_are_removed_and_others_are_not() {
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    tc.pvc_with_files("data", &[], &[("file", "precious\n")]);
+    let repos = empty_pvc(&tc, "repos");
+    let repo = repos.join("restic");
+    crate::backup::restic(repo.to_str().unwrap(), &["init"], &[]);
+    let cfg = tc.config(
+        "shop",
+        r#"  snapshots:
+    targets: [{pvc: data}]
+  repositories:
+    - name: restic
+      restic:
+        pvc: {claimName: repos, path: restic}
+        password: {secret: repo-pass, key: passphrase}
+        lockWait: 2s
+  offsite:
+    volumes:
+      repositories: [restic]
+"#,
+    );
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let lock_count = || std::fs::read_dir(repo.join("locks")).unwrap().count();
+
+    // Another holder: waited for, reported by name, left in place.
+    stale_restic_lock(&repo, "admin-laptop");
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let (ok, why) = results(&report(&r))["restic"].clone();
+    assert!(!ok && why.contains("admin-laptop"), "{why}");
+    assert_eq!(lock_count(), 1, "another holder's lock is never removed");
+    crate::backup::restic(repo.to_str().unwrap(), &["unlock", "--remove-all"], &[]);
+
+    // A gone mover of this namespace: removed, logged, and the copy goes through.
+    let prefix = kentledge::mover::pod::mover_prefix(&tc.namespace);
+    stale_restic_lock(&repo, &format!("{prefix}0000-0"));
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("breaking a stale lock"), "{}", r.stderr);
+    assert_eq!(lock_count(), 0);
     assert!(
         leftovers(&tc).is_empty(),
         "left behind: {:?}",
