@@ -72,6 +72,8 @@ pub struct Report {
     pub skipped: Vec<SkippedVolume>,
     /// Copies an earlier run made.
     pub already: Vec<AlreadyCopied>,
+    /// What the config asks for that this version cannot copy yet (databases, buckets).
+    pub unavailable: Vec<String>,
     /// The signal's exit code, when interrupted.
     pub interrupted: Option<u8>,
 }
@@ -84,6 +86,7 @@ impl Report {
         }
         let ok = self.jobs.iter().filter(|j| j.ok).count();
         let bad = self.jobs.len() - ok + self.skipped.len();
+        let bad = bad + self.unavailable.len();
         match (ok, bad) {
             (_, 0) if ok > 0 || !self.already.is_empty() => exit::SUCCESS,
             (0, _) => exit::FAILURE,
@@ -126,6 +129,11 @@ impl Report {
         for s in &self.skipped {
             out.push_str(&format!("  skipped {}: {}\n", s.pvc, s.reason));
         }
+        for u in &self.unavailable {
+            out.push_str(&format!(
+                "  NOT COPIED {u}: not available in this version\n"
+            ));
+        }
         let ok = self.jobs.iter().filter(|j| j.ok).count();
         out.push_str(&format!(
             "{ok} of {} copies done{}\n",
@@ -142,6 +150,14 @@ impl Report {
 /// Runs `kentledge backup`.
 pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
+    let offsite = &settings.config.spec.offsite;
+    if offsite.volumes.is_none() && (!offsite.databases.is_empty() || !offsite.buckets.is_empty()) {
+        return Err(Error::NotImplemented {
+            command: "backup of databases and buckets".into(),
+            version: env!("CARGO_PKG_VERSION"),
+            what: "this version copies volumes (spec.offsite.volumes) only",
+        });
+    }
     super::runtime()?.block_on(async {
         if args.snapshot_now {
             // The snapshot command's whole flow (hooks included); its newest snapshots are then
@@ -289,6 +305,21 @@ async fn run_async(
         jobs: records,
         skipped: plan.skipped.clone(),
         already: plan.already.clone(),
+        unavailable: config
+            .spec
+            .offsite
+            .databases
+            .iter()
+            .map(|d| format!("database {}", d.name))
+            .chain(
+                config
+                    .spec
+                    .offsite
+                    .buckets
+                    .iter()
+                    .map(|b| format!("bucket {}", b.name)),
+            )
+            .collect(),
         interrupted: interrupt.code(),
     };
     for j in report.jobs.iter().filter(|j| !j.ok) {

@@ -359,3 +359,25 @@ fn an_unreachable_api_server_is_a_run_failure_that_says_what_failed() {
     );
     assert!(r.stderr.contains("caused by:"), "{}", r.stderr);
 }
+
+#[test]
+fn backup_of_databases_only_is_not_available_yet_and_makes_no_api_call() {
+    let wire = Tripwire::new();
+    let (_d, path) = write_temp(
+        "k.yaml",
+        "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata:\n  name: a\n  namespace: shop\nspec:\n  repositories:\n    - name: r\n      restic:\n        repository: rest:http://127.0.0.1:1/\n        password: {secret: s, key: k}\n  offsite:\n    databases:\n      - name: db\n        engine: mariadb\n        pod: {name: db-0}\n        repositories: [r]\n",
+    );
+    let r = run(kentledge()
+        .args(["backup", "--log-format", "text", "-c"])
+        .arg(&path)
+        .arg("--kubeconfig")
+        .arg(&wire.kubeconfig));
+    assert_eq!(r.code, 69, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("volumes (spec.offsite.volumes) only"),
+        "{}",
+        r.stderr
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(wire.connections(), 0);
+}
