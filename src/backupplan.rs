@@ -49,6 +49,9 @@ pub struct VolumeJob {
     /// The job the pod runs.
     #[serde(skip)]
     pub job: Job,
+    /// The repository's config (credentials, for a break-lock pod).
+    #[serde(skip)]
+    pub repo: Repository,
 }
 
 /// A run's plan.
@@ -415,6 +418,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
                 clone_name,
                 pod_name,
                 job,
+                repo: (*repo).clone(),
             });
         }
     }

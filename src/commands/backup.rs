@@ -85,8 +85,7 @@ impl Report {
             return c;
         }
         let ok = self.jobs.iter().filter(|j| j.ok).count();
-        let bad = self.jobs.len() - ok + self.skipped.len();
-        let bad = bad + self.unavailable.len();
+        let bad = self.jobs.len() - ok + self.skipped.len() + self.unavailable.len();
         match (ok, bad) {
             (_, 0) if ok > 0 || !self.already.is_empty() => exit::SUCCESS,
             (0, _) => exit::FAILURE,
@@ -428,27 +427,16 @@ async fn execute(
             };
             shown(format!("{} → {}: starting", j.pvc, j.repository));
             let on_event = |e: &MoverEvent| on_event(j, e, started, &shown);
-            let repo = config.spec.repositories.iter().find(|r| r.name == j.repository);
-            let out = match repo {
-                Some(repo) => {
-                    mover::run_with_locks(
-                        client,
-                        &mover::Task {
-                            namespace: &settings.namespace,
-                            config: &config.metadata.name,
-                            pod: &j.pod,
-                            clone: Some(&j.clone),
-                            access: &j.job.repository,
-                            repository: repo,
-                            mover: &config.spec.mover,
-                        },
-                        interrupt,
-                        &on_event,
-                    )
-                    .await
-                }
-                None => Ok(mover::Outcome::default()),
+            let task = mover::Task {
+                namespace: &settings.namespace,
+                config: &config.metadata.name,
+                pod: &j.pod,
+                clone: Some(&j.clone),
+                access: &j.job.repository,
+                repository: &j.repo,
+                mover: &config.spec.mover,
             };
+            let out = mover::run_with_locks(client, &task, interrupt, &on_event).await;
             if let Some(mut g) = opening.take() {
                 *g = matches!(&out, Ok(o) if o.ok());
             }
@@ -533,16 +521,7 @@ fn on_event(j: &VolumeJob, e: &MoverEvent, started: Instant, shown: &(dyn Fn(Str
             tracing::debug!(pvc = %j.pvc, repository = %j.repository, bytes, files, "progress");
             throttled_progress_log(j, *bytes, *files);
         }
-        MoverEvent::Log { level, message } => match level.as_str() {
-            "error" | "critical" => {
-                tracing::error!(pvc = %j.pvc, repository = %j.repository, "{message}")
-            }
-            "warn" | "warning" => {
-                tracing::warn!(pvc = %j.pvc, repository = %j.repository, "{message}")
-            }
-            _ => tracing::info!(pvc = %j.pvc, repository = %j.repository, "{message}"),
-        },
-        _ => {}
+        _ => mover::relay(e, &j.repository, Some(&j.pvc)),
     }
 }
 

@@ -69,16 +69,7 @@ async fn run_jobs(
         };
         let (pod_name, _) = moverpod::names(ns, &run_id, i);
         let pod = moverpod::mover_pod(&ctx, &pod_name, &config.spec.mover, repo, &job, None, None);
-        let log = |e: &MoverEvent| match e {
-            MoverEvent::Log { level, message } if level == "error" => {
-                tracing::error!(repository = %repo.name, "{message}");
-            }
-            MoverEvent::Log { level, message } if level.starts_with("warn") => {
-                tracing::warn!(repository = %repo.name, "{message}");
-            }
-            MoverEvent::Log { message, .. } => tracing::info!(repository = %repo.name, "{message}"),
-            _ => {}
-        };
+        let log = |e: &MoverEvent| mover::relay(e, &repo.name, None);
         tracing::info!(repository = %repo.name, action = job.action.name(), "starting a mover");
         let out = mover::run_with_locks(
             client,

@@ -114,11 +114,12 @@ pub fn init(repo: &Repo, encryption: &str) -> Vec<String> {
     )
 }
 
-/// `borg list --json --glob-archives <series>* REPO`: the archives of one series.
-pub fn list(repo: &Repo, series: &Series) -> Vec<String> {
+/// `borg list --json --glob-archives <prefix>* REPO`: the archives whose names start with
+/// `prefix` (a series' or a whole config's, see [`super::scope_prefix`]).
+pub fn list(repo: &Repo, prefix: &str) -> Vec<String> {
     repo_command(
         repo,
-        &["list", "--json", "--glob-archives", &series.borg_glob()],
+        &["list", "--json", "--glob-archives", &format!("{prefix}*")],
         &[],
     )
 }

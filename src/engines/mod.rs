@@ -31,6 +31,13 @@ impl SeriesKind {
             SeriesKind::Bucket => "s3",
         }
     }
+
+    /// The kind whose [`SeriesKind::short`] name is `s`.
+    pub fn from_short(s: &str) -> Option<SeriesKind> {
+        [SeriesKind::Volume, SeriesKind::Database, SeriesKind::Bucket]
+            .into_iter()
+            .find(|k| k.short() == s)
+    }
 }
 
 /// One series in a repository: one PVC, database or bucket of one config in one namespace.
@@ -52,9 +59,8 @@ impl Series {
     /// the series `db` never matches the archives of `db-wal`.
     pub fn borg_prefix(&self) -> String {
         format!(
-            "kentledge_{}_{}_{}_{}_",
-            self.config,
-            self.namespace,
+            "{}{}_{}_",
+            scope_prefix(&self.config, &self.namespace),
             self.kind.short(),
             self.name
         )
@@ -76,14 +82,25 @@ impl Series {
 
     /// The restic tags of this series; `--tag a,b,…` selects snapshots carrying all of them.
     pub fn restic_tags(&self) -> Vec<String> {
-        vec![
-            "kentledge".to_owned(),
-            format!("config={}", self.config),
-            format!("namespace={}", self.namespace),
-            format!("kind={}", self.kind.short()),
-            format!("name={}", self.name),
-        ]
+        let mut tags = scope_tags(&self.config, &self.namespace);
+        tags.push(format!("kind={}", self.kind.short()));
+        tags.push(format!("name={}", self.name));
+        tags
     }
+}
+
+/// The start of every borg archive name of a config in a namespace (all its series).
+pub fn scope_prefix(config: &str, namespace: &str) -> String {
+    format!("kentledge_{config}_{namespace}_")
+}
+
+/// The restic tags every snapshot of a config in a namespace carries (all its series).
+pub fn scope_tags(config: &str, namespace: &str) -> Vec<String> {
+    vec![
+        "kentledge".to_owned(),
+        format!("config={config}"),
+        format!("namespace={namespace}"),
+    ]
 }
 
 /// What every backup command line takes, whatever the engine: compression, an upload limit

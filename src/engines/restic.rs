@@ -32,8 +32,9 @@ pub fn backup(series: &Series, cut: Timestamp, tuning: Tuning<'_>) -> Vec<String
     a
 }
 
-/// `restic snapshots` of exactly one series (all tags must match), as JSON.
-pub fn snapshots(series: &Series) -> Vec<String> {
+/// `restic snapshots` carrying all of `tags` (a series' or a whole config's, see
+/// [`super::scope_tags`]), as JSON.
+pub fn snapshots(tags: &[String]) -> Vec<String> {
     vec![
         "restic".into(),
         "snapshots".into(),
@@ -41,7 +42,7 @@ pub fn snapshots(series: &Series) -> Vec<String> {
         "--host".into(),
         HOST.into(),
         "--tag".into(),
-        series.restic_tags().join(","),
+        tags.join(","),
     ]
 }
 
@@ -93,7 +94,7 @@ mod tests {
 
     #[test]
     fn listing_and_forgetting_are_scoped_by_tags() {
-        insta::assert_snapshot!(snapshots(&series()).join(" "), @"restic snapshots --json --host kentledge --tag kentledge,config=blog,namespace=web,kind=db,name=blogdb");
+        insta::assert_snapshot!(snapshots(&series().restic_tags()).join(" "), @"restic snapshots --json --host kentledge --tag kentledge,config=blog,namespace=web,kind=db,name=blogdb");
         insta::assert_snapshot!(forget(&["a1b2".into(), "c3d4".into()], true).join(" "), @"restic forget --json --prune a1b2 c3d4");
     }
 }

@@ -467,12 +467,21 @@ async fn break_lock(
             .and_then(|o| o.first()),
     };
     let pod = moverpod::mover_pod(&ctx, &name, t.mover, t.repository, &job, None, None);
-    let log = |e: &MoverEvent| {
-        if let MoverEvent::Log { level, message } = e {
-            tracing::warn!(repository = %t.access.name, level = %level, "{message}");
-        }
-    };
+    let log = |e: &MoverEvent| relay(e, &t.access.name, None);
     run(client, t.namespace, None, &pod, interrupt, &log).await
+}
+
+/// Passes a mover's log message on to kentledge's log at the mover's level, with the repository
+/// (and the PVC of a copy).
+pub fn relay(e: &MoverEvent, repository: &str, pvc: Option<&str>) {
+    let MoverEvent::Log { level, message } = e else {
+        return;
+    };
+    match level.as_str() {
+        "error" | "critical" => tracing::error!(pvc, repository, "{message}"),
+        "warn" | "warning" => tracing::warn!(pvc, repository, "{message}"),
+        _ => tracing::info!(pvc, repository, "{message}"),
+    }
 }
 
 /// Creates a repository's persistent engine cache PVC when the config asks for one and it does
@@ -483,7 +492,7 @@ pub async fn ensure_cache(
     config: &str,
     repo: &Repository,
 ) -> Result<(), Error> {
-    let Some(cache) = &repo.cache else {
+    let Some(pvc) = moverpod::cache_pvc(ns, config, repo) else {
         return Ok(());
     };
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
@@ -496,18 +505,6 @@ pub async fn ensure_cache(
     {
         return Ok(());
     }
-    let mut spec = serde_json::json!({
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": cache.size}},
-    });
-    if let Some(sc) = &cache.storage_class_name {
-        spec["storageClassName"] = serde_json::json!(sc);
-    }
-    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "labels": {MANAGED_BY: MANAGER, CONFIG: config, ROLE: "cache", moverpod::REPOSITORY: repo.name}},
-        "spec": spec,
-    }))
-    .map_err(|e| Error::cluster("build the cache PersistentVolumeClaim")(kube::Error::SerdeError(e)))?;
     tracing::info!(pvc = %name, repository = %repo.name, "creating the engine cache volume");
     api.create(&PostParams::default(), &pvc)
         .await

@@ -215,6 +215,31 @@ pub fn cache_pvc_name(repository: &str) -> String {
     format!("kentledge-cache-{repository}")
 }
 
+/// A repository's engine cache PVC, when the config asks for one: made once, kept between runs
+/// (no run label, so no sweep deletes it).
+pub fn cache_pvc(
+    namespace: &str,
+    config: &str,
+    repo: &Repository,
+) -> Option<PersistentVolumeClaim> {
+    let cache = repo.cache.as_ref()?;
+    let mut spec = json!({
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": cache.size}},
+    });
+    if let Some(sc) = &cache.storage_class_name {
+        spec["storageClassName"] = json!(sc);
+    }
+    let v = json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": cache_pvc_name(&repo.name), "namespace": namespace,
+            "labels": {MANAGED_BY: MANAGER, CONFIG: config, ROLE: "cache", REPOSITORY: repo.name}},
+        "spec": spec,
+    });
+    Some(serde_json::from_value(v).expect("a cache PVC is a valid object"))
+}
+
 /// The PVC a repository lives on, if any.
 pub fn repo_pvc(repo: &Repository) -> Option<&PvcPath> {
     match (&repo.borg, &repo.restic) {

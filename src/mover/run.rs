@@ -229,9 +229,28 @@ impl Env {
     }
 
     fn restic(&self, words: &[&str]) -> Vec<String> {
-        let mut a = restic::command(words);
-        a.splice(1..1, self.restic_options());
-        a
+        self.restic_argv(restic::command(words))
+    }
+
+    /// A restic command line with the repository's global options (`-o sftp.command=…`).
+    fn restic_argv(&self, mut argv: Vec<String>) -> Vec<String> {
+        argv.splice(1..1, self.restic_options());
+        argv
+    }
+
+    /// `ssh [options] [-p port] target command…` with the repository's ssh settings.
+    fn ssh_argv(&self, target: String, port: Option<u16>, command: String) -> Option<Vec<String>> {
+        let mut argv: Vec<String> = self
+            .ssh_command
+            .as_ref()?
+            .split(' ')
+            .map(String::from)
+            .collect();
+        if let Some(p) = port {
+            argv.extend(["-p".into(), p.to_string()]);
+        }
+        argv.extend([target, command]);
+        Some(argv)
     }
 }
 
@@ -475,16 +494,11 @@ fn diagnose(env: &Env, out: &Output) -> Fail {
     if f.failure != Failure::Unreachable || env.access.engine != Engine::Borg {
         return f;
     }
-    let (Some(ssh), Some((target, port, _))) =
-        (&env.ssh_command, borg_ssh_target(&env.access.location))
+    let Some(argv) = borg_ssh_target(&env.access.location)
+        .and_then(|(target, port, _)| env.ssh_argv(target, port, "true".into()))
     else {
         return f;
     };
-    let mut argv: Vec<String> = ssh.split(' ').map(String::from).collect();
-    if let Some(p) = port {
-        argv.extend(["-p".into(), p.to_string()]);
-    }
-    argv.extend([target, "true".into()]);
     if let Ok(o) = Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
@@ -587,18 +601,17 @@ fn borg_holders(env: &Env) -> Vec<String> {
             &std::fs::read_to_string(Path::new(loc).join("lock.roster")).unwrap_or_default(),
         );
         s
-    } else if let (Some(ssh), Some((target, port, path))) = (&env.ssh_command, borg_ssh_target(loc))
-    {
+    } else if let Some(argv) = borg_ssh_target(loc).and_then(|(target, port, path)| {
         // Works where the key may run commands; with a `borg serve`-only key the holder stays
         // unknown, and an unknown holder is never broken.
-        let mut argv: Vec<String> = ssh.split(' ').map(String::from).collect();
-        if let Some(p) = port {
-            argv.extend(["-p".into(), p.to_string()]);
-        }
-        argv.push(target);
-        argv.push(format!(
-            "ls -1 '{path}/lock.exclusive' 2>/dev/null; cat '{path}/lock.roster' 2>/dev/null"
-        ));
+        env.ssh_argv(
+            target,
+            port,
+            format!(
+                "ls -1 '{path}/lock.exclusive' 2>/dev/null; cat '{path}/lock.roster' 2>/dev/null"
+            ),
+        )
+    }) {
         Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(Stdio::null())
@@ -779,11 +792,7 @@ fn backup(
     let out = with_lock_wait_ok(env, ok_codes, |wait| {
         let argv = match env.access.engine {
             Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, tuning),
-            Engine::Restic => {
-                let mut a = restic::backup(series, cut, tuning);
-                a.splice(1..1, env.restic_options());
-                a
-            }
+            Engine::Restic => env.restic_argv(restic::backup(series, cut, tuning)),
         };
         run(&argv, env, Some(paths::DATA), true)
     });
@@ -879,22 +888,11 @@ type SeriesArchives = (Series, Vec<(String, Timestamp)>);
 fn list_all(env: &Env, config: &str, namespace: &str) -> Result<Vec<SeriesArchives>, Fail> {
     let mut out: std::collections::BTreeMap<(String, String), Vec<(String, Timestamp)>> =
         std::collections::BTreeMap::new();
-    let scope = Series {
-        config: config.to_owned(),
-        namespace: namespace.to_owned(),
-        kind: crate::engines::SeriesKind::Volume,
-        name: String::new(),
-    };
     match env.access.engine {
         Engine::Borg => {
-            let prefix = format!("kentledge_{config}_{namespace}_");
+            let prefix = crate::engines::scope_prefix(config, namespace);
             let out_json = with_lock_wait(env, |w| {
-                let argv = borg::repo_command(
-                    &env.borg_repo(w),
-                    &["list", "--json", "--glob-archives", &format!("{prefix}*")],
-                    &[],
-                );
-                run(&argv, env, None, false)
+                run(&borg::list(&env.borg_repo(w), &prefix), env, None, false)
             })?;
             let v: serde_json::Value = serde_json::from_str(&out_json.stdout)
                 .map_err(|e| Fail::new(Failure::Failed, format!("borg list output: {e}")))?;
@@ -916,10 +914,8 @@ fn list_all(env: &Env, config: &str, namespace: &str) -> Result<Vec<SeriesArchiv
             }
         }
         Engine::Restic => {
-            let mut tags = scope.restic_tags();
-            tags.truncate(3); // kentledge, config=, namespace=
-            let mut argv = env.restic(&["snapshots", "--json", "--host", restic::HOST, "--tag"]);
-            argv.push(tags.join(","));
+            let tags = crate::engines::scope_tags(config, namespace);
+            let argv = env.restic_argv(restic::snapshots(&tags));
             let o = with_lock_wait(env, |_| run(&argv, env, None, false))?;
             let v: serde_json::Value = serde_json::from_str(o.stdout.trim())
                 .map_err(|e| Fail::new(Failure::Failed, format!("restic snapshots output: {e}")))?;
@@ -949,17 +945,13 @@ fn list_all(env: &Env, config: &str, namespace: &str) -> Result<Vec<SeriesArchiv
     Ok(out
         .into_iter()
         .filter_map(|((kind, name), archives)| {
-            let kind = match kind.as_str() {
-                "vol" => crate::engines::SeriesKind::Volume,
-                "db" => crate::engines::SeriesKind::Database,
-                "s3" => crate::engines::SeriesKind::Bucket,
-                _ => return None,
-            };
+            let kind = crate::engines::SeriesKind::from_short(&kind)?;
             Some((
                 Series {
+                    config: config.to_owned(),
+                    namespace: namespace.to_owned(),
                     kind,
                     name,
-                    ..scope.clone()
                 },
                 archives,
             ))
@@ -1020,18 +1012,11 @@ fn prune(
             continue;
         }
         doomed_total += doomed.len();
-        let argv = match env.access.engine {
-            Engine::Borg => None,
-            Engine::Restic => {
-                let mut a = restic::forget(&doomed, false);
-                a.splice(1..1, env.restic_options());
-                Some(a)
-            }
-        };
         with_lock_wait(env, |w| {
-            let argv = argv
-                .clone()
-                .unwrap_or_else(|| borg::delete(&env.borg_repo(w), &doomed));
+            let argv = match env.access.engine {
+                Engine::Borg => borg::delete(&env.borg_repo(w), &doomed),
+                Engine::Restic => env.restic_argv(restic::forget(&doomed, false)),
+            };
             run(&argv, env, None, false)
         })?;
         log(

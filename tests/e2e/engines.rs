@@ -188,10 +188,14 @@ fn restic_accepts_the_command_lines_and_series_stay_apart() {
         assert!(out.contains("\"message_type\":\"summary\""), "{out}");
     }
     let listed: serde_json::Value = serde_json::from_str(
-        run_in(tmp.path(), &restic::snapshots(&series("db")), &env)
-            .lines()
-            .last()
-            .unwrap(),
+        run_in(
+            tmp.path(),
+            &restic::snapshots(&series("db").restic_tags()),
+            &env,
+        )
+        .lines()
+        .last()
+        .unwrap(),
     )
     .unwrap();
     let snaps = listed.as_array().unwrap();
@@ -210,18 +214,26 @@ fn restic_accepts_the_command_lines_and_series_stay_apart() {
         .to_owned();
     run_in(tmp.path(), &restic::forget(&[oldest], true), &env);
     let left: serde_json::Value = serde_json::from_str(
-        run_in(tmp.path(), &restic::snapshots(&series("db")), &env)
-            .lines()
-            .last()
-            .unwrap(),
+        run_in(
+            tmp.path(),
+            &restic::snapshots(&series("db").restic_tags()),
+            &env,
+        )
+        .lines()
+        .last()
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(left.as_array().unwrap().len(), 1);
     let wal: serde_json::Value = serde_json::from_str(
-        run_in(tmp.path(), &restic::snapshots(&series("db-wal")), &env)
-            .lines()
-            .last()
-            .unwrap(),
+        run_in(
+            tmp.path(),
+            &restic::snapshots(&series("db-wal").restic_tags()),
+            &env,
+        )
+        .lines()
+        .last()
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(wal.as_array().unwrap().len(), 1, "db-wal untouched");

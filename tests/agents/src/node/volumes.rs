@@ -68,6 +68,35 @@ fn safe_rel(p: &str) -> bool {
     !p.is_empty() && !p.starts_with('/') && !p.split('/').any(|c| c == "..")
 }
 
+/// Where the keys of a secret, configMap or projected volume source come from.
+#[derive(Clone, Copy)]
+enum KeySource<'a> {
+    Secret(&'a str),
+    ConfigMap(&'a str),
+}
+
+/// Writes the keys of a Secret or ConfigMap into `dir`; a missing object is an error unless
+/// `optional`.
+async fn write_object_keys(
+    objects: &mut Objects,
+    volume: &str,
+    dir: &Path,
+    source: KeySource<'_>,
+    items: Option<&Vec<KeyToPath>>,
+    mode: i32,
+    optional: bool,
+) -> Result<(), VolumeError> {
+    let (kind, object, data) = match source {
+        KeySource::Secret(n) => ("secret", n, objects.secret(n).await),
+        KeySource::ConfigMap(n) => ("configmap", n, objects.config_map(n).await),
+    };
+    match data.map_err(|e| env_err(volume, e))? {
+        Some(data) => write_keys(volume, dir, data, items, mode, kind, optional),
+        None if optional => Ok(()),
+        None => Err(setup(volume, format!("{kind} {object:?} not found"))),
+    }
+}
+
 /// Write keys (all, or `items`) of `data` into `dir`.
 fn write_keys(
     volume: &str,
@@ -300,44 +329,34 @@ pub async fn prepare(
             let secret = s.secret_name.clone().unwrap_or_default();
             let optional = s.optional.unwrap_or(false);
             fresh_dir(&dir, 0o755).map_err(io)?;
-            match objects
-                .secret(&secret)
-                .await
-                .map_err(|e| env_err(name, e))?
-            {
-                Some(data) => write_keys(
-                    name,
-                    &dir,
-                    data,
-                    s.items.as_ref(),
-                    s.default_mode.unwrap_or(0o644),
-                    "secret",
-                    optional,
-                )?,
-                None if optional => {}
-                None => return Err(setup(name, format!("secret {secret:?} not found"))),
-            }
+            let mode = s.default_mode.unwrap_or(0o644);
+            let source = KeySource::Secret(&secret);
+            write_object_keys(
+                &mut *objects,
+                name,
+                &dir,
+                source,
+                s.items.as_ref(),
+                mode,
+                optional,
+            )
+            .await?;
             (dir, true, true)
         } else if let Some(c) = &v.config_map {
             let optional = c.optional.unwrap_or(false);
             fresh_dir(&dir, 0o755).map_err(io)?;
-            match objects
-                .config_map(&c.name)
-                .await
-                .map_err(|e| env_err(name, e))?
-            {
-                Some(data) => write_keys(
-                    name,
-                    &dir,
-                    data,
-                    c.items.as_ref(),
-                    c.default_mode.unwrap_or(0o644),
-                    "configmap",
-                    optional,
-                )?,
-                None if optional => {}
-                None => return Err(setup(name, format!("configmap {:?} not found", c.name))),
-            }
+            let mode = c.default_mode.unwrap_or(0o644);
+            let source = KeySource::ConfigMap(&c.name);
+            write_object_keys(
+                &mut *objects,
+                name,
+                &dir,
+                source,
+                c.items.as_ref(),
+                mode,
+                optional,
+            )
+            .await?;
             (dir, true, true)
         } else if let Some(d) = &v.downward_api {
             fresh_dir(&dir, 0o755).map_err(io)?;
@@ -358,45 +377,31 @@ pub async fn prepare(
             for src in p.sources.iter().flatten() {
                 if let Some(s) = &src.secret {
                     let optional = s.optional.unwrap_or(false);
-                    match objects
-                        .secret(&s.name)
-                        .await
-                        .map_err(|e| env_err(name, e))?
-                    {
-                        Some(data) => write_keys(
-                            name,
-                            &dir,
-                            data,
-                            s.items.as_ref(),
-                            mode,
-                            "secret",
-                            optional,
-                        )?,
-                        None if optional => {}
-                        None => return Err(setup(name, format!("secret {:?} not found", s.name))),
-                    }
+                    let source = KeySource::Secret(&s.name);
+                    write_object_keys(
+                        &mut *objects,
+                        name,
+                        &dir,
+                        source,
+                        s.items.as_ref(),
+                        mode,
+                        optional,
+                    )
+                    .await?;
                 }
                 if let Some(c) = &src.config_map {
                     let optional = c.optional.unwrap_or(false);
-                    match objects
-                        .config_map(&c.name)
-                        .await
-                        .map_err(|e| env_err(name, e))?
-                    {
-                        Some(data) => write_keys(
-                            name,
-                            &dir,
-                            data,
-                            c.items.as_ref(),
-                            mode,
-                            "configmap",
-                            optional,
-                        )?,
-                        None if optional => {}
-                        None => {
-                            return Err(setup(name, format!("configmap {:?} not found", c.name)));
-                        }
-                    }
+                    let source = KeySource::ConfigMap(&c.name);
+                    write_object_keys(
+                        &mut *objects,
+                        name,
+                        &dir,
+                        source,
+                        c.items.as_ref(),
+                        mode,
+                        optional,
+                    )
+                    .await?;
                 }
                 if let Some(d) = &src.downward_api {
                     for item in d.items.iter().flatten() {
