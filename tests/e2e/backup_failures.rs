@@ -82,7 +82,13 @@ fn hold_borg_lock(path: &Path, host_id: &str) -> std::process::Child {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !path.join("lock.exclusive").exists() {
+    // The exclusive lock directory comes first, then its holder file and the roster.
+    let held = || {
+        std::fs::read_to_string(path.join("lock.roster"))
+            .is_ok_and(|roster| roster.contains(host_id))
+            && std::fs::read_dir(path.join("lock.exclusive")).is_ok_and(|mut d| d.next().is_some())
+    };
+    while !held() {
         assert!(
             std::time::Instant::now() < deadline,
             "borg with-lock took the lock"
@@ -466,9 +472,25 @@ fn stale_restic_lock(repo: &Path, host: &str) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let locks = repo.join("locks");
+    // The lock file appears before its contents are written: wait until restic itself reads it
+    // back with the host in it, or the kill could leave an empty file that restic ignores.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0) == 0 {
+    let restic = |args: &[&str]| {
+        Command::new("restic")
+            .args(["--no-lock", "-r", repo.to_str().unwrap()])
+            .args(args)
+            .env("RESTIC_PASSWORD_FILE", pw.path())
+            .env("RESTIC_CACHE_DIR", repo.with_extension("cache"))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let written = || {
+        restic(&["list", "locks"])
+            .lines()
+            .any(|id| restic(&["cat", "lock", id]).contains(&format!("\"{host}\"")))
+    };
+    while !written() {
         assert!(std::time::Instant::now() < deadline, "restic took the lock");
         std::thread::sleep(Duration::from_millis(20));
     }
