@@ -20,3 +20,91 @@ pub fn print_json(value: &serde_json::Value) -> Result<(), Error> {
     text.push('\n');
     print(&text)
 }
+
+/// A command's results, printed as the command goes for people, and as one JSON document at
+/// the end for programs: a command made of parts (`backup --snapshot-now`, `prune` of snapshots
+/// and repositories) never prints two documents.
+pub struct Results {
+    output: crate::cli::Output,
+    nest: Option<&'static str>,
+    doc: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Results {
+    /// Nothing collected yet.
+    pub fn new(output: crate::cli::Output) -> Results {
+        Results {
+            output,
+            nest: None,
+            doc: serde_json::Map::new(),
+        }
+    }
+
+    /// Parts emitted from now on go under `key` of the JSON document (None: merged at the top).
+    pub fn nest(&mut self, key: Option<&'static str>) {
+        self.nest = key;
+    }
+
+    /// One part: its text is printed now; its JSON object is merged into the document.
+    pub fn emit(
+        &mut self,
+        text: impl FnOnce() -> String,
+        json: impl FnOnce() -> serde_json::Value,
+    ) -> Result<(), Error> {
+        match (self.output, self.nest, json) {
+            (crate::cli::Output::Text, ..) => print(&text()),
+            (_, Some(key), json) => {
+                self.doc.insert(key.to_owned(), json());
+                Ok(())
+            }
+            (_, None, json) => {
+                match json() {
+                    serde_json::Value::Object(fields) => self.doc.extend(fields),
+                    other => {
+                        self.doc.insert("result".to_owned(), other);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Prints the JSON document, when there is one.
+    pub fn finish(self) -> Result<(), Error> {
+        if self.output == crate::cli::Output::Json && !self.doc.is_empty() {
+            print_json(&serde_json::Value::Object(self.doc))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Output;
+    use serde_json::json;
+
+    #[test]
+    fn parts_make_one_document() {
+        let mut r = Results::new(Output::Json);
+        r.nest(Some("snapshot"));
+        r.emit(String::new, || json!({"run": "a"})).unwrap();
+        r.nest(None);
+        r.emit(String::new, || json!({"run": "b", "jobs": []}))
+            .unwrap();
+        r.emit(String::new, || json!({"repositories": [1]}))
+            .unwrap();
+        assert_eq!(
+            serde_json::Value::Object(r.doc),
+            json!({"snapshot": {"run": "a"}, "run": "b", "jobs": [], "repositories": [1]})
+        );
+    }
+
+    #[test]
+    fn text_collects_nothing() {
+        let mut r = Results::new(Output::Text);
+        r.emit(String::new, || panic!("no JSON is built for text"))
+            .unwrap();
+        assert!(r.doc.is_empty());
+    }
+}

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::backupplan::{self, AlreadyCopied, Plan, SkippedVolume, VolumeJob};
-use crate::cli::{BackupArgs, GlobalArgs, Output};
+use crate::cli::{BackupArgs, GlobalArgs};
 use crate::commands::prune::IN_USE_ANNOTATION;
 use crate::error::{Error, exit};
 use crate::k8s::snapshots::VolumeSnapshot;
@@ -157,7 +157,8 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
             what: "this version copies volumes (spec.offsite.volumes) only",
         });
     }
-    super::runtime()?.block_on(async {
+    let mut results = output::Results::new(global.output);
+    let code = super::runtime()?.block_on(async {
         if args.snapshot_now {
             // The snapshot command's whole flow (hooks included); its newest snapshots are then
             // the sources.
@@ -165,7 +166,10 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
                 targets: args.targets.clone(),
                 lock: args.lock.clone(),
             };
-            let code = super::snapshot::run_async(global, &settings, &snap).await?;
+            results.nest(Some("snapshot"));
+            let code = super::snapshot::run_async(global, &settings, &snap, &mut results).await;
+            results.nest(None);
+            let code = code?;
             if code != exit::SUCCESS {
                 tracing::error!(
                     code,
@@ -174,8 +178,10 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
                 return Ok(code);
             }
         }
-        run_async(global, &settings, args).await
-    })
+        run_async(global, &settings, args, &mut results).await
+    });
+    results.finish()?;
+    code
 }
 
 /// The kentledge pod itself, when running in a cluster: clones and movers are owned by it.
@@ -199,6 +205,7 @@ async fn run_async(
     global: &GlobalArgs,
     settings: &Settings,
     args: &BackupArgs,
+    results: &mut output::Results,
 ) -> Result<u8, Error> {
     let interrupt = Interrupt::from_signals().map_err(Error::Signals)?;
     let client = client::connect(global)
@@ -250,18 +257,20 @@ async fn run_async(
         tracing::warn!(pvc = %s.pvc, "skipped: {}", s.reason);
     }
     if global.dry_run {
-        match global.output {
-            Output::Text => output::print(&backupplan::render(&plan, config, ns))?,
-            Output::Json => output::print_json(&json!({
-                "run": plan.run_id,
-                "namespace": ns,
-                "jobs": plan.jobs,
-                "skipped": plan.skipped,
-                "already": plan.already,
-                "pods": plan.jobs.iter().map(|j| &j.pod).collect::<Vec<_>>(),
-                "clones": plan.jobs.iter().map(|j| &j.clone).collect::<Vec<_>>(),
-            }))?,
-        }
+        results.emit(
+            || backupplan::render(&plan, config, ns),
+            || {
+                json!({
+                    "run": plan.run_id,
+                    "namespace": ns,
+                    "jobs": plan.jobs,
+                    "skipped": plan.skipped,
+                    "already": plan.already,
+                    "pods": plan.jobs.iter().map(|j| &j.pod).collect::<Vec<_>>(),
+                    "clones": plan.jobs.iter().map(|j| &j.clone).collect::<Vec<_>>(),
+                })
+            },
+        )?;
         return Ok(exit::SUCCESS);
     }
     let progress = crate::progress::Progress::start("waiting for the backup lock");
@@ -331,10 +340,10 @@ async fn run_async(
         )
         .await;
     }
-    match global.output {
-        Output::Text => output::print(&report.render())?,
-        Output::Json => output::print_json(&serde_json::to_value(&report).unwrap_or_default())?,
-    }
+    results.emit(
+        || report.render(),
+        || serde_json::to_value(&report).unwrap_or_default(),
+    )?;
     Ok(report.code())
 }
 

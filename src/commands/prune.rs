@@ -16,7 +16,7 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cli::{GlobalArgs, Output, PruneArgs, PruneScope};
+use crate::cli::{GlobalArgs, PruneArgs, PruneScope};
 use crate::config::RetainedContents;
 use crate::error::{Error, exit};
 use crate::k8s::snapshots::VolumeSnapshot;
@@ -95,13 +95,17 @@ where
 /// Runs `kentledge prune`.
 pub fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
-    super::runtime()?.block_on(run_async(global, &settings, args))
+    let mut results = output::Results::new(global.output);
+    let code = super::runtime()?.block_on(run_async(global, &settings, args, &mut results));
+    results.finish()?;
+    code
 }
 
 async fn run_async(
     global: &GlobalArgs,
     settings: &Settings,
     args: &PruneArgs,
+    results: &mut output::Results,
 ) -> Result<u8, Error> {
     let interrupt = Interrupt::from_signals().map_err(Error::Signals)?;
     let client = client::connect(global)
@@ -109,16 +113,24 @@ async fn run_async(
         .map_err(|e| Error::Connect(Box::new(e)))?;
     let mut code = exit::SUCCESS;
     if args.only != PruneScope::Repositories {
-        code = snapshots(global, settings, args, &client, &interrupt).await?;
+        code = snapshots(global, settings, args, &client, &interrupt, results).await?;
     }
     if args.only != PruneScope::Snapshots && !interrupt.is_set() {
         let now = args.now.unwrap_or_else(Timestamp::now);
-        let explicit = args.only == PruneScope::Repositories;
-        let c = super::repos::prune(
-            global, settings, &client, now, &args.lock, &interrupt, explicit,
-        )
-        .await?;
-        code = code.max(c);
+        let repos = &settings.config.spec.repositories;
+        if repos.iter().any(|r| r.retention.is_some()) {
+            let c = super::repos::prune(
+                global, settings, &client, now, &args.lock, &interrupt, results,
+            )
+            .await?;
+            code = code.max(c);
+        } else if args.only == PruneScope::Repositories {
+            // Said only when asked for repositories alone (`--only all` prints the snapshot part).
+            results.emit(
+                || "no repository has retention (spec.repositories[].retention): every archive is kept\n".into(),
+                || json!({"dryRun": global.dry_run, "repositories": []}),
+            )?;
+        }
     }
     Ok(interrupt.code().unwrap_or(code))
 }
@@ -129,11 +141,16 @@ async fn snapshots(
     args: &PruneArgs,
     client: &kube::Client,
     interrupt: &Interrupt,
+    results: &mut output::Results,
 ) -> Result<u8, Error> {
     let cfg = &settings.config.spec.snapshots;
     let Some(retention) = &cfg.retention else {
-        output::print(
-            "no retention is configured for snapshots (spec.snapshots.retention): nothing to prune, every snapshot is kept\n",
+        results.emit(
+            || "no retention is configured for snapshots (spec.snapshots.retention): nothing to prune, every snapshot is kept\n".into(),
+            || json!({
+                "namespace": settings.namespace, "config": settings.config.metadata.name,
+                "dryRun": global.dry_run, "retention": null, "series": [],
+            }),
         )?;
         return Ok(exit::SUCCESS);
     };
@@ -163,6 +180,7 @@ async fn snapshots(
         retention,
         global,
         interrupt,
+        results,
     )
     .await;
     if let Some(h) = held {
@@ -182,6 +200,7 @@ async fn prune(
     retention: &crate::config::Retention,
     global: &GlobalArgs,
     interrupt: &Interrupt,
+    results: &mut output::Results,
 ) -> Result<u8, Error> {
     let cfg = &settings.config.spec.snapshots;
     let snaps: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
@@ -358,62 +377,62 @@ async fn prune(
         t.held += r.tally.held;
         t
     });
-    match global.output {
-        Output::Json => output::print_json(&json!({
+    results.emit(
+        || {
+        let mut text = format!(
+            "{}prune of config {config_name} in namespace {ns} at {} ({}): policy {retention}\n",
+            if global.dry_run { "dry run: " } else { "" },
+            now.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z"),
+            settings.config.spec.timezone
+        );
+        for r in &reports {
+            text.push_str(&format!(
+                "\nPVC {} ({} snapshots)\n",
+                r.pvc,
+                r.snapshots.len()
+            ));
+            text.push_str(&format!(
+                "  {:<44} {:<25} {:<5} {:<44} {}\n",
+                "SNAPSHOT", "TIME", "READY", "ACTION", "REASONS"
+            ));
+            for s in &r.snapshots {
+                text.push_str(&format!(
+                    "  {:<44} {:<25} {:<5} {:<44} {}{}\n",
+                    s.name,
+                    s.time,
+                    if s.ready { "yes" } else { "no" },
+                    s.action,
+                    s.reasons,
+                    s.error
+                        .as_ref()
+                        .map(|e| format!(" [failed: {e}]"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        text.push_str(&format!(
+            "\n{}kept {}, marked {}, pending {}, deleted {}, rescued {}, held {}{}\n",
+            if global.dry_run { "would be: " } else { "" },
+            total.kept,
+            total.marked,
+            total.pending,
+            total.deleted,
+            total.rescued,
+            total.held,
+            if global.dry_run {
+                " (nothing was changed)"
+            } else {
+                ""
+            }
+        ));
+            text
+        },
+        || json!({
             "namespace": ns, "config": config_name, "now": now.to_string(), "dryRun": global.dry_run,
             "series": reports,
             "summary": {"kept": total.kept, "marked": total.marked, "pending": total.pending, "deleted": total.deleted, "rescued": total.rescued, "held": total.held},
-        }))?,
-        Output::Text => {
-            let mut text = format!(
-                "{}prune of config {config_name} in namespace {ns} at {} ({}): policy {retention}\n",
-                if global.dry_run { "dry run: " } else { "" },
-                now.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z"),
-                settings.config.spec.timezone
-            );
-            for r in &reports {
-                text.push_str(&format!(
-                    "\nPVC {} ({} snapshots)\n",
-                    r.pvc,
-                    r.snapshots.len()
-                ));
-                text.push_str(&format!(
-                    "  {:<44} {:<25} {:<5} {:<44} {}\n",
-                    "SNAPSHOT", "TIME", "READY", "ACTION", "REASONS"
-                ));
-                for s in &r.snapshots {
-                    text.push_str(&format!(
-                        "  {:<44} {:<25} {:<5} {:<44} {}{}\n",
-                        s.name,
-                        s.time,
-                        if s.ready { "yes" } else { "no" },
-                        s.action,
-                        s.reasons,
-                        s.error
-                            .as_ref()
-                            .map(|e| format!(" [failed: {e}]"))
-                            .unwrap_or_default()
-                    ));
-                }
-            }
-            text.push_str(&format!(
-                "\n{}kept {}, marked {}, pending {}, deleted {}, rescued {}, held {}{}\n",
-                if global.dry_run { "would be: " } else { "" },
-                total.kept,
-                total.marked,
-                total.pending,
-                total.deleted,
-                total.rescued,
-                total.held,
-                if global.dry_run {
-                    " (nothing was changed)"
-                } else {
-                    ""
-                }
-            ));
-            output::print(&text)?;
-        }
-    }
+        }),
+    )?;
     if let Some(code) = interrupt.code() {
         return Ok(code);
     }

@@ -134,7 +134,7 @@ fn code(records: &[RepoRecord], interrupt: &Interrupt) -> u8 {
     }
 }
 
-/// `kentledge prune` for repositories.
+/// `kentledge prune` for the repositories with retention.
 pub async fn prune(
     global: &GlobalArgs,
     settings: &Settings,
@@ -142,7 +142,7 @@ pub async fn prune(
     now: Timestamp,
     lock: &LockArgs,
     interrupt: &Interrupt,
-    explicit: bool,
+    results: &mut output::Results,
 ) -> Result<u8, Error> {
     let config = &settings.config;
     let repos: Vec<&Repository> = config
@@ -151,20 +151,6 @@ pub async fn prune(
         .iter()
         .filter(|r| r.retention.is_some())
         .collect();
-    if repos.is_empty() {
-        // Said only when asked for repositories alone (`--only all` prints the snapshot part).
-        if explicit {
-            match global.output {
-                Output::Json => {
-                    output::print_json(&json!({"dryRun": global.dry_run, "repositories": []}))?
-                }
-                Output::Text => output::print(
-                    "no repository has retention (spec.repositories[].retention): every archive is kept\n",
-                )?,
-            }
-        }
-        return Ok(exit::SUCCESS);
-    }
     let dry_run = global.dry_run;
     let records = run_jobs(
         settings,
@@ -183,10 +169,10 @@ pub async fn prune(
         !dry_run,
     )
     .await?;
-    match global.output {
-        Output::Json => output::print_json(&json!({"dryRun": dry_run, "repositories": records}))?,
-        Output::Text => output::print(&render_prune(&records, dry_run))?,
-    }
+    results.emit(
+        || render_prune(&records, dry_run),
+        || json!({"dryRun": dry_run, "repositories": records}),
+    )?;
     Ok(code(&records, interrupt))
 }
 

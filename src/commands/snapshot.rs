@@ -17,7 +17,7 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cli::{GlobalArgs, Output, SnapshotArgs};
+use crate::cli::{GlobalArgs, SnapshotArgs};
 use crate::config::OnError;
 use crate::error::{Error, exit};
 use crate::hookplan::{HookAction, PlannedHook};
@@ -229,7 +229,10 @@ async fn read_classes(
 /// Runs `kentledge snapshot`.
 pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
-    super::runtime()?.block_on(run_async(global, &settings, args))
+    let mut results = output::Results::new(global.output);
+    let code = super::runtime()?.block_on(run_async(global, &settings, args, &mut results));
+    results.finish()?;
+    code
 }
 
 /// The snapshot run on an existing runtime (also `backup --snapshot-now`).
@@ -237,6 +240,7 @@ pub(crate) async fn run_async(
     global: &GlobalArgs,
     settings: &Settings,
     args: &SnapshotArgs,
+    results: &mut output::Results,
 ) -> Result<u8, Error> {
     let interrupt = Interrupt::from_signals().map_err(Error::Signals)?;
     let client = client::connect(global)
@@ -280,16 +284,17 @@ pub(crate) async fn run_async(
         tracing::warn!(pvc = %s.pvc, "skipped: {}", s.reason);
     }
     if global.dry_run {
-        match global.output {
-            Output::Text => output::print(&snapshotplan::render(&plan))?,
-            Output::Json => output::print_json(
-                &json!({"run": plan.run_id, "namespace": ns, "snapshots": plan.snapshots}),
-            )?,
-        }
+        results.emit(
+            || snapshotplan::render(&plan),
+            || json!({"run": plan.run_id, "namespace": ns, "snapshots": plan.snapshots}),
+        )?;
         return Ok(exit::SUCCESS);
     }
     if plan.snapshots.is_empty() {
-        output::print("nothing to snapshot (allowEmpty)\n")?;
+        results.emit(
+            || "nothing to snapshot (allowEmpty)\n".into(),
+            || json!({"run": plan.run_id, "namespace": ns, "snapshots": []}),
+        )?;
         return Ok(exit::SUCCESS);
     }
     report_leftovers(&client, ns, &settings.config.metadata.name, &run_id).await;
@@ -323,10 +328,10 @@ pub(crate) async fn run_async(
             .await;
         }
     }
-    match global.output {
-        Output::Text => output::print(&report.render())?,
-        Output::Json => output::print_json(&serde_json::to_value(&report).unwrap_or_default())?,
-    }
+    results.emit(
+        || report.render(),
+        || serde_json::to_value(&report).unwrap_or_default(),
+    )?;
     Ok(report.code())
 }
 

@@ -82,33 +82,42 @@ pub async fn run(
 
 /// Deletes a mover pod (waiting until it is gone, so its volumes are released) and then a clone.
 pub async fn cleanup(client: &kube::Client, ns: &str, pod: Option<&str>, clone: Option<&str>) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     if let Some(p) = pod {
-        match pods.delete(p, &DeleteParams::default()).await {
-            Ok(_) => {
-                for _ in 0..120 {
-                    match pods.get_opt(p).await {
-                        Ok(None) => break,
-                        Ok(Some(_)) | Err(_) => {
-                            tokio::time::sleep(Duration::from_millis(500)).await
-                        }
-                    }
-                }
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => {
-                tracing::warn!(pod = p, error = %e, "could not delete the mover pod; the next run sweeps it")
-            }
-        }
+        delete_and_wait::<Pod>(client, ns, p, "mover pod").await;
     }
     if let Some(c) = clone {
-        match pvcs.delete(c, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => {
-                tracing::warn!(pvc = c, error = %e, "could not delete the clone; the next run sweeps it")
+        delete_and_wait::<PersistentVolumeClaim>(client, ns, c, "clone").await;
+    }
+}
+
+/// Deletes one object and waits (up to a minute) until it is gone: finalizers such as
+/// `kubernetes.io/pvc-protection` keep it a moment longer. A failure is logged, never fatal:
+/// the next run's sweep finds what is left.
+async fn delete_and_wait<K>(client: &kube::Client, ns: &str, name: &str, what: &str)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {
+            for _ in 0..120 {
+                if let Ok(None) = api.get_opt(name).await {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
+            tracing::warn!(
+                name,
+                "the {what} is still being deleted; the next run sweeps it"
+            );
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => {
+            tracing::warn!(name, error = %e, "could not delete the {what}; the next run sweeps it")
         }
     }
 }

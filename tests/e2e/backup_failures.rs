@@ -422,11 +422,21 @@ fn snapshot_now_with_a_kept_cache_volume_and_a_mover_timeout() {
 "#
         )
     };
-    // --snapshot-now: the snapshot flow first, then its snapshot is copied.
+    // --snapshot-now: the snapshot flow first, then its snapshot is copied; one JSON document
+    // with the snapshot run's report in it.
     let cfg = tc.config("shop", &spec("10m", "100MiB", "restic"));
-    let r = run(tc.kentledge(&cfg).args(["backup", "--snapshot-now"]));
+    let r = run(tc
+        .kentledge(&cfg)
+        .args(["backup", "--snapshot-now", "-o", "json"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let snap = only_snapshot(&tc);
+    let doc = report(&r);
+    assert_eq!(
+        doc["snapshot"]["snapshots"][0]["name"],
+        snap.as_str(),
+        "{doc}"
+    );
+    assert!(results(&doc)["restic"].0, "{doc}");
     assert!(snapshot_labels(&tc, &snap).contains_key("backed-up.kentledge.io/restic"));
     // The cache volume is made once and kept, with restic's cache in it.
     let cache = tc.volume_dir("kentledge-cache-restic");

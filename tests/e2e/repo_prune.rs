@@ -132,19 +132,14 @@ fn repository_prune_keeps_exactly_what_the_policy_says_and_check_verifies() {
       retention: {daily: 4, weekly: 3, monthly: 2}
 "#,
     );
-    // The dry run: decisions for every archive, nothing deleted.
-    let r = run(tc.kentledge(&cfg).args([
-        "prune",
-        "--only",
-        "repositories",
-        "--now",
-        NOW,
-        "--dry-run",
-        "-o",
-        "json",
-    ]));
+    // The dry run of snapshots and repositories: one JSON document, decisions for every
+    // archive, nothing deleted.
+    let r = run(tc
+        .kentledge(&cfg)
+        .args(["prune", "--now", NOW, "--dry-run", "-o", "json"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(report["series"].is_array(), "the snapshot part: {report}");
     let repos_json = report["repositories"].as_array().unwrap();
     assert_eq!(repos_json.len(), 2);
     let decided = |i: usize| -> (BTreeSet<String>, usize) {
