@@ -283,7 +283,7 @@ pub fn remote_secrets(tc: &TestCluster, sshd: &Sshd) {
 }
 
 #[test]
-fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
+fn volumes_are_copied_to_borg_over_ssh_and_restic_over_sftp_rest_and_s3() {
     let tc = TestCluster::start("shop");
     let sshd = Sshd::start();
     let rest = servers::rclone("restic", &[]);
@@ -293,6 +293,7 @@ fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
     let data = tc.pvc_with_files("data", &[], &[]);
     tree::build(&data);
     let borg_path = sshd.server.dir.path().join("borg-repo");
+    let sftp_path = sshd.server.dir.path().join("restic-repo");
     let cfg = tc.config(
         "shop",
         &format!(
@@ -303,6 +304,13 @@ fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
       borg:
         repository: ssh://root@127.0.0.1:{ssh_port}{borg_path}
         passphrase: {{secret: repo-pass, key: passphrase}}
+        sshKey: {{secret: ssh, key: key}}
+        knownHosts: {{secret: ssh, key: known_hosts}}
+        init: true
+    - name: restic-sftp
+      restic:
+        repository: sftp://root@127.0.0.1:{ssh_port}/{sftp_path}
+        password: {{secret: repo-pass, key: passphrase}}
         sshKey: {{secret: ssh, key: key}}
         knownHosts: {{secret: ssh, key: known_hosts}}
         init: true
@@ -321,10 +329,11 @@ fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
         init: true
   offsite:
     volumes:
-      repositories: [borg-ssh, restic-rest, restic-s3]
+      repositories: [borg-ssh, restic-sftp, restic-rest, restic-s3]
 "#,
             ssh_port = sshd.server.port,
             borg_path = borg_path.display(),
+            sftp_path = sftp_path.display(),
             rest_port = rest.port,
             s3_port = s3.port,
         ),
@@ -336,7 +345,7 @@ fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
     let seen = watcher.finish();
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let report = json_report(&r);
-    assert_eq!(report["jobs"].as_array().unwrap().len(), 3, "{report}");
+    assert_eq!(report["jobs"].as_array().unwrap().len(), 4, "{report}");
     assert!(
         leftovers(&tc).is_empty(),
         "left behind: {:?}",
@@ -345,7 +354,7 @@ fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
 
     // No secret value in kentledge's output and logs, the mover pods' specs (args, env) and
     // logs, Events, or the snapshots' labels and annotations.
-    assert_eq!(seen.pods.len(), 3, "{:?}", seen.pods.keys());
+    assert_eq!(seen.pods.len(), 4, "{:?}", seen.pods.keys());
     assert!(!seen.logs.is_empty());
     let secrets = [
         PASSPHRASE,
@@ -372,6 +381,8 @@ fn volumes_are_copied_to_borg_over_ssh_and_restic_over_rest_and_s3() {
     );
 
     borg_extract_and_compare(borg_path.to_str().unwrap(), &data);
+    // The sftp repository is a directory of the sshd's machine.
+    restic_restore_and_compare(sftp_path.to_str().unwrap(), &[], &data);
     restic_restore_and_compare(
         &format!("rest:http://127.0.0.1:{}/shop", rest.port),
         &[],

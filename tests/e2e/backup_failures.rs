@@ -137,9 +137,16 @@ fn wrong_passphrase_missing_and_unreachable_repositories_fail_clearly_and_leave_
         sshKey: {{secret: ssh, key: key}}
         knownHosts: {{secret: ssh, key: wrong_known_hosts}}
         init: true
+    - name: sftp-bad-host-key
+      restic:
+        repository: sftp://root@127.0.0.1:{ssh_port}/{path}
+        password: {{secret: repo-pass, key: passphrase}}
+        sshKey: {{secret: ssh, key: key}}
+        knownHosts: {{secret: ssh, key: wrong_known_hosts}}
+        init: true
   offsite:
     volumes:
-      repositories: [wrong-pass, missing, down, bad-host-key]
+      repositories: [wrong-pass, missing, down, bad-host-key, sftp-bad-host-key]
 "#,
             ssh_port = sshd.server.port,
             path = sshd.server.dir.path().join("never").display(),
@@ -155,6 +162,7 @@ fn wrong_passphrase_missing_and_unreachable_repositories_fail_clearly_and_leave_
         ("missing", "does not exist and init is off"),
         ("down", "connection refused"),
         ("bad-host-key", "Host key verification failed"),
+        ("sftp-bad-host-key", "Host key verification failed"),
     ];
     for (repo, words) in expect {
         let (ok, why) = &got[repo];

@@ -85,7 +85,7 @@ impl Sshd {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nAuthorizedKeysFile {auth}\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-                 PermitRootLogin prohibit-password\nPidFile {pid}\nLogLevel ERROR\n",
+                 PermitRootLogin prohibit-password\nPidFile {pid}\nLogLevel ERROR\nSubsystem sftp internal-sftp\n",
                 host = d.join("host").display(),
                 auth = d.join("authorized_keys").display(),
                 pid = d.join("sshd.pid").display(),
