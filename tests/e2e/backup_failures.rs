@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Event;
 use kentledge::k8s::snapshots::VolumeSnapshot;
 use kube::api::{Api, ListParams};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::backup::{
     PASSPHRASE, Watcher, empty_pvc, leftovers, only_snapshot, passphrase_secret, remote_secrets,
@@ -341,8 +341,31 @@ fn volumes_to_one_borg_repository_take_turns_and_restic_runs_in_parallel() {
     assert!(leftovers(&tc).is_empty());
 }
 
+/// Starts `kentledge backup` and returns once its mover pod runs (and has copied a little).
+fn backup_with_a_running_mover(tc: &TestCluster, cfg: &Path) -> std::process::Child {
+    let child = tc
+        .kentledge(cfg)
+        .arg("backup")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    tc.wait(60, "a running mover", || {
+        let list = tc
+            .block_on(pods.list(&ListParams::default().labels("kentledge.io/role=mover")))
+            .ok()?;
+        list.items
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    child
+}
+
 #[test]
-fn sigterm_during_the_copy_removes_the_clone_and_the_mover_and_exits_143() {
+fn sigterm_during_the_copy_cleans_up_and_the_next_run_sweeps_what_sigkill_left() {
     let tc = TestCluster::start("shop");
     passphrase_secret(&tc);
     let data = tc.pvc_with_files("data", &[], &[]);
@@ -367,25 +390,7 @@ fn sigterm_during_the_copy_removes_the_clone_and_the_mover_and_exits_143() {
     );
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
     let snap = only_snapshot(&tc);
-    let child = tc
-        .kentledge(&cfg)
-        .arg("backup")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the copy is under way: the mover pod runs.
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(tc.client(), &tc.namespace);
-    tc.wait(60, "a running mover", || {
-        let list = tc
-            .block_on(pods.list(&ListParams::default().labels("kentledge.io/role=mover")))
-            .ok()?;
-        list.items
-            .iter()
-            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .then_some(())
-    });
-    std::thread::sleep(Duration::from_secs(2));
+    let child = backup_with_a_running_mover(&tc, &cfg);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
@@ -400,6 +405,61 @@ fn sigterm_during_the_copy_removes_the_clone_and_the_mover_and_exits_143() {
     assert!(
         !labels.keys().any(|k| k.starts_with("backed-up.")),
         "{labels:?}"
+    );
+
+    // SIGKILL: nothing can clean up. The mover, its clone, the in-use mark and the Lease stay;
+    // the next run takes the Lease over, sweeps the mover and the clone, releases the mark and
+    // copies (the killed mover's restic lock is a shared one: it does not stop a backup).
+    let mut child = backup_with_a_running_mover(&tc, &cfg);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = leftovers(&tc);
+    assert_eq!(left.len(), 2, "a mover and its clone: {left:?}");
+    let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
+    let marked = |api: &Api<VolumeSnapshot>| {
+        tc.block_on(api.get(&snap))
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("kentledge.io/in-use-by")
+    };
+    assert!(marked(&api), "the killed run's in-use mark is still there");
+    // The killed run's Lease would expire in a minute; age it instead of waiting.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(tc.client(), &tc.namespace);
+    tc.block_on(leases.patch(
+        "kentledge-shop-backup",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}})),
+    ))
+    .unwrap();
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("taking over a run lock whose holder stopped renewing it"),
+        "{}",
+        r.stderr
+    );
+    for said in [
+        "deleting a mover pod left by an earlier run",
+        "deleting a clone left by an earlier run",
+        "removing the in-use mark of an earlier backup run",
+    ] {
+        assert!(r.stderr.contains(said), "{said}: {}", r.stderr);
+    }
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+    assert!(!marked(&api), "the in-use mark is released");
+    assert!(snapshot_labels(&tc, &snap).contains_key("backed-up.kentledge.io/restic"));
+    crate::backup::restic_restore_and_compare(
+        tc.volume_dir("repos").join("restic").to_str().unwrap(),
+        &[],
+        &data,
     );
 }
 
