@@ -28,6 +28,13 @@ pub enum Event {
         /// The text.
         message: String,
     },
+    /// A file or directory the engine could not read: the copy lacks it.
+    Unreadable {
+        /// The path, as the engine names it.
+        item: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What one backup did.
@@ -68,6 +75,21 @@ pub fn borg_line(line: &str) -> Option<Event> {
             bytes_total: None,
             files_done: l.nfiles,
         }),
+        // borg's per-file warnings (BackupPermissionError, BackupOSError, BackupError, …, and
+        // FileChangedWarning): `path: operation: error`.
+        "log_message"
+            if l.levelname.as_deref() == Some("WARNING")
+                && l.msgid
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("Backup") || m == "FileChangedWarning") =>
+        {
+            let message = l.message.unwrap_or_default();
+            let (item, reason) = message.split_once(": ").unwrap_or((&message, ""));
+            Some(Event::Unreadable {
+                item: item.to_owned(),
+                reason: reason.to_owned(),
+            })
+        }
         "log_message" => Some(Event::Log {
             level: l.levelname.unwrap_or_default(),
             msgid: l.msgid,
@@ -123,9 +145,36 @@ struct ResticLine {
     snapshot_id: String,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    item: Option<String>,
+    #[serde(default)]
+    during: Option<String>,
+    #[serde(default)]
+    error: serde_json::Value,
 }
 
-/// One line of restic's `--json` stdout.
+/// Why restic could not read an item: its error object is `{"message": …}` in newer versions,
+/// Go's `{"Op", "Path", "Err": errno}` in 0.14, and sometimes empty.
+fn restic_reason(error: &serde_json::Value, during: Option<&str>) -> String {
+    if let Some(m) = error["message"].as_str() {
+        return m.to_owned();
+    }
+    let errno = match error["Err"].as_i64() {
+        Some(1) => "operation not permitted".to_owned(),
+        Some(2) => "no such file or directory".to_owned(),
+        Some(5) => "input/output error".to_owned(),
+        Some(13) => "permission denied".to_owned(),
+        Some(n) => format!("errno {n}"),
+        None => String::new(),
+    };
+    match (error["Op"].as_str(), errno.is_empty()) {
+        (Some(op), false) => format!("{op}: {errno}"),
+        (None, false) => errno,
+        _ => format!("could not be read (during {})", during.unwrap_or("backup")),
+    }
+}
+
+/// One line of restic's `--json` output (errors come on stderr).
 pub fn restic_line(line: &str) -> Option<Event> {
     let l: ResticLine = serde_json::from_str(line).ok()?;
     match l.message_type.as_str() {
@@ -140,6 +189,10 @@ pub fn restic_line(line: &str) -> Option<Event> {
             files: l.total_files_processed,
             archive: l.snapshot_id,
         })),
+        "error" if l.item.is_some() => Some(Event::Unreadable {
+            reason: restic_reason(&l.error, l.during.as_deref()),
+            item: l.item.unwrap_or_default(),
+        }),
         "error" => Some(Event::Log {
             level: "ERROR".into(),
             msgid: None,
@@ -158,6 +211,56 @@ mod tests {
     const BORG_STDOUT: &str = include_str!("../../tests/fixtures/borg-create.stdout.json");
     const BORG_LOCK: &str = include_str!("../../tests/fixtures/borg-lock-timeout.stderr.jsonl");
     const RESTIC_STDOUT: &str = include_str!("../../tests/fixtures/restic-backup.stdout.jsonl");
+    // A file (0600) and a directory (000) of another user, read as `nobody`.
+    const BORG_UNREADABLE: &str =
+        include_str!("../../tests/fixtures/borg-create-unreadable.stderr.jsonl");
+    const RESTIC_UNREADABLE: &str =
+        include_str!("../../tests/fixtures/restic-backup-unreadable.stderr.jsonl");
+
+    fn unreadable(text: &str, parse: fn(&str) -> Option<Event>) -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(parse)
+            .filter_map(|e| match e {
+                Event::Unreadable { item, reason } => Some((item, reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn files_the_engines_could_not_read_are_named() {
+        let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(
+            unreadable(BORG_UNREADABLE, borg_line),
+            vec![
+                s("sub", "dir_open: [Errno 13] Permission denied: 'sub'"),
+                s("locked", "open: [Errno 13] Permission denied: 'locked'"),
+            ]
+        );
+        assert_eq!(
+            unreadable(RESTIC_UNREADABLE, restic_line),
+            vec![
+                s("/data/locked", "open: permission denied"),
+                s("/data/sub", "could not be read (during scan)"),
+                s("sub", "could not be read (during archival)"),
+            ]
+        );
+        // Newer restic versions say it in words.
+        assert_eq!(
+            unreadable(
+                r#"{"message_type":"error","error":{"message":"open /data/x: permission denied"},"during":"archival","item":"/data/x"}"#,
+                restic_line
+            ),
+            vec![s("/data/x", "open /data/x: permission denied")]
+        );
+        // Other borg warnings are log messages.
+        assert!(matches!(
+            borg_line(
+                r#"{"type": "log_message", "message": "m", "levelname": "WARNING", "msgid": "Other"}"#
+            ),
+            Some(Event::Log { .. })
+        ));
+    }
 
     #[test]
     fn borg_progress_and_result() {

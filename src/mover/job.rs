@@ -40,6 +40,8 @@ pub mod code {
     pub const NO_REPOSITORY: i32 = 66;
     /// The repository could not be reached (network, ssh, host key).
     pub const UNREACHABLE: i32 = 69;
+    /// Some files of the volume could not be read; the incomplete archive was removed.
+    pub const INCOMPLETE: i32 = 74;
     /// The repository is locked by someone else.
     pub const LOCKED: i32 = 75;
     /// The passphrase or password is wrong.
@@ -194,6 +196,8 @@ pub enum Failure {
     Locked,
     /// See [`code::PASSPHRASE`].
     Passphrase,
+    /// See [`code::INCOMPLETE`].
+    Incomplete,
     /// Anything else.
     Failed,
     /// See [`code::BAD_JOB`].
@@ -208,6 +212,7 @@ impl Failure {
             Failure::Unreachable => code::UNREACHABLE,
             Failure::Locked => code::LOCKED,
             Failure::Passphrase => code::PASSPHRASE,
+            Failure::Incomplete => code::INCOMPLETE,
             Failure::Failed => code::FAILED,
             Failure::BadJob => code::BAD_JOB,
         }
@@ -221,6 +226,7 @@ impl Failure {
             code::UNREACHABLE => Failure::Unreachable,
             code::LOCKED => Failure::Locked,
             code::PASSPHRASE => Failure::Passphrase,
+            code::INCOMPLETE => Failure::Incomplete,
             code::BAD_JOB => Failure::BadJob,
             _ => Failure::Failed,
         })
@@ -233,6 +239,7 @@ impl Failure {
             Failure::Unreachable => "the repository cannot be reached",
             Failure::Locked => "the repository is locked",
             Failure::Passphrase => "wrong passphrase or password",
+            Failure::Incomplete => "some files could not be read: the copy was incomplete",
             Failure::Failed => "the engine failed",
             Failure::BadJob => {
                 "the mover could not read its job (image and controller versions differ?)"

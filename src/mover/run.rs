@@ -313,6 +313,8 @@ struct Output {
     errors: Vec<String>,
     /// borg log message ids.
     msgids: Vec<String>,
+    /// Items the engine could not read (`path: why`).
+    unreadable: Vec<String>,
 }
 
 /// Runs an engine command, turning its output into events as it comes.
@@ -356,6 +358,7 @@ fn run_inner(
     let err_thread = std::thread::spawn(move || {
         let mut errors = Vec::new();
         let mut msgids = Vec::new();
+        let mut unreadable = Vec::new();
         let mut throttle = Throttle::default();
         if let Some(s) = stderr {
             for line in BufReader::new(s).lines().map_while(Result::ok) {
@@ -388,6 +391,23 @@ fn run_inner(
                             log(&level.to_lowercase(), message);
                         }
                     }
+                    (Engine::Borg, Some(Event::Unreadable { item, reason })) => {
+                        unreadable.push(not_read(&item, &reason));
+                    }
+                    (Engine::Restic, _) if line.starts_with('{') => {
+                        match progress::restic_line(&line) {
+                            Some(Event::Unreadable { item, reason }) => {
+                                unreadable.push(not_read(&item, &reason))
+                            }
+                            Some(Event::Log { message, .. }) if !message.is_empty() => {
+                                errors.push(message.clone());
+                                if !quiet {
+                                    log("error", message);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                     _ if !line.trim().is_empty() && !line.starts_with('{') => {
                         errors.push(line.clone());
                         if !quiet {
@@ -398,9 +418,10 @@ fn run_inner(
                 }
             }
         }
-        (errors, msgids)
+        (errors, msgids, unreadable)
     });
     let mut stdout = String::new();
+    let mut unreadable_out = Vec::new();
     if let Some(mut s) = child.stdout.take() {
         if stream_stdout && engine == Engine::Restic {
             let mut throttle = Throttle::default();
@@ -414,6 +435,9 @@ fn run_inner(
                         throttle.progress(bytes_done, bytes_total, files_done);
                     }
                     Some(Event::Log { message, .. }) => log("error", message),
+                    Some(Event::Unreadable { item, reason }) => {
+                        unreadable_out.push(not_read(&item, &reason))
+                    }
                     _ => {}
                 }
                 stdout.push_str(&line);
@@ -426,7 +450,8 @@ fn run_inner(
     let status = child
         .wait()
         .map_err(|e| Fail::new(Failure::Failed, format!("waiting for {}: {e}", argv[0])))?;
-    let (errors, msgids) = err_thread.join().unwrap_or_default();
+    let (errors, msgids, mut unreadable) = err_thread.join().unwrap_or_default();
+    unreadable.extend(unreadable_out);
     use std::os::unix::process::ExitStatusExt;
     let code = status
         .code()
@@ -437,7 +462,15 @@ fn run_inner(
         stdout,
         errors,
         msgids,
+        unreadable,
     })
+}
+
+/// One item an engine could not read, logged as it comes.
+fn not_read(item: &str, reason: &str) -> String {
+    let line = format!("{item}: {reason}");
+    log("warn", format!("not read: {line}"));
+    line
 }
 
 /// At most one progress event a second.
@@ -491,11 +524,15 @@ fn classify(engine: Engine, out: &Output) -> Fail {
 /// pass on why ssh gave up: host key, authentication, refused).
 fn diagnose(env: &Env, out: &Output) -> Fail {
     let mut f = classify(env.access.engine, out);
-    if f.failure != Failure::Unreachable || env.access.engine != Engine::Borg {
+    if f.failure != Failure::Unreachable {
         return f;
     }
-    let Some(argv) = borg_ssh_target(&env.access.location)
-        .and_then(|(target, port, _)| env.ssh_argv(target, port, "true".into()))
+    // borg hides ssh's words, and restic may exit before it relays them: ask ssh itself.
+    let loc = &env.access.location;
+    let Some(argv) = borg_ssh_target(loc)
+        .map(|(target, port, _)| (target, port))
+        .or_else(|| sftp_target(loc))
+        .and_then(|(target, port)| env.ssh_argv(target, port, "true".into()))
     else {
         return f;
     };
@@ -511,7 +548,7 @@ fn diagnose(env: &Env, out: &Output) -> Fail {
             .find(|l| !l.trim().is_empty())
             .unwrap_or("")
             .trim();
-        if !o.status.success() && !last.is_empty() {
+        if !o.status.success() && !last.is_empty() && !f.message.contains(last) {
             f.message = format!("{} (ssh: {last})", f.message);
         }
     }
@@ -784,12 +821,13 @@ fn backup(
         upload_limit,
         exclude,
     };
-    // borg create's 1 is a warning (a file vanished or changed while read): the archive exists.
-    let ok_codes: &[i32] = match env.access.engine {
-        Engine::Borg => &[0, 1],
-        Engine::Restic => &[0],
+    // Warnings (borg's modern 1 and 100–127, restic backup's 3: files not read) leave an archive,
+    // which is checked below.
+    let ok_codes: Vec<i32> = match env.access.engine {
+        Engine::Borg => [0, 1].into_iter().chain(100..=127).collect(),
+        Engine::Restic => vec![0, 3],
     };
-    let out = with_lock_wait_ok(env, ok_codes, |wait| {
+    let out = with_lock_wait_ok(env, &ok_codes, |wait| {
         let argv = match env.access.engine {
             Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, tuning),
             Engine::Restic => env.restic_argv(restic::backup(series, cut, tuning)),
@@ -822,6 +860,12 @@ fn backup(
             }),
     };
     match summary {
+        Some(s)
+            if !out.unreadable.is_empty()
+                || (env.access.engine == Engine::Restic && out.code == 3) =>
+        {
+            Err(incomplete(env, &s.archive, &out.unreadable))
+        }
         Some(s) => {
             emit(&MoverEvent::Summary { summary: s.into() });
             Ok(())
@@ -831,6 +875,45 @@ fn backup(
             format!("{} finished without a result", env.access.engine.name()),
         )),
     }
+}
+
+/// A copy that lacks files is not a backup: the archive is removed (it would count in the series'
+/// retention like a whole one) and the failure names what was not read and how to fix it.
+fn incomplete(env: &Env, archive: &str, unreadable: &[String]) -> Fail {
+    let removed = with_lock_wait(env, |w| {
+        let argv = match env.access.engine {
+            Engine::Borg => borg::delete(&env.borg_repo(w), &[archive.to_owned()]),
+            Engine::Restic => env.restic_argv(restic::forget(&[archive.to_owned()], false)),
+        };
+        run(&argv, env, None, false)
+    });
+    let removed = match removed {
+        Ok(_) => format!("the incomplete archive {archive} was removed"),
+        Err(f) => format!(
+            "the incomplete archive {archive} could not be removed ({}): delete it by hand",
+            f.message
+        ),
+    };
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let shown: Vec<&str> = unreadable.iter().take(3).map(String::as_str).collect();
+    Fail::new(
+        Failure::Incomplete,
+        format!(
+            "incomplete: {} item(s) could not be read ({}{}); {removed}. The mover runs as uid \
+             {uid}: give it access with spec.mover.securityContext (runAsUser: 0, or privileged: \
+             true for volumes owned by other users)",
+            unreadable.len().max(1),
+            if shown.is_empty() {
+                "the engine did not say which"
+            } else {
+                ""
+            },
+            shown.join("; "),
+        ),
+    )
 }
 
 fn check(env: &Env, read_data_subset: Option<&str>) -> Result<(), Fail> {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::backup::{
     PASSPHRASE, Watcher, empty_pvc, leftovers, only_snapshot, passphrase_secret, remote_secrets,
-    snapshot_labels,
+    snapshot_labels, ssh_repository,
 };
 use crate::cluster::TestCluster;
 use crate::servers::Sshd;
@@ -112,6 +112,7 @@ fn wrong_passphrase_missing_and_unreachable_repositories_fail_clearly_and_leave_
         .local_addr()
         .unwrap()
         .port();
+    let never = sshd.server.dir.path().join("never");
     let cfg = tc.config(
         "shop",
         &format!(
@@ -130,26 +131,19 @@ fn wrong_passphrase_missing_and_unreachable_repositories_fail_clearly_and_leave_
       restic:
         repository: rest:http://127.0.0.1:{closed}/x
         password: {{secret: repo-pass, key: passphrase}}
-    - name: bad-host-key
-      borg:
-        repository: ssh://root@127.0.0.1:{ssh_port}{path}
-        passphrase: {{secret: repo-pass, key: passphrase}}
-        sshKey: {{secret: ssh, key: key}}
-        knownHosts: {{secret: ssh, key: wrong_known_hosts}}
-        init: true
-    - name: sftp-bad-host-key
-      restic:
-        repository: sftp://root@127.0.0.1:{ssh_port}/{path}
-        password: {{secret: repo-pass, key: passphrase}}
-        sshKey: {{secret: ssh, key: key}}
-        knownHosts: {{secret: ssh, key: wrong_known_hosts}}
-        init: true
-  offsite:
+{bad_host_key}{sftp_bad_host_key}  offsite:
     volumes:
       repositories: [wrong-pass, missing, down, bad-host-key, sftp-bad-host-key]
 "#,
-            ssh_port = sshd.server.port,
-            path = sshd.server.dir.path().join("never").display(),
+            bad_host_key =
+                ssh_repository("bad-host-key", "borg", &sshd, &never, "wrong_known_hosts"),
+            sftp_bad_host_key = ssh_repository(
+                "sftp-bad-host-key",
+                "restic",
+                &sshd,
+                &never,
+                "wrong_known_hosts"
+            ),
         ),
     );
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
@@ -623,4 +617,95 @@ fn restic_locks_of_gone_movers_are_removed_and_others_are_not() {
         "left behind: {:?}",
         leftovers(&tc)
     );
+}
+
+#[test]
+fn files_the_mover_cannot_read_fail_the_copy_and_leave_no_archive() {
+    let tc = TestCluster::start("shop");
+    let sshd = Sshd::start();
+    let rest = crate::servers::rclone("restic", &[]);
+    passphrase_secret(&tc);
+    remote_secrets(&tc, &sshd);
+    let data = tc.pvc_with_files(
+        "data",
+        &[],
+        &[("open", "anyone\n"), ("locked", "root only\n")],
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data.join("locked"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let borg_path = sshd.server.dir.path().join("borg-repo");
+    let spec = |user: u32| {
+        format!(
+            r#"  snapshots:
+    targets: [{{pvc: data}}]
+  repositories:
+{borg}    - name: restic
+      restic:
+        repository: rest:http://127.0.0.1:{rest_port}/shop
+        password: {{secret: repo-pass, key: passphrase}}
+        init: true
+  offsite:
+    volumes:
+      repositories: [borg, restic]
+  mover:
+    securityContext: {{runAsUser: {user}, runAsGroup: {user}, fsGroup: {user}}}
+"#,
+            borg = ssh_repository("borg", "borg", &sshd, &borg_path, "known_hosts"),
+            rest_port = rest.port,
+        )
+    };
+    // A mover that is not root cannot read a root-only file of the read-only clone.
+    let cfg = tc.config("shop", &spec(1000));
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let snap = only_snapshot(&tc);
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    for (repo, (ok, why)) in results(&report(&r)) {
+        assert!(!ok, "{repo}");
+        for words in [
+            "incomplete: 1 item(s) could not be read",
+            "locked",
+            "was removed",
+            "runs as uid 1000",
+            "spec.mover.securityContext",
+        ] {
+            assert!(why.contains(words), "{repo}: {words:?} in {why}");
+        }
+    }
+    assert!(
+        !snapshot_labels(&tc, &snap)
+            .keys()
+            .any(|k| k.starts_with("backed-up.")),
+        "an incomplete copy is not a backup"
+    );
+    let base = tempfile::tempdir().unwrap();
+    let borg_list = crate::backup::borg(
+        &["list", "--short", borg_path.to_str().unwrap()],
+        base.path(),
+        base.path(),
+    );
+    assert_eq!(borg_list.trim(), "", "no incomplete borg archive is left");
+    let rest_repo = format!("rest:http://127.0.0.1:{}/shop", rest.port);
+    let snaps: Value = serde_json::from_str(&crate::backup::restic(
+        &rest_repo,
+        &["snapshots", "--json"],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(snaps, json!([]), "no incomplete restic snapshot is left");
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+
+    // As root (the default) the same snapshot is copied whole.
+    let cfg = tc.config("shop", &spec(0));
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    crate::backup::borg_extract_and_compare(borg_path.to_str().unwrap(), &data);
+    crate::backup::restic_restore_and_compare(&rest_repo, &[], &data);
 }

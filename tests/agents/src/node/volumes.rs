@@ -443,7 +443,13 @@ pub async fn prepare(
                 "this volume type is not supported by this kubelet",
             ));
         };
-        if let Some(gid) = fs_group {
+        // Like the kubelet's CSI mounter (supportsFSGroup): a claim mounted read-only keeps its
+        // owners and modes; Secret, ConfigMap and projected volumes get the group.
+        let read_only_claim = v
+            .persistent_volume_claim
+            .as_ref()
+            .is_some_and(|c| c.read_only == Some(true));
+        if let Some(gid) = fs_group.filter(|_| !read_only_claim) {
             let recursive = owned
                 || std::fs::metadata(&path)
                     .map(|m| std::os::unix::fs::MetadataExt::gid(&m) != gid)
