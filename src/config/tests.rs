@@ -330,6 +330,19 @@ fn mover_quantities_and_rates() {
 }
 
 #[test]
+fn a_mover_that_is_not_root_needs_an_fs_group() {
+    let e = errors("spec:\n  mover:\n    securityContext: {runAsUser: 1000}\n");
+    assert_eq!(
+        e,
+        [
+            "kentledge.yaml:8:23: spec.mover.securityContext.runAsUser: a mover that is not root needs fsGroup too: its passphrase, keys and known_hosts are mounted readable by the owner (root) and the fsGroup only"
+        ]
+    );
+    ok("spec:\n  mover:\n    securityContext: {runAsUser: 1000, fsGroup: 1000}\n");
+    ok("spec:\n  mover:\n    securityContext: {runAsUser: 0}\n");
+}
+
+#[test]
 fn all_semantic_problems_are_reported_at_once() {
     let e = errors(
         "spec:\n  timezone: Nowhere\n  snapshots:\n    cutTimeout: 0s\n    targets:\n      - pvc: Bad\n",

@@ -787,6 +787,13 @@ fn validate_mover(p: &mut Problems, m: &Mover) {
             );
         }
     }
+    let sc = &m.security_context;
+    if sc.run_as_user.is_some_and(|u| u > 0) && sc.fs_group.is_none() {
+        p.add(
+            format!("{base}.securityContext.runAsUser"),
+            "a mover that is not root needs fsGroup too: its passphrase, keys and known_hosts are mounted readable by the owner (root) and the fsGroup only",
+        );
+    }
     for (k, v) in &m.node_selector {
         p.check(format!("{base}.nodeSelector.{k}"), check_label_key(k));
         p.check(format!("{base}.nodeSelector.{k}"), check_label_value(v));
