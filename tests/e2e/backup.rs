@@ -282,17 +282,44 @@ pub fn ssh_repository(
     path: &Path,
     known_hosts: &str,
 ) -> String {
-    let (location, secret) = match engine {
-        "borg" => ("ssh://root@127.0.0.1:{port}", "passphrase"),
-        _ => ("sftp://root@127.0.0.1:{port}/", "password"),
+    let (port, path) = (sshd.server.port, path.display());
+    // sftp's path after the authority is relative unless it starts with another slash.
+    let location = match engine {
+        "borg" => format!("repository: ssh://root@127.0.0.1:{port}{path}"),
+        _ => format!("repository: sftp://root@127.0.0.1:{port}/{path}"),
     };
-    let location = location.replace("{port}", &sshd.server.port.to_string());
-    format!(
-        "    - name: {name}\n      {engine}:\n        repository: {location}{path}\n        \
-         {secret}: {{secret: repo-pass, key: passphrase}}\n        sshKey: {{secret: ssh, key: key}}\n        \
-         knownHosts: {{secret: ssh, key: {known_hosts}}}\n        init: true\n",
-        path = path.display()
+    repository_entry(
+        name,
+        engine,
+        &location,
+        &[
+            "sshKey: {secret: ssh, key: key}",
+            &format!("knownHosts: {{secret: ssh, key: {known_hosts}}}"),
+            "init: true",
+        ],
     )
+}
+
+/// A config's repository entry on the PVC `repos` at `path`, with the test passphrase and
+/// `fields` (the engine's other settings, e.g. `init: true`).
+pub fn pvc_repository(name: &str, engine: &str, path: &str, fields: &[&str]) -> String {
+    let location = format!("pvc: {{claimName: repos, path: {path}}}");
+    repository_entry(name, engine, &location, fields)
+}
+
+fn repository_entry(name: &str, engine: &str, location: &str, fields: &[&str]) -> String {
+    let secret = if engine == "borg" {
+        "passphrase"
+    } else {
+        "password"
+    };
+    let mut entry = format!(
+        "    - name: {name}\n      {engine}:\n        {location}\n        {secret}: {{secret: repo-pass, key: passphrase}}\n"
+    );
+    for f in fields {
+        entry.push_str(&format!("        {f}\n"));
+    }
+    entry
 }
 
 pub fn remote_secrets(tc: &TestCluster, sshd: &Sshd) {

@@ -12,8 +12,8 @@ use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 use crate::backup::{
-    PASSPHRASE, Watcher, empty_pvc, leftovers, only_snapshot, passphrase_secret, remote_secrets,
-    snapshot_labels, ssh_repository,
+    PASSPHRASE, Watcher, empty_pvc, leftovers, only_snapshot, passphrase_secret, pvc_repository,
+    remote_secrets, snapshot_labels, ssh_repository,
 };
 use crate::cluster::TestCluster;
 use crate::servers::Sshd;
@@ -213,18 +213,10 @@ fn a_lock_held_by_another_holder_is_waited_for_and_never_broken_a_gone_movers_lo
     borg_init(&repo, PASSPHRASE);
     let cfg = tc.config(
         "shop",
-        r#"  snapshots:
-    targets: [{pvc: data}]
-  repositories:
-    - name: borg
-      borg:
-        pvc: {claimName: repos, path: borg}
-        passphrase: {secret: repo-pass, key: passphrase}
-        lockWait: 3s
-  offsite:
-    volumes:
-      repositories: [borg]
-"#,
+        &format!(
+            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [borg]\n",
+            pvc_repository("borg", "borg", "borg", &["lockWait: 3s"]),
+        ),
     );
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
 
@@ -286,26 +278,19 @@ fn volumes_to_one_borg_repository_take_turns_and_restic_runs_in_parallel() {
     empty_pvc(&tc, "repos");
     let cfg = tc.config(
         "shop",
-        r#"  snapshots:
-    targets: [{selector: {matchLabels: {app: shop}}}]
+        &format!(
+            r#"  snapshots:
+    targets: [{{selector: {{matchLabels: {{app: shop}}}}}}]
   repositories:
-    - name: borg
-      borg:
-        pvc: {claimName: repos, path: borg}
-        passphrase: {secret: repo-pass, key: passphrase}
-        init: true
-        lockWait: 1s
-    - name: restic
-      restic:
-        pvc: {claimName: repos, path: restic}
-        password: {secret: repo-pass, key: passphrase}
-        init: true
-  offsite:
+{}{}  offsite:
     volumes:
       repositories: [borg, restic]
   mover:
     concurrency: 4
 "#,
+            pvc_repository("borg", "borg", "borg", &["init: true", "lockWait: 1s"]),
+            pvc_repository("restic", "restic", "restic", &["init: true"]),
+        ),
     );
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
     // Run as if in the pod `kentledge-cron-1`: clones and movers are owned by it.
@@ -367,20 +352,10 @@ fn sigterm_during_the_copy_cleans_up_and_the_next_run_sweeps_what_sigkill_left()
     empty_pvc(&tc, "repos");
     let cfg = tc.config(
         "shop",
-        r#"  snapshots:
-    targets: [{pvc: data}]
-  repositories:
-    - name: restic
-      restic:
-        pvc: {claimName: repos, path: restic}
-        password: {secret: repo-pass, key: passphrase}
-        init: true
-  offsite:
-    volumes:
-      repositories: [restic]
-  mover:
-    bandwidthLimit: 256KiB
-"#,
+        &format!(
+            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [restic]\n  mover:\n    bandwidthLimit: 256KiB\n",
+            pvc_repository("restic", "restic", "restic", &["init: true"]),
+        ),
     );
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
     let snap = only_snapshot(&tc);
@@ -469,19 +444,15 @@ fn snapshot_now_with_a_kept_cache_volume_and_a_mover_timeout() {
             r#"  snapshots:
     targets: [{{pvc: data}}]
   repositories:
-    - name: restic
-      restic:
-        pvc: {{claimName: repos, path: {path}}}
-        password: {{secret: repo-pass, key: passphrase}}
-        init: true
-      cache: {{size: 1Gi}}
+{entry}      cache: {{size: 1Gi}}
   offsite:
     volumes:
       repositories: [restic]
   mover:
     timeout: {timeout}
     bandwidthLimit: {limit}
-"#
+"#,
+            entry = pvc_repository("restic", "restic", path, &["init: true"]),
         )
     };
     // --snapshot-now: the snapshot flow first, then its snapshot is copied; one JSON document
@@ -580,18 +551,10 @@ fn restic_locks_of_gone_movers_are_removed_and_others_are_not() {
     crate::backup::restic(repo.to_str().unwrap(), &["init"], &[]);
     let cfg = tc.config(
         "shop",
-        r#"  snapshots:
-    targets: [{pvc: data}]
-  repositories:
-    - name: restic
-      restic:
-        pvc: {claimName: repos, path: restic}
-        password: {secret: repo-pass, key: passphrase}
-        lockWait: 2s
-  offsite:
-    volumes:
-      repositories: [restic]
-"#,
+        &format!(
+            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [restic]\n",
+            pvc_repository("restic", "restic", "restic", &["lockWait: 2s"]),
+        ),
     );
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
     let lock_count = || std::fs::read_dir(repo.join("locks")).unwrap().count();

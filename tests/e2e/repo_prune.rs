@@ -10,7 +10,7 @@ use std::process::Command;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use crate::backup::{PASSPHRASE, borg, empty_pvc, passphrase_secret, restic};
+use crate::backup::{PASSPHRASE, borg, empty_pvc, passphrase_secret, pvc_repository, restic};
 use crate::cluster::TestCluster;
 use crate::support::run;
 
@@ -117,20 +117,17 @@ fn repository_prune_keeps_exactly_what_the_policy_says_and_check_verifies() {
     let theirs = seed_borg(&borg_repo, &base, &src, "other", times()[25]);
     seed_restic(restic_repo.to_str().unwrap(), &src, "other", times()[25]);
 
+    let with_retention = |engine: &str| {
+        pvc_repository(engine, engine, engine, &[])
+            + "      retention: {daily: 4, weekly: 3, monthly: 2}\n"
+    };
     let cfg = tc.config(
         "shop",
-        r#"  repositories:
-    - name: borg
-      borg:
-        pvc: {claimName: repos, path: borg}
-        passphrase: {secret: repo-pass, key: passphrase}
-      retention: {daily: 4, weekly: 3, monthly: 2}
-    - name: restic
-      restic:
-        pvc: {claimName: repos, path: restic}
-        password: {secret: repo-pass, key: passphrase}
-      retention: {daily: 4, weekly: 3, monthly: 2}
-"#,
+        &format!(
+            "  repositories:\n{}{}",
+            with_retention("borg"),
+            with_retention("restic")
+        ),
     );
     // The dry run of snapshots and repositories: one JSON document, decisions for every
     // archive, nothing deleted.

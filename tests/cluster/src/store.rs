@@ -148,8 +148,28 @@ impl Store {
         self.changed.notified().await;
     }
 
-    fn commit(&self, st: &mut State, event: Event) {
-        let ev = Arc::new(event);
+    /// Takes the next resourceVersion for `object`, records the change, and returns the object
+    /// carrying that version.
+    fn record(
+        &self,
+        st: &mut State,
+        gr: GroupResource,
+        namespace: String,
+        kind: EventType,
+        mut object: Value,
+        old: Option<Value>,
+    ) -> Value {
+        st.rv += 1;
+        let rv = st.rv;
+        set_rv(&mut object, rv);
+        let ev = Arc::new(Event {
+            rv,
+            gr,
+            namespace,
+            kind,
+            object: object.clone(),
+            old,
+        });
         st.history.push_back(ev.clone());
         while st.history.len() > st.history_cap {
             if let Some(old) = st.history.pop_front() {
@@ -159,6 +179,7 @@ impl Store {
         // No receivers is fine.
         let _ = self.events.send(ev);
         self.changed.notify_one();
+        object
     }
 
     /// One object.
@@ -206,7 +227,7 @@ impl Store {
 
     /// Create an object; `Err(existing)` when the name is taken. With `dry_run` nothing is stored and the
     /// object has no resourceVersion.
-    pub fn create(&self, gr: GroupResource, mut obj: Value, dry_run: bool) -> Result<Value, Value> {
+    pub fn create(&self, gr: GroupResource, obj: Value, dry_run: bool) -> Result<Value, Value> {
         let ns = namespace_of(&obj).to_string();
         let name = obj
             .pointer("/metadata/name")
@@ -221,21 +242,8 @@ impl Store {
         if dry_run {
             return Ok(obj);
         }
-        st.rv += 1;
-        let rv = st.rv;
-        set_rv(&mut obj, rv);
+        let obj = self.record(&mut st, gr, ns, EventType::Added, obj, None);
         st.objects.entry(gr).or_default().insert(key, obj.clone());
-        self.commit(
-            &mut st,
-            Event {
-                rv,
-                gr,
-                namespace: ns,
-                kind: EventType::Added,
-                object: obj.clone(),
-                old: None,
-            },
-        );
         Ok(obj)
     }
 
@@ -263,21 +271,9 @@ impl Store {
                 if dry_run {
                     return Ok(Some(Outcome::Updated(new)));
                 }
-                st.rv += 1;
-                let rv = st.rv;
-                set_rv(&mut new, rv);
+                let ns = namespace.to_string();
+                let new = self.record(&mut st, gr, ns, EventType::Modified, new, Some(current));
                 st.objects.entry(gr).or_default().insert(key, new.clone());
-                self.commit(
-                    &mut st,
-                    Event {
-                        rv,
-                        gr,
-                        namespace: namespace.to_string(),
-                        kind: EventType::Modified,
-                        object: new.clone(),
-                        old: Some(current),
-                    },
-                );
                 Ok(Some(Outcome::Updated(new)))
             }
             Mutation::Delete(mut last) => {
@@ -288,20 +284,16 @@ impl Store {
                 if let Some(m) = st.objects.get_mut(&gr) {
                     m.remove(&key);
                 }
-                st.rv += 1;
-                let rv = st.rv;
-                let mut ev_obj = last.clone();
-                set_rv(&mut ev_obj, rv);
-                self.commit(
+                // The Deleted event carries the deletion's version; the caller gets the last
+                // stored one.
+                let ns = namespace.to_string();
+                self.record(
                     &mut st,
-                    Event {
-                        rv,
-                        gr,
-                        namespace: namespace.to_string(),
-                        kind: EventType::Deleted,
-                        object: ev_obj,
-                        old: Some(current),
-                    },
+                    gr,
+                    ns,
+                    EventType::Deleted,
+                    last.clone(),
+                    Some(current),
                 );
                 Ok(Some(Outcome::Deleted(last)))
             }

@@ -375,33 +375,18 @@ pub async fn prepare(
             fresh_dir(&dir, 0o755).map_err(io)?;
             let mode = p.default_mode.unwrap_or(0o644);
             for src in p.sources.iter().flatten() {
-                if let Some(s) = &src.secret {
-                    let optional = s.optional.unwrap_or(false);
-                    let source = KeySource::Secret(&s.name);
-                    write_object_keys(
-                        &mut *objects,
-                        name,
-                        &dir,
-                        source,
-                        s.items.as_ref(),
-                        mode,
-                        optional,
-                    )
-                    .await?;
-                }
-                if let Some(c) = &src.config_map {
-                    let optional = c.optional.unwrap_or(false);
-                    let source = KeySource::ConfigMap(&c.name);
-                    write_object_keys(
-                        &mut *objects,
-                        name,
-                        &dir,
-                        source,
-                        c.items.as_ref(),
-                        mode,
-                        optional,
-                    )
-                    .await?;
+                let keyed = [
+                    src.secret
+                        .as_ref()
+                        .map(|s| (KeySource::Secret(&s.name), s.items.as_ref(), s.optional)),
+                    src.config_map
+                        .as_ref()
+                        .map(|c| (KeySource::ConfigMap(&c.name), c.items.as_ref(), c.optional)),
+                ];
+                for (source, items, optional) in keyed.into_iter().flatten() {
+                    let optional = optional.unwrap_or(false);
+                    write_object_keys(&mut *objects, name, &dir, source, items, mode, optional)
+                        .await?;
                 }
                 if let Some(d) = &src.downward_api {
                     for item in d.items.iter().flatten() {
