@@ -460,8 +460,12 @@ pub fn render(plan: &Plan, config: &Config, namespace: &str) -> String {
     for a in &plan.already {
         let _ = writeln!(
             out,
-            "\n{} → {}: already copied ({} carries backed-up.kentledge.io/{}={})",
-            a.pvc, a.repository, a.snapshot, a.repository, a.at
+            "\n{} → {}: already copied ({} carries {}={})",
+            a.pvc,
+            a.repository,
+            a.snapshot,
+            crate::labels::backed_up_label(&a.repository),
+            a.at
         );
     }
     for s in &plan.skipped {

@@ -84,6 +84,16 @@ pub fn run_id(start: Timestamp, random: u16) -> String {
     format!("{}-{random:04x}", label_time(start).to_lowercase())
 }
 
+/// A fresh run id, starting now.
+pub fn new_run_id() -> String {
+    run_id(Timestamp::now(), random_u16())
+}
+
+/// The selector of everything kentledge made for one config.
+pub fn config_selector(config: &str) -> String {
+    format!("{MANAGED_BY}={MANAGER},{CONFIG}={config}")
+}
+
 /// A little randomness for run ids (the clock's nanoseconds and the process id).
 pub fn random_u16() -> u16 {
     let nanos = std::time::SystemTime::now()

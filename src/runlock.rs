@@ -9,9 +9,32 @@ use jiff::{SignedDuration, Timestamp};
 /// How long a lease lasts without renewal; a run renews it every third of this.
 pub const LEASE_SECONDS: i32 = 60;
 
-/// The Lease's name for a config.
-pub fn lease_name(config: &str) -> String {
-    format!("kentledge-{config}")
+/// Which lock of a config: snapshot runs and snapshot prunes share the run lock; backups and
+/// repository jobs share the backup lock (so hourly snapshots are not held up by a long copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// `kentledge-<config>`.
+    Run,
+    /// `kentledge-<config>-backup`.
+    Backup,
+}
+
+impl Lock {
+    /// The Lease's name for a config.
+    pub fn lease_name(self, config: &str) -> String {
+        match self {
+            Lock::Run => format!("kentledge-{config}"),
+            Lock::Backup => format!("kentledge-{config}-backup"),
+        }
+    }
+
+    /// What holds it, for messages.
+    pub fn holder_kind(self) -> &'static str {
+        match self {
+            Lock::Run => "run",
+            Lock::Backup => "backup",
+        }
+    }
 }
 
 /// Who holds a lease: the run id and where it runs (pod or host), for messages.
@@ -133,7 +156,8 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(lease_name("shop"), "kentledge-shop");
+        assert_eq!(Lock::Run.lease_name("shop"), "kentledge-shop");
+        assert_eq!(Lock::Backup.lease_name("shop"), "kentledge-shop-backup");
         assert_eq!(
             holder_identity("20261122t100000z-3f9a", "kentledge-snapshot-29xz"),
             "20261122t100000z-3f9a@kentledge-snapshot-29xz"

@@ -250,7 +250,7 @@ pub fn render(p: &Plan) -> String {
         &mut out,
         format!(
             "take the run lock (Lease {})",
-            crate::runlock::lease_name(&p.config)
+            crate::runlock::Lock::Run.lease_name(&p.config)
         ),
     );
     for h in &p.hooks {

@@ -25,9 +25,9 @@ use crate::cli::{BackupArgs, GlobalArgs};
 use crate::commands::prune::IN_USE_ANNOTATION;
 use crate::error::{Error, exit};
 use crate::k8s::snapshots::VolumeSnapshot;
-use crate::k8s::{client, lease, mover};
-use crate::labels::{CONFIG, MANAGED_BY, MANAGER, backed_up_label, label_time};
-use crate::mover::job::{Failure, MoverEvent};
+use crate::k8s::{lease, mover};
+use crate::labels::{backed_up_label, label_time};
+use crate::mover::job::MoverEvent;
 use crate::output;
 use crate::settings::{self, Settings};
 use crate::signals::Interrupt;
@@ -159,6 +159,7 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
     }
     let mut results = output::Results::new(global.output);
     let code = super::runtime()?.block_on(async {
+        let (client, interrupt) = super::connect(global).await?;
         if args.snapshot_now {
             // The snapshot command's whole flow (hooks included); its newest snapshots are then
             // the sources.
@@ -167,7 +168,15 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
                 lock: args.lock.clone(),
             };
             results.nest(Some("snapshot"));
-            let code = super::snapshot::run_async(global, &settings, &snap, &mut results).await;
+            let code = super::snapshot::run_async(
+                global,
+                &settings,
+                &snap,
+                &client,
+                &interrupt,
+                &mut results,
+            )
+            .await;
             results.nest(None);
             let code = code?;
             if code != exit::SUCCESS {
@@ -178,7 +187,7 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
                 return Ok(code);
             }
         }
-        run_async(global, &settings, args, &mut results).await
+        run_async(global, &settings, args, &client, &interrupt, &mut results).await
     });
     results.finish()?;
     code
@@ -205,21 +214,19 @@ async fn run_async(
     global: &GlobalArgs,
     settings: &Settings,
     args: &BackupArgs,
+    client: &kube::Client,
+    interrupt: &Interrupt,
     results: &mut output::Results,
 ) -> Result<u8, Error> {
-    let interrupt = Interrupt::from_signals().map_err(Error::Signals)?;
-    let client = client::connect(global)
-        .await
-        .map_err(|e| Error::Connect(Box::new(e)))?;
     let ns = settings.namespace.as_str();
     let config = &settings.config;
     let cfg_name = config.metadata.name.as_str();
     let mut seen = crate::k8s::observe::namespace(
-        &client,
+        client,
         ns,
         crate::k8s::observe::Also {
             pods: false,
-            snapshots: Some(&format!("{MANAGED_BY}={MANAGER},{CONFIG}={cfg_name}")),
+            snapshots: Some(&crate::labels::config_selector(cfg_name)),
         },
     )
     .await?;
@@ -235,8 +242,8 @@ async fn run_async(
     {
         seen.snapshots.push(s);
     }
-    let owner = own_pod(&client, ns).await;
-    let run_id = crate::labels::run_id(Timestamp::now(), crate::labels::random_u16());
+    let owner = own_pod(client, ns).await;
+    let run_id = crate::labels::new_run_id();
     let plan = backupplan::plan(&backupplan::Inputs {
         config,
         namespace: ns,
@@ -275,35 +282,36 @@ async fn run_async(
     }
     let progress = crate::progress::Progress::start("waiting for the backup lock");
     let held = lease::take(
-        &client,
+        client,
         ns,
-        &format!("{cfg_name}-backup"),
+        cfg_name,
+        crate::runlock::Lock::Backup,
         &run_id,
         args.lock.lock_timeout.0,
-        &interrupt,
+        interrupt,
     )
     .await?;
     tracing::info!(run = %run_id, copies = plan.jobs.len(), "backup lock taken");
     progress.phase("sweeping leftovers of earlier runs");
-    let swept = mover::sweep(&client, ns, cfg_name, &run_id).await;
+    let swept = mover::sweep(client, ns, cfg_name, &run_id).await;
     if let Err(e) = &swept {
         tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
     }
-    release_stale_marks(&client, &seen.snapshots, ns, &run_id).await;
+    release_stale_marks(client, &seen.snapshots, ns, &run_id).await;
     for r in &config.spec.repositories {
         if plan.jobs.iter().any(|j| j.repository == r.name) {
-            mover::ensure_cache(&client, ns, cfg_name, r).await?;
+            mover::ensure_cache(client, ns, cfg_name, r).await?;
         }
     }
     let sources: BTreeSet<&str> = plan.jobs.iter().map(|j| j.snapshot.as_str()).collect();
     let mark = format!("backup/{run_id}");
     for s in &sources {
-        set_in_use(&client, ns, s, Some(&mark)).await;
+        set_in_use(client, ns, s, Some(&mark)).await;
     }
-    let records = execute(&client, settings, &plan, &interrupt, &progress).await;
+    let records = execute(client, settings, &plan, interrupt, &progress).await;
     progress.phase("cleaning up");
     for s in &sources {
-        set_in_use(&client, ns, s, None).await;
+        set_in_use(client, ns, s, None).await;
     }
     held.release().await;
     drop(progress);
@@ -332,7 +340,7 @@ async fn run_async(
     };
     for j in report.jobs.iter().filter(|j| !j.ok) {
         crate::k8s::events::record(
-            &client,
+            client,
             ns,
             &j.pvc,
             "BackupFailed",
@@ -462,13 +470,7 @@ async fn execute(
                     record(j, true, "ok".into(), o.summary, seconds)
                 }
                 Ok(o) => {
-                    let why = match o.failure {
-                        Some(f) if o.message.is_empty() => f.describe().to_owned(),
-                        Some(Failure::Locked) if !o.holders.is_empty() => {
-                            format!("{}: held by {}", o.message, o.holders.join(", "))
-                        }
-                        _ => o.message.clone(),
-                    };
+                    let why = o.reason();
                     tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {why}");
                     record(j, false, why, o.summary, seconds)
                 }

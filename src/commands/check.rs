@@ -20,37 +20,23 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8, Error> {
         }
         Err(e) => return Err(e.into()),
     };
-    match global.output {
-        Output::Text => output::print(&summary(&file, &config, global.namespace.as_deref()))?,
-        Output::Json if args.repositories => {}
-        Output::Json => output::print_json(&json!({
-            "file": file,
-            "valid": true,
-            "config": config,
-        }))?,
-    }
-    if args.repositories {
+    let mut results = output::Results::new(global.output);
+    results.emit(
+        || summary(&file, &config, global.namespace.as_deref()),
+        || json!({"file": file, "valid": true, "config": config}),
+    )?;
+    let code = if args.repositories {
         let settings = crate::settings::load(global)?;
-        return super::runtime()?.block_on(async {
-            let interrupt = crate::signals::Interrupt::from_signals().map_err(Error::Signals)?;
-            let client = crate::k8s::client::connect(global)
-                .await
-                .map_err(|e| Error::Connect(Box::new(e)))?;
-            let lock = crate::cli::LockArgs {
-                lock_timeout: crate::units::HumanDuration::from_secs(600),
-            };
-            super::repos::check(
-                global,
-                &settings,
-                &client,
-                args.read_data.as_deref(),
-                &lock,
-                &interrupt,
-            )
-            .await
-        });
-    }
-    Ok(exit::SUCCESS)
+        super::runtime()?.block_on(async {
+            let (client, interrupt) = super::connect(global).await?;
+            let read_data = args.read_data.as_deref();
+            super::repos::check(&settings, &client, read_data, &interrupt, &mut results).await
+        })
+    } else {
+        Ok(exit::SUCCESS)
+    };
+    results.finish()?;
+    code
 }
 
 /// The problems of an invalid config as JSON.

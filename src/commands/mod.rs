@@ -38,6 +38,19 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     }
 }
 
+/// What a command that talks to the cluster holds for its whole run: one client, and one
+/// interruption state (the signal handlers are installed once, so no signal is lost between the
+/// parts of a command such as `backup --snapshot-now`).
+pub(crate) async fn connect(
+    global: &crate::cli::GlobalArgs,
+) -> Result<(kube::Client, crate::signals::Interrupt), Error> {
+    let interrupt = crate::signals::Interrupt::from_signals().map_err(Error::Signals)?;
+    let client = crate::k8s::client::connect(global)
+        .await
+        .map_err(|e| Error::Connect(Box::new(e)))?;
+    Ok((client, interrupt))
+}
+
 /// The async runtime for commands that talk to the cluster (two workers: a CLI, not a server).
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()

@@ -19,11 +19,12 @@ use serde_json::{Value, json};
 use crate::cli::{GlobalArgs, PruneArgs, PruneScope};
 use crate::config::RetainedContents;
 use crate::error::{Error, exit};
+use crate::k8s::lease;
 use crate::k8s::snapshots::VolumeSnapshot;
-use crate::k8s::{client, lease};
-use crate::labels::{BACKED_UP_PREFIX, CONFIG, MANAGED_BY, MANAGER, PIN, PVC, PVC_ANNOTATION};
+use crate::labels::{BACKED_UP_PREFIX, PIN, PVC, PVC_ANNOTATION};
 use crate::output;
 use crate::retention::{Context, Member, Policy};
+use crate::runlock::Lock;
 use crate::settings::{self, Settings};
 use crate::signals::Interrupt;
 use crate::sweep::{Action, Observed, Protection, Step, Tally, plan_series, tally};
@@ -107,16 +108,14 @@ async fn run_async(
     args: &PruneArgs,
     results: &mut output::Results,
 ) -> Result<u8, Error> {
-    let interrupt = Interrupt::from_signals().map_err(Error::Signals)?;
-    let client = client::connect(global)
-        .await
-        .map_err(|e| Error::Connect(Box::new(e)))?;
+    let (client, interrupt) = super::connect(global).await?;
+    // One moment decides for snapshots and repositories alike.
+    let now = args.now.unwrap_or_else(Timestamp::now);
     let mut code = exit::SUCCESS;
     if args.only != PruneScope::Repositories {
-        code = snapshots(global, settings, args, &client, &interrupt, results).await?;
+        code = snapshots(global, settings, args, now, &client, &interrupt, results).await?;
     }
     if args.only != PruneScope::Snapshots && !interrupt.is_set() {
-        let now = args.now.unwrap_or_else(Timestamp::now);
         let repos = &settings.config.spec.repositories;
         if repos.iter().any(|r| r.retention.is_some()) {
             let c = super::repos::prune(
@@ -139,6 +138,7 @@ async fn snapshots(
     global: &GlobalArgs,
     settings: &Settings,
     args: &PruneArgs,
+    now: Timestamp,
     client: &kube::Client,
     interrupt: &Interrupt,
     results: &mut output::Results,
@@ -156,7 +156,6 @@ async fn snapshots(
     };
     let ns = settings.namespace.as_str();
     let config_name = settings.config.metadata.name.as_str();
-    let now = args.now.unwrap_or_else(Timestamp::now);
     let tz = TimeZone::get(&settings.config.spec.timezone).map_err(|e| Error::BadArgument {
         flag: "spec.timezone",
         value: settings.config.spec.timezone.clone(),
@@ -166,9 +165,9 @@ async fn snapshots(
     let held = if global.dry_run {
         None
     } else {
-        let run_id = crate::labels::run_id(Timestamp::now(), crate::labels::random_u16());
+        let run_id = crate::labels::new_run_id();
         let wait = args.lock.lock_timeout.0;
-        Some(lease::take(client, ns, config_name, &run_id, wait, interrupt).await?)
+        Some(lease::take(client, ns, config_name, Lock::Run, &run_id, wait, interrupt).await?)
     };
     let result = prune(
         client,
@@ -204,7 +203,7 @@ async fn prune(
 ) -> Result<u8, Error> {
     let cfg = &settings.config.spec.snapshots;
     let snaps: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
-    let selector = format!("{MANAGED_BY}={MANAGER},{CONFIG}={config_name}");
+    let selector = crate::labels::config_selector(config_name);
     let all = list_all(&snaps, ListParams::default().labels(&selector))
         .await
         .map_err(Error::cluster("list VolumeSnapshots"))?;

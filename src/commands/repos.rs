@@ -8,13 +8,14 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::backupplan::access;
-use crate::cli::{GlobalArgs, LockArgs, Output};
+use crate::cli::{GlobalArgs, LockArgs};
 use crate::config::Repository;
 use crate::error::{Error, exit};
 use crate::k8s::{lease, mover};
 use crate::mover::job::{Action, ArchiveDecision, Job, MoverEvent};
 use crate::mover::pod as moverpod;
 use crate::output;
+use crate::runlock::Lock;
 use crate::settings::Settings;
 use crate::signals::Interrupt;
 
@@ -36,20 +37,21 @@ pub struct RepoRecord {
 async fn run_jobs(
     settings: &Settings,
     client: &kube::Client,
-    lock: &LockArgs,
+    lock_wait: Option<std::time::Duration>,
     interrupt: &Interrupt,
     repos: &[&Repository],
     action: impl Fn(&Repository) -> Action,
-    lock_needed: bool,
 ) -> Result<Vec<RepoRecord>, Error> {
     let ns = settings.namespace.as_str();
     let config = &settings.config;
-    let run_id = crate::labels::run_id(Timestamp::now(), crate::labels::random_u16());
-    let held = if lock_needed {
-        let name = format!("{}-backup", config.metadata.name);
-        Some(lease::take(client, ns, &name, &run_id, lock.lock_timeout.0, interrupt).await?)
-    } else {
-        None
+    let run_id = crate::labels::new_run_id();
+    // Jobs that change a repository hold the backup lock (`lock_wait`: how long to wait for it).
+    let held = match lock_wait {
+        Some(wait) => {
+            let name = &config.metadata.name;
+            Some(lease::take(client, ns, name, Lock::Backup, &run_id, wait, interrupt).await?)
+        }
+        None => None,
     };
     let ctx = moverpod::Context {
         namespace: ns,
@@ -91,15 +93,7 @@ async fn run_jobs(
                 repository: repo.name.clone(),
                 engine: repo.engine(),
                 ok: o.ok(),
-                result: if o.ok() {
-                    "ok".into()
-                } else if o.message.is_empty() {
-                    o.failure
-                        .map(|f| f.describe().to_owned())
-                        .unwrap_or_default()
-                } else {
-                    o.message.clone()
-                },
+                result: o.reason(),
                 archives: o.archives,
             },
             Err(e) => RepoRecord {
@@ -155,7 +149,7 @@ pub async fn prune(
     let records = run_jobs(
         settings,
         client,
-        lock,
+        (!dry_run).then_some(lock.lock_timeout.0),
         interrupt,
         &repos,
         |r| Action::Prune {
@@ -166,7 +160,6 @@ pub async fn prune(
             now,
             dry_run,
         },
-        !dry_run,
     )
     .await?;
     results.emit(
@@ -211,33 +204,25 @@ fn render_prune(records: &[RepoRecord], dry_run: bool) -> String {
     out
 }
 
-/// `kentledge check --repositories`.
+/// `kentledge check --repositories` (no lock: checks only read).
 pub async fn check(
-    global: &GlobalArgs,
     settings: &Settings,
     client: &kube::Client,
     read_data: Option<&str>,
-    lock: &LockArgs,
     interrupt: &Interrupt,
+    results: &mut output::Results,
 ) -> Result<u8, Error> {
     let repos: Vec<&Repository> = settings.config.spec.repositories.iter().collect();
-    let records = run_jobs(
-        settings,
-        client,
-        lock,
-        interrupt,
-        &repos,
-        |r| Action::Check {
+    let records = run_jobs(settings, client, None, interrupt, &repos, |r| {
+        Action::Check {
             read_data_subset: read_data
                 .map(String::from)
                 .or_else(|| r.check.read_data_subset.clone()),
-        },
-        false,
-    )
+        }
+    })
     .await?;
-    match global.output {
-        Output::Json => output::print_json(&json!({"repositories": records}))?,
-        Output::Text => {
+    results.emit(
+        || {
             let mut out = String::new();
             for r in &records {
                 out.push_str(&format!(
@@ -251,8 +236,9 @@ pub async fn check(
                     }
                 ));
             }
-            output::print(&out)?;
-        }
-    }
+            out
+        },
+        || json!({"repositories": records}),
+    )?;
     Ok(code(&records, interrupt))
 }

@@ -22,11 +22,11 @@ use crate::config::OnError;
 use crate::error::{Error, exit};
 use crate::hookplan::{HookAction, PlannedHook};
 use crate::k8s::exec::{self, Exit, Outcome, Session};
+use crate::k8s::lease;
 use crate::k8s::snapshots::{
     VolumeSnapshot, VolumeSnapshotSource, VolumeSnapshotSpec, cut_time, error_message, is_ready,
 };
-use crate::k8s::{client, lease};
-use crate::labels::{CONFIG, HOOKS_ANNOTATION, MANAGED_BY, MANAGER, RUN};
+use crate::labels::{HOOKS_ANNOTATION, RUN};
 use crate::output;
 use crate::settings::{self, Settings};
 use crate::signals::Interrupt;
@@ -230,7 +230,10 @@ async fn read_classes(
 pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
     let mut results = output::Results::new(global.output);
-    let code = super::runtime()?.block_on(run_async(global, &settings, args, &mut results));
+    let code = super::runtime()?.block_on(async {
+        let (client, interrupt) = super::connect(global).await?;
+        run_async(global, &settings, args, &client, &interrupt, &mut results).await
+    });
     results.finish()?;
     code
 }
@@ -240,15 +243,13 @@ pub(crate) async fn run_async(
     global: &GlobalArgs,
     settings: &Settings,
     args: &SnapshotArgs,
+    client: &kube::Client,
+    interrupt: &Interrupt,
     results: &mut output::Results,
 ) -> Result<u8, Error> {
-    let interrupt = Interrupt::from_signals().map_err(Error::Signals)?;
-    let client = client::connect(global)
-        .await
-        .map_err(|e| Error::Connect(Box::new(e)))?;
     let ns = settings.namespace.as_str();
     let seen = crate::k8s::observe::namespace(
-        &client,
+        client,
         ns,
         crate::k8s::observe::Also {
             pods: true,
@@ -258,7 +259,7 @@ pub(crate) async fn run_async(
     .await?;
     let (pvcs, deployments, statefulsets, pods) =
         (seen.pvcs, seen.deployments, seen.statefulsets, seen.pods);
-    let classes = read_classes(&client, &pvcs).await?;
+    let classes = read_classes(client, &pvcs).await?;
     let now = Timestamp::now();
     let run_id = crate::labels::run_id(now, crate::labels::random_u16());
     let cluster = snapshotplan::Cluster {
@@ -297,26 +298,27 @@ pub(crate) async fn run_async(
         )?;
         return Ok(exit::SUCCESS);
     }
-    report_leftovers(&client, ns, &settings.config.metadata.name, &run_id).await;
+    report_leftovers(client, ns, &settings.config.metadata.name, &run_id).await;
     let progress = crate::progress::Progress::start("waiting for the run lock");
     let held = lease::take(
-        &client,
+        client,
         ns,
         &plan.config,
+        crate::runlock::Lock::Run,
         &run_id,
         args.lock.lock_timeout.0,
-        &interrupt,
+        interrupt,
     )
     .await?;
     tracing::info!(run = %run_id, snapshots = plan.snapshots.len(), hooks = plan.hooks.len(), "run lock taken");
-    let report = execute(&client, settings, &plan, &interrupt, &progress).await;
+    let report = execute(client, settings, &plan, interrupt, &progress).await;
     progress.phase("releasing the run lock");
     held.release().await;
     drop(progress);
     if report.code() != exit::SUCCESS {
         for s in report.snapshots.iter().filter(|s| !s.ready) {
             crate::k8s::events::record(
-                &client,
+                client,
                 ns,
                 &s.pvc,
                 "SnapshotFailed",
@@ -338,7 +340,7 @@ pub(crate) async fn run_async(
 /// Reports snapshots of earlier runs of this config that never became ready.
 async fn report_leftovers(client: &kube::Client, ns: &str, config: &str, run_id: &str) {
     let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
-    let lp = ListParams::default().labels(&format!("{MANAGED_BY}={MANAGER},{CONFIG}={config}"));
+    let lp = ListParams::default().labels(&crate::labels::config_selector(config));
     let Ok(list) = api.list(&lp).await else {
         return;
     };

@@ -12,16 +12,18 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use tokio_util::sync::CancellationToken;
 
 use crate::labels::{CONFIG, MANAGED_BY, MANAGER, RUN};
-use crate::runlock::{LEASE_SECONDS, LeaseView, LockDecision, decide, lease_name};
+use crate::runlock::{LEASE_SECONDS, LeaseView, Lock, LockDecision, decide};
 
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another run held it for the whole wait.
     #[error(
-        "another run of config {config} holds the lock (Lease {lease}, holder {holder}); gave up after {waited}"
+        "another {kind} of config {config} holds the lock (Lease {lease}, holder {holder}); gave up after {waited}"
     )]
     Held {
+        /// `run` or `backup`.
+        kind: &'static str,
         /// The config.
         config: String,
         /// The Lease's name.
@@ -86,18 +88,21 @@ pub struct Held {
     renewer: tokio::task::JoinHandle<()>,
 }
 
-/// Takes the lock for `config`, waiting at most `wait`.
+/// Takes `lock` of `config` for run `run_id` as this host (`$HOSTNAME`: the pod in a cluster),
+/// waiting at most `wait`.
 pub async fn acquire(
     client: &kube::Client,
     namespace: &str,
     config: &str,
+    lock: Lock,
     run_id: &str,
-    me: &str,
     wait: Duration,
     interrupted: &CancellationToken,
 ) -> Result<Held, LockError> {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    let me = &crate::runlock::holder_identity(run_id, &host);
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let name = lease_name(config);
+    let name = lock.lease_name(config);
     let started = tokio::time::Instant::now();
     loop {
         let current = api.get_opt(&name).await.map_err(LockError::Api)?;
@@ -138,6 +143,7 @@ pub async fn acquire(
             LockDecision::Wait { holder, expires_at } => {
                 if started.elapsed() >= wait {
                     return Err(LockError::Held {
+                        kind: lock.holder_kind(),
                         config: config.to_owned(),
                         lease: name,
                         holder,
@@ -221,24 +227,22 @@ impl Held {
     }
 }
 
-/// Takes lock `name` for run `run_id` as this host (`$HOSTNAME`: the pod in a cluster), waiting
-/// at most `wait`; a held lock or an interruption becomes the command's error.
+/// [`acquire`] for a command: a held lock or an interruption becomes the command's error.
 pub async fn take(
     client: &kube::Client,
     namespace: &str,
-    name: &str,
+    config: &str,
+    lock: Lock,
     run_id: &str,
     wait: Duration,
     interrupt: &crate::signals::Interrupt,
 ) -> Result<Held, crate::error::Error> {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
-    let me = crate::runlock::holder_identity(run_id, &host);
     acquire(
         client,
         namespace,
-        name,
+        config,
+        lock,
         run_id,
-        &me,
         wait,
         interrupt.token(),
     )

@@ -10,7 +10,7 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 
 use crate::config::{Mover, Repository};
 use crate::error::Error;
-use crate::labels::{CONFIG, MANAGED_BY, MANAGER, RUN};
+use crate::labels::RUN;
 use crate::mover::job::{
     Access, Action, ArchiveDecision, Failure, Holder, Job, MoverEvent, SummaryDto, classify_holders,
 };
@@ -40,6 +40,18 @@ impl Outcome {
     /// Whether the job did what it was asked.
     pub fn ok(&self) -> bool {
         self.exit_code == Some(0) && !self.interrupted
+    }
+
+    /// `ok`, or what went wrong for people (with the holders of a lock).
+    pub fn reason(&self) -> String {
+        match self.failure {
+            _ if self.ok() => "ok".into(),
+            Some(f) if self.message.is_empty() => f.describe().to_owned(),
+            Some(Failure::Locked) if !self.holders.is_empty() => {
+                format!("{}: held by {}", self.message, self.holders.join(", "))
+            }
+            _ => self.message.clone(),
+        }
     }
 }
 
@@ -129,7 +141,7 @@ pub async fn sweep(
     config: &str,
     run_id: &str,
 ) -> Result<usize, Error> {
-    let sel = format!("{MANAGED_BY}={MANAGER},{CONFIG}={config},{RUN}!={run_id}");
+    let sel = format!("{},{RUN}!={run_id}", crate::labels::config_selector(config));
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     let mut n = 0;
@@ -194,6 +206,8 @@ async fn watch(
 ) -> Outcome {
     let mut out = Outcome::default();
     let mut log_task: Option<tokio::task::JoinHandle<Vec<MoverEvent>>> = None;
+    // The pod was stopped at its deadline: that, not what the mover said last, is the result.
+    let mut deadline = false;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MoverEvent>();
     loop {
         while let Ok(e) = rx.try_recv() {
@@ -231,6 +245,7 @@ async fn watch(
             .and_then(|s| s.reason.clone())
             .unwrap_or_default();
         if reason == "DeadlineExceeded" {
+            deadline = true;
             out.failure = Some(Failure::Failed);
             out.message =
                 "the mover ran longer than spec.mover.timeout and was stopped (DeadlineExceeded)"
@@ -311,7 +326,7 @@ async fn watch(
                 failure,
                 message,
                 holders,
-            } if !out.message.contains("DeadlineExceeded") => {
+            } if !deadline => {
                 out.failure = Some(failure);
                 out.message = message;
                 out.holders = holders;

@@ -362,59 +362,43 @@ fn run_inner(
         let mut throttle = Throttle::default();
         if let Some(s) = stderr {
             for line in BufReader::new(s).lines().map_while(Result::ok) {
-                match (engine, progress::borg_line(&line)) {
-                    (
-                        Engine::Borg,
-                        Some(Event::Progress {
-                            bytes_done,
-                            files_done,
-                            ..
-                        }),
-                    ) => {
-                        throttle.progress(bytes_done, None, files_done);
-                    }
-                    (
-                        Engine::Borg,
-                        Some(Event::Log {
-                            level,
-                            msgid,
-                            message,
-                        }),
-                    ) => {
-                        if let Some(m) = msgid {
-                            msgids.push(m);
-                        }
-                        if level == "ERROR" || level == "WARNING" || level == "CRITICAL" {
+                // borg's --log-json lines and restic's JSON errors; anything else is plain text.
+                let event = match (line.starts_with('{'), engine) {
+                    (false, _) => None,
+                    (true, Engine::Borg) => progress::borg_line(&line),
+                    (true, Engine::Restic) => progress::restic_line(&line),
+                };
+                match event {
+                    Some(Event::Progress {
+                        bytes_done,
+                        bytes_total,
+                        files_done,
+                    }) => throttle.progress(bytes_done, bytes_total, files_done),
+                    Some(Event::Log { message, .. }) if message.is_empty() => {}
+                    Some(Event::Log {
+                        level,
+                        msgid,
+                        message,
+                    }) => {
+                        msgids.extend(msgid);
+                        if matches!(level.as_str(), "ERROR" | "WARNING" | "CRITICAL") {
                             errors.push(message.clone());
                         }
                         if !quiet {
                             log(&level.to_lowercase(), message);
                         }
                     }
-                    (Engine::Borg, Some(Event::Unreadable { item, reason })) => {
-                        unreadable.push(not_read(&item, &reason));
+                    Some(Event::Unreadable { item, reason }) => {
+                        unreadable.push(not_read(&item, &reason))
                     }
-                    (Engine::Restic, _) if line.starts_with('{') => {
-                        match progress::restic_line(&line) {
-                            Some(Event::Unreadable { item, reason }) => {
-                                unreadable.push(not_read(&item, &reason))
-                            }
-                            Some(Event::Log { message, .. }) if !message.is_empty() => {
-                                errors.push(message.clone());
-                                if !quiet {
-                                    log("error", message);
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    _ if !line.trim().is_empty() && !line.starts_with('{') => {
+                    Some(Event::Summary(_)) => {}
+                    None if !line.trim().is_empty() && !line.starts_with('{') => {
                         errors.push(line.clone());
                         if !quiet {
                             log("warn", line);
                         }
                     }
-                    _ => {}
+                    None => {}
                 }
             }
         }
@@ -880,14 +864,7 @@ fn backup(
 /// A copy that lacks files is not a backup: the archive is removed (it would count in the series'
 /// retention like a whole one) and the failure names what was not read and how to fix it.
 fn incomplete(env: &Env, archive: &str, unreadable: &[String]) -> Fail {
-    let removed = with_lock_wait(env, |w| {
-        let argv = match env.access.engine {
-            Engine::Borg => borg::delete(&env.borg_repo(w), &[archive.to_owned()]),
-            Engine::Restic => env.restic_argv(restic::forget(&[archive.to_owned()], false)),
-        };
-        run(&argv, env, None, false)
-    });
-    let removed = match removed {
+    let removed = match delete_archives(env, &[archive.to_owned()]) {
         Ok(_) => format!("the incomplete archive {archive} was removed"),
         Err(f) => format!(
             "the incomplete archive {archive} could not be removed ({}): delete it by hand",
@@ -914,6 +891,17 @@ fn incomplete(env: &Env, archive: &str, unreadable: &[String]) -> Fail {
             shown.join("; "),
         ),
     )
+}
+
+/// Deletes archives (borg names, restic snapshot ids); restic's data goes at its next prune.
+fn delete_archives(env: &Env, archives: &[String]) -> Result<Output, Fail> {
+    with_lock_wait(env, |w| {
+        let argv = match env.access.engine {
+            Engine::Borg => borg::delete(&env.borg_repo(w), archives),
+            Engine::Restic => env.restic_argv(restic::forget(archives, false)),
+        };
+        run(&argv, env, None, false)
+    })
 }
 
 fn check(env: &Env, read_data_subset: Option<&str>) -> Result<(), Fail> {
@@ -1095,13 +1083,7 @@ fn prune(
             continue;
         }
         doomed_total += doomed.len();
-        with_lock_wait(env, |w| {
-            let argv = match env.access.engine {
-                Engine::Borg => borg::delete(&env.borg_repo(w), &doomed),
-                Engine::Restic => env.restic_argv(restic::forget(&doomed, false)),
-            };
-            run(&argv, env, None, false)
-        })?;
+        delete_archives(env, &doomed)?;
         log(
             "info",
             format!(
