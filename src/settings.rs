@@ -30,8 +30,6 @@ pub struct Settings {
     pub config: Config,
     /// The namespace to work in.
     pub namespace: String,
-    /// Where the namespace came from.
-    pub namespace_source: NamespaceSource,
 }
 
 /// Picks the namespace: `--namespace`, else the config's, else the pod's own in a cluster.
@@ -78,11 +76,7 @@ pub fn load(global: &GlobalArgs) -> Result<Settings, Error> {
             "--namespace overrides the config's metadata.namespace"
         );
     }
-    Ok(Settings {
-        config,
-        namespace,
-        namespace_source,
-    })
+    Ok(Settings { config, namespace })
 }
 
 #[cfg(test)]

@@ -497,7 +497,7 @@ async fn execute(
     let frozen_at = Instant::now();
 
     // Snapshots, all at once, then the cut.
-    let mut created: Vec<(usize, bool)> = Vec::new();
+    let mut created: Vec<usize> = Vec::new();
     if report.failure.is_none() && !interrupt.is_set() {
         let creates = plan.snapshots.iter().map(|p| {
             let vs = VolumeSnapshot {
@@ -524,7 +524,7 @@ async fn execute(
             match r {
                 Ok(_) => {
                     tracing::info!(snapshot = %p.name, pvc = %p.pvc, "VolumeSnapshot created");
-                    created.push((i, true));
+                    created.push(i);
                 }
                 Err(e) => {
                     tracing::error!(snapshot = %p.name, error = %e, "could not create the VolumeSnapshot");
@@ -541,14 +541,14 @@ async fn execute(
         }
     }
     let mut state: BTreeMap<usize, Option<VolumeSnapshot>> =
-        created.iter().map(|(i, _)| (*i, None)).collect();
+        created.iter().map(|i| (*i, None)).collect();
     let cut_deadline = Instant::now() + cfg.cut_timeout.0;
     progress.phase(format!(
         "waiting for the cut of {} snapshot(s)",
         created.len()
     ));
     while !created.is_empty() && !interrupt.is_set() {
-        for (i, _) in &created {
+        for i in &created {
             if let Ok(vs) = snaps.get(&plan.snapshots[*i].name).await {
                 state.insert(*i, Some(vs));
             }
@@ -564,7 +564,7 @@ async fn execute(
 
     // One last look before the application is released: anything cut by now was cut while
     // frozen (the loop above may have stopped between polls, e.g. on a signal).
-    for (i, _) in &created {
+    for i in &created {
         if let Ok(vs) = snaps.get(&plan.snapshots[*i].name).await {
             state.insert(*i, Some(vs));
         }
@@ -603,7 +603,7 @@ async fn execute(
 
     // Snapshots not cut while frozen are not consistent: delete them.
     let mut waiting: Vec<usize> = Vec::new();
-    for (i, _) in &created {
+    for i in &created {
         let p = &plan.snapshots[*i];
         let vs = state.get(i).cloned().flatten();
         let err = error_message(vs.as_ref());
