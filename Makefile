@@ -40,7 +40,8 @@ completions:
 cluster:
 	$(CARGO) run -q -p kentledge-nodeagents --bin kentledge-cluster
 
-## Only the node agents, against another API server: make agents KUBECONFIG=...
+## Only the node agents, against another API server (see tests/agents/README.md):
+## make agents KUBECONFIG=... AGENT_ARGS="--client-ca-file CA [--node-ip IP] ..." 
 agents:
 	$(CARGO) run -q -p kentledge-nodeagents --bin kentledge-node -- $(AGENT_ARGS)
 

@@ -83,7 +83,9 @@ impl LocalCluster {
         let storage =
             Storage::start(client.clone(), StorageOptions::new(data.join("storage"))).await?;
         let workloads = workloads::start(client.clone());
-        let mut node_opts = NodeOptions::new("node-1", data.join("node"));
+        // The server dials kubelets with a client certificate signed by its test CA.
+        let mut node_opts = NodeOptions::new("node-1", data.join("node"))
+            .client_ca(kentledge_testcluster::tls::CA_PEM);
         node_opts.images = opts.images;
         let node = Node::start(client.clone(), node_opts)
             .await
@@ -113,6 +115,14 @@ impl LocalCluster {
     /// The API server (URL, tokens, users).
     pub fn server(&self) -> &ServerHandle {
         &self.server
+    }
+
+    /// The node's fault switches (e.g. a kubelet that refuses log requests).
+    pub fn faults(&self) -> crate::node::Faults {
+        self.node
+            .as_ref()
+            .map(|n| n.faults().clone())
+            .unwrap_or_default()
     }
 
     /// Where volume, snapshot and pod data live.

@@ -93,6 +93,11 @@ pub struct Cluster {
     pub pod_termination: Arc<dyn PodTermination>,
     /// The address clients reach (`127.0.0.1:PORT`).
     pub address: String,
+    /// TLS towards kubelets: the kubelet client certificate, and the serving-certificate check.
+    pub kubelet_tls: tokio_rustls::TlsConnector,
+    /// Whether websocket `v5.channel.k8s.io` exec/attach requests are translated into SPDY towards the
+    /// kubelet (kube-apiserver 1.30+), or relayed to it as websockets.
+    pub stream_translator: bool,
     /// Set to `true` when the server stops; background tasks end then.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }

@@ -1,6 +1,7 @@
 //! The in-server controllers of a real control plane: the garbage collector (ownerReferences with background,
-//! foreground and orphan propagation), the namespace lifecycle (Terminating → contents deleted → removed) and
-//! the ServiceAccount controller's `default` account.
+//! foreground and orphan propagation), the namespace lifecycle (Terminating → contents deleted → removed),
+//! the ServiceAccount controller's `default` account, the root-CA publisher's `kube-root-ca.crt` ConfigMap,
+//! and the pvc-/pv-protection controllers (the finalizers go once nothing uses the claim or volume).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cluster::{Cluster, NAMESPACES, SERVICE_ACCOUNTS};
+use crate::admission::{PV_PROTECTION, PVC_PROTECTION, ROOT_CA_CONFIG_MAP};
+use crate::cluster::{Cluster, NAMESPACES, PODS, SERVICE_ACCOUNTS};
 use crate::registry::{GroupResource, ResourceType};
 use crate::rest::delete::{self, DeleteOpts};
 use crate::rest::write::{self, WriteOpts};
@@ -112,6 +114,167 @@ pub fn reconcile(cl: &Cluster) {
         }
     }
     namespaces(cl, &all);
+    storage_protection(cl, &all);
+}
+
+const CONFIG_MAPS: GroupResource = GroupResource {
+    group: "",
+    plural: "configmaps",
+};
+const CLAIMS: GroupResource = GroupResource {
+    group: "",
+    plural: "persistentvolumeclaims",
+};
+const VOLUMES: GroupResource = GroupResource {
+    group: "",
+    plural: "persistentvolumes",
+};
+const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
+
+/// Whether a (scheduled) pod keeps a claim in use, as the pvc-protection controller decides: any
+/// scheduled pod that names the claim, whatever its phase, until the pod object is gone; an ephemeral
+/// volume's claim until the pod is shut down (deleted with grace 0).
+fn pod_uses_claim(pod: &Value, claim: &Value) -> bool {
+    if pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
+        return false;
+    }
+    let claim_name = meta_str(claim, "name");
+    let pod_name = meta_str(pod, "name");
+    let shut_down = deleting(pod)
+        && pod
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            == Some(0);
+    let owned_by_pod = owner_refs(claim).iter().any(|r| {
+        r.get("uid").and_then(Value::as_str) == Some(uid(pod))
+            && r.get("controller").and_then(Value::as_bool) == Some(true)
+    });
+    pod.pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|v| {
+            let named = v
+                .pointer("/persistentVolumeClaim/claimName")
+                .and_then(Value::as_str);
+            let ephemeral = v.get("ephemeral").is_some()
+                && format!(
+                    "{pod_name}-{}",
+                    v.get("name").and_then(Value::as_str).unwrap_or("")
+                ) == claim_name;
+            named == Some(claim_name) || (!shut_down && ephemeral && owned_by_pod)
+        })
+}
+
+/// The pvc-protection and pv-protection controllers: re-add a missing finalizer to live objects, and remove
+/// it from deleted ones once no scheduled pod uses the claim / the volume is no longer Bound.
+fn storage_protection(cl: &Cluster, all: &[(GroupResource, Value)]) {
+    let (Some(claims), Some(volumes)) = (cl.registry.by_key(CLAIMS), cl.registry.by_key(VOLUMES))
+    else {
+        return;
+    };
+    let pods: Vec<&Value> = all
+        .iter()
+        .filter(|(gr, _)| *gr == PODS)
+        .map(|(_, v)| v)
+        .collect();
+    for (gr, obj) in all {
+        let (rt, fin) = match *gr {
+            CLAIMS => (claims, PVC_PROTECTION),
+            VOLUMES => (volumes, PV_PROTECTION),
+            _ => continue,
+        };
+        let has = finalizers(obj).contains(&fin);
+        if !deleting(obj) {
+            if !has {
+                add_finalizer(cl, rt, obj, fin);
+            }
+            continue;
+        }
+        if !has {
+            continue;
+        }
+        let in_use = if *gr == CLAIMS {
+            let ns = crate::store::namespace_of(obj);
+            pods.iter()
+                .any(|p| crate::store::namespace_of(p) == ns && pod_uses_claim(p, obj))
+        } else {
+            obj.pointer("/status/phase").and_then(Value::as_str) == Some("Bound")
+        };
+        if !in_use {
+            remove_finalizer(cl, rt, obj, fin);
+        }
+    }
+}
+
+fn add_finalizer(cl: &Cluster, rt: &ResourceType, obj: &Value, fin: &str) {
+    let _ = cl.store.mutate(
+        rt.key(),
+        crate::store::namespace_of(obj),
+        meta_str(obj, "name"),
+        false,
+        |cur| {
+            if deleting(cur) || finalizers(cur).contains(&fin) {
+                return Ok::<_, ()>(Mutation::Keep);
+            }
+            let mut o = cur.clone();
+            let mut fins: Vec<String> = finalizers(cur).into_iter().map(String::from).collect();
+            fins.push(fin.to_string());
+            if let Some(meta) = meta_mut(&mut o) {
+                meta.insert("finalizers".into(), json!(fins));
+            }
+            Ok(Mutation::Replace(o))
+        },
+    );
+}
+
+/// The root-CA publisher: `kube-root-ca.crt` with the cluster CA in every live namespace, repaired when
+/// changed.
+fn root_ca(cl: &Cluster, ns: &str, current: Option<&Value>) {
+    let Some(rt) = cl.registry.by_key(CONFIG_MAPS) else {
+        return;
+    };
+    let ca = String::from_utf8_lossy(crate::tls::CA_PEM).into_owned();
+    let data = json!({"ca.crt": ca});
+    match current {
+        None => {
+            let opts = WriteOpts {
+                dry_run: false,
+                manager: "kube-controller-manager".into(),
+            };
+            let cm = json!({"metadata": {"name": ROOT_CA_CONFIG_MAP, "namespace": ns,
+                            "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}}, "data": data});
+            let _ = write::create(cl, rt, ns, cm, &opts, false);
+        }
+        Some(cm) => {
+            let described = cm
+                .pointer("/metadata/annotations/kubernetes.io~1description")
+                .and_then(Value::as_str)
+                .is_some_and(|d| !d.is_empty());
+            if cm.get("data") == Some(&data) && described {
+                return;
+            }
+            let _ = cl
+                .store
+                .mutate(rt.key(), ns, ROOT_CA_CONFIG_MAP, false, |cur| {
+                    let mut o = cur.clone();
+                    o["data"] = data.clone();
+                    if let Some(meta) = meta_mut(&mut o) {
+                        let ann = meta.entry("annotations").or_insert_with(|| json!({}));
+                        if !ann.is_object() {
+                            *ann = json!({});
+                        }
+                        ann["kubernetes.io/description"] = json!(ROOT_CA_DESCRIPTION);
+                    }
+                    Ok::<_, ()>(Mutation::Replace(o))
+                });
+        }
+    }
 }
 
 fn delete_quietly(cl: &Cluster, gr: GroupResource, obj: &Value) {
@@ -188,6 +351,7 @@ fn remove_finalizer(cl: &Cluster, rt: &ResourceType, obj: &Value, fin: &str) {
 fn namespaces(cl: &Cluster, all: &[(GroupResource, Value)]) {
     let mut populated: HashSet<&str> = HashSet::new();
     let mut has_default_sa: HashSet<&str> = HashSet::new();
+    let mut root_cas: HashMap<&str, &Value> = HashMap::new();
     for (gr, v) in all {
         let ns = crate::store::namespace_of(v);
         if !ns.is_empty() {
@@ -196,10 +360,10 @@ fn namespaces(cl: &Cluster, all: &[(GroupResource, Value)]) {
         if *gr == SERVICE_ACCOUNTS && meta_str(v, "name") == "default" {
             has_default_sa.insert(ns);
         }
+        if *gr == CONFIG_MAPS && meta_str(v, "name") == ROOT_CA_CONFIG_MAP {
+            root_cas.insert(ns, v);
+        }
     }
-    let Some(sa_type) = cl.registry.by_key(SERVICE_ACCOUNTS) else {
-        return;
-    };
     let Some(ns_type) = cl.registry.by_key(NAMESPACES) else {
         return;
     };
@@ -207,13 +371,10 @@ fn namespaces(cl: &Cluster, all: &[(GroupResource, Value)]) {
         let _ = gr;
         let name = meta_str(ns, "name");
         if !deleting(ns) {
+            // The CA first: whoever waits for the default account then finds both.
+            root_ca(cl, name, root_cas.get(name).copied());
             if !has_default_sa.contains(name) {
-                let opts = WriteOpts {
-                    dry_run: false,
-                    manager: "kube-controller-manager".into(),
-                };
-                let sa = json!({"metadata": {"name": "default", "namespace": name}});
-                let _ = write::create(cl, sa_type, name, sa, &opts, false);
+                crate::admission::ensure_default_service_account(cl, name);
             }
             continue;
         }

@@ -27,6 +27,15 @@ fn obj_mut<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>
     e.as_object_mut()
 }
 
+/// `m[key]` as an object, created (or replaced when null) if needed.
+fn obj_mut_in<'a>(m: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+    let e = m.entry(key.to_string()).or_insert_with(|| json!({}));
+    if e.is_null() {
+        *e = json!({});
+    }
+    e.as_object_mut()
+}
+
 fn default(m: &mut Map<String, Value>, key: &str, value: Value) {
     m.entry(key.to_string()).or_insert(value);
 }
@@ -39,10 +48,12 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value) {
                 default(spec, "finalizers", json!(["kubernetes"]));
             }
             obj["status"] = json!({"phase": "Active"});
+            label_namespace(obj);
         }
         ("", "pods") => {
             if let Some(spec) = obj.get_mut("spec") {
                 default_pod_spec(spec);
+                default_pod_only(spec);
             }
             let qos = qos_class(obj.get("spec"));
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
@@ -70,11 +81,16 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value) {
                 default(spec, "replicas", json!(1));
                 default(spec, "revisionHistoryLimit", json!(10));
                 default(spec, "progressDeadlineSeconds", json!(600));
-                default(
-                    spec,
-                    "strategy",
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
-                );
+                // Field by field, as SetDefaults_Deployment: kubectl sends `strategy: {}`.
+                if let Some(st) = obj_mut_in(spec, "strategy") {
+                    default(st, "type", json!("RollingUpdate"));
+                    if st.get("type") == Some(&json!("RollingUpdate"))
+                        && let Some(ru) = obj_mut_in(st, "rollingUpdate")
+                    {
+                        default(ru, "maxUnavailable", json!("25%"));
+                        default(ru, "maxSurge", json!("25%"));
+                    }
+                }
             }
             default_template(obj);
         }
@@ -83,11 +99,14 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value) {
                 default(spec, "replicas", json!(1));
                 default(spec, "revisionHistoryLimit", json!(10));
                 default(spec, "podManagementPolicy", json!("OrderedReady"));
-                default(
-                    spec,
-                    "updateStrategy",
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-                );
+                if let Some(st) = obj_mut_in(spec, "updateStrategy") {
+                    default(st, "type", json!("RollingUpdate"));
+                    if st.get("type") == Some(&json!("RollingUpdate"))
+                        && let Some(ru) = obj_mut_in(st, "rollingUpdate")
+                    {
+                        default(ru, "partition", json!(0));
+                    }
+                }
                 default(
                     spec,
                     "persistentVolumeClaimRetentionPolicy",
@@ -146,12 +165,67 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value) {
     }
 }
 
+/// The `kubernetes.io/metadata.name` label the namespace strategy keeps equal to the name (on create and update).
+pub fn label_namespace(obj: &mut Value) {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        return;
+    }
+    if let Some(labels) = obj_mut(obj, "metadata").and_then(|m| {
+        let e = m.entry("labels").or_insert_with(|| json!({}));
+        if !e.is_object() {
+            *e = json!({});
+        }
+        e.as_object_mut()
+    }) {
+        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+    }
+}
+
 fn default_template(obj: &mut Value) {
     if let Some(spec) = obj.pointer_mut("/spec/template/spec") {
         default_pod_spec(spec);
     }
 }
 
+/// `SetDefaults_Pod`: what only pods get, not pod templates (`enableServiceLinks`, requests from limits).
+/// The service account and its token volume come from the ServiceAccount admission (`admission.rs`).
+fn default_pod_only(spec: &mut Value) {
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
+    default(m, "enableServiceLinks", json!(true));
+    for list in ["containers", "initContainers"] {
+        for c in m
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let Some(limits) = c
+                .pointer("/resources/limits")
+                .and_then(Value::as_object)
+                .cloned()
+            else {
+                continue;
+            };
+            if let Some(res) = c.get_mut("resources").and_then(Value::as_object_mut) {
+                let req = res.entry("requests").or_insert_with(|| json!({}));
+                if let Some(req) = req.as_object_mut() {
+                    for (k, v) in limits {
+                        req.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `SetDefaults_PodSpec` and the volume sources' defaults, shared by pods and pod templates.
 fn default_pod_spec(spec: &mut Value) {
     let Some(m) = spec.as_object_mut() else {
         return;
@@ -161,14 +235,28 @@ fn default_pod_spec(spec: &mut Value) {
     default(m, "dnsPolicy", json!("ClusterFirst"));
     default(m, "schedulerName", json!("default-scheduler"));
     default(m, "securityContext", json!({}));
-    default(m, "enableServiceLinks", json!(true));
+    // The deprecated `serviceAccount` mirrors `serviceAccountName` (conversion), both ways.
     let sa = m
         .get("serviceAccountName")
+        .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
         .or(m.get("serviceAccount"))
-        .cloned()
-        .unwrap_or(json!("default"));
-    m.insert("serviceAccountName".into(), sa.clone());
-    m.insert("serviceAccount".into(), sa);
+        .cloned();
+    if let Some(sa) = sa.filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+        m.insert("serviceAccountName".into(), sa.clone());
+        m.insert("serviceAccount".into(), sa);
+    }
+    for v in m
+        .get_mut("volumes")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        for source in ["secret", "configMap", "downwardAPI", "projected"] {
+            if let Some(src) = v.get_mut(source).and_then(Value::as_object_mut) {
+                default(src, "defaultMode", json!(420));
+            }
+        }
+    }
     for list in ["containers", "initContainers"] {
         for c in m
             .get_mut(list)
@@ -192,6 +280,15 @@ fn default_pod_spec(spec: &mut Value) {
                     "IfNotPresent"
                 }),
             );
+            for port in c
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object_mut)
+            {
+                default(port, "protocol", json!("TCP"));
+            }
             default(c, "terminationMessagePath", json!("/dev/termination-log"));
             default(c, "terminationMessagePolicy", json!("File"));
             default(c, "resources", json!({}));

@@ -78,14 +78,17 @@ pub fn node_has_live_kubelet(node: &Value) -> bool {
     port > 0 && ready
 }
 
-/// Where to reach a node's kubelet.
+/// Where to reach a node's kubelet (over HTTPS, as kube-apiserver always does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeletEndpoint {
-    /// `host:port`.
+    /// `host:port` (`[v6]:port` for IPv6).
     pub authority: String,
+    /// The host: an IP address or a DNS name (the TLS server name).
+    pub host: String,
 }
 
-/// Look up the kubelet of a node: its InternalIP (else Hostname, else 127.0.0.1) and kubelet port.
+/// Look up the kubelet of a node: its InternalIP (else Hostname, else 127.0.0.1) and kubelet port
+/// (10250 when the Node reports none).
 pub fn kubelet_endpoint(cluster: &Cluster, node_name: &str) -> Result<KubeletEndpoint, ApiError> {
     let Some(node) = cluster.store.get(NODES, "", node_name) else {
         // An upstream quirk, kept: the NotFound names the node but says "pods".
@@ -121,5 +124,8 @@ pub fn kubelet_endpoint(cluster: &Cluster, node_name: &str) -> Result<KubeletEnd
     } else {
         format!("{host}:{port}")
     };
-    Ok(KubeletEndpoint { authority })
+    Ok(KubeletEndpoint {
+        authority,
+        host: host.to_string(),
+    })
 }

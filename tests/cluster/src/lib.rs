@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod apply;
 pub mod auth;
 pub mod bootstrap;
@@ -18,6 +19,7 @@ pub mod cluster;
 pub mod controllers;
 pub mod discovery;
 pub mod http;
+pub mod impersonation;
 pub mod kinds;
 pub mod kubeconfig;
 pub mod kubelet;
@@ -31,9 +33,11 @@ pub mod rest;
 pub mod router;
 pub mod selector;
 pub mod server;
+pub mod spdy;
 pub mod status;
 pub mod store;
 pub mod tls;
+pub mod translator;
 pub mod validation;
 
 pub use auth::StaticUser;

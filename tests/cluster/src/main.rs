@@ -7,12 +7,25 @@ use std::process::ExitCode;
 use kentledge_testcluster::{ApiServer, ServerOptions};
 
 const USAGE: &str = "usage: kentledge-testcluster serve [--port PORT] [--kubeconfig PATH]\n\
+  [--kubelet-client-certificate PATH --kubelet-client-key PATH] [--kubelet-certificate-authority PATH]\n\
   Starts a local Kubernetes API server on 127.0.0.1 and writes its admin kubeconfig to PATH\n\
-  (default: $KUBECONFIG_OUT, else target/cluster/kubeconfig).";
+  (default: $KUBECONFIG_OUT, else target/cluster/kubeconfig). Kubelets are dialled over HTTPS with the\n\
+  kubelet client certificate (default: the embedded test one, signed by the test CA) and verified only\n\
+  against --kubelet-certificate-authority.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut port = 0u16;
+    let mut kubelet_cert: Option<Vec<u8>> = None;
+    let mut kubelet_key: Option<Vec<u8>> = None;
+    let mut kubelet_ca: Option<Vec<u8>> = None;
+    let read = |p: &str| match std::fs::read(p) {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            eprintln!("error: reading {p}: {e}");
+            Err(ExitCode::from(2))
+        }
+    };
     let mut kubeconfig: PathBuf = std::env::var_os("KUBECONFIG_OUT")
         .map_or_else(|| PathBuf::from("target/cluster/kubeconfig"), PathBuf::from);
     let mut it = args.iter();
@@ -37,6 +50,18 @@ fn main() -> ExitCode {
                 }
             },
             ("--kubeconfig", Some(p)) => kubeconfig = PathBuf::from(p),
+            ("--kubelet-client-certificate", Some(p)) => match read(p) {
+                Ok(b) => kubelet_cert = Some(b),
+                Err(c) => return c,
+            },
+            ("--kubelet-client-key", Some(p)) => match read(p) {
+                Ok(b) => kubelet_key = Some(b),
+                Err(c) => return c,
+            },
+            ("--kubelet-certificate-authority", Some(p)) => match read(p) {
+                Ok(b) => kubelet_ca = Some(b),
+                Err(c) => return c,
+            },
             _ => {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
@@ -61,9 +86,22 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let opts = ServerOptions::default()
+        let mut opts = ServerOptions::default()
             .bind(([127, 0, 0, 1], port).into())
             .kubeconfig(&kubeconfig);
+        match (kubelet_cert, kubelet_key) {
+            (Some(c), Some(k)) => opts = opts.kubelet_client_certificate(c, k),
+            (None, None) => {}
+            _ => {
+                eprintln!(
+                    "error: --kubelet-client-certificate and --kubelet-client-key go together"
+                );
+                return ExitCode::from(2);
+            }
+        }
+        if let Some(ca) = kubelet_ca {
+            opts = opts.kubelet_certificate_authority(ca);
+        }
         let server = match ApiServer::start(opts).await {
             Ok(s) => s,
             Err(e) => {

@@ -1,14 +1,20 @@
-//! The kubelet proxy: `log` over HTTP (streamed, `follow` included) and `exec`/`attach`/`portforward` over
-//! websockets, relayed frame by frame with the subprotocol the kubelet negotiated.
+//! The kubelet proxy: `log` (streamed, `follow` included) and `exec`/`attach`/`portforward` over
+//! websockets, relayed frame by frame with the subprotocol the kubelet negotiated (websocket v5
+//! exec/attach go to [`crate::translator`] instead, as in kube-apiserver 1.30+), or over SPDY/3.1,
+//! passed through as raw bytes once both sides switched protocols (kube-apiserver's
+//! UpgradeAwareHandler).
 //!
-//! Kubelet-side contract (what the node agent must serve, plain HTTP on the Node's InternalIP and
-//! `status.daemonEndpoints.kubeletEndpoint.Port`):
-//! - `GET /containerLogs/{ns}/{pod}/{container}?follow=&tailLines=&sinceSeconds=&sinceTime=&timestamps=&limitBytes=&previous=`
-//! - websocket `GET /exec/{ns}/{pod}/{container}?command=..(repeated)&input=1&output=1&error=1&tty=1`
-//! - websocket `GET /attach/{ns}/{pod}/{container}?input=1&output=1&error=1&tty=1`
-//! - websocket `GET /portForward/{ns}/{pod}?port=..`
+//! Kubelet-side contract (what the node agent must serve, HTTPS on the Node's InternalIP and
+//! `status.daemonEndpoints.kubeletEndpoint.Port`; the API server presents its kubelet client
+//! certificate, see [`crate::tls::KubeletClientTls`]). Query keys are sorted, as Go's `url.Values`
+//! encodes them:
+//! - `GET /containerLogs/{ns}/{pod}/{container}?follow=&limitBytes=&previous=&sinceSeconds=&sinceTime=&tailLines=&timestamps=`
+//! - `/exec/{ns}/{pod}/{container}?command=..(repeated)&error=1&input=1&output=1&tty=1`
+//! - `/attach/{ns}/{pod}/{container}?error=1&input=1&output=1&tty=1`
+//! - `/portForward/{ns}/{pod}?port=..`
 //!
-//! The websocket request carries the client's `Sec-WebSocket-Protocol` list unchanged.
+//! A websocket request carries the client's `Sec-WebSocket-Protocol` list unchanged; an SPDY request
+//! (`Upgrade: SPDY/3.1`) its `X-Stream-Protocol-Version` values.
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -19,9 +25,10 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, frame::coding::CloseCode};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::cluster::Cluster;
@@ -64,6 +71,80 @@ fn encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// `path?query` with the pairs sorted by key (stable for repeated keys), as Go's `url.Values.Encode`.
+fn with_query(path: String, mut pairs: Vec<(&str, String)>) -> String {
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let q: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    if q.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", q.join("&"))
+    }
+}
+
+/// A TLS connection to a kubelet.
+pub type KubeletStream = TlsStream<TcpStream>;
+
+/// Go's text for a failed TLS handshake with a kubelet.
+pub fn tls_error(e: &std::io::Error) -> String {
+    let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return e.to_string();
+    };
+    match inner {
+        rustls::Error::AlertReceived(a) => {
+            use rustls::AlertDescription as A;
+            let words = match a {
+                A::UnknownCA => "unknown certificate authority".to_string(),
+                A::BadCertificate => "bad certificate".into(),
+                A::CertificateRequired => "certificate required".into(),
+                A::HandshakeFailure => "handshake failure".into(),
+                other => format!("{other:?}").to_ascii_lowercase(),
+            };
+            format!("remote error: tls: {words}")
+        }
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+            "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+                .into()
+        }
+        rustls::Error::InvalidCertificate(c) => {
+            format!("tls: failed to verify certificate: x509: {c:?}")
+        }
+        other => format!("tls: {other}"),
+    }
+}
+
+/// Go's text for a failed request to a kubelet: a TLS alert that arrived after the handshake (TLS 1.3
+/// reports a refused client certificate only then) reads as the handshake error would.
+pub fn request_error(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|i| i.is::<rustls::Error>())
+        {
+            return tls_error(io);
+        }
+        cur = err.source();
+    }
+    e.to_string()
+}
+
+/// Dial a kubelet: TCP, then TLS with the kubelet client certificate. Errors read as Go's
+/// (`dial tcp 127.0.0.1:10250: connect: connection refused`, `remote error: tls: …`).
+pub async fn dial(cl: &Cluster, ep: &KubeletEndpoint) -> Result<KubeletStream, String> {
+    let tcp = TcpStream::connect(&ep.authority)
+        .await
+        .map_err(|e| dial_error(&ep.authority, &e))?;
+    let name = rustls::pki_types::ServerName::try_from(ep.host.clone())
+        .map_err(|e| format!("tls: invalid server name {:?}: {e}", ep.host))?;
+    cl.kubelet_tls
+        .connect(name, tcp)
+        .await
+        .map_err(|e| tls_error(&e))
+}
+
 /// The kubelet URL path and query for a log request.
 pub fn log_target(ns: &str, pod: &str, container: &str, query: &Query) -> String {
     let mut q = Vec::new();
@@ -77,15 +158,10 @@ pub fn log_target(ns: &str, pod: &str, container: &str, query: &Query) -> String
         "previous",
     ] {
         if let Some(v) = query.get(k) {
-            q.push(format!("{k}={}", encode(v)));
+            q.push((k, v.to_string()));
         }
     }
-    let base = format!("/containerLogs/{ns}/{pod}/{container}");
-    if q.is_empty() {
-        base
-    } else {
-        format!("{base}?{}", q.join("&"))
-    }
+    with_query(format!("/containerLogs/{ns}/{pod}/{container}"), q)
 }
 
 /// The kubelet URL path and query for exec/attach/portforward.
@@ -99,12 +175,12 @@ pub fn stream_target(
     let mut q = Vec::new();
     if kind == StreamKind::PortForward {
         for p in query.all("ports") {
-            q.push(format!("port={}", encode(p)));
+            q.push(("port", p.clone()));
         }
-        return format!("/portForward/{ns}/{pod}?{}", q.join("&"));
+        return with_query(format!("/portForward/{ns}/{pod}"), q);
     }
     for c in query.all("command") {
-        q.push(format!("command={}", encode(c)));
+        q.push(("command", c.clone()));
     }
     for (from, to) in [
         ("stdin", "input"),
@@ -113,10 +189,10 @@ pub fn stream_target(
         ("tty", "tty"),
     ] {
         if query.flag(from) {
-            q.push(format!("{to}=1"));
+            q.push((to, "1".to_string()));
         }
     }
-    format!("/{}/{ns}/{pod}/{container}?{}", kind.path(), q.join("&"))
+    with_query(format!("/{}/{ns}/{pod}/{container}", kind.path()), q)
 }
 
 /// Proxy a log request to the kubelet, streaming its body.
@@ -127,15 +203,15 @@ pub async fn logs(
     pretty: bool,
 ) -> Response<Body> {
     let url = format!(
-        "http://{}{}",
+        "https://{}{}",
         ep.authority,
         target.split('?').next().unwrap_or(target)
     );
-    let tcp = match TcpStream::connect(&ep.authority).await {
+    let tcp = match dial(cl, ep).await {
         Ok(t) => t,
         Err(e) => {
             return error(
-                &ApiError::proxy_failure(format!("Get {url:?}: {}", dial_error(&ep.authority, &e))),
+                &ApiError::proxy_failure(format!("Get {url:?}: {e}")),
                 pretty,
             );
         }
@@ -149,7 +225,7 @@ pub async fn logs(
         Ok(x) => x,
         Err(e) => {
             return error(
-                &ApiError::proxy_failure(format!("Get {url:?}: {e}")),
+                &ApiError::proxy_failure(format!("Get {url:?}: {}", request_error(&e))),
                 pretty,
             );
         }
@@ -168,7 +244,7 @@ pub async fn logs(
         Ok(r) => r,
         Err(e) => {
             return error(
-                &ApiError::proxy_failure(format!("Get {url:?}: {e}")),
+                &ApiError::proxy_failure(format!("Get {url:?}: {}", request_error(&e))),
                 pretty,
             );
         }
@@ -224,7 +300,8 @@ pub fn is_websocket(req: &Request<Incoming>) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-fn switching(key: &str, protocol: Option<&str>) -> Response<Body> {
+/// The 101 answer to a websocket upgrade with `key`, naming the chosen subprotocol.
+pub fn switching(key: &str, protocol: Option<&str>) -> Response<Body> {
     let mut r = Response::new(empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
@@ -248,6 +325,9 @@ pub async fn stream(
     mut req: Request<Incoming>,
     pretty: bool,
 ) -> Response<Body> {
+    if is_spdy(&req) {
+        return spdy_passthrough(cl, ep, target, req, pretty).await;
+    }
     if !is_websocket(&req) {
         return error(&ApiError::bad_request("Upgrade request required"), pretty);
     }
@@ -260,56 +340,28 @@ pub async fn stream(
         return error(&ApiError::bad_request("Upgrade request required"), pretty);
     };
     let protocols = offered_protocols(&req);
-    let tcp = match TcpStream::connect(&ep.authority).await {
+    let v5 = protocols.iter().any(|p| p == "v5.channel.k8s.io");
+    if v5 && cl.stream_translator && !target.starts_with("/portForward/") {
+        return crate::translator::translate(cl, ep, target, query, req, &key).await;
+    }
+    let tcp = match dial(cl, ep).await {
         Ok(t) => t,
-        Err(e) => {
-            let dial = dial_error(&ep.authority, &e);
-            if protocols.iter().any(|p| p == "v5.channel.k8s.io") {
-                // The apiserver's stream translator accepts first and reports in-band.
-                let first = if query.flag("stdout") {
-                    1u8
-                } else if query.flag("stderr") {
-                    2
-                } else {
-                    3
-                };
-                let status = ApiError::internal(format!(
-                    "error sending request: Post \"http://{}{}\": {dial}",
-                    ep.authority, target
-                ));
-                let on_upgrade = hyper::upgrade::on(&mut req);
-                cl.spawn(async move {
-                    let Ok(upgraded) = on_upgrade.await else {
-                        return;
-                    };
-                    let mut ws = WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
-                        Role::Server,
-                        None,
-                    )
-                    .await;
-                    let _ = ws.send(Message::binary(vec![first])).await;
-                    let mut payload = vec![3u8];
-                    payload.extend(
-                        serde_json::to_vec(&status.to_channel_status()).unwrap_or_default(),
-                    );
-                    let _ = ws.send(Message::binary(payload)).await;
-                    let _ = ws
-                        .close(Some(CloseFrame {
-                            code: CloseCode::Normal,
-                            reason: "".into(),
-                        }))
-                        .await;
-                });
-                return switching(&key, Some("v5.channel.k8s.io"));
-            }
+        Err(dial) if v5 => {
+            // The apiserver's stream translator accepts first and reports in-band.
+            let err = format!(
+                "error sending request: Post \"https://{}{}\": {dial}",
+                ep.authority, target
+            );
+            return crate::translator::fail_in_band(cl, &mut req, &key, query, &err);
+        }
+        Err(dial) => {
             return error(
                 &ApiError::proxy_failure(format!("error dialing backend: {dial}")),
                 pretty,
             );
         }
     };
-    let mut builder = Request::get(format!("ws://{}{}", ep.authority, target))
+    let mut builder = Request::get(format!("wss://{}{}", ep.authority, target))
         .header(header::HOST, &ep.authority)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "websocket")
@@ -337,7 +389,7 @@ pub async fn stream(
         }
         Err(e) => {
             return error(
-                &ApiError::proxy_failure(format!("error dialing backend: {e}")),
+                &ApiError::proxy_failure(format!("error dialing backend: {}", request_error(&e))),
                 pretty,
             );
         }
@@ -357,6 +409,116 @@ pub async fn stream(
         relay(client_ws, kubelet_ws).await;
     });
     switching(&key, negotiated.as_deref())
+}
+
+/// Whether the request asks for an SPDY/3.1 upgrade (`Connection: Upgrade`, `Upgrade: SPDY/3.1`).
+pub fn is_spdy(req: &Request<Incoming>) -> bool {
+    let has = |name: header::HeaderName, want: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains(want))
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "spdy/3.1")
+}
+
+/// The SPDY header that lists (client) or names (server) the remote-command protocol version.
+pub const STREAM_PROTOCOL_VERSION: &str = "x-stream-protocol-version";
+
+/// Pass an SPDY upgrade through to the kubelet, as kube-apiserver's UpgradeAwareHandler does: send the
+/// request (same method, the upgrade headers and the client's `X-Stream-Protocol-Version` values) over TLS,
+/// answer the client with the kubelet's response, and once both sides switched, relay the raw bytes both
+/// ways until either side closes.
+async fn spdy_passthrough(
+    cl: &Cluster,
+    ep: &KubeletEndpoint,
+    target: &str,
+    mut req: Request<Incoming>,
+    pretty: bool,
+) -> Response<Body> {
+    let tls = match dial(cl, ep).await {
+        Ok(t) => t,
+        Err(dial) => {
+            return error(
+                &ApiError::proxy_failure(format!("error dialing backend: {dial}")),
+                pretty,
+            );
+        }
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake::<
+        _,
+        http_body_util::Empty<Bytes>,
+    >(TokioIo::new(tls))
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => {
+            return error(
+                &ApiError::proxy_failure(format!("error dialing backend: {}", request_error(&e))),
+                pretty,
+            );
+        }
+    };
+    cl.spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let mut builder = Request::builder()
+        .method(req.method().clone())
+        .uri(target)
+        .header(header::HOST, &ep.authority)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "SPDY/3.1");
+    for name in [STREAM_PROTOCOL_VERSION, "user-agent"] {
+        for v in req.headers().get_all(name) {
+            builder = builder.header(name, v.clone());
+        }
+    }
+    let Ok(kreq) = builder.body(http_body_util::Empty::new()) else {
+        return error(&ApiError::internal("bad kubelet request"), pretty);
+    };
+    let mut kresp = match sender.send_request(kreq).await {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                &ApiError::proxy_failure(format!("error dialing backend: {}", request_error(&e))),
+                pretty,
+            );
+        }
+    };
+    let status = kresp.status();
+    let headers = kresp.headers().clone();
+    let body = if status == StatusCode::SWITCHING_PROTOCOLS {
+        let kubelet_side = hyper::upgrade::on(&mut kresp);
+        let client_side = hyper::upgrade::on(&mut req);
+        cl.spawn(async move {
+            let (Ok(k), Ok(c)) = (kubelet_side.await, client_side.await) else {
+                return;
+            };
+            let (mut k, mut c) = (TokioIo::new(k), TokioIo::new(c));
+            let _ = tokio::io::copy_bidirectional(&mut c, &mut k).await;
+        });
+        empty()
+    } else {
+        // Not upgraded: the kubelet's answer goes back as it is (status, type, text).
+        match tokio::time::timeout(std::time::Duration::from_secs(5), kresp.collect()).await {
+            Ok(Ok(b)) => crate::http::full(b.to_bytes()),
+            _ => empty(),
+        }
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    for (name, v) in &headers {
+        let hop = [
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::DATE,
+        ];
+        if !hop.contains(name) {
+            out.headers_mut().append(name.clone(), v.clone());
+        }
+    }
+    out
 }
 
 async fn relay<A, B>(a: WebSocketStream<A>, b: WebSocketStream<B>)

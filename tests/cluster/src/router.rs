@@ -1,5 +1,5 @@
-//! Request routing: authentication, the path → (group, version, resource, namespace, name, subresource)
-//! parse, the verb mapping, RBAC, and dispatch to the REST handlers and discovery.
+//! Request routing: authentication, impersonation, the path → (group, version, resource, namespace, name,
+//! subresource) parse, the verb mapping, RBAC, and dispatch to the REST handlers and discovery.
 
 use std::sync::Arc;
 
@@ -114,6 +114,11 @@ pub async fn handle(cl: Arc<Cluster>, req: Request<Incoming>) -> Response<Body> 
     let user = match cl.auth.authenticate(auth_header.as_deref(), |ns, n| {
         cl.service_account_uid(ns, n)
     }) {
+        Ok(u) => u,
+        Err(e) => return error(&e, pretty),
+    };
+    // Impersonation runs after authentication and before every authorization, discovery included.
+    let user = match crate::impersonation::impersonate(user, req.headers(), || cl.rbac()) {
         Ok(u) => u,
         Err(e) => return error(&e, pretty),
     };

@@ -58,6 +58,13 @@ pub struct ServerOptions {
     pub watch_history: usize,
     /// Who finishes pod deletion (default: the node's kubelet when it has one).
     pub pod_termination: Arc<dyn PodTermination>,
+    /// How kubelets are dialled: the client certificate presented to them (default: the embedded
+    /// `kube-apiserver-kubelet-client`, signed by the test CA) and the CA that verifies their serving
+    /// certificates (default none: not verified, as kube-apiserver without `--kubelet-certificate-authority`).
+    pub kubelet_tls: crate::tls::KubeletClientTls,
+    /// Translate websocket `v5.channel.k8s.io` exec/attach requests into SPDY towards the kubelet, as
+    /// kube-apiserver 1.30+ does (default true); when false they are relayed to the kubelet as websockets.
+    pub stream_translator: bool,
 }
 
 impl Default for ServerOptions {
@@ -69,6 +76,8 @@ impl Default for ServerOptions {
             users: Vec::new(),
             watch_history: 10_000,
             pod_termination: Arc::new(NodeKubelet),
+            kubelet_tls: crate::tls::KubeletClientTls::default(),
+            stream_translator: true,
         }
     }
 }
@@ -114,6 +123,27 @@ impl ServerOptions {
         self.admin_token = Some(token.into());
         self
     }
+    /// Present this client certificate and key (PEM) to kubelets (`--kubelet-client-certificate`,
+    /// `--kubelet-client-key`).
+    pub fn kubelet_client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.kubelet_tls.cert_pem = cert_pem.into();
+        self.kubelet_tls.key_pem = key_pem.into();
+        self
+    }
+    /// Verify kubelet serving certificates against this CA (PEM; `--kubelet-certificate-authority`).
+    pub fn kubelet_certificate_authority(mut self, ca_pem: impl Into<Vec<u8>>) -> Self {
+        self.kubelet_tls.ca_pem = Some(ca_pem.into());
+        self
+    }
+    /// Translate websocket v5 exec/attach into SPDY towards kubelets (true, the default) or relay them.
+    pub fn stream_translator(mut self, on: bool) -> Self {
+        self.stream_translator = on;
+        self
+    }
     /// Decide pod termination with this hook.
     pub fn pod_termination(mut self, hook: Arc<dyn PodTermination>) -> Self {
         self.pod_termination = hook;
@@ -140,6 +170,8 @@ impl ApiServer {
         })?;
         let url = format!("https://{addr}");
         let tls = tokio_rustls::TlsAcceptor::from(crate::tls::server_config()?);
+        let kubelet_tls =
+            tokio_rustls::TlsConnector::from(crate::tls::kubelet_client_config(&opts.kubelet_tls)?);
         let admin_token = opts
             .admin_token
             .clone()
@@ -162,6 +194,8 @@ impl ApiServer {
             issuer: "https://kubernetes.default.svc.cluster.local".into(),
             pod_termination: opts.pod_termination.clone(),
             address: addr.to_string(),
+            kubelet_tls,
+            stream_translator: opts.stream_translator,
             shutdown,
         });
         bootstrap::bootstrap(&cluster);

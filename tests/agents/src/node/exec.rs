@@ -1,19 +1,15 @@
-//! The Kubernetes streaming channel protocols over websockets (`v5.channel.k8s.io` … `channel.k8s.io`),
-//! as the kubelet serves them: one channel byte per binary message (0 stdin, 1 stdout, 2 stderr,
-//! 3 status, 4 resize, 255 close in v5), the status as a JSON `metav1.Status` (v4+), and the exec and
-//! attach sessions that run over them.
+//! Remote command sessions as the kubelet runs them: the subprotocol versions (`v5.channel.k8s.io` …
+//! `channel.k8s.io`), the status a session ends with (a JSON `metav1.Status` from v4 on, plain text
+//! before), and the exec and attach sessions, written once over a [`Transport`]: websocket channels
+//! ([`super::ws`]) or SPDY streams ([`super::spdy`]).
 
+use std::future::Future;
 use std::sync::Arc;
 
-use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::ChildStdin;
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::container::{self, ProcessSpec, ProcessTable, SpawnError, signal_group};
 use super::runtime::Running;
@@ -55,7 +51,12 @@ impl Protocol {
         .into_iter()
         .find(|p| p.name() == n)
     }
-    /// The first protocol in the client's list that this kubelet speaks; `V1` when none was offered.
+    /// The protocols this kubelet speaks over SPDY, preferred first (v5 is websocket-only: SPDY
+    /// half-closes streams by itself).
+    pub const SPDY: [Protocol; 4] = [Protocol::V4, Protocol::V3, Protocol::V2, Protocol::V1];
+
+    /// The first protocol in the client's list that this kubelet speaks over websockets; `V1` when
+    /// none was offered.
     pub fn negotiate(offered: &[String]) -> Result<Protocol, String> {
         if offered.is_empty() {
             return Ok(Protocol::V1);
@@ -127,7 +128,8 @@ pub enum Outcome {
     Internal(String),
 }
 
-/// The status message (JSON for v4/v5, plain text or nothing for v1–v3).
+/// The status message (JSON for v4/v5; for v1–v3 the Status's message as plain text, nothing on
+/// success), as the kubelet's `v4WriteStatusFunc`/`v1WriteStatusFunc` write it.
 pub fn status_payload(proto: Protocol, outcome: &Outcome) -> Option<Vec<u8>> {
     let go_argv = |c: &[String]| format!("[{}]", c.join(" "));
     if matches!(proto, Protocol::V4 | Protocol::V5) {
@@ -170,15 +172,27 @@ pub fn status_payload(proto: Protocol, outcome: &Outcome) -> Option<Vec<u8>> {
                 code: Some(500),
             },
         };
-        return serde_json::to_vec(&st).ok();
+        return go_json(&st);
     }
     match outcome {
         Outcome::Success => None,
         Outcome::Exit { command, code } => {
             Some(format!("command terminated with non-zero exit code: error executing command {}, exit code {code}", go_argv(command)).into_bytes())
         }
-        Outcome::Internal(e) => Some(e.clone().into_bytes()),
+        Outcome::Internal(e) => Some(format!("Internal error occurred: {e}").into_bytes()),
     }
+}
+
+/// JSON as Go's `json.Marshal` writes it: `<`, `>` and `&` escaped as `\u003c`, `\u003e`, `\u0026`
+/// (they only occur inside strings, so the replacement is safe).
+pub fn go_json(v: &impl Serialize) -> Option<Vec<u8>> {
+    let text = serde_json::to_string(v).ok()?;
+    Some(
+        text.replace('&', "\\u0026")
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .into_bytes(),
+    )
 }
 
 /// The error text of a failed exec start, as containerd words it.
@@ -188,47 +202,40 @@ pub fn exec_start_error(e: &SpawnError, exec_id: &str) -> String {
     )
 }
 
-type Sink<S> = futures::stream::SplitSink<WebSocketStream<S>, Message>;
-
-async fn send<S>(sink: &mut Sink<S>, channel: u8, data: &[u8]) -> bool
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut m = Vec::with_capacity(data.len() + 1);
-    m.push(channel);
-    m.extend_from_slice(data);
-    sink.send(Message::binary(m)).await.is_ok()
-}
-
-/// What the client sent, decoded.
-enum Input {
+/// What the client sent, decoded by the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Bytes for the process's stdin.
     Stdin(Vec<u8>),
+    /// The client closed stdin (v5 close signal, SPDY FIN, or the connection went away).
     CloseStdin,
+    /// A terminal size (no pty is allocated here, so it changes nothing).
+    Resize {
+        /// Columns.
+        width: u16,
+        /// Rows.
+        height: u16,
+    },
 }
 
-/// Read client messages: stdin data, the v5 close signal, and a websocket close (EOF for stdin).
-async fn read_input<S>(
-    mut rx: futures::stream::SplitStream<WebSocketStream<S>>,
-    proto: Protocol,
-    tx: mpsc::Sender<Input>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    while let Some(Ok(m)) = rx.next().await {
-        match m {
-            Message::Binary(b) => match b.first() {
-                Some(0) if tx.send(Input::Stdin(b[1..].to_vec())).await.is_err() => return,
-                Some(255) if proto == Protocol::V5 && b.len() == 2 && b[1] == 0 => {
-                    let _ = tx.send(Input::CloseStdin).await;
-                }
-                Some(255) => return,
-                _ => {}
-            },
-            Message::Close(_) => break,
-            _ => {}
-        }
-    }
-    let _ = tx.send(Input::CloseStdin).await;
+/// A terminal size as client-go sends it on the resize channel or stream (Go field names).
+#[derive(Debug, serde::Deserialize)]
+pub struct TerminalSize {
+    /// Columns.
+    #[serde(rename = "Width")]
+    pub width: u16,
+    /// Rows.
+    #[serde(rename = "Height")]
+    pub height: u16,
+}
+
+/// The carrier of a session: where output goes and how the end is reported. What the client sends
+/// arrives separately, as [`Input`] on a channel the transport feeds.
+pub trait Transport: Send {
+    /// Send output of stream 1 (stdout) or 2 (stderr); false once the client is gone.
+    fn send(&mut self, stream: u8, data: &[u8]) -> impl Future<Output = bool> + Send;
+    /// Report the outcome the protocol's way (status channel or error stream), then close.
+    fn finish(self, outcome: &Outcome) -> impl Future<Output = ()> + Send;
 }
 
 async fn pump<R: AsyncRead + Unpin>(mut r: R, channel: u8, tx: mpsc::Sender<(u8, Vec<u8>)>) {
@@ -245,48 +252,19 @@ async fn pump<R: AsyncRead + Unpin>(mut r: R, channel: u8, tx: mpsc::Sender<(u8,
     }
 }
 
-fn first_channel(s: Streams) -> u8 {
-    if s.stdout {
-        1
-    } else if s.stderr {
-        2
-    } else {
-        3
-    }
-}
-
-async fn finish<S>(mut sink: Sink<S>, proto: Protocol, outcome: &Outcome)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    if let Some(p) = status_payload(proto, outcome) {
-        send(&mut sink, 3, &p).await;
-    }
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        })))
-        .await;
-    let _ = sink.flush().await;
-}
-
-/// Run `command` in a running container over an upgraded websocket, then report its status.
-pub async fn exec_session<S>(
-    ws: WebSocketStream<S>,
-    proto: Protocol,
+/// Run `command` in a running container, wired to the client through `t` and `input`, then report
+/// its status.
+pub async fn exec_session<T: Transport>(
+    mut t: T,
+    mut in_rx: mpsc::Receiver<Input>,
     streams: Streams,
     command: Vec<String>,
     target: Result<Running, String>,
     table: ProcessTable,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sink, rx) = ws.split();
-    send(&mut sink, first_channel(streams), &[]).await;
+) {
     let running = match target {
         Ok(r) => r,
-        Err(e) => return finish(sink, proto, &Outcome::Internal(e)).await,
+        Err(e) => return t.finish(&Outcome::Internal(e)).await,
     };
     let spec = ProcessSpec {
         argv: command.clone(),
@@ -302,7 +280,9 @@ pub async fn exec_session<S>(
         Ok(c) => c,
         Err(e) => {
             let id = format!("{:x}", super::time::now().as_nanosecond());
-            return finish(sink, proto, &Outcome::Internal(exec_start_error(&e, &id))).await;
+            return t
+                .finish(&Outcome::Internal(exec_start_error(&e, &id)))
+                .await;
         }
     };
     let pgid = child.id().map(|p| p as i32);
@@ -324,8 +304,6 @@ pub async fn exec_session<S>(
     }
     drop(out_tx);
     let mut stdin = child.stdin.take();
-    let (in_tx, mut in_rx) = mpsc::channel(16);
-    let reader = tokio::spawn(read_input(rx, proto, in_tx));
     let mut input_open = true;
     let mut output_open = true;
     let mut exit = None;
@@ -334,7 +312,7 @@ pub async fn exec_session<S>(
             o = out_rx.recv(), if output_open => match o {
                 Some((0, _)) => {}
                 Some((ch, data)) => {
-                    if !send(&mut sink, ch, &data).await {
+                    if !t.send(ch, &data).await {
                         break;
                     }
                 }
@@ -348,6 +326,7 @@ pub async fn exec_session<S>(
                         stdin = None;
                     }
                 }
+                Some(Input::Resize { .. }) => {}
                 Some(Input::CloseStdin) | None => {
                     stdin = None;
                     input_open = false;
@@ -359,7 +338,6 @@ pub async fn exec_session<S>(
         }
     }
     drop(stdin);
-    reader.abort();
     if let Some(g) = pgid {
         table.remove(g);
     }
@@ -379,24 +357,20 @@ pub async fn exec_session<S>(
     for p in pumps {
         p.abort();
     }
-    finish(sink, proto, &outcome).await;
+    t.finish(&outcome).await;
 }
 
 /// Attach to a running container: its live output, and its stdin when the spec has `stdin: true`.
 /// Ends when the container's process exits (status Success) or the client leaves.
-pub async fn attach_session<S>(
-    ws: WebSocketStream<S>,
-    proto: Protocol,
+pub async fn attach_session<T: Transport>(
+    mut t: T,
+    mut in_rx: mpsc::Receiver<Input>,
     streams: Streams,
     target: Result<Running, String>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sink, rx) = ws.split();
-    send(&mut sink, first_channel(streams), &[]).await;
+) {
     let running = match target {
         Ok(r) => r,
-        Err(e) => return finish(sink, proto, &Outcome::Internal(e)).await,
+        Err(e) => return t.finish(&Outcome::Internal(e)).await,
     };
     let mut output = running.tap.subscribe();
     drop(running.tap);
@@ -405,15 +379,13 @@ pub async fn attach_session<S>(
     } else {
         None
     };
-    let (in_tx, mut in_rx) = mpsc::channel(16);
-    let reader = tokio::spawn(read_input(rx, proto, in_tx));
     let mut input_open = true;
     loop {
         tokio::select! {
             o = output.recv() => match o {
                 Ok((ch, data)) => {
                     let wanted = (ch == 1 && streams.stdout) || (ch == 2 && streams.stderr);
-                    if wanted && !send(&mut sink, ch, &data).await {
+                    if wanted && !t.send(ch, &data).await {
                         break;
                     }
                 }
@@ -428,6 +400,7 @@ pub async fn attach_session<S>(
                         let _ = w.write_all(&d).await;
                     }
                 }
+                Some(Input::Resize { .. }) => {}
                 Some(Input::CloseStdin) | None => {
                     input_open = false;
                     if running.stdin_once
@@ -439,8 +412,7 @@ pub async fn attach_session<S>(
             },
         }
     }
-    reader.abort();
-    finish(sink, proto, &Outcome::Success).await;
+    t.finish(&Outcome::Success).await;
 }
 
 #[cfg(test)]
@@ -481,6 +453,17 @@ mod tests {
             r#"{"metadata":{},"status":"Failure","message":"Internal error occurred: boom","reason":"InternalError","details":{"causes":[{"message":"boom"}]},"code":500}"#
         );
         assert_eq!(status_payload(Protocol::V1, &Outcome::Success), None);
+        assert_eq!(
+            s(&Outcome::Exit {
+                command: vec!["sh".into(), "-c".into(), "echo x >&2; exit 1".into()],
+                code: 1
+            }),
+            r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c echo x \u003e\u00262; exit 1], exit code 1","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"1"}]}}"#
+        );
+        assert_eq!(
+            status_payload(Protocol::V2, &Outcome::Internal("boom".into())).unwrap(),
+            b"Internal error occurred: boom"
+        );
     }
 
     #[test]

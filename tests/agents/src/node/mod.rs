@@ -1,11 +1,14 @@
 //! Scheduler and kubelet: register a Node, bind pending pods to nodes, and run the containers of the
 //! pods bound to this node as real local processes (mount namespaces, bind mounts, process groups),
-//! serving their logs and exec/attach streams on a kubelet HTTP port.
+//! serving their logs and exec/attach streams on a kubelet HTTPS port (client certificates
+//! verified against [`NodeOptions::client_ca`]).
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), kentledge_nodeagents::node::NodeError> {
 //! use kentledge_nodeagents::node::{Node, NodeOptions};
-//! let node = Node::start(client, NodeOptions::new("node-1", "/tmp/kentledge-node")).await?;
+//! let opts = NodeOptions::new("node-1", "/tmp/kentledge-node")
+//!     .client_ca(kentledge_testcluster::tls::CA_PEM);
+//! let node = Node::start(client, opts).await?;
 //! println!("kubelet on port {}", node.kubelet_port());
 //! drop(node); // kills every container process and removes the pod directories
 //! # Ok(()) }
@@ -15,6 +18,7 @@ mod container;
 mod env;
 mod events;
 mod exec;
+mod faults;
 mod kubelet;
 mod logs;
 mod pod;
@@ -22,12 +26,15 @@ mod register;
 mod runtime;
 mod scheduler;
 mod server;
+mod spdy;
 mod status;
 mod time;
+pub mod tls;
 mod volumes;
+mod ws;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +42,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub use container::ProcessTable;
+pub use faults::{Faults, LogFault};
 pub use scheduler::{Scheduler, SchedulerHandle};
 
 /// Errors starting the node agents.
@@ -43,6 +51,9 @@ pub enum NodeError {
     /// The kubelet port could not be bound.
     #[error("binding the kubelet port: {0}")]
     Bind(#[source] std::io::Error),
+    /// The kubelet's TLS could not be set up.
+    #[error("kubelet TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     /// The data directory could not be prepared.
     #[error("preparing {path}: {source}")]
     DataDir {
@@ -87,6 +98,22 @@ pub struct NodeOptions {
     /// first on their `PATH` (images are never pulled; this is how a container finds the binary
     /// its image would have brought, e.g. `ghcr.io/kentledge/kentledge` → `target/debug`).
     pub images: Vec<(String, PathBuf)>,
+    /// The address the kubelet listens on (default 127.0.0.1; `0.0.0.0` for every interface).
+    pub address: IpAddr,
+    /// The kubelet port (default 0: a random free port; a real kubelet uses 10250).
+    pub port: u16,
+    /// The Node's InternalIP, where the API server dials the kubelet (default: `address`, or
+    /// 127.0.0.1 when that is unspecified).
+    pub node_ip: Option<IpAddr>,
+    /// The CA (PEM) whose client certificates the kubelet accepts: the one that signed the API
+    /// server's `--kubelet-client-certificate`. Required (like `--client-ca-file` with anonymous
+    /// authentication off).
+    pub client_ca: Option<Vec<u8>>,
+    /// The kubelet's serving certificate (`--tls-cert-file`/`--tls-private-key-file`); a
+    /// self-signed one for the node's name and addresses when `None`.
+    pub serving_cert: Option<tls::ServingCert>,
+    /// Faults a test can switch on while the node runs (none by default).
+    pub faults: Faults,
 }
 
 impl NodeOptions {
@@ -102,12 +129,54 @@ impl NodeOptions {
             max_restart_backoff: Duration::from_secs(300),
             keep_data: false,
             images: Vec::new(),
+            address: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            node_ip: None,
+            client_ca: None,
+            serving_cert: None,
+            faults: Faults::default(),
         }
     }
     /// Containers whose image starts with `prefix` find the programs in `dir` first on their `PATH`.
     pub fn image(mut self, prefix: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
         self.images.push((prefix.into(), dir.into()));
         self
+    }
+    /// Accept API server client certificates signed by this CA (PEM).
+    pub fn client_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.client_ca = Some(pem.into());
+        self
+    }
+    /// Serve with this certificate chain and key (PEM) instead of a self-signed certificate.
+    pub fn serving_cert(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.serving_cert = Some(tls::ServingCert {
+            cert_pem: cert_pem.into(),
+            key_pem: key_pem.into(),
+        });
+        self
+    }
+    /// Listen on `address:port` (port 0: any free port).
+    pub fn listen(mut self, address: IpAddr, port: u16) -> Self {
+        self.address = address;
+        self.port = port;
+        self
+    }
+    /// Report this InternalIP on the Node.
+    pub fn node_ip(mut self, ip: IpAddr) -> Self {
+        self.node_ip = Some(ip);
+        self
+    }
+    /// The InternalIP the Node reports.
+    pub fn internal_ip(&self) -> IpAddr {
+        self.node_ip.unwrap_or(if self.address.is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            self.address
+        })
     }
     /// Add a label to the Node.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -163,33 +232,56 @@ impl Node {
             path: pods_dir.clone(),
             source,
         })?;
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        let tls = tls::server_config(
+            &opts.name,
+            opts.internal_ip(),
+            opts.serving_cert.as_ref(),
+            opts.client_ca.as_deref(),
+        )?;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(opts.address, opts.port))
             .await
             .map_err(NodeError::Bind)?;
         let addr = listener.local_addr().map_err(NodeError::Bind)?;
+        let endpoint = register::Endpoint {
+            ip: opts.internal_ip(),
+            port: addr.port(),
+        };
         let ctx = Arc::new(Ctx {
             client: client.clone(),
             opts: opts.clone(),
             processes: ProcessTable::default(),
             runtime: runtime::Runtime::default(),
         });
-        let mut tasks = vec![tokio::spawn(server::serve(listener, ctx.clone()))];
+        let mut tasks = vec![tokio::spawn(server::serve(
+            listener,
+            tokio_rustls::TlsAcceptor::from(tls),
+            ctx.clone(),
+        ))];
         let handle_guard = |tasks: &mut Vec<JoinHandle<()>>| {
             for t in tasks.iter() {
                 t.abort();
             }
         };
-        if let Err(source) = register::register(&client, &opts, addr.port()).await {
-            handle_guard(&mut tasks);
-            return Err(NodeError::Register {
-                name: opts.name.clone(),
-                source: Box::new(source),
-            });
-        }
+        let uid = match register::register(&client, &opts, endpoint).await {
+            Ok(uid) => uid,
+            Err(source) => {
+                handle_guard(&mut tasks);
+                return Err(NodeError::Register {
+                    name: opts.name.clone(),
+                    source: Box::new(source),
+                });
+            }
+        };
+        tracing::info!(
+            "node {} registered; kubelet serving https://{addr} (InternalIP {})",
+            opts.name,
+            endpoint.ip
+        );
         tasks.push(tokio::spawn(register::heartbeat(
             client.clone(),
             opts.clone(),
             addr.port(),
+            uid,
         )));
         tasks.push(tokio::spawn(kubelet::run(ctx.clone())));
         let scheduler = opts.scheduler.then(|| Scheduler::start(client.clone()));
@@ -228,7 +320,7 @@ impl NodeHandle {
     pub fn name(&self) -> &str {
         &self.ctx.opts.name
     }
-    /// The kubelet's HTTP address (`127.0.0.1:PORT`).
+    /// The address the kubelet's HTTPS server listens on (`127.0.0.1:PORT` by default).
     pub fn kubelet_addr(&self) -> SocketAddr {
         self.addr
     }
@@ -239,6 +331,10 @@ impl NodeHandle {
     /// Where pod directories and logs live.
     pub fn pods_dir(&self) -> &Path {
         &self.pods_dir
+    }
+    /// The node's fault switches.
+    pub fn faults(&self) -> &Faults {
+        &self.ctx.opts.faults
     }
     /// The process groups of the containers and exec sessions now running.
     pub fn processes(&self) -> &ProcessTable {

@@ -1,5 +1,6 @@
-//! Node registration and heartbeat: the Node object (addresses, kubelet port, capacity, node info,
-//! labels), its Ready condition renewed periodically, and the node Lease in `kube-node-lease`.
+//! Node registration and heartbeat: the Node object (addresses, kubelet port, capacity, node info
+//! with the API server's version as `kubeletVersion`, labels), its Ready condition renewed
+//! periodically, and the node Lease in `kube-node-lease`, owned by the Node as a real kubelet's is.
 
 use std::time::Duration;
 
@@ -70,14 +71,24 @@ pub fn conditions(heartbeat: &str, since: &str, ready: bool) -> Value {
     ])
 }
 
-/// The Node's status.
-pub fn node_status(name: &str, port: u16, heartbeat: &str, since: &str) -> Value {
+/// Where the Node says its kubelet is: the InternalIP address and the kubelet port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `status.addresses[type=InternalIP]`.
+    pub ip: std::net::IpAddr,
+    /// `status.daemonEndpoints.kubeletEndpoint.Port`.
+    pub port: u16,
+}
+
+/// The Node's status; `version` is what `nodeInfo.kubeletVersion` reports.
+pub fn node_status(name: &str, ep: Endpoint, version: &str, heartbeat: &str, since: &str) -> Value {
+    let port = ep.port;
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     let capacity = json!({"cpu": cpus.to_string(), "memory": format!("{}Ki", memory_kib()), "pods": "110", "ephemeral-storage": "100Gi"});
     json!({
-        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+        "addresses": [{"type": "InternalIP", "address": ep.ip.to_string()}, {"type": "Hostname", "address": name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
         "capacity": capacity,
         "allocatable": capacity,
@@ -86,7 +97,7 @@ pub fn node_status(name: &str, port: u16, heartbeat: &str, since: &str) -> Value
             "machineID": "", "systemUUID": "", "bootID": "",
             "kernelVersion": kernel_release(), "osImage": "kentledge local node",
             "containerRuntimeVersion": "kentledge-local://0.1.0",
-            "kubeletVersion": "v1.33.0", "kubeProxyVersion": "",
+            "kubeletVersion": version, "kubeProxyVersion": "",
             "operatingSystem": "linux", "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
         },
     })
@@ -106,43 +117,58 @@ pub fn node_object(opts: &NodeOptions) -> Value {
     json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": opts.name, "labels": labels}, "spec": {}})
 }
 
-/// Create (or adopt) the Node and publish its status.
+/// The version a kubelet of this API server would report: the server's `GET /version`
+/// `gitVersion` (a kubelet matches its control plane), or the API version these agents were
+/// built against when the server does not say.
+pub async fn server_version(client: &kube::Client) -> String {
+    match client.apiserver_version().await {
+        Ok(v) => v.git_version,
+        Err(e) => {
+            tracing::warn!("reading the API server's version: {e}; reporting v1.33.0");
+            "v1.33.0".into()
+        }
+    }
+}
+
+/// Create (or adopt) the Node and publish its status; returns the Node's uid (the Lease's owner).
 pub async fn register(
     client: &kube::Client,
     opts: &NodeOptions,
-    port: u16,
-) -> Result<(), kube::Error> {
+    ep: Endpoint,
+) -> Result<String, kube::Error> {
     let api: Api<NodeObject> = Api::all(client.clone());
     let t = api_time(now());
+    let version = server_version(client).await;
     let mut obj = node_object(opts);
-    obj["status"] = node_status(&opts.name, port, &t, &t);
+    obj["status"] = node_status(&opts.name, ep, &version, &t, &t);
     let node: NodeObject = serde_json::from_value(obj.clone()).map_err(kube::Error::SerdeError)?;
-    match api.create(&PostParams::default(), &node).await {
-        Ok(_) => {}
+    let registered = match api.create(&PostParams::default(), &node).await {
+        Ok(n) => n,
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let patch = json!({"metadata": {"labels": obj["metadata"]["labels"]}, "spec": {"unschedulable": null}});
             api.patch(&opts.name, &PatchParams::default(), &Patch::Merge(patch))
-                .await?;
+                .await?
         }
         Err(e) => return Err(e),
-    }
+    };
     api.patch_status(
         &opts.name,
         &PatchParams::default(),
         &Patch::Merge(json!({"status": obj["status"]})),
     )
     .await?;
-    Ok(())
+    Ok(registered.metadata.uid.unwrap_or_default())
 }
 
-/// Renew the Ready condition and the node Lease every `opts.heartbeat`, until aborted.
-pub async fn heartbeat(client: kube::Client, opts: NodeOptions, port: u16) {
+/// Renew the Ready condition and the node Lease every `opts.heartbeat`, until aborted. The Lease
+/// is owned by the Node (`uid`), so deleting the Node removes it.
+pub async fn heartbeat(client: kube::Client, opts: NodeOptions, port: u16, uid: String) {
     let nodes: Api<NodeObject> = Api::all(client.clone());
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let since = api_time(now());
     loop {
         let t = now();
-        renew_lease(&leases, &opts, t).await;
+        renew_lease(&leases, &opts, &uid, t).await;
         let st = json!({"status": {"conditions": conditions(&api_time(t), &since, true), "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}});
         if let Err(e) = nodes
             .patch_status(&opts.name, &PatchParams::default(), &Patch::Merge(st))
@@ -154,16 +180,22 @@ pub async fn heartbeat(client: kube::Client, opts: NodeOptions, port: u16) {
     }
 }
 
-async fn renew_lease(leases: &Api<Lease>, opts: &NodeOptions, t: jiff::Timestamp) {
+/// The Lease's owner reference to its Node, as the kubelet's lease controller sets it.
+pub fn lease_owner(node: &str, uid: &str) -> Value {
+    json!([{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}])
+}
+
+async fn renew_lease(leases: &Api<Lease>, opts: &NodeOptions, uid: &str, t: jiff::Timestamp) {
     let spec = json!({"holderIdentity": opts.name, "leaseDurationSeconds": 40, "renewTime": micro_time(t)});
-    let patch = json!({"spec": spec});
+    let owners = lease_owner(&opts.name, uid);
+    let patch = json!({"metadata": {"ownerReferences": owners}, "spec": spec});
     match leases
         .patch(&opts.name, &PatchParams::default(), &Patch::Merge(patch))
         .await
     {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 404 => {
-            let lease = json!({"metadata": {"name": opts.name, "namespace": "kube-node-lease"}, "spec": spec});
+            let lease = json!({"metadata": {"name": opts.name, "namespace": "kube-node-lease", "ownerReferences": owners}, "spec": spec});
             if let Ok(lease) = serde_json::from_value::<Lease>(lease)
                 && let Err(e) = leases.create(&PostParams::default(), &lease).await
             {
@@ -197,12 +229,18 @@ mod tests {
         let o = node_object(&opts);
         assert_eq!(o["metadata"]["labels"]["kubernetes.io/hostname"], "node-1");
         assert_eq!(o["metadata"]["labels"]["disk"], "ssd");
+        let ep = Endpoint {
+            ip: [127, 0, 0, 1].into(),
+            port: 4242,
+        };
         let s = node_status(
             "node-1",
-            4242,
+            ep,
+            "v1.28.7",
             "2024-01-01T00:00:00Z",
             "2024-01-01T00:00:00Z",
         );
+        assert_eq!(s["nodeInfo"]["kubeletVersion"], "v1.28.7");
         assert_eq!(s["daemonEndpoints"]["kubeletEndpoint"]["Port"], 4242);
         assert_eq!(
             s["addresses"][0],

@@ -1,6 +1,8 @@
-//! The kubelet HTTP server (plain HTTP on 127.0.0.1), the contract the API server proxies to:
-//! `GET /containerLogs/{ns}/{pod}/{container}` (streamed with `follow`), websocket `/exec/...` and
-//! `/attach/...`, and `/healthz`. Errors are plain text with the kubelet's status codes and words.
+//! The kubelet HTTPS server, the contract the API server proxies to:
+//! `GET /containerLogs/{ns}/{pod}/{container}` (streamed with `follow`), `/exec/...` and
+//! `/attach/...` over websockets or SPDY/3.1, and `/healthz`. Every request needs a client
+//! certificate from the client CA (else `401 Unauthorized`, as with anonymous auth off). Errors are
+//! plain text with the kubelet's status codes and words.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,17 +17,24 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::Ctx;
-use super::exec::{self, Protocol, Streams};
+use super::exec::{self, Protocol, Streams, Transport};
 use super::logs::{self, LogQuery};
 use super::runtime::{PodKey, Running};
 use super::time::now;
+use super::{spdy, ws};
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// The SPDY header that lists (client) or names (server) the remote-command version.
+const STREAM_PROTOCOL_VERSION: &str = "x-stream-protocol-version";
+/// The `Upgrade` value of SPDY requests and responses.
+const UPGRADE: &str = kentledge_testcluster::spdy::UPGRADE;
 
 fn text(code: StatusCode, msg: impl Into<String>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(msg.into())).boxed_unsync());
@@ -37,8 +46,8 @@ fn text(code: StatusCode, msg: impl Into<String>) -> Response<Body> {
     r
 }
 
-/// Accept connections until aborted.
-pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
+/// Accept TLS connections until aborted.
+pub async fn serve(listener: TcpListener, tls: TlsAcceptor, ctx: Arc<Ctx>) {
     let mut conns = JoinSet::new();
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
@@ -47,13 +56,33 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
         };
         while conns.try_join_next().is_some() {}
         let ctx = ctx.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
+            let stream = match tls.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!("kubelet TLS handshake: {e}");
+                    return;
+                }
+            };
+            // The verifier has checked any certificate against the client CA; no certificate
+            // means an anonymous client.
+            let authenticated = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
             let svc = service_fn(move |req| {
                 let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(route(ctx, req).await) }
+                async move {
+                    if !authenticated {
+                        return Ok::<_, Infallible>(text(StatusCode::UNAUTHORIZED, "Unauthorized"));
+                    }
+                    Ok::<_, Infallible>(route(ctx, req).await)
+                }
             });
             if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), svc)
+                .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades()
                 .await
             {
@@ -94,6 +123,14 @@ async fn container_logs(
     container: &str,
     pairs: &[(String, String)],
 ) -> Response<Body> {
+    let fault = ctx.opts.faults.logs();
+    if fault == super::LogFault::Refuse {
+        return text(
+            // Not 503: clients retry that (kube-rs for minutes), which is not the fault.
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "this kubelet refuses log requests (a fault switched on by a test)",
+        );
+    }
     let q = match LogQuery::parse(pairs, now()) {
         Ok(q) => q,
         Err(e) => return text(StatusCode::BAD_REQUEST, e),
@@ -138,10 +175,18 @@ async fn container_logs(
     };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(logs::stream(log, q, tx));
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    let cut = fault == super::LogFault::Cut;
+    let body = futures::stream::unfold((rx, false), move |(mut rx, done)| async move {
+        if done {
+            return None;
+        }
+        let mut b = rx.recv().await?;
+        // A cut stream ends after its first line, as if the log were complete.
+        let end = cut && b.contains(&b'\n');
+        if end && let Some(i) = b.iter().position(|&c| c == b'\n') {
+            b = b.slice(..=i);
+        }
+        Some((Ok::<_, Infallible>(Frame::data(b)), (rx, end)))
     });
     let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));
     r.headers_mut()
@@ -170,28 +215,40 @@ fn target(ctx: &Ctx, ns: &str, pod: &str, container: &str) -> Result<Running, St
         .ok_or_else(|| format!("container not found ({container:?})"))
 }
 
-fn stream(
-    ctx: &Arc<Ctx>,
-    ns: &str,
-    pod: &str,
-    container: &str,
-    mut req: Request<Incoming>,
-    is_exec: bool,
-) -> Response<Body> {
-    let upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+/// How a client asked to upgrade an exec/attach request.
+enum Upgrade {
+    /// A websocket with its key and the offered subprotocols.
+    Websocket { key: String, offered: Vec<String> },
+    /// SPDY/3.1 (the version comes from `X-Stream-Protocol-Version`).
+    Spdy,
+}
+
+fn upgrade_kind(req: &Request<Incoming>) -> Option<Upgrade> {
+    let values = |name: header::HeaderName| -> Vec<String> {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    let upgrade = values(header::UPGRADE);
+    if upgrade.iter().any(|u| u.contains("spdy/3.1"))
+        && values(header::CONNECTION)
+            .iter()
+            .any(|c| c.contains("upgrade"))
+    {
+        return Some(Upgrade::Spdy);
+    }
+    if !upgrade.iter().any(|u| u == "websocket") {
+        return None;
+    }
     let key = req
         .headers()
         .get(header::SEC_WEBSOCKET_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    let (true, Some(key)) = (upgrade, key) else {
-        return text(StatusCode::BAD_REQUEST, "Upgrade request required");
-    };
-    let offered: Vec<String> = req
+        .and_then(|v| v.to_str().ok())?
+        .to_string();
+    let offered = req
         .headers()
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -200,17 +257,60 @@ fn stream(
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
-    let proto = match Protocol::negotiate(&offered) {
-        Ok(p) => p,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    Some(Upgrade::Websocket { key, offered })
+}
+
+/// What runs once the connection is upgraded.
+enum Job {
+    Exec {
+        command: Vec<String>,
+        table: super::ProcessTable,
+    },
+    Attach,
+}
+
+/// Run the session over whichever transport the client chose.
+async fn run<T: Transport>(
+    t: T,
+    input: mpsc::Receiver<exec::Input>,
+    streams: Streams,
+    job: Job,
+    found: Result<Running, String>,
+) {
+    match job {
+        Job::Exec { command, table } => {
+            exec::exec_session(t, input, streams, command, found, table).await
+        }
+        Job::Attach => exec::attach_session(t, input, streams, found).await,
+    }
+}
+
+fn stream(
+    ctx: &Arc<Ctx>,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    mut req: Request<Incoming>,
+    is_exec: bool,
+) -> Response<Body> {
+    let Some(upgrade) = upgrade_kind(&req) else {
+        return text(StatusCode::BAD_REQUEST, "Upgrade request required");
     };
     let pairs = query_pairs(&req);
+    let tty = flag(&pairs, &["tty"]);
     let streams = Streams {
         stdin: flag(&pairs, &["input", "stdin"]),
         stdout: flag(&pairs, &["output", "stdout"]),
-        stderr: flag(&pairs, &["error", "stderr"]),
-        tty: flag(&pairs, &["tty"]),
+        // A terminal has no separate stderr (the kubelet drops it with tty).
+        stderr: flag(&pairs, &["error", "stderr"]) && !tty,
+        tty,
     };
+    if !streams.stdin && !streams.stdout && !streams.stderr {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "you must specify at least 1 of stdin, stdout, stderr",
+        );
+    }
     let command: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| k == "command")
@@ -222,33 +322,86 @@ fn stream(
             "you must specify at least 1 command",
         );
     }
-    let found = target(ctx, ns, pod, container);
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let table = ctx.processes.clone();
-    tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        if is_exec {
-            exec::exec_session(ws, proto, streams, command, found, table).await;
-        } else {
-            exec::attach_session(ws, proto, streams, found).await;
-        }
-    });
     let mut r = Response::new(Full::new(Bytes::new()).boxed_unsync());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    if !offered.is_empty() {
-        h.insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(proto.name()),
-        );
-    }
+    let proto = match &upgrade {
+        Upgrade::Websocket { key, offered } => {
+            let proto = match Protocol::negotiate(offered) {
+                Ok(p) => p,
+                Err(e) => return text(StatusCode::BAD_REQUEST, e),
+            };
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+                h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+            }
+            if !offered.is_empty() {
+                h.insert(
+                    header::SEC_WEBSOCKET_PROTOCOL,
+                    HeaderValue::from_static(proto.name()),
+                );
+            }
+            proto
+        }
+        Upgrade::Spdy => {
+            let offered: Vec<String> = req
+                .headers()
+                .get_all(STREAM_PROTOCOL_VERSION)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(String::from))
+                .collect();
+            let proto = match spdy::negotiate(&offered) {
+                Ok(p) => p,
+                Err(refusal) => {
+                    let code =
+                        StatusCode::from_u16(refusal.code).unwrap_or(StatusCode::BAD_REQUEST);
+                    let mut e = text(code, refusal.message);
+                    if refusal.code == 403 {
+                        for p in Protocol::SPDY {
+                            e.headers_mut().append(
+                                "x-accepted-stream-protocol-versions",
+                                HeaderValue::from_static(p.name()),
+                            );
+                        }
+                    }
+                    return e;
+                }
+            };
+            h.insert(header::UPGRADE, HeaderValue::from_static(UPGRADE));
+            h.insert(
+                STREAM_PROTOCOL_VERSION,
+                HeaderValue::from_static(proto.name()),
+            );
+            proto
+        }
+    };
+    let found = target(ctx, ns, pod, container);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let job = if is_exec {
+        Job::Exec {
+            command,
+            table: ctx.processes.clone(),
+        }
+    } else {
+        Job::Attach
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let io = TokioIo::new(upgraded);
+        match upgrade {
+            Upgrade::Websocket { .. } => {
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+                let (t, input) = ws::accept(ws, proto, streams).await;
+                run(t, input, streams, job, found).await;
+            }
+            Upgrade::Spdy => match spdy::accept(io, proto, streams).await {
+                Ok((t, input)) => run(t, input, streams, job, found).await,
+                Err(e) => tracing::debug!("kubelet spdy session: {e}"),
+            },
+        }
+    });
     r
 }

@@ -294,13 +294,23 @@ async fn reconcile_volume(
     if live.as_ref().is_some_and(|c| c.uid() == claim.uid) {
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
-    // Released.
+    // Released: say so first, as the PV controller does (pv-protection holds a deleted PV while it is
+    // Bound), then reclaim.
     let volumes: Api<PersistentVolume> = Api::all(ctx.client.clone());
     let policy = pv
         .spec
         .as_ref()
         .and_then(|s| s.persistent_volume_reclaim_policy.clone())
         .unwrap_or_default();
+    if pv.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Released") {
+        volumes
+            .patch_status(
+                &pv.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"phase": "Released"}})),
+            )
+            .await?;
+    }
     if policy == "Delete" {
         remove_tree(&ctx.volume_dir(&pv.name_any())).await?;
         match volumes
@@ -311,14 +321,6 @@ async fn reconcile_volume(
             Err(e) => return Err(e.into()),
             Ok(_) => {}
         }
-    } else if pv.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Released") {
-        volumes
-            .patch_status(
-                &pv.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"phase": "Released"}})),
-            )
-            .await?;
     }
     Ok(Action::await_change())
 }

@@ -1,8 +1,9 @@
 //! The storage agent against the test API server, driven only through kube-rs: provisioning,
 //! snapshots (cut, readiness, errors, deletion policies), restore from a snapshot, clones; and
-//! the workload controllers.
+//! the workload controllers; the ServiceAccount token volume through a node's kubelet.
 
 mod smoke;
+mod token;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -147,15 +148,26 @@ async fn a_claim_is_bound_to_a_fresh_directory_and_released_on_delete() {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(e.client.clone(), "app");
     let c = claims.get("data").await.unwrap();
     assert_eq!(
+        c.metadata.finalizers.as_deref(),
+        Some(&["kubernetes.io/pvc-protection".to_string()][..])
+    );
+    let pv_name = c.spec.as_ref().and_then(|s| s.volume_name.clone()).unwrap();
+    assert_eq!(
         c.spec.unwrap().storage_class_name.as_deref(),
-        None,
-        "default class used without admission"
+        Some(storage::STORAGE_CLASS),
+        "DefaultStorageClass admission names the default class"
+    );
+    let pvs: Api<PersistentVolume> = Api::all(e.client.clone());
+    let pv = pvs.get(&pv_name).await.unwrap();
+    assert_eq!(
+        pv.metadata.finalizers.as_deref(),
+        Some(&["kubernetes.io/pv-protection".to_string()][..])
     );
     claims
         .delete("data", &DeleteParams::default())
         .await
         .unwrap();
-    let pvs: Api<PersistentVolume> = Api::all(e.client.clone());
+    // The provisioner marks the PV Released (pv-protection lets it go then) and reclaims it.
     eventually(10, "the PV and its directory to go", || async {
         (pvs.list(&Default::default()).await.ok()?.items.is_empty() && !dir.exists()).then_some(())
     })

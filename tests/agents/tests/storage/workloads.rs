@@ -61,6 +61,34 @@ async fn a_deployment_scales_its_pods_through_a_replicaset() {
     assert_eq!(pod.owner_references()[0].name, rs[0].name_any());
     assert!(pod.labels().contains_key("pod-template-hash"));
     assert_eq!(pod.labels().get("app").map(String::as_str), Some("web"));
+    // As on a real server: templates carry no service account and no enableServiceLinks (pod
+    // defaulting and ServiceAccount admission add those to each pod).
+    let d = deployments.get("web").await.unwrap();
+    for template in [
+        serde_json::to_value(&d.spec.unwrap().template).unwrap(),
+        serde_json::to_value(&rs[0].spec.as_ref().unwrap().template).unwrap(),
+    ] {
+        for absent in [
+            "serviceAccountName",
+            "serviceAccount",
+            "enableServiceLinks",
+            "volumes",
+        ] {
+            assert!(
+                template["spec"].get(absent).is_none(),
+                "{absent}: {template}"
+            );
+        }
+    }
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.service_account_name.as_deref(), Some("default"));
+    assert_eq!(spec.enable_service_links, Some(true));
+    assert!(
+        spec.volumes
+            .unwrap_or_default()
+            .iter()
+            .any(|v| v.name.starts_with("kube-api-access-"))
+    );
 
     deployments
         .patch_scale(

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::admission;
 use crate::apply;
 use crate::auth::random_uid;
 use crate::clock;
@@ -99,6 +100,8 @@ pub fn create(
         m.insert("kind".into(), json!(rt.kind));
         m.insert("apiVersion".into(), json!(rt.api_version()));
     }
+    // Admission runs before the name is generated, so its errors name the generateName.
+    let admission_name = admission::display_name(&obj);
     let mut causes = Vec::new();
     let name = {
         let Some(meta) = meta_mut(&mut obj) else {
@@ -153,15 +156,7 @@ pub fn create(
         m.remove("status");
     }
     kinds::default_on_create(rt, &mut obj);
-    validate_meta(
-        rt.name_rule,
-        obj.get("metadata").unwrap_or(&Value::Null),
-        &mut causes,
-    );
-    causes.extend(kinds::validate(rt, &obj, None));
-    if !causes.is_empty() {
-        return Err(invalid(rt, &name, causes));
-    }
+    // Defaults belong to the request's manager; what admission adds does not.
     if !applied {
         let before = json!({"metadata": {}});
         apply::record_update(
@@ -171,6 +166,16 @@ pub fn create(
             &rt.api_version(),
             &clock::now_time(),
         );
+    }
+    admission::admit_create(cl, rt, ns, &admission_name, &mut obj)?;
+    validate_meta(
+        rt.name_rule,
+        obj.get("metadata").unwrap_or(&Value::Null),
+        &mut causes,
+    );
+    causes.extend(kinds::validate(rt, &obj, None));
+    if !causes.is_empty() {
+        return Err(invalid(rt, &name, causes));
     }
     let mut stored = cl
         .store
@@ -277,6 +282,12 @@ fn prepare_update(
                 None => meta.remove("managedFields"),
             };
         }
+    }
+    if part == Part::Main {
+        admission::admit_update(rt, cur, &mut out);
+    }
+    if rt.group.is_empty() && rt.plural == "namespaces" {
+        kinds::label_namespace(&mut out);
     }
     let deleting = cur_meta.get("deletionTimestamp").is_some();
     let fins = |v: &Value| -> Vec<String> {

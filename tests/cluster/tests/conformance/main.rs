@@ -3,8 +3,10 @@
 
 mod support;
 
+mod admission;
 mod deletion;
 mod discovery;
+mod impersonation;
 mod kubectl;
 mod lists;
 mod namespaces;

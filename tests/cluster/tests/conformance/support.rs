@@ -88,6 +88,40 @@ pub async fn raw_full(
     content_type: &str,
     body: String,
 ) -> (u16, String, String) {
+    raw_with_headers(s, method, path, token, content_type, &[], body).await
+}
+
+/// Raw JSON request with extra headers (repeat a name to send it several times): (status, JSON body).
+pub async fn raw_headers(
+    s: &ServerHandle,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let (code, _, text) = raw_with_headers(
+        s,
+        method,
+        path,
+        token,
+        "application/json",
+        headers,
+        body.map(|b| b.to_string()).unwrap_or_default(),
+    )
+    .await;
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn raw_with_headers(
+    s: &ServerHandle,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (u16, String, String) {
     let addr = s.http_url().trim_start_matches("http://").to_string();
     let tcp = tokio::net::TcpStream::connect(&addr)
         .await
@@ -104,6 +138,9 @@ pub async fn raw_full(
         .header("content-type", content_type);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     let resp = send
         .send_request(req.body(Full::new(Bytes::from(body))).expect("request"))

@@ -118,12 +118,24 @@ async fn resource_version_zero_sends_initial_events_and_selector_transitions() {
     two["metadata"]["labels"] = json!({"k": "v"});
     raw(&s, "POST", CMS, Some(two)).await;
     let initial = watch_lines(&s, "watch=1&resourceVersion=0&timeoutSeconds=1").await;
+    // Every namespace also holds the root-CA publisher's kube-root-ca.crt.
+    let mut added: Vec<(&str, &str)> = initial
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap(),
+                e["object"]["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    added.sort();
     assert_eq!(
-        initial
-            .iter()
-            .map(|e| e["type"].as_str().unwrap())
-            .collect::<Vec<_>>(),
-        ["ADDED", "ADDED"]
+        added,
+        [
+            ("ADDED", "kube-root-ca.crt"),
+            ("ADDED", "one"),
+            ("ADDED", "two")
+        ]
     );
     let list = watch_lines(&s, "watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1").await;
     assert_eq!(
