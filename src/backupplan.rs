@@ -306,8 +306,17 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
             .pvcs
             .iter()
             .find(|p| p.metadata.name.as_deref() == Some(pvc));
-        let cut = cut_time(Some(snap)).unwrap_or_default();
         let snapshot = snap.metadata.name.clone().unwrap_or_default();
+        // The cut time names the archive and orders it for retention: never guess it.
+        let Some(cut) = cut_time(Some(snap)) else {
+            skipped.push(SkippedVolume {
+                pvc: pvc.clone(),
+                reason: format!(
+                    "snapshot {snapshot} has no cut time (status.creationTime): the archive cannot be named"
+                ),
+            });
+            continue;
+        };
         let clone_cfg = &mover.clone;
         let storage_class = clone_cfg
             .storage_class_name
@@ -477,4 +486,73 @@ pub fn render(plan: &Plan, config: &Config, namespace: &str) -> String {
         config.spec.mover.concurrency
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        crate::config::parse(
+            "t.yaml",
+            "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata: {name: shop, namespace: shop}\nspec:\n  snapshots:\n    targets: [{pvc: data}]\n  repositories:\n    - name: r\n      restic:\n        pvc: {claimName: repos}\n        password: {secret: s, key: k}\n  offsite:\n    volumes:\n      repositories: [r]\n",
+        )
+        .unwrap()
+    }
+
+    fn snapshot(name: &str, status: serde_json::Value) -> VolumeSnapshot {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": name, "labels": {PVC: "data"}},
+            "spec": {"source": {"persistentVolumeClaimName": "data"}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn plan_for(snaps: &[VolumeSnapshot]) -> Plan {
+        let config = config();
+        let pvcs: Vec<PersistentVolumeClaim> = vec![
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "data"}, "spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}}))
+                .unwrap(),
+        ];
+        plan(&Inputs {
+            config: &config,
+            namespace: "shop",
+            run_id: "r1",
+            observed: Observed {
+                pvcs: &pvcs,
+                deployments: &[],
+                statefulsets: &[],
+            },
+            snapshots: snaps,
+            from: None,
+            targets: &[],
+            repositories: &[],
+            owner: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_ready_snapshot_without_a_cut_time_is_skipped_not_named_1970() {
+        let p = plan_for(&[snapshot("s1", serde_json::json!({"readyToUse": true}))]);
+        assert!(p.jobs.is_empty(), "{:?}", p.jobs);
+        assert_eq!(p.skipped.len(), 1);
+        assert!(
+            p.skipped[0].reason.contains("has no cut time"),
+            "{}",
+            p.skipped[0].reason
+        );
+    }
+
+    #[test]
+    fn a_ready_snapshot_with_a_cut_time_is_copied() {
+        let p = plan_for(&[snapshot(
+            "s1",
+            serde_json::json!({"readyToUse": true, "creationTime": "2026-11-22T10:00:00Z"}),
+        )]);
+        assert_eq!(p.jobs.len(), 1);
+        assert!(p.skipped.is_empty());
+    }
 }

@@ -184,6 +184,8 @@ pub struct Tally {
     pub rescued: usize,
     /// Protected from deletion.
     pub held: usize,
+    /// Changes that failed or were not made (interrupted): counted nowhere else.
+    pub failed: usize,
 }
 
 /// Counts the actions of a plan.

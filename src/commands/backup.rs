@@ -45,10 +45,17 @@ pub struct JobRecord {
     pub snapshot: String,
     /// The archive name or snapshot id.
     pub archive: String,
-    /// Whether it worked.
+    /// Whether it worked (and what it did was seen).
     pub ok: bool,
+    /// `ok`, `failed`, or `unknown` (the mover exited 0 but its log could not be read: no
+    /// `backed-up` label was written on a guess).
+    pub outcome: mover::Verdict,
     /// `ok` or what went wrong.
     pub result: String,
+    /// Why the source snapshot could not be labelled `backed-up.kentledge.io/<repository>`
+    /// after a good copy (then the run is partial: the next backup copies it again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_error: Option<String>,
     /// Bytes read from the volume.
     pub bytes_read: u64,
     /// New bytes stored.
@@ -85,7 +92,8 @@ impl Report {
             return c;
         }
         let ok = self.jobs.iter().filter(|j| j.ok).count();
-        let bad = self.jobs.len() - ok + self.skipped.len() + self.unavailable.len();
+        let unlabelled = self.jobs.iter().filter(|j| j.label_error.is_some()).count();
+        let bad = self.jobs.len() - ok + unlabelled + self.skipped.len() + self.unavailable.len();
         match (ok, bad) {
             (_, 0) if ok > 0 || !self.already.is_empty() => exit::SUCCESS,
             (0, _) => exit::FAILURE,
@@ -112,7 +120,9 @@ impl Report {
                 HumanBytes(j.bytes_added).to_string(),
                 HumanBytes(j.bytes_read.saturating_sub(j.bytes_added)).to_string(),
                 j.seconds,
-                if j.ok {
+                if let (true, Some(e)) = (j.ok, &j.label_error) {
+                    format!("ok: {}, but {e}", j.archive)
+                } else if j.ok {
                     format!("ok: {}", j.archive)
                 } else {
                     j.result.clone()
@@ -313,7 +323,7 @@ async fn run_async(
     for s in &sources {
         set_in_use(client, ns, s, None).await;
     }
-    held.release().await;
+    let lost = held.release().await;
     drop(progress);
     let report = Report {
         run: run_id.clone(),
@@ -339,12 +349,16 @@ async fn run_async(
         interrupted: interrupt.code(),
     };
     for j in report.jobs.iter().filter(|j| !j.ok) {
+        let (reason, what) = match j.outcome {
+            mover::Verdict::Unknown => ("BackupResultUnknown", "not confirmed"),
+            _ => ("BackupFailed", "failed"),
+        };
         crate::k8s::events::record(
             client,
             ns,
             &j.pvc,
-            "BackupFailed",
-            &format!("backup to {} failed: {}", j.repository, j.result),
+            reason,
+            &format!("backup to {} {what}: {}", j.repository, j.result),
         )
         .await;
     }
@@ -352,7 +366,7 @@ async fn run_async(
         || report.render(),
         || serde_json::to_value(&report).unwrap_or_default(),
     )?;
-    Ok(report.code())
+    Ok(lease::exit_code(report.code(), lost.as_deref()))
 }
 
 /// Sets (or removes) the in-use mark that keeps `prune` off a snapshot while it is copied.
@@ -433,7 +447,7 @@ async fn execute(
             }
             let _permit = permits.acquire().await;
             if interrupt.is_set() {
-                return record(j, false, "not started: interrupted".into(), None, 0.0);
+                return record(j, mover::Verdict::Failed, "not started: interrupted".into(), None, 0.0);
             }
             let started = Instant::now();
             let shown = |text: String| {
@@ -455,7 +469,8 @@ async fn execute(
             };
             let out = mover::run_with_locks(client, &task, interrupt, &on_event).await;
             if let Some(mut g) = opening.take() {
-                *g = matches!(&out, Ok(o) if o.ok());
+                // Exit 0 means the repository exists, whether or not the log could be read.
+                *g = matches!(&out, Ok(o) if o.succeeded());
             }
             if let Ok(mut s) = status.lock() {
                 s.remove(&j.index);
@@ -463,20 +478,30 @@ async fn execute(
             let seconds = started.elapsed().as_secs_f64();
             match out {
                 Ok(o) if o.ok() => {
-                    label_backed_up(client, &settings.namespace, &j.snapshot, &j.repository).await;
+                    let labelled =
+                        label_backed_up(client, &settings.namespace, &j.snapshot, &j.repository)
+                            .await;
                     let s = o.summary.clone().unwrap_or_default();
                     tracing::info!(pvc = %j.pvc, repository = %j.repository, archive = %s.archive,
                         read = s.bytes_read, added = s.bytes_added, files = s.files, seconds, "copied");
-                    record(j, true, "ok".into(), o.summary, seconds)
+                    let mut rec = record(j, mover::Verdict::Ok, "ok".into(), o.summary, seconds);
+                    rec.label_error = labelled.err();
+                    rec
+                }
+                Ok(o) if o.result_unknown() => {
+                    let why = o.reason();
+                    tracing::error!(pvc = %j.pvc, repository = %j.repository,
+                        "copy not confirmed, the snapshot is not labelled backed-up: {why}");
+                    record(j, mover::Verdict::Unknown, why, o.summary, seconds)
                 }
                 Ok(o) => {
                     let why = o.reason();
                     tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {why}");
-                    record(j, false, why, o.summary, seconds)
+                    record(j, mover::Verdict::Failed, why, o.summary, seconds)
                 }
                 Err(e) => {
                     tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {e}");
-                    record(j, false, e.to_string(), None, seconds)
+                    record(j, mover::Verdict::Failed, e.to_string(), None, seconds)
                 }
             }
         }
@@ -486,7 +511,7 @@ async fn execute(
 
 fn record(
     j: &VolumeJob,
-    ok: bool,
+    outcome: mover::Verdict,
     result: String,
     s: Option<crate::mover::job::SummaryDto>,
     seconds: f64,
@@ -502,8 +527,10 @@ fn record(
         } else {
             s.archive
         },
-        ok,
+        ok: outcome == mover::Verdict::Ok,
+        outcome,
         result,
+        label_error: None,
         bytes_read: s.bytes_read,
         bytes_added: s.bytes_added,
         files: s.files,
@@ -549,14 +576,20 @@ fn throttled_progress_log(j: &VolumeJob, bytes: u64, files: u64) {
     }
 }
 
-/// Labels the source snapshot `backed-up.kentledge.io/<repository>=<time>`.
-async fn label_backed_up(client: &kube::Client, ns: &str, snapshot: &str, repository: &str) {
+/// Labels the source snapshot `backed-up.kentledge.io/<repository>=<time>`; says why not.
+async fn label_backed_up(
+    client: &kube::Client,
+    ns: &str,
+    snapshot: &str,
+    repository: &str,
+) -> Result<(), String> {
     let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
     let patch = json!({"metadata": {"labels": {backed_up_label(repository): label_time(Timestamp::now())}}});
-    if let Err(e) = api
-        .patch(snapshot, &PatchParams::default(), &Patch::Merge(&patch))
+    api.patch(snapshot, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-    {
-        tracing::warn!(snapshot, error = %e, "could not label the snapshot as backed up");
-    }
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::error!(snapshot, error = %e, "could not label the snapshot as backed up");
+            format!("the snapshot could not be labelled backed-up ({e}): the next backup copies it again")
+        })
 }

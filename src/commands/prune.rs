@@ -182,10 +182,11 @@ async fn snapshots(
         results,
     )
     .await;
-    if let Some(h) = held {
-        h.release().await;
-    }
-    result
+    let lost = match held {
+        Some(h) => h.release().await,
+        None => None,
+    };
+    result.map(|code| lease::exit_code(code, lost.as_deref()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -335,14 +336,26 @@ async fn prune(
         let by_name: BTreeMap<&str, &Observed> =
             members.iter().map(|o| (o.member.id.as_str(), o)).collect();
         let mut out = Vec::new();
+        // Only what was done is counted as done.
+        let mut done = Vec::new();
+        let mut not_done = 0usize;
         for step in &steps {
             let o = by_name[step.name.as_str()];
             let mut error = None;
-            if !global.dry_run && !interrupt.is_set() {
+            if global.dry_run {
+                done.push(step);
+            } else if interrupt.is_set() {
+                error = Some("not done: interrupted".to_owned());
+                not_done += 1;
+            } else {
                 error = apply(&snaps, step, pause).await.err();
-                if let Some(e) = &error {
-                    failures += 1;
-                    tracing::error!(snapshot = %step.name, "{e}");
+                match &error {
+                    Some(e) => {
+                        failures += 1;
+                        not_done += 1;
+                        tracing::error!(snapshot = %step.name, "{e}");
+                    }
+                    None => done.push(step),
                 }
             }
             out.push(StepReport {
@@ -363,7 +376,10 @@ async fn prune(
         reports.push(SeriesReport {
             pvc: pvc_names.get(key).cloned().unwrap_or_else(|| key.clone()),
             snapshots: out,
-            tally: tally(&steps),
+            tally: crate::sweep::Tally {
+                failed: not_done,
+                ..tally(done)
+            },
         });
     }
     let total = tally(std::iter::empty());
@@ -374,6 +390,7 @@ async fn prune(
         t.deleted += r.tally.deleted;
         t.rescued += r.tally.rescued;
         t.held += r.tally.held;
+        t.failed += r.tally.failed;
         t
     });
     results.emit(
@@ -410,7 +427,7 @@ async fn prune(
             }
         }
         text.push_str(&format!(
-            "\n{}kept {}, marked {}, pending {}, deleted {}, rescued {}, held {}{}\n",
+            "\n{}kept {}, marked {}, pending {}, deleted {}, rescued {}, held {}{}{}\n",
             if global.dry_run { "would be: " } else { "" },
             total.kept,
             total.marked,
@@ -418,6 +435,11 @@ async fn prune(
             total.deleted,
             total.rescued,
             total.held,
+            if total.failed > 0 {
+                format!(", NOT DONE {} (see [failed: …] above)", total.failed)
+            } else {
+                String::new()
+            },
             if global.dry_run {
                 " (nothing was changed)"
             } else {
@@ -429,7 +451,7 @@ async fn prune(
         || json!({
             "namespace": ns, "config": config_name, "now": now.to_string(), "dryRun": global.dry_run,
             "series": reports,
-            "summary": {"kept": total.kept, "marked": total.marked, "pending": total.pending, "deleted": total.deleted, "rescued": total.rescued, "held": total.held},
+            "summary": {"kept": total.kept, "marked": total.marked, "pending": total.pending, "deleted": total.deleted, "rescued": total.rescued, "held": total.held, "failed": total.failed},
         }),
     )?;
     if let Some(code) = interrupt.code() {

@@ -11,7 +11,8 @@ use crate::backupplan::access;
 use crate::cli::{GlobalArgs, LockArgs};
 use crate::config::Repository;
 use crate::error::{Error, exit};
-use crate::k8s::{lease, mover};
+use crate::k8s::lease;
+use crate::k8s::mover::{self, Verdict};
 use crate::mover::job::{Action, ArchiveDecision, Job, MoverEvent};
 use crate::mover::pod as moverpod;
 use crate::output;
@@ -26,12 +27,33 @@ pub struct RepoRecord {
     pub repository: String,
     /// `borg` or `restic`.
     pub engine: &'static str,
-    /// Whether it worked.
+    /// Whether it worked (and, for prune, its decisions were seen).
     pub ok: bool,
+    /// `ok`, `failed`, or `unknown` (the mover exited 0 but its log, with the decisions, could
+    /// not be read).
+    pub outcome: Verdict,
     /// `ok` or what went wrong.
     pub result: String,
     /// Prune decisions.
     pub archives: Vec<ArchiveDecision>,
+}
+
+impl RepoRecord {
+    fn new(
+        repo: &Repository,
+        outcome: Verdict,
+        result: String,
+        archives: Vec<ArchiveDecision>,
+    ) -> Self {
+        RepoRecord {
+            repository: repo.name.clone(),
+            engine: repo.engine(),
+            ok: outcome == Verdict::Ok,
+            outcome,
+            result,
+            archives,
+        }
+    }
 }
 
 async fn run_jobs(
@@ -41,6 +63,7 @@ async fn run_jobs(
     interrupt: &Interrupt,
     repos: &[&Repository],
     action: impl Fn(&Repository) -> Action,
+    results_in_log: bool,
 ) -> Result<Vec<RepoRecord>, Error> {
     let ns = settings.namespace.as_str();
     let config = &settings.config;
@@ -64,7 +87,16 @@ async fn run_jobs(
         if interrupt.is_set() {
             break;
         }
-        mover::ensure_cache(client, ns, &config.metadata.name, repo).await?;
+        // A failure here is this repository's, and the lock is still released below.
+        if let Err(e) = mover::ensure_cache(client, ns, &config.metadata.name, repo).await {
+            records.push(RepoRecord::new(
+                repo,
+                Verdict::Failed,
+                e.to_string(),
+                Vec::new(),
+            ));
+            continue;
+        }
         let job = Job {
             repository: access(repo, ns),
             action: action(repo),
@@ -89,28 +121,34 @@ async fn run_jobs(
         )
         .await;
         let record = match out {
-            Ok(o) => RepoRecord {
-                repository: repo.name.clone(),
-                engine: repo.engine(),
-                ok: o.ok(),
-                result: o.reason(),
-                archives: o.archives,
-            },
-            Err(e) => RepoRecord {
-                repository: repo.name.clone(),
-                engine: repo.engine(),
-                ok: false,
-                result: e.to_string(),
-                archives: Vec::new(),
-            },
+            // A check's result is its exit code: an unreadable log loses only its words.
+            Ok(o) if !results_in_log && o.result_unknown() => {
+                let why = format!(
+                    "ok (the mover exited 0; its log could not be read: {})",
+                    o.log_error.as_deref().unwrap_or_default()
+                );
+                RepoRecord::new(repo, Verdict::Ok, why, o.archives)
+            }
+            Ok(o) => RepoRecord::new(repo, o.verdict(), o.reason(), o.archives),
+            Err(e) => RepoRecord::new(repo, Verdict::Failed, e.to_string(), Vec::new()),
         };
         if !record.ok {
             tracing::error!(repository = %record.repository, "{}", record.result);
         }
         records.push(record);
     }
-    if let Some(h) = held {
-        h.release().await;
+    if let Some(h) = held
+        && let Some(lost) = h.release().await
+    {
+        // The jobs' own results stand; the run was not alone, which is not a success.
+        records.push(RepoRecord {
+            repository: "(run lock)".into(),
+            engine: "-",
+            ok: false,
+            outcome: Verdict::Failed,
+            result: lost,
+            archives: Vec::new(),
+        });
     }
     Ok(records)
 }
@@ -160,6 +198,7 @@ pub async fn prune(
             now,
             dry_run,
         },
+        true,
     )
     .await?;
     results.emit(
@@ -172,18 +211,38 @@ pub async fn prune(
 fn render_prune(records: &[RepoRecord], dry_run: bool) -> String {
     let mut out = String::new();
     for r in records {
+        if r.outcome == Verdict::Unknown {
+            out.push_str(&format!(
+                "repository {} ({}): {}: which archives were {} is not known\n",
+                r.repository,
+                r.engine,
+                r.result,
+                if dry_run {
+                    "kept and which would be deleted"
+                } else {
+                    "kept and which were deleted"
+                }
+            ));
+            continue;
+        }
         let kept = r.archives.iter().filter(|a| a.keep).count();
-        let gone = r.archives.len() - kept;
+        let doomed = r.archives.len() - kept;
+        let deleted = r.archives.iter().filter(|a| a.deleted).count();
+        let done = if dry_run {
+            format!("{doomed} would be deleted")
+        } else if deleted == doomed {
+            format!("{deleted} deleted")
+        } else {
+            format!(
+                "{deleted} deleted, {} to delete NOT deleted",
+                doomed - deleted
+            )
+        };
         out.push_str(&format!(
-            "repository {} ({}): {} archive(s), {kept} kept, {gone} {}{}\n",
+            "repository {} ({}): {} archive(s), {kept} kept, {done}{}\n",
             r.repository,
             r.engine,
             r.archives.len(),
-            if dry_run {
-                "would be deleted"
-            } else {
-                "deleted"
-            },
             if r.ok {
                 String::new()
             } else {
@@ -192,11 +251,16 @@ fn render_prune(records: &[RepoRecord], dry_run: bool) -> String {
         ));
         for a in &r.archives {
             out.push_str(&format!(
-                "  {:<20} {:<56} {:<22} {:<6} {}\n",
+                "  {:<20} {:<56} {:<22} {:<11} {}\n",
                 a.series,
                 a.archive,
                 a.time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                if a.keep { "keep" } else { "delete" },
+                match (a.keep, a.deleted, dry_run) {
+                    (true, _, _) => "keep",
+                    (false, _, true) => "delete",
+                    (false, true, false) => "deleted",
+                    (false, false, false) => "not deleted",
+                },
                 a.reasons
             ));
         }
@@ -213,13 +277,19 @@ pub async fn check(
     results: &mut output::Results,
 ) -> Result<u8, Error> {
     let repos: Vec<&Repository> = settings.config.spec.repositories.iter().collect();
-    let records = run_jobs(settings, client, None, interrupt, &repos, |r| {
-        Action::Check {
+    let records = run_jobs(
+        settings,
+        client,
+        None,
+        interrupt,
+        &repos,
+        |r| Action::Check {
             read_data_subset: read_data
                 .map(String::from)
                 .or_else(|| r.check.read_data_subset.clone()),
-        }
-    })
+        },
+        false,
+    )
     .await?;
     results.emit(
         || {

@@ -173,13 +173,21 @@ async fn read_classes(
     let vscs = Api::<DynamicObject>::all_with(client.clone(), &class_resource())
         .list(&ListParams::default())
         .await;
+    let forbidden = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 403);
     let (scs, vscs) = match (scs, vscs) {
         (Ok(a), Ok(b)) => (a.items, b.items),
-        (Err(kube::Error::Api(s)), _) | (_, Err(kube::Error::Api(s))) if s.code == 403 => {
-            return Ok(Classes::default());
+        // Any other error wins over a 403: it is not the documented "no ClusterRole" case.
+        (Err(e), _) if !forbidden(&e) => {
+            return Err(Error::cluster("list StorageClasses")(e));
         }
-        (Err(e), _) | (_, Err(e)) => {
-            return Err(Error::cluster("list storage and snapshot classes")(e));
+        (_, Err(e)) if !forbidden(&e) => {
+            return Err(Error::cluster("list VolumeSnapshotClasses")(e));
+        }
+        _ => {
+            tracing::info!(
+                "cannot read StorageClasses or VolumeSnapshotClasses (install manifests/cluster-read.yaml): default classes are not detected"
+            );
+            return Ok(Classes::default());
         }
     };
     let default_sc = scs.iter().find(|c| {
@@ -313,7 +321,7 @@ pub(crate) async fn run_async(
     tracing::info!(run = %run_id, snapshots = plan.snapshots.len(), hooks = plan.hooks.len(), "run lock taken");
     let report = execute(client, settings, &plan, interrupt, &progress).await;
     progress.phase("releasing the run lock");
-    held.release().await;
+    let lost = held.release().await;
     drop(progress);
     if report.code() != exit::SUCCESS {
         for s in report.snapshots.iter().filter(|s| !s.ready) {
@@ -334,7 +342,7 @@ pub(crate) async fn run_async(
         || report.render(),
         || serde_json::to_value(&report).unwrap_or_default(),
     )?;
-    Ok(report.code())
+    Ok(lease::exit_code(report.code(), lost.as_deref()))
 }
 
 /// Reports snapshots of earlier runs of this config that never became ready.
@@ -355,6 +363,42 @@ async fn report_leftovers(client: &kube::Client, ns: &str, config: &str, run_id:
         if run != run_id && !is_ready(Some(&s)) {
             tracing::warn!(snapshot = s.metadata.name.as_deref().unwrap_or(""), %run, error = error_message(Some(&s)).unwrap_or_default(),
                 "left by an earlier run and never ready; prune deletes it after spec.snapshots.notReadyGrace");
+        }
+    }
+}
+
+/// [`read_snapshot`] for each of `which`.
+async fn read_snapshots(
+    snaps: &Api<VolumeSnapshot>,
+    plan: &Plan,
+    which: &[usize],
+    state: &mut BTreeMap<usize, Option<VolumeSnapshot>>,
+    unread: &mut BTreeMap<usize, String>,
+) {
+    for i in which {
+        read_snapshot(snaps, &plan.snapshots[*i].name, *i, state, unread).await;
+    }
+}
+
+/// Reads snapshot `name` into `state[i]`; a failed read is remembered in `unread[i]` (and the
+/// state kept as last seen). Returns whether the read worked.
+async fn read_snapshot(
+    snaps: &Api<VolumeSnapshot>,
+    name: &str,
+    i: usize,
+    state: &mut BTreeMap<usize, Option<VolumeSnapshot>>,
+    unread: &mut BTreeMap<usize, String>,
+) -> bool {
+    match snaps.get(name).await {
+        Ok(vs) => {
+            state.insert(i, Some(vs));
+            unread.remove(&i);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(snapshot = %name, error = %e, "could not read the VolumeSnapshot");
+            unread.insert(i, e.to_string());
+            false
         }
     }
 }
@@ -542,17 +586,15 @@ async fn execute(
     }
     let mut state: BTreeMap<usize, Option<VolumeSnapshot>> =
         created.iter().map(|i| (*i, None)).collect();
+    // The last failed read of each snapshot: what kentledge could not see is said, not guessed.
+    let mut unread: BTreeMap<usize, String> = BTreeMap::new();
     let cut_deadline = Instant::now() + cfg.cut_timeout.0;
     progress.phase(format!(
         "waiting for the cut of {} snapshot(s)",
         created.len()
     ));
     while !created.is_empty() && !interrupt.is_set() {
-        for i in &created {
-            if let Ok(vs) = snaps.get(&plan.snapshots[*i].name).await {
-                state.insert(*i, Some(vs));
-            }
-        }
+        read_snapshots(&snaps, plan, &created, &mut state, &mut unread).await;
         let all_settled = state
             .values()
             .all(|v| cut_time(v.as_ref()).is_some() || error_message(v.as_ref()).is_some());
@@ -564,11 +606,7 @@ async fn execute(
 
     // One last look before the application is released: anything cut by now was cut while
     // frozen (the loop above may have stopped between polls, e.g. on a signal).
-    for i in &created {
-        if let Ok(vs) = snaps.get(&plan.snapshots[*i].name).await {
-            state.insert(*i, Some(vs));
-        }
-    }
+    read_snapshots(&snaps, plan, &created, &mut state, &mut unread).await;
 
     // Post-hooks: always, in reverse, for every started pre-hook.
     if !started.is_empty() {
@@ -611,17 +649,23 @@ async fn execute(
             waiting.push(*i);
             continue;
         }
-        let why = err.unwrap_or_else(|| {
-            if interrupt.is_set() {
-                "interrupted before the cut".into()
-            } else {
-                format!("no cut within cutTimeout {}", cfg.cut_timeout)
-            }
+        let mut why = err.unwrap_or_else(|| match unread.get(i) {
+            Some(e) => format!(
+                "its cut while the application was frozen could not be confirmed: could not read the VolumeSnapshot ({e})"
+            ),
+            None if interrupt.is_set() => "interrupted before the cut".into(),
+            None => format!("no cut within cutTimeout {}", cfg.cut_timeout),
         });
-        let deleted = snaps
-            .delete(&p.name, &DeleteParams::default())
-            .await
-            .is_ok();
+        let deleted = match snaps.delete(&p.name, &DeleteParams::default()).await {
+            Ok(_) => true,
+            Err(kube::Error::Api(s)) if s.code == 404 => true,
+            Err(e) => {
+                why.push_str(&format!(
+                    "; it could NOT be deleted ({e}): it is not consistent, delete it by hand"
+                ));
+                false
+            }
+        };
         tracing::error!(snapshot = %p.name, deleted, "{why}");
         if report.failure.is_none() && !interrupt.is_set() {
             report.failure = Some(format!("snapshot {} of {}: {why}", p.name, p.pvc));
@@ -645,10 +689,17 @@ async fn execute(
     while !waiting.is_empty() && !interrupt.is_set() && Instant::now() < ready_deadline {
         let mut pending = false;
         for i in &waiting {
-            if let Ok(vs) = snaps.get(&plan.snapshots[*i].name).await {
-                pending |= !is_ready(Some(&vs)) && error_message(Some(&vs)).is_none();
-                state.insert(*i, Some(vs));
-            }
+            // A snapshot that could not be read is still pending: it is not known to be settled.
+            let read = read_snapshot(
+                &snaps,
+                &plan.snapshots[*i].name,
+                *i,
+                &mut state,
+                &mut unread,
+            )
+            .await;
+            let vs = state.get(i).cloned().flatten();
+            pending |= !read || (!is_ready(vs.as_ref()) && error_message(vs.as_ref()).is_none());
         }
         if !pending {
             break;
@@ -668,12 +719,10 @@ async fn execute(
         let vs = state.get(&i).cloned().flatten();
         let ready = is_ready(vs.as_ref());
         let error = error_message(vs.as_ref()).or_else(|| {
-            (!ready).then(|| {
-                if interrupt.is_set() {
-                    "interrupted before ready".into()
-                } else {
-                    format!("not ready within readyTimeout {}", cfg.ready_timeout)
-                }
+            (!ready).then(|| match unread.get(&i) {
+                Some(e) => format!("readiness unknown: could not read the VolumeSnapshot ({e})"),
+                None if interrupt.is_set() => "interrupted before ready".into(),
+                None => format!("not ready within readyTimeout {}", cfg.ready_timeout),
             })
         });
         if !report.hooks.is_empty() {

@@ -259,13 +259,23 @@ impl Session {
     /// Writes `post`, closes stdin (which ends the session and releases the application) and
     /// waits at most `timeout` for the command to exit.
     pub async fn finish(mut self, post: Option<&str>, timeout: Duration) -> Outcome {
+        // A post command that could not be written did not run, whatever the session's exit.
+        let mut unsent = None;
         if let (Some(w), Some(post)) = (self.stdin.as_mut(), post) {
             let mut input = post.to_owned();
             if !input.ends_with('\n') {
                 input.push('\n');
             }
-            let _ = w.write_all(input.as_bytes()).await;
-            let _ = w.flush().await;
+            if let Err(e) = async {
+                w.write_all(input.as_bytes()).await?;
+                w.flush().await
+            }
+            .await
+            {
+                unsent = Some(format!(
+                    "the post command could not be sent to the session: {e}"
+                ));
+            }
         }
         if let Some(mut w) = self.stdin.take() {
             let _ = w.shutdown().await;
@@ -273,6 +283,10 @@ impl Session {
         let exit = tokio::time::timeout(timeout, exit_of(&mut self.process))
             .await
             .unwrap_or(Exit::TimedOut);
+        let exit = match unsent {
+            Some(e) if exit.ok() => Exit::Failed(e),
+            _ => exit,
+        };
         if exit == Exit::TimedOut {
             self.process.abort();
         }

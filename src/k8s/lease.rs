@@ -85,7 +85,8 @@ pub struct Held {
     name: String,
     me: String,
     stop: CancellationToken,
-    renewer: tokio::task::JoinHandle<()>,
+    /// Ends with why the lock was lost, if it was.
+    renewer: tokio::task::JoinHandle<Option<String>>,
 }
 
 /// Takes `lock` of `config` for run `run_id` as this host (`$HOSTNAME`: the pod in a cluster),
@@ -181,34 +182,79 @@ pub async fn acquire(
     })
 }
 
-async fn renew(api: Api<Lease>, name: String, me: String, stop: CancellationToken) {
+/// Renews the Lease until stopped; returns why the lock was lost, if it was: taken by another
+/// run, deleted, or not renewed for a whole lease duration (another run may then take it).
+async fn renew(
+    api: Api<Lease>,
+    name: String,
+    me: String,
+    stop: CancellationToken,
+) -> Option<String> {
     let every = Duration::from_secs(u64::try_from(LEASE_SECONDS / 3).unwrap_or(20));
+    let duration = Duration::from_secs(u64::try_from(LEASE_SECONDS).unwrap_or(60));
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return None,
         }
-        let Ok(Some(mut lease)) = api.get_opt(&name).await else {
-            continue;
+        let result = match api.get_opt(&name).await {
+            Ok(Some(mut lease)) => {
+                if view(&lease).holder.as_deref() != Some(me.as_str()) {
+                    let why = format!("the run lock (Lease {name}) was taken by another run");
+                    tracing::error!("{why}");
+                    return Some(why);
+                }
+                if let Some(spec) = lease.spec.as_mut() {
+                    spec.renew_time = Some(MicroTime(Timestamp::now()));
+                }
+                api.replace(&name, &PostParams::default(), &lease)
+                    .await
+                    .map(|_| ())
+            }
+            Ok(None) => {
+                let why = format!("the run lock (Lease {name}) was deleted by someone else");
+                tracing::error!("{why}");
+                return Some(why);
+            }
+            Err(e) => Err(e),
         };
-        if view(&lease).holder.as_deref() != Some(me.as_str()) {
-            tracing::error!(lease = %name, "the run lock was taken by another run");
-            return;
-        }
-        if let Some(spec) = lease.spec.as_mut() {
-            spec.renew_time = Some(MicroTime(Timestamp::now()));
-        }
-        if let Err(e) = api.replace(&name, &PostParams::default(), &lease).await {
-            tracing::warn!(lease = %name, error = %e, "could not renew the run lock");
+        match result {
+            Ok(()) => renewed = tokio::time::Instant::now(),
+            Err(e) if renewed.elapsed() >= duration => {
+                let why = format!(
+                    "the run lock (Lease {name}) could not be renewed for {} ({e}); another run may have taken it",
+                    crate::units::HumanDuration(duration)
+                );
+                tracing::error!("{why}");
+                return Some(why);
+            }
+            Err(e) => tracing::warn!(lease = %name, error = %e, "could not renew the run lock"),
         }
     }
 }
 
+/// The exit code of a run whose lock may have been lost: a run that was not alone is not a
+/// success, whatever its own results.
+pub fn exit_code(code: u8, lost: Option<&str>) -> u8 {
+    match lost {
+        Some(_) if code == crate::error::exit::SUCCESS => crate::error::exit::FAILURE,
+        _ => code,
+    }
+}
+
 impl Held {
-    /// Stops renewing and frees the lock for the next run.
-    pub async fn release(self) {
+    /// Stops renewing and frees the lock for the next run. Returns why the lock was lost during
+    /// the run, if it was (then another run may have worked at the same time).
+    pub async fn release(self) -> Option<String> {
         self.stop.cancel();
-        let _ = self.renewer.await;
+        let lost = match self.renewer.await {
+            Ok(lost) => lost,
+            Err(e) => Some(format!("the run lock's renewal stopped: {e}")),
+        };
+        if lost.is_some() {
+            return lost;
+        }
         if let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await
             && view(&lease).holder.as_deref() == Some(self.me.as_str())
         {
@@ -224,6 +270,7 @@ impl Held {
                 tracing::warn!(lease = %self.name, error = %e, "could not release the run lock; it expires by itself");
             }
         }
+        None
     }
 }
 

@@ -34,23 +34,72 @@ pub struct Outcome {
     pub archives: Vec<ArchiveDecision>,
     /// Whether the run was interrupted while the mover ran.
     pub interrupted: bool,
+    /// Why the mover's log could not be read to its last line, when it could not: then the
+    /// summary, the prune decisions and the engine's failure text were not seen.
+    pub log_error: Option<String>,
 }
 
 impl Outcome {
-    /// Whether the job did what it was asked.
-    pub fn ok(&self) -> bool {
+    /// Whether the pod says the job did what it was asked (exit 0, not interrupted), whether or
+    /// not its log was read.
+    pub fn succeeded(&self) -> bool {
         self.exit_code == Some(0) && !self.interrupted
     }
 
-    /// `ok`, or what went wrong for people (with the holders of a lock).
+    /// Whether the job did what it was asked and what it did was seen in its log.
+    pub fn ok(&self) -> bool {
+        self.succeeded() && self.log_error.is_none()
+    }
+
+    /// Whether the pod exited 0 but its log, and so its results, could not be read.
+    pub fn result_unknown(&self) -> bool {
+        self.succeeded() && self.log_error.is_some()
+    }
+
+    /// `ok`, or what went wrong for people (with the holders of a lock), or that the result is
+    /// unknown because the mover's log could not be read.
     pub fn reason(&self) -> String {
-        match self.failure {
-            _ if self.ok() => "ok".into(),
+        if let (true, Some(e)) = (self.succeeded(), &self.log_error) {
+            return format!(
+                "result unknown: could not read the mover's log ({e}); the mover pod exited 0"
+            );
+        }
+        let reason = match self.failure {
+            _ if self.ok() => return "ok".into(),
             Some(f) if self.message.is_empty() => f.describe().to_owned(),
             Some(Failure::Locked) if !self.holders.is_empty() => {
                 format!("{}: held by {}", self.message, self.holders.join(", "))
             }
             _ => self.message.clone(),
+        };
+        match &self.log_error {
+            Some(e) => format!("{reason} (could not read the mover's log: {e})"),
+            None => reason,
+        }
+    }
+}
+
+/// A job's result as reports give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// It did what it was asked, and what it did was seen.
+    Ok,
+    /// It failed.
+    Failed,
+    /// The mover exited 0, but its log could not be read: what it did was not seen.
+    Unknown,
+}
+
+impl Outcome {
+    /// The verdict for reports.
+    pub fn verdict(&self) -> Verdict {
+        if self.ok() {
+            Verdict::Ok
+        } else if self.result_unknown() {
+            Verdict::Unknown
+        } else {
+            Verdict::Failed
         }
     }
 }
@@ -198,6 +247,9 @@ fn started(p: &Pod) -> bool {
     matches!(phase, "Running" | "Succeeded" | "Failed")
 }
 
+/// How long the mover pod may stay unreadable before the run stops waiting for it.
+const POD_READ_PATIENCE: Duration = Duration::from_secs(60);
+
 async fn watch(
     pods: &Api<Pod>,
     name: &str,
@@ -205,9 +257,10 @@ async fn watch(
     on_event: &(dyn Fn(&MoverEvent) + Sync),
 ) -> Outcome {
     let mut out = Outcome::default();
-    let mut log_task: Option<tokio::task::JoinHandle<Vec<MoverEvent>>> = None;
+    let mut log_task: Option<tokio::task::JoinHandle<LogRead>> = None;
     // The pod was stopped at its deadline: that, not what the mover said last, is the result.
     let mut deadline = false;
+    let mut unreadable_since: Option<std::time::Instant> = None;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MoverEvent>();
     loop {
         while let Ok(e) = rx.try_recv() {
@@ -220,13 +273,25 @@ async fn watch(
             break;
         }
         let p = match pods.get_opt(name).await {
-            Ok(Some(p)) => p,
+            Ok(Some(p)) => {
+                unreadable_since = None;
+                p
+            }
             Ok(None) => {
                 out.failure = Some(Failure::Failed);
                 out.message = "the mover pod was deleted by someone else".into();
                 break;
             }
             Err(e) => {
+                let since = *unreadable_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= POD_READ_PATIENCE {
+                    out.failure = Some(Failure::Failed);
+                    out.message = format!(
+                        "result unknown: could not read the mover pod for {} ({e}); it was stopped",
+                        crate::units::HumanDuration(POD_READ_PATIENCE)
+                    );
+                    break;
+                }
                 tracing::debug!(error = %e, "reading the mover pod");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
@@ -289,39 +354,68 @@ async fn watch(
         }
     }
     drop(tx);
-    // The rest of the log (the stream ends when the container exits).
-    let events = match log_task {
-        Some(t) if !out.interrupted => tokio::time::timeout(Duration::from_secs(10), t)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default(),
-        Some(t) => {
+    if out.interrupted {
+        if let Some(t) = log_task {
             t.abort();
-            Vec::new()
         }
-        None => Vec::new(),
+        return out;
+    }
+    // The rest of the log (the stream ends when the container exits).
+    let followed = match log_task {
+        Some(mut t) => match tokio::time::timeout(Duration::from_secs(10), &mut t).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => LogRead::failed(format!("following the log: {e}")),
+            Err(_) => {
+                t.abort();
+                LogRead::failed("the log stream did not end 10 s after the mover exited")
+            }
+        },
+        None => LogRead::default(),
     };
     while let Ok(e) = rx.try_recv() {
         on_event(&e);
     }
-    let events = if events.is_empty() && out.exit_code.is_some() {
-        // The log stream never started (the container was quick): read the log once.
-        match pods.logs(name, &LogParams::default()).await {
-            Ok(text) => {
-                let events: Vec<MoverEvent> = text.lines().filter_map(MoverEvent::parse).collect();
-                events.iter().for_each(on_event);
-                events
-            }
-            Err(_) => Vec::new(),
-        }
+    let read = if followed.complete() || out.exit_code.is_none() {
+        // Read to the end, or the mover never ran: there is no more log to read.
+        followed
     } else {
-        events
+        // The stream never started, ended early or failed: read the whole log once.
+        let again = match pods.logs(name, &LogParams::default()).await {
+            Ok(text) => LogRead::parse(&text),
+            Err(e) => LogRead::failed(e.to_string()),
+        };
+        again
+            .events
+            .iter()
+            .skip(followed.events.len())
+            .for_each(on_event);
+        if again.complete() || followed.error.is_none() {
+            again
+        } else {
+            LogRead {
+                error: followed.error,
+                ..again
+            }
+        }
     };
-    for e in events {
+    if out.exit_code.is_some() && !read.complete() {
+        out.log_error = Some(
+            read.error
+                .clone()
+                .unwrap_or_else(|| "the log ended before the mover's last line".into()),
+        );
+    }
+    for e in read.events {
         match e {
             MoverEvent::Summary { summary } => out.summary = Some(summary),
             MoverEvent::Archive(a) => out.archives.push(a),
+            MoverEvent::Deleted { series, archives } => {
+                for a in out.archives.iter_mut() {
+                    if a.series == series && archives.contains(&a.archive) {
+                        a.deleted = true;
+                    }
+                }
+            }
             MoverEvent::Failed {
                 failure,
                 message,
@@ -340,31 +434,70 @@ async fn watch(
     out
 }
 
-/// Follows the pod's log, forwarding events as they come and returning all of them.
+/// What was read of a mover's log.
+#[derive(Debug, Default)]
+struct LogRead {
+    /// The events, in order.
+    events: Vec<MoverEvent>,
+    /// Why reading stopped before the end, when it did.
+    error: Option<String>,
+}
+
+impl LogRead {
+    fn failed(e: impl Into<String>) -> LogRead {
+        LogRead {
+            events: Vec::new(),
+            error: Some(e.into()),
+        }
+    }
+
+    fn parse(text: &str) -> LogRead {
+        LogRead {
+            events: text.lines().filter_map(MoverEvent::parse).collect(),
+            error: None,
+        }
+    }
+
+    /// Whether the mover's last line (its `end` event) was read.
+    fn complete(&self) -> bool {
+        matches!(self.events.last(), Some(MoverEvent::End { .. }))
+    }
+}
+
+/// Follows the pod's log, forwarding events as they come and returning all of them, with the
+/// error that ended the stream early, if one did.
 async fn follow(
     pods: Api<Pod>,
     name: String,
     tx: tokio::sync::mpsc::UnboundedSender<MoverEvent>,
-) -> Vec<MoverEvent> {
+) -> LogRead {
     use futures::{AsyncBufReadExt as _, StreamExt as _};
     let lp = LogParams {
         follow: true,
         ..LogParams::default()
     };
-    let mut all = Vec::new();
-    let Ok(stream) = pods.log_stream(&name, &lp).await else {
-        return all;
+    let mut read = LogRead::default();
+    let stream = match pods.log_stream(&name, &lp).await {
+        Ok(s) => s,
+        Err(e) => return LogRead::failed(e.to_string()),
     };
     let mut lines = stream.lines();
-    while let Some(Ok(line)) = lines.next().await {
+    while let Some(line) = lines.next().await {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                read.error = Some(format!("the log stream broke: {e}"));
+                break;
+            }
+        };
         if let Some(e) = MoverEvent::parse(&line) {
             let _ = tx.send(e.clone());
-            all.push(e);
+            read.events.push(e);
         } else if !line.trim().is_empty() {
             tracing::debug!(pod = %name, "{line}");
         }
     }
-    all
+    read
 }
 
 /// A mover job with what is needed to deal with its repository's locks.
@@ -431,7 +564,7 @@ pub async fn run_with_locks(
             tracing::warn!(repository = %t.access.name, holders = %out.holders.join(", "),
                 "breaking a stale lock: its holder, a mover pod, no longer exists");
             let brk = break_lock(client, t, interrupt).await?;
-            if !brk.ok() {
+            if !brk.succeeded() {
                 return Ok(brk);
             }
             broke = true;

@@ -261,6 +261,10 @@ pub struct ArchiveDecision {
     pub keep: bool,
     /// Why.
     pub reasons: String,
+    /// Whether the engine confirmed its deletion (set by the controller from `deleted` events;
+    /// an archive to delete whose deletion was not confirmed is reported as not deleted).
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// One line of a mover's stdout.
@@ -301,6 +305,18 @@ pub enum MoverEvent {
         /// Lock holders (`host` or `host pid`), when locked.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         holders: Vec<String>,
+    },
+    /// Archives of a series the engine deleted.
+    Deleted {
+        /// The series' name.
+        series: String,
+        /// borg archive names or restic snapshot ids.
+        archives: Vec<String>,
+    },
+    /// The mover's last line, with its exit code: a log without it was not read to the end.
+    End {
+        /// The exit code the mover is about to exit with.
+        code: i32,
     },
 }
 

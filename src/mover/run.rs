@@ -52,8 +52,16 @@ fn log(level: &str, message: impl Into<String>) {
     });
 }
 
-/// Runs a job given as its JSON argument; returns the process exit code.
+/// Runs a job given as its JSON argument; returns the process exit code. The last line
+/// printed is always the `end` event with that code, so that the controller can tell a log it
+/// read to the end from one it could read only in part.
 pub fn main(job: &str) -> i32 {
+    let code = run_job(job);
+    emit(&MoverEvent::End { code });
+    code
+}
+
+fn run_job(job: &str) -> i32 {
     let job: Job = match serde_json::from_str(job) {
         Ok(j) => j,
         Err(e) => {
@@ -360,8 +368,9 @@ fn run_inner(
         let mut msgids = Vec::new();
         let mut unreadable = Vec::new();
         let mut throttle = Throttle::default();
+        let mut broke = None;
         if let Some(s) = stderr {
-            for line in BufReader::new(s).lines().map_while(Result::ok) {
+            broke = each_line(s, |line| {
                 // borg's --log-json lines and restic's JSON errors; anything else is plain text.
                 let event = match (line.starts_with('{'), engine) {
                     (false, _) => None,
@@ -400,16 +409,18 @@ fn run_inner(
                     }
                     None => {}
                 }
-            }
+            })
+            .err();
         }
-        (errors, msgids, unreadable)
+        (errors, msgids, unreadable, broke)
     });
     let mut stdout = String::new();
+    let mut stdout_broke = None;
     let mut unreadable_out = Vec::new();
     if let Some(mut s) = child.stdout.take() {
         if stream_stdout && engine == Engine::Restic {
             let mut throttle = Throttle::default();
-            for line in BufReader::new(s).lines().map_while(Result::ok) {
+            stdout_broke = each_line(s, |line| {
                 match progress::restic_line(&line) {
                     Some(Event::Progress {
                         bytes_done,
@@ -426,15 +437,29 @@ fn run_inner(
                 }
                 stdout.push_str(&line);
                 stdout.push('\n');
-            }
-        } else {
-            let _ = s.read_to_string(&mut stdout);
+            })
+            .err();
+        } else if let Err(e) = s.read_to_string(&mut stdout) {
+            stdout_broke = Some(e);
         }
     }
     let status = child
         .wait()
         .map_err(|e| Fail::new(Failure::Failed, format!("waiting for {}: {e}", argv[0])))?;
-    let (errors, msgids, mut unreadable) = err_thread.join().unwrap_or_default();
+    // What the engine said decides what its exit means (unreadable files, lock holders): output
+    // that could not be read in full is a failure, never an empty list of problems.
+    let (errors, msgids, mut unreadable, stderr_broke) = err_thread.join().map_err(|_| {
+        Fail::new(
+            Failure::Failed,
+            format!("reading the messages of {} failed", argv[0]),
+        )
+    })?;
+    if let Some(e) = stderr_broke.or(stdout_broke) {
+        return Err(Fail::new(
+            Failure::Failed,
+            format!("reading the output of {} failed: {e}", argv[0]),
+        ));
+    }
     unreadable.extend(unreadable_out);
     use std::os::unix::process::ExitStatusExt;
     let code = status
@@ -448,6 +473,22 @@ fn run_inner(
         msgids,
         unreadable,
     })
+}
+
+/// Calls `f` with each line of `r` (without its end), decoded lossily: an engine may print a
+/// path that is not UTF-8, and that must not end the reading. A read error ends it and is
+/// returned.
+fn each_line(r: impl Read, mut f: impl FnMut(String)) -> std::io::Result<()> {
+    let mut r = BufReader::new(r);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        let line = String::from_utf8_lossy(&buf);
+        f(line.trim_end_matches(['\n', '\r']).to_owned());
+    }
 }
 
 /// One item an engine could not read, logged as it comes.
@@ -819,7 +860,11 @@ fn backup(
         run(&argv, env, Some(paths::DATA), true)
     });
     let out = match out {
-        Err(f) if f.message.contains("already exists") && env.access.engine == Engine::Borg => {
+        Err(f)
+            if env.access.engine == Engine::Borg
+                && f.message.contains(&series.borg_archive(cut))
+                && f.message.contains("already exists") =>
+        {
             // The same cut was copied before (archive names carry the cut): nothing to add.
             log("info", format!("{} (copied by an earlier run)", f.message));
             emit(&MoverEvent::Summary {
@@ -843,12 +888,28 @@ fn backup(
                 _ => None,
             }),
     };
+    // borg's warning exits (1, 100–127) mean something was not copied as it was; an unexplained
+    // one is not taken for a whole copy (101, an include pattern that never matched, is harmless:
+    // kentledge passes none).
+    let unexplained = env.access.engine == Engine::Borg
+        && out.code != 0
+        && out.code != 101
+        && out.unreadable.is_empty();
     match summary {
         Some(s)
             if !out.unreadable.is_empty()
+                || unexplained
                 || (env.access.engine == Engine::Restic && out.code == 3) =>
         {
-            Err(incomplete(env, &s.archive, &out.unreadable))
+            let said: Vec<String> = if out.unreadable.is_empty() {
+                out.errors
+                    .iter()
+                    .map(|e| format!("borg exit {}: {e}", out.code))
+                    .collect()
+            } else {
+                out.unreadable.clone()
+            };
+            Err(incomplete(env, &s.archive, &said))
         }
         Some(s) => {
             emit(&MoverEvent::Summary { summary: s.into() });
@@ -1074,6 +1135,7 @@ fn prune(
                 time: *time,
                 keep: d.keep,
                 reasons: d.explain(),
+                deleted: false,
             }));
             if !d.keep {
                 doomed.push(id.clone());
@@ -1084,6 +1146,10 @@ fn prune(
         }
         doomed_total += doomed.len();
         delete_archives(env, &doomed)?;
+        emit(&MoverEvent::Deleted {
+            series: s.name.clone(),
+            archives: doomed.clone(),
+        });
         log(
             "info",
             format!(
@@ -1110,6 +1176,17 @@ fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_lines_that_are_not_utf8_do_not_end_the_reading() {
+        let mut lines = Vec::new();
+        let input: &[u8] = b"first\n/data/caf\xe9: permission denied\r\nlast";
+        each_line(input, |l| lines.push(l)).unwrap();
+        assert_eq!(
+            lines,
+            ["first", "/data/caf\u{fffd}: permission denied", "last"]
+        );
+    }
 
     #[test]
     fn failures_are_classified_from_borg_ids_and_restic_words() {

@@ -53,6 +53,19 @@ pub fn leftovers(tc: &TestCluster) -> Vec<String> {
     out
 }
 
+/// Whether a Warning Event `reason` was recorded on PVC `pvc`.
+pub fn has_event(tc: &TestCluster, reason: &str, pvc: &str) -> bool {
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(tc.client(), &tc.namespace);
+    tc.block_on(events.list(&ListParams::default()))
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| {
+            e.reason.as_deref() == Some(reason) && e.involved_object.name.as_deref() == Some(pvc)
+        })
+}
+
 pub fn snapshot_labels(tc: &TestCluster, name: &str) -> std::collections::BTreeMap<String, String> {
     let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
     tc.block_on(api.get(name))

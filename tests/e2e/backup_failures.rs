@@ -6,14 +6,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Event;
 use kentledge::k8s::snapshots::VolumeSnapshot;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 use crate::backup::{
-    PASSPHRASE, Watcher, empty_pvc, leftovers, only_snapshot, passphrase_secret, pvc_repository,
-    remote_secrets, snapshot_labels, ssh_repository,
+    PASSPHRASE, Watcher, empty_pvc, has_event, leftovers, only_snapshot, passphrase_secret,
+    pvc_repository, remote_secrets, snapshot_labels, ssh_repository,
 };
 use crate::cluster::TestCluster;
 use crate::servers::Sshd;
@@ -190,15 +189,8 @@ fn wrong_passphrase_missing_and_unreachable_repositories_fail_clearly_and_leave_
             .contains_key("kentledge.io/in-use-by"),
         "the in-use mark is removed"
     );
-    let events: Api<Event> = Api::namespaced(tc.client(), &tc.namespace);
-    let evs = tc
-        .block_on(events.list(&ListParams::default()))
-        .unwrap()
-        .items;
     assert!(
-        evs.iter()
-            .any(|e| e.reason.as_deref() == Some("BackupFailed")
-                && e.involved_object.name.as_deref() == Some("data")),
+        has_event(&tc, "BackupFailed", "data"),
         "an Event on the PVC"
     );
 }

@@ -145,6 +145,11 @@ impl TestCluster {
         self.rt.as_ref().expect("running").block_on(f)
     }
 
+    /// The node's fault switches (a kubelet that refuses or cuts log requests).
+    pub fn faults(&self) -> kentledge_nodeagents::node::Faults {
+        self.cluster().faults()
+    }
+
     /// An admin client.
     pub fn client(&self) -> kube::Client {
         self.cluster().client()

@@ -15,3 +15,4 @@ mod servers;
 mod snapshot;
 mod support;
 mod tree;
+mod unreadable_logs;

@@ -196,6 +196,26 @@ fn repository_prune_keeps_exactly_what_the_policy_says_and_check_verifies() {
         .kentledge(&cfg)
         .args(["prune", "--only", "repositories", "--now", NOW]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // The report counts deletions the engine confirmed, archive by archive.
+    let borg_line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("repository borg "))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(
+        borg_line.contains(&format!(
+            "{} kept, {} deleted",
+            borg_kept.len(),
+            30 - borg_kept.len()
+        )) && !borg_line.contains("NOT deleted"),
+        "{borg_line}"
+    );
+    let deleted_rows = r
+        .stdout
+        .lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some("deleted"))
+        .count();
+    assert_eq!(deleted_rows, 2 * (30 - borg_kept.len()), "{}", r.stdout);
     let mut expect = borg_kept.clone();
     expect.insert(theirs.clone());
     assert_eq!(borg_names(&borg_repo, &base), expect);
