@@ -15,4 +15,4 @@ mod servers;
 mod snapshot;
 mod support;
 mod tree;
-mod unreadable_logs;
+mod unseen;

@@ -1,13 +1,16 @@
-//! When the mover pods' logs cannot be read (a kubelet that refuses log requests, or one that
-//! cuts the stream short), kentledge does not report results it never saw: a copy is "result
+//! kentledge never reports what it did not see. When the mover pods' logs cannot be read (a
+//! kubelet that refuses log requests, or one that cuts the stream short), a copy is "result
 //! unknown", no `backed-up` label is written on a guess, a repository prune's decisions are
 //! unknown and the exit code says so, and a check (whose result is its exit code) still passes
-//! with a note. The movers did their work all the same, which the repositories show.
+//! with a note; the movers did their work all the same, which the repositories show. A label
+//! that cannot be written makes a backup partial, and a run lock lost mid-run fails the run.
 
 use std::path::Path;
 
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::rbac::v1::Role;
 use kentledge_nodeagents::node::LogFault;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
 use crate::backup::{
@@ -179,4 +182,91 @@ fn newest_snapshot(tc: &TestCluster) -> String {
         })
         .and_then(|s| s.metadata.name)
         .unwrap()
+}
+
+#[test]
+fn a_backed_up_label_that_cannot_be_written_makes_the_backup_partial() {
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    tc.pvc_with_files("data", &[], &[("file", "precious\n")]);
+    let repos = empty_pvc(&tc, "repos");
+    let cfg = tc.config(
+        "shop",
+        &format!(
+            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [restic]\n",
+            pvc_repository("restic", "restic", "restic", &["init: true"]),
+        ),
+    );
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let snap = only_snapshot(&tc);
+    // An admin's Role without `patch` on VolumeSnapshots: kentledge cannot label.
+    let roles: Api<Role> = Api::namespaced(tc.client(), &tc.namespace);
+    let patch = serde_json::json!([{"op": "replace", "path": "/rules/0/verbs",
+        "value": ["get", "list", "watch", "create", "delete"]}]);
+    tc.block_on(roles.patch(
+        "kentledge",
+        &PatchParams::default(),
+        &Patch::Json::<()>(serde_json::from_value(patch).unwrap()),
+    ))
+    .unwrap();
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(
+        r.code, 3,
+        "copied but not labelled is partial: {}{}",
+        r.stdout, r.stderr
+    );
+    let job = &json(&r)["jobs"][0];
+    assert_eq!(job["ok"], true, "{job}");
+    assert!(
+        job["label_error"].as_str().is_some_and(
+            |e| e.contains("could not be labelled backed-up") && e.contains("forbidden")
+        ),
+        "{job}"
+    );
+    assert_eq!(restic_snapshots(&repos.join("restic")), 1);
+    assert!(
+        !snapshot_labels(&tc, &snap)
+            .keys()
+            .any(|k| k.starts_with("backed-up.")),
+    );
+}
+
+#[test]
+fn a_run_lock_deleted_during_the_run_fails_it() {
+    let tc = TestCluster::start("shop");
+    tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper("app", &[], &[], &["data"]);
+    // The pre-hook lasts past the first renewal of the Lease (every 20 s).
+    let cfg = tc.config(
+        "shop",
+        "  snapshots:\n    targets: [{pvc: data}]\n    hooks:\n      - name: slow\n        pod: {name: app}\n        exec: {pre: [sleep, '24'], post: [sh, -c, 'echo released > /data/post']}\n",
+    );
+    let child = tc
+        .kentledge(&cfg)
+        .arg("snapshot")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let leases: Api<Lease> = Api::namespaced(tc.client(), &tc.namespace);
+    tc.wait(20, "the run lock", || {
+        tc.block_on(leases.get_opt("kentledge-shop"))
+            .unwrap()
+            .map(|_| ())
+    });
+    tc.block_on(leases.delete("kentledge-shop", &DeleteParams::default()))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the run lock (Lease kentledge-shop) was deleted by someone else"),
+        "{stderr}"
+    );
+    // The run itself finished: the application was released, the snapshot taken.
+    assert_eq!(
+        std::fs::read_to_string(tc.volume_dir("data").join("post")).unwrap(),
+        "released\n"
+    );
+    only_snapshot(&tc);
 }
