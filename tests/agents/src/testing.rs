@@ -1,9 +1,11 @@
 //! Helpers shared by [`crate::local`] and the agents' tests: an admin client for a test API
-//! server, and polling until a condition holds.
+//! server, a started server with a namespace, and polling until a condition holds.
 
 use std::time::Duration;
 
-use kentledge_testcluster::ServerHandle;
+use k8s_openapi::api::core::v1::Namespace;
+use kentledge_testcluster::{ApiServer, ServerHandle, ServerOptions};
+use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// A kube client authenticated as the server's admin (`system:masters`).
@@ -13,6 +15,25 @@ pub async fn admin_client(server: &ServerHandle) -> Result<kube::Client, String>
         .await
         .map_err(|e| e.to_string())?;
     kube::Client::try_from(cfg).map_err(|e| e.to_string())
+}
+
+/// A test API server started with `opts`, an admin client for it, and the namespace `ns` created;
+/// panics if any of it fails (for tests).
+pub async fn server_with_namespace(opts: ServerOptions, ns: &str) -> (ServerHandle, kube::Client) {
+    let server = ApiServer::start(opts).await.expect("server");
+    let client = admin_client(&server).await.expect("admin client");
+    let namespace = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(ns.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("namespace created");
+    (server, client)
 }
 
 /// Polls `f` until it returns `Some`, for at most `secs` seconds; panics naming `what`.

@@ -207,44 +207,24 @@ fn mount_token(spec: &mut Map<String, Value>) {
         .unwrap_or_else(|| write::generate_name(TOKEN_VOLUME_PREFIX));
     let mount = json!({"name": volume_name, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
     let mut needed = false;
-    for list in ["initContainers", "containers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
+    crate::kinds::for_each_container(spec, &["initContainers", "containers"], |c| {
+        let mounts = array_entry(c, "volumeMounts");
+        if mounts
+            .iter()
+            .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(TOKEN_MOUNT_PATH))
         {
-            let Some(c) = c.as_object_mut() else { continue };
-            let mounts = c.entry("volumeMounts").or_insert_with(|| json!([]));
-            if !mounts.is_array() {
-                *mounts = json!([]);
-            }
-            let Some(mounts) = mounts.as_array_mut() else {
-                continue;
-            };
-            if mounts
-                .iter()
-                .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(TOKEN_MOUNT_PATH))
-            {
-                continue;
-            }
-            mounts.push(mount.clone());
-            needed = true;
+            return;
         }
-    }
+        mounts.push(mount.clone());
+        needed = true;
+    });
     if existing.is_none() && needed {
         let volume = json!({"name": volume_name, "projected": {"defaultMode": 420, "sources": [
             {"serviceAccountToken": {"expirationSeconds": TOKEN_EXPIRATION_SECONDS, "path": "token"}},
             {"configMap": {"name": ROOT_CA_CONFIG_MAP, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
             {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
         ]}});
-        let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
-        if !volumes.is_array() {
-            *volumes = json!([]);
-        }
-        if let Some(v) = volumes.as_array_mut() {
-            v.push(volume);
-        }
+        array_entry(spec, "volumes").push(volume);
     }
 }
 
@@ -299,13 +279,7 @@ fn priority(rt: &ResourceType, name: &str, spec: &mut Map<String, Value>) -> Res
 /// DefaultTolerationSeconds: tolerate `not-ready` and `unreachable` (NoExecute) for 300 s unless the pod
 /// already tolerates them.
 fn default_toleration_seconds(spec: &mut Map<String, Value>) {
-    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
-    if !tolerations.is_array() {
-        *tolerations = json!([]);
-    }
-    let Some(list) = tolerations.as_array_mut() else {
-        return;
-    };
+    let list = array_entry(spec, "tolerations");
     for key in [
         "node.kubernetes.io/not-ready",
         "node.kubernetes.io/unreachable",
@@ -373,14 +347,21 @@ fn add_finalizer(obj: &mut Value, finalizer: &str) {
     let Some(meta) = crate::rest::meta_mut(obj) else {
         return;
     };
-    let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
-    if !fins.is_array() {
-        *fins = json!([]);
+    let fins = array_entry(meta, "finalizers");
+    if !fins.iter().any(|x| x.as_str() == Some(finalizer)) {
+        fins.push(json!(finalizer));
     }
-    if let Some(f) = fins.as_array_mut()
-        && !f.iter().any(|x| x.as_str() == Some(finalizer))
-    {
-        f.push(json!(finalizer));
+}
+
+/// The array at `m[key]`, made an empty one when absent or not an array.
+fn array_entry<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
+    let v = m.entry(key).or_insert_with(|| json!([]));
+    if !v.is_array() {
+        *v = json!([]);
+    }
+    match v {
+        Value::Array(a) => a,
+        _ => unreachable!("made an array above"),
     }
 }
 

@@ -24,14 +24,18 @@ pub struct UserInfo {
 }
 
 impl UserInfo {
-    /// The anonymous user.
-    pub fn anonymous() -> Self {
+    /// The user `name` in `groups`, without uid or extras.
+    pub fn new(name: &str, groups: &[&str]) -> Self {
         UserInfo {
-            name: "system:anonymous".into(),
+            name: name.into(),
             uid: String::new(),
-            groups: vec!["system:unauthenticated".into()],
+            groups: groups.iter().map(|g| g.to_string()).collect(),
             extra: BTreeMap::new(),
         }
+    }
+    /// The anonymous user.
+    pub fn anonymous() -> Self {
+        UserInfo::new("system:anonymous", &["system:unauthenticated"])
     }
     /// The ServiceAccount `(namespace, name)` if this user is one.
     pub fn service_account(&self) -> Option<(&str, &str)> {

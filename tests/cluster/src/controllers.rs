@@ -213,24 +213,39 @@ fn storage_protection(cl: &Cluster, all: &[(GroupResource, Value)]) {
 }
 
 fn add_finalizer(cl: &Cluster, rt: &ResourceType, obj: &Value, fin: &str) {
+    mutate_stored(cl, rt.key(), obj, |cur| {
+        if deleting(cur) || finalizers(cur).contains(&fin) {
+            return Mutation::Keep;
+        }
+        let mut fins: Vec<String> = finalizers(cur).into_iter().map(String::from).collect();
+        fins.push(fin.to_string());
+        Mutation::Replace(with_meta_list(cur, "finalizers", fins))
+    });
+}
+
+/// Rewrite the stored copy of `obj` (the controllers' writes: never dry-run, a vanished object is
+/// left alone).
+fn mutate_stored(cl: &Cluster, gr: GroupResource, obj: &Value, f: impl FnOnce(&Value) -> Mutation) {
     let _ = cl.store.mutate(
-        rt.key(),
+        gr,
         crate::store::namespace_of(obj),
         meta_str(obj, "name"),
         false,
-        |cur| {
-            if deleting(cur) || finalizers(cur).contains(&fin) {
-                return Ok::<_, ()>(Mutation::Keep);
-            }
-            let mut o = cur.clone();
-            let mut fins: Vec<String> = finalizers(cur).into_iter().map(String::from).collect();
-            fins.push(fin.to_string());
-            if let Some(meta) = meta_mut(&mut o) {
-                meta.insert("finalizers".into(), json!(fins));
-            }
-            Ok(Mutation::Replace(o))
-        },
+        |cur| Ok::<_, ()>(f(cur)),
     );
+}
+
+/// `cur` with the metadata list `field` set to `items` (removed when empty).
+fn with_meta_list<T: serde::Serialize>(cur: &Value, field: &str, items: Vec<T>) -> Value {
+    let mut o = cur.clone();
+    if let Some(meta) = meta_mut(&mut o) {
+        if items.is_empty() {
+            meta.remove(field);
+        } else {
+            meta.insert(field.into(), json!(items));
+        }
+    }
+    o
 }
 
 /// The root-CA publisher: `kube-root-ca.crt` with the cluster CA in every live namespace, repaired when
@@ -290,62 +305,36 @@ fn delete_quietly(cl: &Cluster, gr: GroupResource, obj: &Value) {
 }
 
 fn strip_owner(cl: &Cluster, gr: GroupResource, obj: &Value, owner_uid: &str) {
-    let _ = cl.store.mutate(
-        gr,
-        crate::store::namespace_of(obj),
-        meta_str(obj, "name"),
-        false,
-        |cur| {
-            let mut o = cur.clone();
-            let refs: Vec<Value> = owner_refs(cur)
-                .into_iter()
-                .filter(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid))
-                .cloned()
-                .collect();
-            if let Some(meta) = meta_mut(&mut o) {
-                if refs.is_empty() {
-                    meta.remove("ownerReferences");
-                } else {
-                    meta.insert("ownerReferences".into(), json!(refs));
-                }
-            }
-            Ok::<_, ()>(Mutation::Replace(o))
-        },
-    );
+    mutate_stored(cl, gr, obj, |cur| {
+        let refs: Vec<Value> = owner_refs(cur)
+            .into_iter()
+            .filter(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid))
+            .cloned()
+            .collect();
+        Mutation::Replace(with_meta_list(cur, "ownerReferences", refs))
+    });
 }
 
 fn remove_finalizer(cl: &Cluster, rt: &ResourceType, obj: &Value, fin: &str) {
-    let _ = cl.store.mutate(
-        rt.key(),
-        crate::store::namespace_of(obj),
-        meta_str(obj, "name"),
-        false,
-        |cur| {
-            let mut o = cur.clone();
-            let rest: Vec<String> = finalizers(cur)
-                .into_iter()
-                .filter(|f| *f != fin)
-                .map(String::from)
-                .collect();
-            if let Some(meta) = meta_mut(&mut o) {
-                if rest.is_empty() {
-                    meta.remove("finalizers");
-                } else {
-                    meta.insert("finalizers".into(), json!(rest));
-                }
-            }
-            let grace_zero = o
-                .pointer("/metadata/deletionGracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                == 0;
-            if rest.is_empty() && deleting(&o) && grace_zero && rt.plural != "namespaces" {
-                Ok::<_, ()>(Mutation::Delete(o))
-            } else {
-                Ok(Mutation::Replace(o))
-            }
-        },
-    );
+    mutate_stored(cl, rt.key(), obj, |cur| {
+        let rest: Vec<String> = finalizers(cur)
+            .into_iter()
+            .filter(|f| *f != fin)
+            .map(String::from)
+            .collect();
+        let empty = rest.is_empty();
+        let o = with_meta_list(cur, "finalizers", rest);
+        let grace_zero = o
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0;
+        if empty && deleting(&o) && grace_zero && rt.plural != "namespaces" {
+            Mutation::Delete(o)
+        } else {
+            Mutation::Replace(o)
+        }
+    });
 }
 
 fn namespaces(cl: &Cluster, all: &[(GroupResource, Value)]) {

@@ -227,12 +227,7 @@ mod tests {
     use serde_json::json;
 
     fn bob() -> UserInfo {
-        UserInfo {
-            name: "bob".into(),
-            uid: String::new(),
-            groups: vec!["system:authenticated".into()],
-            extra: BTreeMap::new(),
-        }
+        UserInfo::new("bob", &["system:authenticated"])
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

@@ -199,28 +199,42 @@ fn default_pod_only(spec: &mut Value) {
         return;
     };
     default(m, "enableServiceLinks", json!(true));
-    for list in ["containers", "initContainers"] {
-        for c in m
-            .get_mut(list)
+    for_each_container(m, &["containers", "initContainers"], |c| {
+        let Some(limits) = c
+            .get("resources")
+            .and_then(|r| r.get("limits"))
+            .and_then(Value::as_object)
+            .cloned()
+        else {
+            return;
+        };
+        if let Some(res) = c.get_mut("resources").and_then(Value::as_object_mut) {
+            let req = res.entry("requests").or_insert_with(|| json!({}));
+            if let Some(req) = req.as_object_mut() {
+                for (k, v) in limits {
+                    req.entry(k).or_insert(v);
+                }
+            }
+        }
+    });
+}
+
+/// Run `f` on every container (object) of the pod spec's `lists` (`containers`, `initContainers`…),
+/// list by list, in order.
+pub(crate) fn for_each_container(
+    spec: &mut Map<String, Value>,
+    lists: &[&str],
+    mut f: impl FnMut(&mut Map<String, Value>),
+) {
+    for list in lists {
+        for c in spec
+            .get_mut(*list)
             .and_then(Value::as_array_mut)
             .into_iter()
             .flatten()
+            .filter_map(Value::as_object_mut)
         {
-            let Some(limits) = c
-                .pointer("/resources/limits")
-                .and_then(Value::as_object)
-                .cloned()
-            else {
-                continue;
-            };
-            if let Some(res) = c.get_mut("resources").and_then(Value::as_object_mut) {
-                let req = res.entry("requests").or_insert_with(|| json!({}));
-                if let Some(req) = req.as_object_mut() {
-                    for (k, v) in limits {
-                        req.entry(k).or_insert(v);
-                    }
-                }
-            }
+            f(c);
         }
     }
 }
@@ -257,43 +271,35 @@ fn default_pod_spec(spec: &mut Value) {
             }
         }
     }
-    for list in ["containers", "initContainers"] {
-        for c in m
-            .get_mut(list)
+    for_each_container(m, &["containers", "initContainers"], |c| {
+        let image = c
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let tag_latest = !image.contains(':') || image.ends_with(":latest");
+        default(
+            c,
+            "imagePullPolicy",
+            json!(if tag_latest && !image.contains('@') {
+                "Always"
+            } else {
+                "IfNotPresent"
+            }),
+        );
+        for port in c
+            .get_mut("ports")
             .and_then(Value::as_array_mut)
             .into_iter()
             .flatten()
+            .filter_map(Value::as_object_mut)
         {
-            let Some(c) = c.as_object_mut() else { continue };
-            let image = c
-                .get("image")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let tag_latest = !image.contains(':') || image.ends_with(":latest");
-            default(
-                c,
-                "imagePullPolicy",
-                json!(if tag_latest && !image.contains('@') {
-                    "Always"
-                } else {
-                    "IfNotPresent"
-                }),
-            );
-            for port in c
-                .get_mut("ports")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_object_mut)
-            {
-                default(port, "protocol", json!("TCP"));
-            }
-            default(c, "terminationMessagePath", json!("/dev/termination-log"));
-            default(c, "terminationMessagePolicy", json!("File"));
-            default(c, "resources", json!({}));
+            default(port, "protocol", json!("TCP"));
         }
-    }
+        default(c, "terminationMessagePath", json!("/dev/termination-log"));
+        default(c, "terminationMessagePolicy", json!("File"));
+        default(c, "resources", json!({}));
+    });
 }
 
 fn qos_class(spec: Option<&Value>) -> &'static str {

@@ -11,6 +11,9 @@ use serde_json::{Map, Value, json};
 enum Field<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
+    /// A fixed32/fixed64 value (no field of the decoded kinds has one: kept so that an unknown
+    /// field of that type fails the decode like any other).
+    Fixed,
 }
 
 fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
@@ -45,8 +48,14 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
                 out.push((num, Field::Bytes(&buf[pos..end])));
                 pos = end;
             }
-            1 => pos += 8,
-            5 => pos += 4,
+            1 | 5 => {
+                let width = if wire == 1 { 8 } else { 4 };
+                pos = pos
+                    .checked_add(width)
+                    .filter(|e| *e <= buf.len())
+                    .ok_or("truncated field")?;
+                out.push((num, Field::Fixed));
+            }
             w => return Err(format!("unsupported wire type {w}")),
         }
     }
@@ -1085,6 +1094,50 @@ mod tests {
     fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
         let type_meta = [field(1, api_version.as_bytes()), field(2, kind.as_bytes())].concat();
         [b"k8s\0".to_vec(), field(1, &type_meta), field(2, raw)].concat()
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors_not_panics() {
+        let ns = |raw: &[u8]| decode(&envelope("v1", "Namespace", raw));
+        // A fixed64 field cut short, and a fixed32 field the table does not know.
+        assert_eq!(
+            ns(&[field(1, &[]), vec![(15 << 3) | 1, 1, 2]].concat()).unwrap_err(),
+            "truncated field"
+        );
+        assert!(
+            ns(&[field(1, &[]), vec![(15 << 3) | 5, 1, 2, 3, 4]].concat())
+                .unwrap_err()
+                .contains("field 15 of Namespace")
+        );
+        // A known field with a fixed wire type.
+        assert!(ns(&[vec![(1 << 3) | 5, 1, 2, 3, 4]].concat()).is_err());
+        // Truncated varints and lengths, an over-long varint, a group.
+        for raw in [
+            vec![0x80],
+            vec![(1 << 3) | 2, 0x05, 1],
+            vec![
+                (1 << 3) | 2,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0x01,
+            ],
+            vec![0xff; 11],
+            vec![(1 << 3) | 3],
+        ] {
+            assert!(ns(&raw).is_err(), "{raw:?}");
+            let mut cut = envelope("v1", "Namespace", &raw);
+            cut.truncate(cut.len().saturating_sub(1));
+            let _ = decode(&cut);
+        }
+        assert!(decode(b"k8s\0\x0a").is_err());
+        assert!(decode(b"").is_err());
     }
 
     #[test]

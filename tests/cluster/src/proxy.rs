@@ -21,6 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -133,16 +134,40 @@ pub fn request_error(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Dial a kubelet: TCP, then TLS with the kubelet client certificate. Errors read as Go's
 /// (`dial tcp 127.0.0.1:10250: connect: connection refused`, `remote error: tls: …`).
+/// Both steps are bounded as kube-apiserver's kubelet transport bounds them (30 s to connect, 10 s for
+/// the TLS handshake), so a kubelet that accepts and then says nothing cannot hold a request forever.
 pub async fn dial(cl: &Cluster, ep: &KubeletEndpoint) -> Result<KubeletStream, String> {
-    let tcp = TcpStream::connect(&ep.authority)
+    let tcp = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&ep.authority))
         .await
+        .map_err(|_| format!("dial tcp {}: i/o timeout", ep.authority))?
         .map_err(|e| dial_error(&ep.authority, &e))?;
     let name = rustls::pki_types::ServerName::try_from(ep.host.clone())
         .map_err(|e| format!("tls: invalid server name {:?}: {e}", ep.host))?;
-    cl.kubelet_tls
-        .connect(name, tcp)
+    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, cl.kubelet_tls.connect(name, tcp))
         .await
+        .map_err(|_| "net/http: TLS handshake timeout".to_string())?
         .map_err(|e| tls_error(&e))
+}
+
+/// How long dialling a kubelet may take (Go's dialer in kube-apiserver's kubelet client).
+const DIAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long the TLS handshake with a kubelet may take (`TLSHandshakeTimeout`).
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An HTTP/1.1 client connection to the kubelet (dialled with [`dial`]; its driver runs on the
+/// cluster, upgrades allowed). The error is Go's text, for the caller to prefix.
+pub async fn kubelet_http(
+    cl: &Cluster,
+    ep: &KubeletEndpoint,
+) -> Result<SendRequest<http_body_util::Empty<Bytes>>, String> {
+    let tls = dial(cl, ep).await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| request_error(&e))?;
+    cl.spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
 }
 
 /// The kubelet URL path and query for a log request.
@@ -207,8 +232,8 @@ pub async fn logs(
         ep.authority,
         target.split('?').next().unwrap_or(target)
     );
-    let tcp = match dial(cl, ep).await {
-        Ok(t) => t,
+    let mut sender = match kubelet_http(cl, ep).await {
+        Ok(s) => s,
         Err(e) => {
             return error(
                 &ApiError::proxy_failure(format!("Get {url:?}: {e}")),
@@ -216,23 +241,6 @@ pub async fn logs(
             );
         }
     };
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake::<
-        _,
-        http_body_util::Empty<Bytes>,
-    >(TokioIo::new(tcp))
-    .await
-    {
-        Ok(x) => x,
-        Err(e) => {
-            return error(
-                &ApiError::proxy_failure(format!("Get {url:?}: {}", request_error(&e))),
-                pretty,
-            );
-        }
-    };
-    cl.spawn(async move {
-        let _ = conn.await;
-    });
     let req = match Request::get(target)
         .header(header::HOST, &ep.authority)
         .body(http_body_util::Empty::new())
@@ -437,32 +445,15 @@ async fn spdy_passthrough(
     mut req: Request<Incoming>,
     pretty: bool,
 ) -> Response<Body> {
-    let tls = match dial(cl, ep).await {
-        Ok(t) => t,
-        Err(dial) => {
-            return error(
-                &ApiError::proxy_failure(format!("error dialing backend: {dial}")),
-                pretty,
-            );
-        }
-    };
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake::<
-        _,
-        http_body_util::Empty<Bytes>,
-    >(TokioIo::new(tls))
-    .await
-    {
-        Ok(x) => x,
+    let mut sender = match kubelet_http(cl, ep).await {
+        Ok(s) => s,
         Err(e) => {
             return error(
-                &ApiError::proxy_failure(format!("error dialing backend: {}", request_error(&e))),
+                &ApiError::proxy_failure(format!("error dialing backend: {e}")),
                 pretty,
             );
         }
     };
-    cl.spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
     let mut builder = Request::builder()
         .method(req.method().clone())
         .uri(target)

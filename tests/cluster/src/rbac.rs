@@ -295,15 +295,9 @@ pub fn forbidden_message(user: &UserInfo, a: &Attributes) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::collections::BTreeMap;
 
     fn bob() -> UserInfo {
-        UserInfo {
-            name: "bob".into(),
-            uid: String::new(),
-            groups: vec!["testers".into(), "system:authenticated".into()],
-            extra: BTreeMap::new(),
-        }
+        UserInfo::new("bob", &["testers", "system:authenticated"])
     }
 
     fn attrs(verb: &str, res: &str, sub: &str, name: &str) -> Attributes {

@@ -11,7 +11,7 @@
 //! same `Connection`/`Upgrade` and the chosen `X-Stream-Protocol-Version`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ const CHUNK: usize = 32 * 1024;
 /// Data bytes queued but not yet written, per connection; writers wait beyond this (backpressure
 /// towards whoever produces the data, since SPDY/3 as Kubernetes uses it has no flow control).
 const IN_FLIGHT: usize = 1 << 20;
+/// The largest decompressed name/value block accepted (a few bytes of zlib can inflate to
+/// gigabytes; Go's http2 caps header lists at 1 MiB too).
+const MAX_HEADER_BLOCK: usize = 1 << 20;
 /// FLAG_FIN (control and data frames).
 pub const FLAG_FIN: u8 = 0x01;
 /// FLAG_UNIDIRECTIONAL (SYN_STREAM).
@@ -426,8 +429,13 @@ impl Decoder {
     }
 
     fn inflate(&mut self, mut input: &[u8]) -> Result<Vec<u8>, SpdyError> {
-        let mut out = Vec::with_capacity(input.len() * 4 + 64);
+        let mut out = Vec::with_capacity((input.len() * 4 + 64).min(MAX_HEADER_BLOCK));
         loop {
+            if out.len() > MAX_HEADER_BLOCK {
+                return Err(protocol(format!(
+                    "name/value block larger than {MAX_HEADER_BLOCK} bytes"
+                )));
+            }
             let before = self.z.total_in();
             match self
                 .z
@@ -622,6 +630,33 @@ impl Drop for CloseOnDrop {
 struct Entry {
     data: Option<mpsc::Sender<Bytes>>,
     reply: Option<oneshot::Sender<Result<(), SpdyError>>>,
+    end: Arc<AtomicU8>,
+}
+
+/// How the peer's half of a stream ended ([`Entry::end`], [`Stream::end`]).
+const OPEN: u8 = 0;
+const ENDED_FIN: u8 = 1;
+const ENDED_RESET: u8 = 2;
+const ENDED_CLOSED: u8 = 3;
+
+impl Entry {
+    fn new(data: Option<mpsc::Sender<Bytes>>) -> (Entry, Arc<AtomicU8>) {
+        let end = Arc::new(AtomicU8::new(if data.is_some() { OPEN } else { ENDED_FIN }));
+        let e = Entry {
+            data,
+            reply: None,
+            end: end.clone(),
+        };
+        (e, end)
+    }
+    /// The peer's half ended (`how`: FIN, reset, connection closed); the first reason counts. The
+    /// reason is recorded before the data channel ends, so a reader that saw the end sees it.
+    fn ended(&mut self, how: u8) {
+        let _ = self
+            .end
+            .compare_exchange(OPEN, how, Ordering::SeqCst, Ordering::SeqCst);
+        self.data = None;
+    }
 }
 
 struct Shared {
@@ -702,6 +737,8 @@ pub struct Stream {
     pub data: mpsc::Receiver<Bytes>,
     /// The write side.
     pub writer: StreamWriter,
+    /// How the peer's half ended, once `data` has.
+    end: Arc<AtomicU8>,
 }
 
 impl Stream {
@@ -709,13 +746,23 @@ impl Stream {
     pub fn id(&self) -> u32 {
         self.writer.id
     }
-    /// Everything the peer sends until its FIN.
+    /// Everything the peer sends until its half ends (FIN, reset or the connection's end).
     pub async fn read_to_end(&mut self) -> Vec<u8> {
         let mut all = Vec::new();
         while let Some(b) = self.data.recv().await {
             all.extend_from_slice(&b);
         }
         all
+    }
+    /// Everything the peer sends until its FIN; a reset ([`SpdyError::Reset`]) or the end of the
+    /// connection ([`SpdyError::Closed`]) before it is an error, with what had arrived.
+    pub async fn read_to_fin(&mut self) -> Result<Vec<u8>, (SpdyError, Vec<u8>)> {
+        let all = self.read_to_end().await;
+        match self.end.load(Ordering::SeqCst) {
+            ENDED_FIN => Ok(all),
+            ENDED_RESET => Err((SpdyError::Reset, all)),
+            _ => Err((SpdyError::Closed, all)),
+        }
     }
 }
 
@@ -790,13 +837,9 @@ impl Connection {
         let id = self.next_id.fetch_add(2, Ordering::SeqCst);
         let (data_tx, data_rx) = mpsc::channel(64);
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.shared.lock().insert(
-            id,
-            Entry {
-                data: Some(data_tx),
-                reply: Some(reply_tx),
-            },
-        );
+        let (mut entry, end) = Entry::new(Some(data_tx));
+        entry.reply = Some(reply_tx);
+        self.shared.lock().insert(id, entry);
         self.out
             .send(Out::Frame(Frame::SynStream {
                 stream_id: id,
@@ -815,6 +858,7 @@ impl Connection {
                     out: self.out.clone(),
                     budget: self.budget.clone(),
                 },
+                end,
             }),
             Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(SpdyError::Closed),
@@ -935,13 +979,8 @@ async fn read_loop<R: AsyncRead>(
                         .fetch_max(stream_id, Ordering::SeqCst);
                     let (data_tx, data_rx) = mpsc::channel(64);
                     let fin = flags & FLAG_FIN != 0;
-                    shared.lock().insert(
-                        stream_id,
-                        Entry {
-                            data: (!fin).then_some(data_tx),
-                            reply: None,
-                        },
-                    );
+                    let (entry, end) = Entry::new((!fin).then_some(data_tx));
+                    shared.lock().insert(stream_id, entry);
                     let _ = out.send(Out::Frame(Frame::SynReply {
                         stream_id,
                         flags: 0,
@@ -955,6 +994,7 @@ async fn read_loop<R: AsyncRead>(
                             out: out.clone(),
                             budget: budget.clone(),
                         },
+                        end,
                     };
                     if tx.send(stream).await.is_err() {
                         let _ = out.send(Out::Frame(Frame::RstStream {
@@ -972,7 +1012,7 @@ async fn read_loop<R: AsyncRead>(
                             let _ = r.send(Ok(()));
                         }
                         if flags & FLAG_FIN != 0 {
-                            e.data = None;
+                            e.ended(ENDED_FIN);
                         }
                     }
                 }
@@ -990,14 +1030,15 @@ async fn read_loop<R: AsyncRead>(
                     if flags & FLAG_FIN != 0
                         && let Some(e) = shared.lock().get_mut(&stream_id)
                     {
-                        e.data = None;
+                        e.ended(ENDED_FIN);
                     }
                 }
                 Frame::RstStream { stream_id, .. } => {
-                    if let Some(mut e) = shared.lock().remove(&stream_id)
-                        && let Some(r) = e.reply.take()
-                    {
-                        let _ = r.send(Err(SpdyError::Reset));
+                    if let Some(mut e) = shared.lock().remove(&stream_id) {
+                        e.ended(ENDED_RESET);
+                        if let Some(r) = e.reply.take() {
+                            let _ = r.send(Err(SpdyError::Reset));
+                        }
                     }
                 }
                 Frame::Ping { id } => {
@@ -1018,7 +1059,7 @@ async fn read_loop<R: AsyncRead>(
                     if flags & FLAG_FIN != 0
                         && let Some(e) = shared.lock().get_mut(&stream_id)
                     {
-                        e.data = None;
+                        e.ended(ENDED_FIN);
                     }
                 }
                 Frame::Settings { .. } | Frame::WindowUpdate { .. } => {}
@@ -1031,6 +1072,7 @@ async fn read_loop<R: AsyncRead>(
     }
     // The peer is gone: every stream's data ends, pending opens fail.
     for (_, mut e) in shared.lock().drain() {
+        e.ended(ENDED_CLOSED);
         if let Some(r) = e.reply.take() {
             let _ = r.send(Err(SpdyError::Closed));
         }
@@ -1269,6 +1311,82 @@ mod tests {
             got += theirs.data.recv().await.unwrap().len();
         }
         assert!(sending.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_stream_tells_a_fin_from_a_reset_and_a_lost_connection() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (client, _) = Connection::start(a, Role::Client).unwrap();
+        let (server, mut incoming) = Connection::start(b, Role::Server).unwrap();
+        let opener = tokio::spawn(async move {
+            let mut fin = client.open(Headers::new()).await.unwrap();
+            let mut reset = client.open(Headers::new()).await.unwrap();
+            let mut cut = client.open(Headers::new()).await.unwrap();
+            let got = (
+                fin.read_to_fin().await,
+                reset.read_to_fin().await,
+                cut.read_to_fin().await,
+            );
+            (client, got)
+        });
+        let (fin, reset, cut) = (
+            incoming.recv().await.unwrap(),
+            incoming.recv().await.unwrap(),
+            incoming.recv().await.unwrap(),
+        );
+        fin.writer.write(b"status").await;
+        fin.writer.close();
+        reset.writer.write(b"half").await;
+        reset.writer.reset();
+        cut.writer.write(b"lost").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop((fin, reset, cut));
+        drop(server);
+        let (_client, (fin, reset, cut)) = opener.await.unwrap();
+        assert_eq!(fin.unwrap(), b"status");
+        assert!(
+            matches!(reset, Err((SpdyError::Reset, ref b)) if b == b"half"),
+            "{reset:?}"
+        );
+        assert!(
+            matches!(cut, Err((SpdyError::Closed, ref b)) if b == b"lost"),
+            "{cut:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_frames_are_errors_not_panics() {
+        // A name/value block that inflates far beyond any header list (zlib of 64 MiB of zeros).
+        let mut z = Compress::new(Compression::best(), true);
+        z.set_dictionary(&dictionary()).unwrap();
+        let zeros = vec![0u8; 64 << 20];
+        let mut block = Vec::with_capacity(1 << 20);
+        z.compress_vec(&zeros, &mut block, FlushCompress::Sync)
+            .unwrap();
+        assert!(block.len() < MAX_DATA);
+        let mut body = vec![0, 0, 0, 1];
+        body.extend_from_slice(&block);
+        let mut wire = vec![0x80, 0x03, 0x00, 0x02];
+        wire.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        wire.extend_from_slice(&body);
+        let mut dec = Decoder::new();
+        let err = dec.decode(&mut BytesMut::from(&wire[..])).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+        // Short control frames, a bad version, garbage in a block.
+        for wire in [
+            vec![0x80, 0x03, 0x00, 0x01, 0, 0, 0, 2, 0, 1],
+            vec![0x80, 0x03, 0x00, 0x03, 0, 0, 0, 4, 0, 0, 0, 1],
+            vec![0x80, 0x03, 0x00, 0x04, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff],
+            vec![0x80, 0x02, 0x00, 0x06, 0, 0, 0, 4, 0, 0, 0, 1],
+            vec![0x80, 0x03, 0x00, 0x02, 0, 0, 0, 8, 0, 0, 0, 1, 1, 2, 3, 4],
+        ] {
+            assert!(
+                Decoder::new()
+                    .decode(&mut BytesMut::from(&wire[..]))
+                    .is_err(),
+                "{wire:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -129,6 +129,19 @@ impl ServerCertVerifier for AnyServerCert {
     }
 }
 
+/// The certificates of a PEM bundle as trust anchors (for the kubelet's serving certificates here,
+/// for the API server's client certificate in the node agents' kubelet).
+pub fn root_store<E>(pem: &[u8]) -> Result<RootCertStore, E>
+where
+    E: From<rustls_pki_types::pem::Error> + From<rustls::Error>,
+{
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(pem) {
+        roots.add(c?)?;
+    }
+    Ok(roots)
+}
+
 /// The client configuration for dialling kubelets (HTTP/1.1, client certificate presented).
 pub fn kubelet_client_config(t: &KubeletClientTls) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();
@@ -139,10 +152,7 @@ pub fn kubelet_client_config(t: &KubeletClientTls) -> Result<Arc<ClientConfig>, 
         .with_safe_default_protocol_versions()?;
     let builder = match &t.ca_pem {
         Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for c in CertificateDer::pem_slice_iter(ca) {
-                roots.add(c?)?;
-            }
+            let roots = root_store::<TlsError>(ca)?;
             let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,

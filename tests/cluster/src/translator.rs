@@ -5,7 +5,6 @@
 //! and the v5 close signal to the stdin stream, channel 4 to the resize stream, the stdout/stderr streams to
 //! channels 1/2, and once both ended the kubelet's status, rewritten as the translator writes it, on channel 3.
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -153,6 +152,22 @@ fn translate_status(version: &str, error_stream: &[u8]) -> ChannelStatus {
     }
 }
 
+/// The status for how the kubelet's error stream ended: its FIN (or, from a v1 kubelet, which resets
+/// the stream after writing, a reset) carries the status; a stream cut by a reset or by the end of the
+/// connection carries none, which must not read as success.
+fn error_stream_status(
+    version: &str,
+    read: Result<Vec<u8>, (spdy::SpdyError, Vec<u8>)>,
+) -> ChannelStatus {
+    match read {
+        Ok(bytes) => translate_status(version, &bytes),
+        Err((spdy::SpdyError::Reset, bytes)) if version == "channel.k8s.io" => {
+            translate_status(version, &bytes)
+        }
+        Err((e, _)) => ChannelStatus::internal(&format!("error reading from error stream: {e}")),
+    }
+}
+
 fn first_channel(query: &Query) -> u8 {
     if query.flag("stdout") {
         1
@@ -214,16 +229,9 @@ async fn connect(
     query: &Query,
 ) -> Result<Upstream, String> {
     let url = format!("https://{}{}", ep.authority, target);
-    let tls = proxy::dial(cl, ep)
+    let mut sender = proxy::kubelet_http(cl, ep)
         .await
         .map_err(|e| format!("error sending request: Post {url:?}: {e}"))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<_, http_body_util::Empty<Bytes>>(TokioIo::new(tls))
-            .await
-            .map_err(|e| format!("error sending request: Post {url:?}: {e}"))?;
-    cl.spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
     let mut b = Request::post(target)
         .header(header::HOST, &ep.authority)
         .header(header::CONNECTION, "Upgrade")
@@ -385,7 +393,7 @@ where
             Err(_) => err = None,
         }
     }
-    let status = translate_status(&version, &error.read_to_end().await);
+    let status = error_stream_status(&version, error.read_to_fin().await);
     let mut payload = vec![3u8];
     payload.extend(status.to_bytes());
     let _ = sink.send(Message::binary(payload)).await;
@@ -404,6 +412,43 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_stream_cut_before_its_fin_is_an_internal_error_not_success() {
+        let msg = |st: ChannelStatus| st.message.unwrap_or_default();
+        assert_eq!(
+            error_stream_status("v2.channel.k8s.io", Ok(Vec::new())).status,
+            "Success"
+        );
+        for v in ["v4.channel.k8s.io", "v2.channel.k8s.io"] {
+            let st = error_stream_status(v, Err((spdy::SpdyError::Closed, Vec::new())));
+            assert_eq!((st.status.as_str(), st.code), ("Failure", Some(500)), "{v}");
+            assert_eq!(
+                msg(st),
+                "Internal error occurred: error reading from error stream: spdy connection closed"
+            );
+        }
+        assert_eq!(
+            error_stream_status(
+                "v3.channel.k8s.io",
+                Err((spdy::SpdyError::Reset, Vec::new()))
+            )
+            .status,
+            "Failure"
+        );
+        // A v1 kubelet resets the error stream after writing its (text) status.
+        assert_eq!(
+            error_stream_status("channel.k8s.io", Err((spdy::SpdyError::Reset, Vec::new()))).status,
+            "Success"
+        );
+        assert_eq!(
+            msg(error_stream_status(
+                "channel.k8s.io",
+                Err((spdy::SpdyError::Reset, b"boom".to_vec()))
+            )),
+            "Internal error occurred: error executing remote command: boom"
+        );
+    }
 
     #[test]
     fn kubelet_statuses_become_the_translators() {

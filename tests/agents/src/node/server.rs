@@ -46,6 +46,10 @@ fn text(code: StatusCode, msg: impl Into<String>) -> Response<Body> {
     r
 }
 
+/// How long a client has for the TLS handshake (Go's `http.Server` in the kubelet has no limit of
+/// its own here, but its connections are closed when idle; 10 s is what the API server allows).
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Accept TLS connections until aborted.
 pub async fn serve(listener: TcpListener, tls: TlsAcceptor, ctx: Arc<Ctx>) {
     let mut conns = JoinSet::new();
@@ -58,10 +62,15 @@ pub async fn serve(listener: TcpListener, tls: TlsAcceptor, ctx: Arc<Ctx>) {
         let ctx = ctx.clone();
         let tls = tls.clone();
         conns.spawn(async move {
-            let stream = match tls.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
+            // Bounded, so a client that connects and says nothing does not hold a task forever.
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
                     tracing::debug!("kubelet TLS handshake: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("kubelet TLS handshake: timed out");
                     return;
                 }
             };

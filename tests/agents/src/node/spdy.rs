@@ -93,10 +93,7 @@ fn read_resizes(mut s: Stream, tx: mpsc::Sender<Input>) -> JoinHandle<()> {
         let mut buf = Vec::new();
         while let Some(b) = s.data.recv().await {
             buf.extend_from_slice(&b);
-            let mut de = serde_json::Deserializer::from_slice(&buf).into_iter::<TerminalSize>();
-            let mut used = 0;
-            while let Some(Ok(t)) = de.next() {
-                used = de.byte_offset();
+            for t in take_resizes(&mut buf) {
                 let _ = tx
                     .send(Input::Resize {
                         width: t.width,
@@ -104,9 +101,42 @@ fn read_resizes(mut s: Stream, tx: mpsc::Sender<Input>) -> JoinHandle<()> {
                     })
                     .await;
             }
-            buf.drain(..used);
         }
     })
+}
+
+/// The largest partial resize message kept while waiting for the rest (a size is ~30 bytes).
+const MAX_PARTIAL_RESIZE: usize = 4096;
+
+/// The whole sizes at the front of `buf`, taken off it. What cannot be a size (bad JSON, or a
+/// partial message longer than any size) is dropped, so the buffer never grows without bound.
+fn take_resizes(buf: &mut Vec<u8>) -> Vec<TerminalSize> {
+    let mut sizes = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(buf).into_iter::<TerminalSize>();
+    let mut used = 0;
+    let mut bad = false;
+    while let Some(t) = de.next() {
+        match t {
+            Ok(t) => {
+                sizes.push(t);
+                used = de.byte_offset();
+            }
+            Err(e) => {
+                bad = !e.is_eof();
+                break;
+            }
+        }
+    }
+    if bad || buf.len() - used > MAX_PARTIAL_RESIZE {
+        tracing::debug!(
+            "kubelet spdy: dropping {} bytes of resize stream",
+            buf.len()
+        );
+        buf.clear();
+    } else {
+        buf.drain(..used);
+    }
+    sizes
 }
 
 /// Start a session on an upgraded connection: accept the client's streams until all that `streams`
@@ -204,6 +234,29 @@ mod tests {
 
     fn offered(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn resize_messages_are_taken_whole_and_garbage_is_dropped() {
+        let mut buf = br#"{"Width":80,"Height":24}{"Width":100,"#.to_vec();
+        let got = take_resizes(&mut buf);
+        assert_eq!(
+            got.iter().map(|t| (t.width, t.height)).collect::<Vec<_>>(),
+            [(80, 24)]
+        );
+        assert_eq!(buf, br#"{"Width":100,"#);
+        buf.extend_from_slice(br#""Height":50}"#);
+        assert_eq!(take_resizes(&mut buf)[0].width, 100);
+        assert!(buf.is_empty());
+        // Not JSON: dropped, not kept growing.
+        buf.extend_from_slice(b"not json at all");
+        assert!(take_resizes(&mut buf).is_empty());
+        assert!(buf.is_empty());
+        // A message that never ends is dropped once longer than any size.
+        buf.extend_from_slice(b"[");
+        buf.extend(std::iter::repeat_n(b' ', 2 * MAX_PARTIAL_RESIZE));
+        assert!(take_resizes(&mut buf).is_empty());
+        assert!(buf.is_empty());
     }
 
     #[test]

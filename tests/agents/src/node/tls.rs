@@ -7,7 +7,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustls::RootCertStore;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
@@ -87,10 +86,7 @@ pub fn server_config(
     client_ca: Option<&[u8]>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let ca = client_ca.ok_or(TlsError::NoClientCa)?;
-    let mut roots = RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca) {
-        roots.add(c?)?;
-    }
+    let roots = kentledge_testcluster::tls::root_store::<TlsError>(ca)?;
     if roots.is_empty() {
         return Err(TlsError::EmptyClientCa);
     }

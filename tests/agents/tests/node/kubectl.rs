@@ -4,12 +4,12 @@
 //! codes, start failures, a tty. Skipped with a message when kubectl is not installed.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::{env, pod_with};
+use crate::{Env, env, pod_with};
 
 /// kubectl's (exit code, stdout, stderr), `stdin` piped in.
 fn kubectl(kubeconfig: &Path, spdy: bool, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
@@ -34,31 +34,37 @@ fn kubectl(kubeconfig: &Path, spdy: bool, args: &[&str], stdin: &[u8]) -> (i32, 
     )
 }
 
-fn have_kubectl() -> bool {
+/// A node's test environment and its admin kubeconfig; `None` (saying so) without kubectl.
+async fn kubectl_env() -> Option<(Env, PathBuf)> {
     let found = Command::new("kubectl")
         .args(["version", "--client"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
         println!("skipping: kubectl is not installed");
-    }
-    found
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_exec_over_spdy_and_websockets() {
-    if !have_kubectl() {
-        return;
+        return None;
     }
     let e = env().await;
     let kc = e.dir.path().join("kubeconfig");
     std::fs::write(&kc, e._server.admin_kubeconfig()).unwrap();
+    Some((e, kc))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_over_spdy_and_websockets() {
+    let Some((e, kc)) = kubectl_env().await else {
+        return;
+    };
     e.create(pod_with("shell", "sleep 1000", json!({}))).await;
     e.wait_phase("shell", "Running", 20).await;
     let kc2 = kc.clone();
     let run = move |spdy: bool, args: Vec<&'static str>, stdin: &'static [u8]| {
         let kc = kc2.clone();
         tokio::task::spawn_blocking(move || kubectl(&kc, spdy, &args, stdin))
+    };
+    // `sh -c script` in the pod, nothing on stdin.
+    let sh = |spdy: bool, script: &'static str| {
+        run(spdy, vec!["exec", "shell", "--", "sh", "-c", script], b"")
     };
 
     // SPDY, as the kubelet sees it: kubectl offers v5…v1, the kubelet answers v4.
@@ -91,20 +97,7 @@ async fn kubectl_exec_over_spdy_and_websockets() {
         );
 
         // Exit codes and stderr.
-        let (code, out, err) = run(
-            spdy,
-            vec![
-                "exec",
-                "shell",
-                "--",
-                "sh",
-                "-c",
-                "echo out; echo err >&2; exit 3",
-            ],
-            b"",
-        )
-        .await
-        .unwrap();
+        let (code, out, err) = sh(spdy, "echo out; echo err >&2; exit 3").await.unwrap();
         assert_eq!((code, out.as_str()), (3, "out\n"), "spdy={spdy}: {err}");
         assert_eq!(
             err, "err\ncommand terminated with exit code 3\n",
@@ -123,20 +116,9 @@ async fn kubectl_exec_over_spdy_and_websockets() {
         );
 
         // Megabytes of output arrive whole (backpressure, no loss).
-        let (code, out, err) = run(
-            spdy,
-            vec![
-                "exec",
-                "shell",
-                "--",
-                "sh",
-                "-c",
-                "head -c 5000000 /dev/zero | tr '\\0' x",
-            ],
-            b"",
-        )
-        .await
-        .unwrap();
+        let (code, out, err) = sh(spdy, "head -c 5000000 /dev/zero | tr '\\0' x")
+            .await
+            .unwrap();
         assert_eq!(code, 0, "spdy={spdy}: {err}");
         assert!(
             out.len() == 5_000_000 && out.bytes().all(|b| b == b'x'),
@@ -158,12 +140,9 @@ async fn kubectl_exec_over_spdy_and_websockets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_attach_over_spdy() {
-    if !have_kubectl() {
+    let Some((e, kc)) = kubectl_env().await else {
         return;
-    }
-    let e = env().await;
-    let kc = e.dir.path().join("kubeconfig");
-    std::fs::write(&kc, e._server.admin_kubeconfig()).unwrap();
+    };
     e.create(pod_with(
         "once",
         "",

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node as NodeObject, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
+    ConfigMap, Node as NodeObject, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
 };
 use kentledge_nodeagents::node::{Node, NodeHandle, NodeOptions};
 use kentledge_testcluster::tls::CA_PEM;
-use kentledge_testcluster::{ApiServer, ServerHandle, ServerOptions};
+use kentledge_testcluster::{ServerHandle, ServerOptions};
 use kube::api::{Api, AttachParams, DeleteParams, LogParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,15 +37,7 @@ async fn env() -> Env {
 }
 
 async fn env_with(opts: ServerOptions) -> Env {
-    let server = ApiServer::start(opts).await.expect("server");
-    let client = kentledge_nodeagents::testing::admin_client(&server)
-        .await
-        .unwrap();
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let (server, client) = kentledge_nodeagents::testing::server_with_namespace(opts, NS).await;
     let dir = tempfile::tempdir().unwrap();
     let image_bin = dir.path().join("image-bin");
     std::fs::create_dir_all(&image_bin).unwrap();

@@ -8,12 +8,12 @@ mod workloads;
 
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kentledge_nodeagents::storage::{
     self, Storage, StorageOptions, snapshot_class_resource, snapshot_content_resource,
     snapshot_resource,
 };
-use kentledge_testcluster::{ApiServer, ServerOptions};
+use kentledge_testcluster::ServerOptions;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::core::DynamicObject;
 use serde_json::{Value, json};
@@ -26,22 +26,13 @@ pub struct Env {
 }
 
 pub async fn env() -> Env {
-    let server = ApiServer::start(ServerOptions::default())
-        .await
-        .expect("server");
-    let client = kentledge_nodeagents::testing::admin_client(&server)
-        .await
-        .unwrap();
+    let (server, client) =
+        kentledge_nodeagents::testing::server_with_namespace(ServerOptions::default(), "app").await;
     storage::install_defaults(&client, storage::DRIVER)
         .await
         .unwrap();
     let data = tempfile::tempdir().unwrap();
     let handle = Storage::start(client.clone(), StorageOptions::new(data.path()))
-        .await
-        .unwrap();
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "app"}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
         .await
         .unwrap();
     Env {

@@ -3,10 +3,10 @@
 //! `kube-root-ca.crt` CA, the namespace), and the token authenticates as the pod's account; a pod
 //! with `automountServiceAccountToken: false` (kentledge's movers) gets no volume and still runs.
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kentledge_nodeagents::node::{Node, NodeOptions};
+use kentledge_testcluster::ServerOptions;
 use kentledge_testcluster::tls::CA_PEM;
-use kentledge_testcluster::{ApiServer, ServerOptions};
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
@@ -32,17 +32,8 @@ async fn finished(pods: &Api<Pod>, name: &str) -> Pod {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubelet_serves_the_projected_token_and_pods_without_one_still_run() {
-    let server = ApiServer::start(ServerOptions::default())
-        .await
-        .expect("server");
-    let client = kentledge_nodeagents::testing::admin_client(&server)
-        .await
-        .unwrap();
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "app"}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let (server, client) =
+        kentledge_nodeagents::testing::server_with_namespace(ServerOptions::default(), "app").await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();

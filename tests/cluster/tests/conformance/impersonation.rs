@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::kubectl::kubectl;
+use crate::kubectl::{kubectl, kubectl_env, write_kubeconfig};
 use crate::support::*;
 
 const RBAC: &str = "/apis/rbac.authorization.k8s.io/v1";
@@ -23,6 +23,47 @@ async fn post(s: &kentledge_testcluster::ServerHandle, path: &str, body: Value) 
 fn forbidden(message: &str, details: Value) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
            "reason": "Forbidden", "details": details, "code": 403})
+}
+
+/// GET the pods of `ref` with `token`, impersonating through `headers`.
+async fn list_pods_as(
+    s: &kentledge_testcluster::ServerHandle,
+    token: Option<&str>,
+    headers: Headers<'_>,
+) -> (u16, Value) {
+    raw_headers(s, token, "GET", PODS, headers, None).await
+}
+
+/// POST a SelfSubjectReview as the admin, impersonating through `headers`.
+async fn review_as(s: &kentledge_testcluster::ServerHandle, headers: Headers<'_>) -> (u16, Value) {
+    let review = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+    raw_headers(
+        s,
+        Some(s.admin_token()),
+        "POST",
+        review,
+        headers,
+        Some(json!({})),
+    )
+    .await
+}
+
+/// The Role `pod-reader` in `ref` (pods, `verbs`) and the RoleBinding `viewers` granting it to
+/// `subjects`.
+async fn pod_reader(s: &kentledge_testcluster::ServerHandle, verbs: &[&str], subjects: Value) {
+    post(
+        s,
+        &format!("{RBAC}/namespaces/ref/roles"),
+        json!({"metadata": {"name": "pod-reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": verbs}]}),
+    )
+    .await;
+    post(
+        s,
+        &format!("{RBAC}/namespaces/ref/rolebindings"),
+        json!({"metadata": {"name": "viewers"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+               "subjects": subjects}),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -85,15 +126,7 @@ async fn each_impersonated_attribute_needs_the_impersonate_verb() {
         assert_eq!(code, 403, "{headers:?}");
         assert_eq!(v, forbidden(message, details), "{headers:?}");
     }
-    let (code, v) = raw_headers(
-        &s,
-        Some("alice-token"),
-        "GET",
-        PODS,
-        &[("Impersonate-Uid", "u1")],
-        None,
-    )
-    .await;
+    let (code, v) = list_pods_as(&s, Some("alice-token"), &[("Impersonate-Uid", "u1")]).await;
     assert_eq!(
         (code, v["message"].as_str()),
         (
@@ -104,13 +137,10 @@ async fn each_impersonated_attribute_needs_the_impersonate_verb() {
         ),
         "a uid needs a user"
     );
-    let (code, v) = raw_headers(
+    let (code, v) = list_pods_as(
         &s,
         Some("alice-token"),
-        "GET",
-        PODS,
         &[("Impersonate-User", "allowed"), ("Impersonate-Uid", "u1")],
-        None,
     )
     .await;
     assert_eq!(
@@ -123,15 +153,7 @@ async fn each_impersonated_attribute_needs_the_impersonate_verb() {
         )
     );
     // Allowed: the request runs as "allowed", who has no rights of its own.
-    let (code, v) = raw_headers(
-        &s,
-        bob,
-        "GET",
-        PODS,
-        &[("Impersonate-User", "allowed")],
-        None,
-    )
-    .await;
+    let (code, v) = list_pods_as(&s, bob, &[("Impersonate-User", "allowed")]).await;
     assert_eq!(
         (code, v["message"].as_str()),
         (
@@ -142,15 +164,7 @@ async fn each_impersonated_attribute_needs_the_impersonate_verb() {
         )
     );
     // Groups or extras without a user are a 500, as the filter's error.
-    let (code, v) = raw_headers(
-        &s,
-        bob,
-        "GET",
-        PODS,
-        &[("Impersonate-Group", "admins")],
-        None,
-    )
-    .await;
+    let (code, v) = list_pods_as(&s, bob, &[("Impersonate-Group", "admins")]).await;
     assert_eq!(
         (code, v["reason"].as_str(), v["message"].as_str()),
         (
@@ -169,12 +183,8 @@ async fn each_impersonated_attribute_needs_the_impersonate_verb() {
 async fn requests_run_as_the_impersonated_user() {
     let s = server().await;
     let admin = Some(s.admin_token());
-    let review = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
-    let (code, v) = raw_headers(
+    let (code, v) = review_as(
         &s,
-        admin,
-        "POST",
-        review,
         &[
             ("Impersonate-User", "jane"),
             ("Impersonate-Group", "devs"),
@@ -183,7 +193,6 @@ async fn requests_run_as_the_impersonated_user() {
             ("Impersonate-Extra-Scopes", "read"),
             ("Impersonate-Extra-Scopes", "write"),
         ],
-        Some(json!({})),
     )
     .await;
     assert_eq!(code, 201, "{v}");
@@ -192,13 +201,9 @@ async fn requests_run_as_the_impersonated_user() {
         json!({"username": "jane", "uid": "uid-jane", "groups": ["devs", "ops", "system:authenticated"],
                "extra": {"scopes": ["read", "write"]}})
     );
-    let (_, v) = raw_headers(
+    let (_, v) = review_as(
         &s,
-        admin,
-        "POST",
-        review,
         &[("Impersonate-User", "system:serviceaccount:ref:robot")],
-        Some(json!({})),
     )
     .await;
     assert_eq!(
@@ -207,15 +212,7 @@ async fn requests_run_as_the_impersonated_user() {
                "groups": ["system:serviceaccounts", "system:serviceaccounts:ref", "system:authenticated"]})
     );
     // Anonymous gets system:unauthenticated (and may review itself only once that group is allowed to).
-    let (code, _) = raw_headers(
-        &s,
-        admin,
-        "POST",
-        review,
-        &[("Impersonate-User", "system:anonymous")],
-        Some(json!({})),
-    )
-    .await;
+    let (code, _) = review_as(&s, &[("Impersonate-User", "system:anonymous")]).await;
     assert_eq!(code, 403);
     post(
         &s,
@@ -224,15 +221,7 @@ async fn requests_run_as_the_impersonated_user() {
                "subjects": [{"kind": "Group", "name": "system:unauthenticated"}]}),
     )
     .await;
-    let (_, v) = raw_headers(
-        &s,
-        admin,
-        "POST",
-        review,
-        &[("Impersonate-User", "system:anonymous")],
-        Some(json!({})),
-    )
-    .await;
+    let (_, v) = review_as(&s, &[("Impersonate-User", "system:anonymous")]).await;
     assert_eq!(
         v["status"]["userInfo"],
         json!({"username": "system:anonymous", "groups": ["system:unauthenticated"]})
@@ -252,21 +241,11 @@ async fn requests_run_as_the_impersonated_user() {
     assert_eq!((code, &v["status"]), (201, &json!({"allowed": false})));
 }
 
-fn write_kubeconfig(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_as_as_group_and_auth_can_i_as() {
-    if !Path::new("/usr/bin/kubectl").exists() {
-        println!("skipping: /usr/bin/kubectl is not installed");
+    let Some((s, dir, admin)) = kubectl_env().await else {
         return;
-    }
-    let s = server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let admin = write_kubeconfig(dir.path(), "admin", &s.admin_kubeconfig());
+    };
     let bob = write_kubeconfig(
         dir.path(),
         "bob",
@@ -285,17 +264,10 @@ async fn kubectl_as_as_group_and_auth_can_i_as() {
         "{text}"
     );
     // A Role for the group "viewers" and one for a ServiceAccount.
-    post(
+    pod_reader(
         &s,
-        &format!("{RBAC}/namespaces/ref/roles"),
-        json!({"metadata": {"name": "pod-reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}),
-    )
-    .await;
-    post(
-        &s,
-        &format!("{RBAC}/namespaces/ref/rolebindings"),
-        json!({"metadata": {"name": "viewers"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-               "subjects": [{"kind": "Group", "name": "viewers"}, {"kind": "ServiceAccount", "name": "robot", "namespace": "ref"}]}),
+        &["get", "list"],
+        json!([{"kind": "Group", "name": "viewers"}, {"kind": "ServiceAccount", "name": "robot", "namespace": "ref"}]),
     )
     .await;
     let (ok, text) = run(
@@ -314,47 +286,19 @@ async fn kubectl_as_as_group_and_auth_can_i_as() {
         text.contains("No resources found in ref namespace."),
         "{text}"
     );
-    let (ok, text) = run(
-        &admin,
-        &[
-            "auth",
-            "can-i",
-            "list",
-            "pods",
-            "-n",
-            "ref",
-            "--as=nobody",
-            "--as-group=viewers",
-        ],
-    );
-    assert_eq!((ok, text.trim()), (true, "yes"));
-    let (ok, text) = run(
-        &admin,
-        &[
-            "auth",
-            "can-i",
-            "delete",
-            "pods",
-            "-n",
-            "ref",
-            "--as=nobody",
-            "--as-group=viewers",
-        ],
-    );
-    assert_eq!((ok, text.trim()), (false, "no"));
-    let (ok, text) = run(
-        &admin,
-        &[
-            "auth",
-            "can-i",
-            "list",
-            "pods",
-            "-n",
-            "ref",
-            "--as=system:serviceaccount:ref:robot",
-        ],
-    );
-    assert_eq!((ok, text.trim()), (true, "yes"));
+    let can_i: [(&str, &[&str], bool); 3] = [
+        ("list", &["--as=nobody", "--as-group=viewers"], true),
+        ("delete", &["--as=nobody", "--as-group=viewers"], false),
+        ("list", &["--as=system:serviceaccount:ref:robot"], true),
+    ];
+    for (verb, who, allowed) in can_i {
+        let (ok, text) = run(
+            &admin,
+            &[&["auth", "can-i", verb, "pods", "-n", "ref"], who].concat(),
+        );
+        let answer = if allowed { "yes" } else { "no" };
+        assert_eq!((ok, text.trim()), (allowed, answer), "{verb} {who:?}");
+    }
     let (ok, text) = run(
         &admin,
         &[
@@ -406,19 +350,7 @@ async fn kube_rs_clients_impersonate_through_their_config() {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::Api;
     let s = server().await;
-    post(
-        &s,
-        &format!("{RBAC}/namespaces/ref/roles"),
-        json!({"metadata": {"name": "pod-reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}),
-    )
-    .await;
-    post(
-        &s,
-        &format!("{RBAC}/namespaces/ref/rolebindings"),
-        json!({"metadata": {"name": "viewers"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-               "subjects": [{"kind": "Group", "name": "viewers"}]}),
-    )
-    .await;
+    pod_reader(&s, &["list"], json!([{"kind": "Group", "name": "viewers"}])).await;
     let api = |c: kube::Client| Api::<Pod>::namespaced(c, "ref");
     let viewer = impersonating_client(&s, s.admin_token(), "nobody", &["viewers"]).await;
     assert!(api(viewer).list(&Default::default()).await.is_ok());

@@ -1,10 +1,12 @@
 //! Real kubectl against the server (skipped with a message when /usr/bin/kubectl is not installed):
 //! everyday verbs, and every typed `create` subcommand (protobuf bodies).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
+
+use kentledge_testcluster::ServerHandle;
 
 use crate::support::*;
 
@@ -23,23 +25,41 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn everyday_verbs() {
+/// kubectl that must succeed: its stdout + stderr.
+pub fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
+    let (ok, text) = kubectl(kubeconfig, args);
+    assert!(ok, "kubectl {args:?}: {text}");
+    text
+}
+
+/// Write a kubeconfig `text` as `dir/name`.
+pub fn write_kubeconfig(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// What a kubectl test starts from: a server, a temporary directory and the admin kubeconfig in it;
+/// `None` (saying so) when /usr/bin/kubectl is not installed.
+pub async fn kubectl_env() -> Option<(ServerHandle, tempfile::TempDir, PathBuf)> {
     if !Path::new("/usr/bin/kubectl").exists() {
         println!("skipping: /usr/bin/kubectl is not installed");
-        return;
+        return None;
     }
     let s = server().await;
     let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, s.admin_kubeconfig()).unwrap();
+    let kc = write_kubeconfig(dir.path(), "kubeconfig", &s.admin_kubeconfig());
+    Some((s, dir, kc))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyday_verbs() {
+    let Some((_s, dir, kc)) = kubectl_env().await else {
+        return;
+    };
     let manifest = dir.path().join("m.yaml");
     std::fs::write(&manifest, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm1\n  namespace: ref\n  labels: {app: demo}\ndata: {a: b}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm2\n  namespace: ref\n  labels: {app: other}\n").unwrap();
-    let run = |args: &[&str]| {
-        let (ok, text) = kubectl(&kc, args);
-        assert!(ok, "kubectl {args:?}: {text}");
-        text
-    };
+    let run = |args: &[&str]| kubectl_ok(&kc, args);
     let m = manifest.to_str().unwrap();
     assert!(run(&["apply", "-f", m]).contains("configmap/cm1 created"));
     assert!(run(&["apply", "-f", m]).contains("configmap/cm1 unchanged"));
@@ -122,19 +142,10 @@ async fn everyday_verbs() {
 /// kubectl's typed commands send protobuf bodies; `auth can-i` answers for the token's user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_create_commands_auth_can_i_and_create_token() {
-    if !Path::new("/usr/bin/kubectl").exists() {
-        println!("skipping: /usr/bin/kubectl is not installed");
+    let Some((s, dir, kc)) = kubectl_env().await else {
         return;
-    }
-    let s = server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, s.admin_kubeconfig()).unwrap();
-    let run = |args: &[&str]| {
-        let (ok, text) = kubectl(&kc, args);
-        assert!(ok, "kubectl {args:?}: {text}");
-        text
     };
+    let run = |args: &[&str]| kubectl_ok(&kc, args);
     assert_eq!(
         run(&["create", "namespace", "typed"]).trim(),
         "namespace/typed created"
@@ -188,8 +199,11 @@ async fn typed_create_commands_auth_can_i_and_create_token() {
     let token = run(&["-n", "typed", "create", "token", "bob"]);
     assert!(token.trim().starts_with("eyJ"), "{token}");
     // bob has no rights: can-i says no (exit 1) with his token.
-    let bob = dir.path().join("bob");
-    std::fs::write(&bob, s.kubeconfig_for_token(token.trim(), "typed")).unwrap();
+    let bob = write_kubeconfig(
+        dir.path(),
+        "bob",
+        &s.kubeconfig_for_token(token.trim(), "typed"),
+    );
     let (ok, text) = kubectl(&bob, &["auth", "can-i", "create", "pods", "-n", "typed"]);
     assert!(!ok);
     assert_eq!(text.trim(), "no");
@@ -205,21 +219,15 @@ fn get_json(kc: &Path, args: &[&str]) -> serde_json::Value {
 /// to the objects a real server stores, and the RBAC objects take effect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_create_commands_for_every_served_kind() {
-    if !Path::new("/usr/bin/kubectl").exists() {
-        println!("skipping: /usr/bin/kubectl is not installed");
+    let Some((s, dir, kc)) = kubectl_env().await else {
         return;
-    }
-    let s = server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, s.admin_kubeconfig()).unwrap();
-    let bob = dir.path().join("bob");
-    std::fs::write(&bob, s.kubeconfig_for_token("bob-token", "ref")).unwrap();
-    let run = |args: &[&str]| {
-        let (ok, text) = kubectl(&kc, args);
-        assert!(ok, "kubectl {args:?}: {text}");
-        text
     };
+    let bob = write_kubeconfig(
+        dir.path(),
+        "bob",
+        &s.kubeconfig_for_token("bob-token", "ref"),
+    );
+    let run = |args: &[&str]| kubectl_ok(&kc, args);
     let ns = ["-n", "ref"];
     let created = |args: &[&str], what: &str| {
         let out = run(&[&ns[..], &["create"], args].concat());
@@ -421,14 +429,9 @@ async fn typed_create_commands_for_every_served_kind() {
 /// 415: kubectl's own message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_create_commands_for_kinds_not_served_get_the_real_404() {
-    if !Path::new("/usr/bin/kubectl").exists() {
-        println!("skipping: /usr/bin/kubectl is not installed");
+    let Some((_s, _dir, kc)) = kubectl_env().await else {
         return;
-    }
-    let s = server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, s.admin_kubeconfig()).unwrap();
+    };
     let cases: [(&[&str], &str); 7] = [
         (
             &["priorityclass", "high", "--value=1000"],
