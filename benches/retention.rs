@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use kentledge::retention::{Context, Member, Policy};
-use kentledge::sweep::{Observed, plan_series, tally};
-use kentledge::units::HumanDuration;
+use kentledge::model::units::HumanDuration;
+use kentledge::plan::prune::{Observed, plan_series, tally};
+use kentledge::plan::retention::{Context, Member, Policy};
 
 fn main() {
     let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::units::HumanDuration;
+use crate::model::units::HumanDuration;
 
 const ABOUT: &str = "Back up and restore everything stateful in one Kubernetes namespace";
 

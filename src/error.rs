@@ -95,7 +95,7 @@ pub enum Error {
 
     /// The run lock could not be taken.
     #[error(transparent)]
-    Lock(Box<crate::k8s::lease::LockError>),
+    Lock(Box<crate::plan::lock::LockError>),
 
     /// Interrupted before anything was changed.
     #[error("interrupted before the run started; nothing was changed")]
@@ -115,13 +115,11 @@ impl Error {
     }
 
     /// Maps a failure to take the run lock; an interruption while waiting keeps its signal's code.
-    pub fn from_lock(
-        e: crate::k8s::lease::LockError,
-        interrupt: &crate::signals::Interrupt,
-    ) -> Error {
+    /// `interrupted` is the interruption's exit code, if the run was interrupted.
+    pub fn from_lock(e: crate::plan::lock::LockError, interrupted: Option<u8>) -> Error {
         match e {
-            crate::k8s::lease::LockError::Interrupted => Error::Interrupted {
-                code: interrupt.code().unwrap_or(exit::INTERRUPTED_SIGTERM),
+            crate::plan::lock::LockError::Interrupted => Error::Interrupted {
+                code: interrupted.unwrap_or(exit::INTERRUPTED_SIGTERM),
             },
             other => Error::Lock(Box::new(other)),
         }
@@ -135,7 +133,7 @@ impl Error {
             | Error::BadNamespace { .. }
             | Error::BadArgument { .. } => exit::USAGE,
             Error::NotImplemented { .. } => exit::UNAVAILABLE,
-            Error::Lock(e) if matches!(**e, crate::k8s::lease::LockError::Held { .. }) => {
+            Error::Lock(e) if matches!(**e, crate::plan::lock::LockError::Held { .. }) => {
                 exit::LOCKED
             }
             Error::Interrupted { code } => *code,

@@ -8,8 +8,11 @@ use kentledge::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let json_logs =
-        kentledge::logging::init(cli.global.log_format, cli.global.verbose, cli.global.quiet);
+    let json_logs = kentledge::runtime::logging::init(
+        cli.global.log_format.into(),
+        cli.global.verbose,
+        cli.global.quiet,
+    );
     match kentledge::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -1,12 +1,16 @@
-//! Turning parsed arguments into validated settings: the loaded config and the namespace to
-//! work in. Everything here happens before any API call.
+//! Turning parsed arguments into validated settings: the loaded config, the namespace to work
+//! in, and the CLI's choices in the types of the layers below. The only module below the
+//! commands that knows the CLI. Everything here happens before any API call.
 
 use std::path::Path;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{self, GlobalArgs};
 use crate::config::{self, Config};
 use crate::error::Error;
-use crate::names::check_dns1123_label;
+use crate::kube::client::Access;
+use crate::model::names::check_dns1123_label;
+use crate::runtime::logging::LogFormat;
+use crate::runtime::output::Format;
 
 /// Where a pod's ServiceAccount namespace is mounted in a cluster.
 pub const IN_CLUSTER_NAMESPACE_FILE: &str =
@@ -30,6 +34,35 @@ pub struct Settings {
     pub config: Config,
     /// The namespace to work in.
     pub namespace: String,
+    /// `--dry-run`: plan and print, change nothing.
+    pub dry_run: bool,
+}
+
+/// The cluster to talk to, from `--kubeconfig` and `--context`.
+pub fn cluster_access(global: &GlobalArgs) -> Access {
+    Access {
+        kubeconfig: global.kubeconfig.clone(),
+        context: global.context.clone(),
+    }
+}
+
+impl From<cli::Output> for Format {
+    fn from(o: cli::Output) -> Format {
+        match o {
+            cli::Output::Text => Format::Text,
+            cli::Output::Json => Format::Json,
+        }
+    }
+}
+
+impl From<cli::LogFormat> for LogFormat {
+    fn from(f: cli::LogFormat) -> LogFormat {
+        match f {
+            cli::LogFormat::Auto => LogFormat::Auto,
+            cli::LogFormat::Text => LogFormat::Text,
+            cli::LogFormat::Json => LogFormat::Json,
+        }
+    }
 }
 
 /// Picks the namespace: `--namespace`, else the config's, else the pod's own in a cluster.
@@ -76,7 +109,11 @@ pub fn load(global: &GlobalArgs) -> Result<Settings, Error> {
             "--namespace overrides the config's metadata.namespace"
         );
     }
-    Ok(Settings { config, namespace })
+    Ok(Settings {
+        config,
+        namespace,
+        dry_run: global.dry_run,
+    })
 }
 
 #[cfg(test)]

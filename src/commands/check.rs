@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::cli::{CheckArgs, GlobalArgs, Output};
 use crate::config::{self, Config, ConfigError, LoadError};
 use crate::error::{Error, exit};
-use crate::output;
+use crate::runtime::output;
 
 /// Validates the config; exit 0 when valid, 2 with every problem when not.
 pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8, Error> {
@@ -20,7 +20,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8, Error> {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut results = output::Results::new(global.output);
+    let mut results = output::Results::new(global.output.into());
     results.emit(
         || summary(&file, &config, global.namespace.as_deref()),
         || json!({"file": file, "valid": true, "config": config}),
@@ -30,7 +30,14 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8, Error> {
         super::runtime()?.block_on(async {
             let (client, interrupt) = super::connect(global).await?;
             let read_data = args.read_data.as_deref();
-            super::repos::check(&settings, &client, read_data, &interrupt, &mut results).await
+            crate::flows::repositories::check(
+                &settings,
+                &client,
+                read_data,
+                &interrupt,
+                &mut results,
+            )
+            .await
         })
     } else {
         Ok(exit::SUCCESS)

@@ -5,7 +5,7 @@ use clap_complete::Shell;
 
 use crate::cli::{Cli, CompletionsArgs};
 use crate::error::{Error, exit};
-use crate::output;
+use crate::runtime::output;
 
 /// The completion script for `shell`.
 pub fn render(shell: Shell) -> String {

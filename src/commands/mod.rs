@@ -4,7 +4,6 @@ pub mod backup;
 pub mod check;
 pub mod completions;
 pub mod prune;
-pub mod repos;
 pub mod snapshot;
 
 use crate::cli::{Cli, Command};
@@ -19,7 +18,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Snapshot(args) => snapshot::run(&cli.global, args),
         Command::Prune(args) => prune::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
-        Command::Mover(args) => Ok(u8::try_from(crate::mover::run::main(&args.job)).unwrap_or(1)),
+        Command::Mover(args) => Ok(u8::try_from(crate::inpod::main(&args.job)).unwrap_or(1)),
         other => {
             // Load and validate first: a bad config is reported as such (exit 2) even before the
             // command itself exists, and never leads to an API call.
@@ -43,9 +42,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
 /// parts of a command such as `backup --snapshot-now`).
 pub(crate) async fn connect(
     global: &crate::cli::GlobalArgs,
-) -> Result<(kube::Client, crate::signals::Interrupt), Error> {
-    let interrupt = crate::signals::Interrupt::from_signals().map_err(Error::Signals)?;
-    let client = crate::k8s::client::connect(global)
+) -> Result<(kube::Client, crate::runtime::signals::Interrupt), Error> {
+    let interrupt = crate::runtime::signals::Interrupt::from_signals().map_err(Error::Signals)?;
+    let client = crate::kube::client::connect(&settings::cluster_access(global))
         .await
         .map_err(|e| Error::Connect(Box::new(e)))?;
     Ok((client, interrupt))

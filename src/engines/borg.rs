@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 
 use super::{Series, Tuning};
-use crate::retention::Policy;
+use crate::model::policy::Policy;
 
 /// How to reach and use a borg repository.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -133,7 +133,7 @@ pub fn delete(repo: &Repo, archives: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::engines::SeriesKind;
-    use crate::units::HumanDuration;
+    use crate::model::units::HumanDuration;
 
     fn fixture() -> (Repo, Series) {
         (

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::job::{Job, paths};
 use crate::config::{Mover, PvcPath, Repository, SecretKeyRef};
-use crate::labels::{CONFIG, MANAGED_BY, MANAGER, PVC, RUN, short_hash};
+use crate::model::labels::{CONFIG, MANAGED_BY, MANAGER, PVC, RUN, short_hash};
 
 /// The label that says what a kentledge-made object is for (`mover`, `clone`).
 pub const ROLE: &str = "kentledge.io/role";
@@ -92,7 +92,7 @@ pub struct CloneSource<'a> {
 
 /// The clone PVC of a snapshot.
 pub fn clone_pvc(ctx: &Context<'_>, name: &str, src: &CloneSource<'_>) -> PersistentVolumeClaim {
-    let pvc_label = crate::labels::pvc_label_value(src.pvc);
+    let pvc_label = crate::model::labels::pvc_label_value(src.pvc);
     let mut spec = json!({
         "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": src.snapshot},
         "accessModes": if src.access_modes.is_empty() { vec!["ReadWriteOnce".to_owned()] } else { src.access_modes.clone() },

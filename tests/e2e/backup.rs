@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
-use kentledge::k8s::snapshots::VolumeSnapshot;
+use kentledge::model::snapshots::VolumeSnapshot;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kentledge::k8s::snapshots::VolumeSnapshot;
+use kentledge::model::snapshots::VolumeSnapshot;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 

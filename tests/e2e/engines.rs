@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use kentledge::engines::{Series, SeriesKind, Tuning, borg, restic};
-use kentledge::retention::Policy;
+use kentledge::plan::retention::Policy;
 
 fn series(name: &str) -> Series {
     Series {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kentledge::k8s::exec::{self, Exit};
+use kentledge::kube::exec::{self, Exit};
 use kube::api::Api;
 use serde_json::json;
 
@@ -108,7 +108,7 @@ fn a_held_read_lock_makes_the_snapshot_consistent_and_blocks_writes_only_while_f
         .spawn()
         .unwrap();
     // Snapshots are created after the pre-hooks: once one exists, the database is frozen.
-    let snaps: Api<kentledge::k8s::snapshots::VolumeSnapshot> =
+    let snaps: Api<kentledge::model::snapshots::VolumeSnapshot> =
         Api::namespaced(tc.client(), &tc.namespace);
     let created = tc.wait(30, "the snapshot to be created or kentledge to end", || {
         if run.try_wait().ok().flatten().is_some() {

@@ -6,8 +6,8 @@ use std::process::Command;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use kentledge::retention::{Context, Member, Policy, Reason, evaluate};
-use kentledge::units::HumanDuration;
+use kentledge::model::units::HumanDuration;
+use kentledge::plan::retention::{Context, Member, Policy, Reason, evaluate};
 
 /// A calendar with the hard cases: DST changes in Berlin, ISO week 53 of 2026, year ends
 /// that differ between UTC and Berlin, several members per hour, day, week and month.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kentledge::k8s::snapshots::VolumeSnapshot;
+use kentledge::model::snapshots::VolumeSnapshot;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 

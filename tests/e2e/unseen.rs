@@ -19,7 +19,7 @@ use crate::backup::{
 };
 use crate::cluster::TestCluster;
 use crate::support::{Run, run};
-use kentledge::k8s::snapshots::VolumeSnapshot;
+use kentledge::model::snapshots::VolumeSnapshot;
 
 fn json(r: &Run) -> Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr))

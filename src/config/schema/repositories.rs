@@ -1,0 +1,230 @@
+//! `spec.repositories`: borg and restic repositories, their credentials, checks and caches.
+
+use serde::{Deserialize, Serialize};
+
+use super::Retention;
+use crate::model::units::HumanDuration;
+
+/// A reference to one key of a Secret in the config's namespace.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub secret: String,
+    /// The key in the Secret's data.
+    pub key: String,
+}
+
+/// A path inside a PVC of the config's namespace (for repositories kept on a volume).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PvcPath {
+    /// The PVC's name.
+    pub claim_name: String,
+    /// A relative path inside the volume; default: its root.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// An offsite repository: exactly one of `borg`, `restic`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Repository {
+    /// The repository's name (DNS-1123 label), referenced by `offsite.*.repositories`.
+    pub name: String,
+    /// A BorgBackup repository.
+    #[serde(default)]
+    pub borg: Option<BorgRepository>,
+    /// A restic repository.
+    #[serde(default)]
+    pub restic: Option<ResticRepository>,
+    /// Which archives `prune` keeps, per series; absent means keep all.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+    /// How `kentledge check --repositories` verifies this repository.
+    #[serde(default)]
+    pub check: RepositoryCheck,
+    /// A persistent engine cache volume for the mover pods of this repository.
+    #[serde(default)]
+    pub cache: Option<CacheVolume>,
+}
+
+/// A BorgBackup repository (borg 1.2 – 1.4): exactly one of `repository`, `pvc`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BorgRepository {
+    /// `ssh://user@host[:port]/path` of a borg server.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// A repository kept on a PVC of the namespace.
+    #[serde(default)]
+    pub pvc: Option<PvcPath>,
+    /// The repository passphrase (required unless `encryption: none` or `authenticated*`).
+    #[serde(default)]
+    pub passphrase: Option<SecretKeyRef>,
+    /// The ssh private key for `ssh://` repositories.
+    #[serde(default)]
+    pub ssh_key: Option<SecretKeyRef>,
+    /// The known_hosts for `ssh://` repositories (host keys are always checked unless opted out).
+    #[serde(default)]
+    pub known_hosts: Option<SecretKeyRef>,
+    /// Turn off ssh host key checking (logged loudly on every run).
+    #[serde(default)]
+    pub insecure_skip_host_key_check: bool,
+    /// Encryption mode for `init`.
+    #[serde(default)]
+    pub encryption: BorgEncryption,
+    /// Create the repository if it does not exist (otherwise a missing repository is an error).
+    #[serde(default)]
+    pub init: bool,
+    /// Compression spec passed to `borg create --compression` (e.g. `lz4`, `zstd,3`, `auto,zstd,6`).
+    #[serde(default)]
+    pub compression: Option<String>,
+    /// How long to wait for the repository lock (`--lock-wait`).
+    #[serde(default = "default_lock_wait")]
+    pub lock_wait: HumanDuration,
+    /// Path of borg on the server (`--remote-path`), e.g. `borg-1.4`.
+    #[serde(default)]
+    pub remote_path: Option<String>,
+}
+
+fn default_lock_wait() -> HumanDuration {
+    HumanDuration::from_secs(10 * 60)
+}
+
+/// Borg encryption modes accepted by `borg init --encryption`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BorgEncryption {
+    /// No encryption, no authentication.
+    None,
+    /// Authenticated (HMAC-SHA256), not encrypted.
+    Authenticated,
+    /// Authenticated (BLAKE2b), not encrypted.
+    AuthenticatedBlake2,
+    /// Encrypted, key in the repository, HMAC-SHA256.
+    Repokey,
+    /// Encrypted, key in the repository, BLAKE2b (the default).
+    #[default]
+    RepokeyBlake2,
+}
+
+/// A restic repository (restic 0.14 and newer): exactly one of `repository`, `pvc`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResticRepository {
+    /// A restic repository string: `sftp:user@host:/path`, `rest:http://host:8000/`,
+    /// `s3:https://host/bucket/path`, `b2:`, `azure:`, `gs:`, `swift:`, `rclone:`.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// A repository kept on a PVC of the namespace.
+    #[serde(default)]
+    pub pvc: Option<PvcPath>,
+    /// The repository password.
+    pub password: SecretKeyRef,
+    /// The ssh private key for `sftp:` repositories.
+    #[serde(default)]
+    pub ssh_key: Option<SecretKeyRef>,
+    /// The known_hosts for `sftp:` repositories.
+    #[serde(default)]
+    pub known_hosts: Option<SecretKeyRef>,
+    /// Turn off ssh host key checking for `sftp:` (logged loudly on every run).
+    #[serde(default)]
+    pub insecure_skip_host_key_check: bool,
+    /// S3 credentials for `s3:` repositories.
+    #[serde(default)]
+    pub s3: Option<S3Credentials>,
+    /// Further environment for other backends (e.g. `B2_ACCOUNT_ID`), each a value or a Secret key.
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// Create the repository if it does not exist (otherwise a missing repository is an error).
+    #[serde(default)]
+    pub init: bool,
+    /// `auto`, `off` or `max` (repository format 2).
+    #[serde(default)]
+    pub compression: Option<ResticCompression>,
+    /// How long to wait for an exclusive lock (`--retry-lock` where the restic version has it).
+    #[serde(default = "default_lock_wait")]
+    pub lock_wait: HumanDuration,
+}
+
+/// restic compression levels.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResticCompression {
+    /// restic's default.
+    Auto,
+    /// No compression.
+    Off,
+    /// Best compression.
+    Max,
+}
+
+/// S3 credentials, from a Secret.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct S3Credentials {
+    /// The access key id.
+    pub access_key_id: SecretKeyRef,
+    /// The secret access key.
+    pub secret_access_key: SecretKeyRef,
+}
+
+/// An environment variable for the engine: exactly one of `value`, `valueFrom`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: String,
+    /// A literal value (for non-secret settings such as a region).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// A value from a Secret.
+    #[serde(default)]
+    pub value_from: Option<SecretKeyRef>,
+}
+
+/// Verification settings for a repository.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RepositoryCheck {
+    /// Also read this share of the data, e.g. `5%` (restic `--read-data-subset`; borg `--verify-data` when set).
+    #[serde(default)]
+    pub read_data_subset: Option<String>,
+}
+
+/// A persistent cache volume for an engine (kept between runs).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CacheVolume {
+    /// Size of the cache PVC.
+    pub size: String,
+    /// Storage class of the cache PVC; default: the cluster's default.
+    #[serde(default)]
+    pub storage_class_name: Option<String>,
+}
+
+impl Repository {
+    /// `borg` or `restic`.
+    pub fn engine(&self) -> &'static str {
+        if self.borg.is_some() {
+            "borg"
+        } else {
+            "restic"
+        }
+    }
+
+    /// Where the repository is, for people (never contains a secret: credentials are references).
+    pub fn location(&self) -> String {
+        let (repo, pvc) = match (&self.borg, &self.restic) {
+            (Some(b), _) => (&b.repository, &b.pvc),
+            (_, Some(r)) => (&r.repository, &r.pvc),
+            _ => return String::new(),
+        };
+        match (repo, pvc) {
+            (Some(r), _) => r.clone(),
+            (_, Some(p)) => format!("pvc {}/{}", p.claim_name, p.path.as_deref().unwrap_or("")),
+            _ => String::new(),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The backup flow (`kentledge backup`): copies each selected PVC, at the cut of its newest ready
+//! snapshot (or `--from`), into every repository of `spec.offsite.volumes`, through a clone PVC
+//! and a mover pod per copy. borg repositories take one volume at a time; at most
+//! `mover.concurrency` movers run at once. Stale locks of gone movers are broken; others are
+//! waited for, then reported. The source snapshot is marked in use while copied and labelled
+//! `backed-up.kentledge.io/<repo>` when the copy is done. Clones and pods are deleted on every
+//! path; leftovers of killed runs are swept first.
+
+mod execute;
+mod report;
+
+pub use report::{JobRecord, Report};
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use crate::error::{Error, exit};
+use crate::flows::movers as mover;
+use crate::kube::lease;
+use crate::model::labels::IN_USE_ANNOTATION;
+use crate::model::snapshots::VolumeSnapshot;
+use crate::plan;
+use crate::runtime::output;
+use crate::runtime::signals::Interrupt;
+use crate::settings::Settings;
+use execute::execute;
+
+/// The kentledge pod itself, when running in a cluster: clones and movers are owned by it.
+async fn own_pod(client: &kube::Client, ns: &str) -> Option<OwnerReference> {
+    std::env::var_os("KUBERNETES_SERVICE_HOST")?;
+    let name = std::env::var("HOSTNAME").ok()?;
+    let p = Api::<Pod>::namespaced(client.clone(), ns)
+        .get_opt(&name)
+        .await
+        .ok()??;
+    Some(OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name,
+        uid: p.metadata.uid?,
+        ..OwnerReference::default()
+    })
+}
+
+/// What a backup run is asked for, apart from the settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Copy this snapshot instead of each PVC's newest ready one.
+    pub from: Option<String>,
+    /// Only these targets; empty: all.
+    pub targets: Vec<String>,
+    /// Only these repositories; empty: all.
+    pub repositories: Vec<String>,
+    /// How long to wait for the run lock.
+    pub lock_timeout: Duration,
+}
+
+/// The backup run (after the snapshot part of `backup --snapshot-now`, when asked for).
+pub async fn run(
+    settings: &Settings,
+    args: &Options,
+    client: &kube::Client,
+    interrupt: &Interrupt,
+    results: &mut output::Results,
+) -> Result<u8, Error> {
+    let ns = settings.namespace.as_str();
+    let config = &settings.config;
+    let cfg_name = config.metadata.name.as_str();
+    let mut seen = crate::kube::observe::namespace(
+        client,
+        ns,
+        crate::kube::observe::Also {
+            pods: false,
+            snapshots: Some(&crate::model::labels::config_selector(cfg_name)),
+        },
+    )
+    .await?;
+    if let Some(from) = &args.from
+        && !seen
+            .snapshots
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some(from))
+        && let Some(s) = Api::<VolumeSnapshot>::namespaced(client.clone(), ns)
+            .get_opt(from)
+            .await
+            .map_err(Error::cluster("read the --from VolumeSnapshot"))?
+    {
+        seen.snapshots.push(s);
+    }
+    let owner = own_pod(client, ns).await;
+    let run_id = crate::model::labels::new_run_id();
+    let plan = plan::backup::plan(&plan::backup::Inputs {
+        config,
+        namespace: ns,
+        run_id: &run_id,
+        observed: crate::plan::selection::Observed {
+            pvcs: &seen.pvcs,
+            deployments: &seen.deployments,
+            statefulsets: &seen.statefulsets,
+        },
+        snapshots: &seen.snapshots,
+        from: args.from.as_deref(),
+        targets: &args.targets,
+        repositories: &args.repositories,
+        owner: owner.as_ref(),
+    })
+    .map_err(|problems| Error::Plan { problems })?;
+    for s in &plan.skipped {
+        tracing::warn!(pvc = %s.pvc, "skipped: {}", s.reason);
+    }
+    if settings.dry_run {
+        results.emit(
+            || plan::backup::render(&plan, config, ns),
+            || {
+                json!({
+                    "run": plan.run_id,
+                    "namespace": ns,
+                    "jobs": plan.jobs,
+                    "skipped": plan.skipped,
+                    "already": plan.already,
+                    "pods": plan.jobs.iter().map(|j| &j.pod).collect::<Vec<_>>(),
+                    "clones": plan.jobs.iter().map(|j| &j.clone).collect::<Vec<_>>(),
+                })
+            },
+        )?;
+        return Ok(exit::SUCCESS);
+    }
+    let progress = crate::runtime::progress::Progress::start("waiting for the backup lock");
+    let held = lease::take(
+        client,
+        ns,
+        cfg_name,
+        crate::plan::lock::Lock::Backup,
+        &run_id,
+        args.lock_timeout,
+        interrupt,
+    )
+    .await?;
+    tracing::info!(run = %run_id, copies = plan.jobs.len(), "backup lock taken");
+    progress.phase("sweeping leftovers of earlier runs");
+    let swept = mover::delete_leftovers(client, ns, cfg_name, &run_id).await;
+    if let Err(e) = &swept {
+        tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
+    }
+    release_stale_marks(client, &seen.snapshots, ns, &run_id).await;
+    for r in &config.spec.repositories {
+        if plan.jobs.iter().any(|j| j.repository == r.name) {
+            mover::ensure_cache(client, ns, cfg_name, r).await?;
+        }
+    }
+    let sources: BTreeSet<&str> = plan.jobs.iter().map(|j| j.snapshot.as_str()).collect();
+    let mark = format!("backup/{run_id}");
+    for s in &sources {
+        set_in_use(client, ns, s, Some(&mark)).await;
+    }
+    let records = execute(client, settings, &plan, interrupt, &progress).await;
+    progress.phase("cleaning up");
+    for s in &sources {
+        set_in_use(client, ns, s, None).await;
+    }
+    let lost = held.release().await;
+    drop(progress);
+    let report = Report {
+        run: run_id.clone(),
+        namespace: ns.to_owned(),
+        jobs: records,
+        skipped: plan.skipped.clone(),
+        already: plan.already.clone(),
+        unavailable: config
+            .spec
+            .offsite
+            .databases
+            .iter()
+            .map(|d| format!("database {}", d.name))
+            .chain(
+                config
+                    .spec
+                    .offsite
+                    .buckets
+                    .iter()
+                    .map(|b| format!("bucket {}", b.name)),
+            )
+            .collect(),
+        interrupted: interrupt.code(),
+    };
+    for j in report.jobs.iter().filter(|j| !j.ok) {
+        let (reason, what) = match j.outcome {
+            mover::Verdict::Unknown => ("BackupResultUnknown", "not confirmed"),
+            _ => ("BackupFailed", "failed"),
+        };
+        crate::kube::events::record(
+            client,
+            ns,
+            &j.pvc,
+            reason,
+            &format!("backup to {} {what}: {}", j.repository, j.result),
+        )
+        .await;
+    }
+    results.emit(
+        || report.render(),
+        || serde_json::to_value(&report).unwrap_or_default(),
+    )?;
+    Ok(lease::exit_code(report.code(), lost.as_deref()))
+}
+
+/// Sets (or removes) the in-use mark that keeps `prune` off a snapshot while it is copied.
+async fn set_in_use(client: &kube::Client, ns: &str, snapshot: &str, value: Option<&str>) {
+    let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
+    let patch = json!({"metadata": {"annotations": {IN_USE_ANNOTATION: value}}});
+    if let Err(e) = api
+        .patch(snapshot, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(snapshot, error = %e, "could not update the in-use mark");
+    }
+}
+
+/// Removes in-use marks that killed backup runs left.
+async fn release_stale_marks(
+    client: &kube::Client,
+    snapshots: &[VolumeSnapshot],
+    ns: &str,
+    run_id: &str,
+) {
+    for s in snapshots {
+        let mark = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(IN_USE_ANNOTATION));
+        if let Some(m) = mark
+            && m.starts_with("backup/")
+            && m != &format!("backup/{run_id}")
+        {
+            let name = s.metadata.name.as_deref().unwrap_or_default();
+            tracing::warn!(snapshot = name, mark = %m, "removing the in-use mark of an earlier backup run");
+            set_in_use(client, ns, name, None).await;
+        }
+    }
+}

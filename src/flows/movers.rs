@@ -1,0 +1,673 @@
+//! Running one mover pod: create its clone PVC (if any) and the pod, follow its log for the
+//! mover's events, take the result from the container's terminated state, and always delete the
+//! pod and then the clone: on success, failure, timeout and interruption. Also the deletion of
+//! movers and clones left by killed runs.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+
+use crate::config::{Mover, Repository};
+use crate::error::Error;
+use crate::model::labels::RUN;
+use crate::mover::job::{
+    Access, Action, ArchiveDecision, Failure, Holder, Job, MoverEvent, SummaryDto, classify_holders,
+};
+use crate::mover::pod::{self as moverpod, ROLE};
+use crate::runtime::signals::Interrupt;
+
+/// How a mover pod ended.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// The container's exit code, when it ran to the end.
+    pub exit_code: Option<i32>,
+    /// Why it failed (from the exit code, or the pod's state when it never ran or was stopped).
+    pub failure: Option<Failure>,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Lock holders the mover reported.
+    pub holders: Vec<String>,
+    /// The backup's numbers.
+    pub summary: Option<SummaryDto>,
+    /// Prune decisions.
+    pub archives: Vec<ArchiveDecision>,
+    /// Whether the run was interrupted while the mover ran.
+    pub interrupted: bool,
+    /// Why the mover's log could not be read to its last line, when it could not: then the
+    /// summary, the prune decisions and the engine's failure text were not seen.
+    pub log_error: Option<String>,
+}
+
+impl Outcome {
+    /// Whether the pod says the job did what it was asked (exit 0, not interrupted), whether or
+    /// not its log was read.
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0) && !self.interrupted
+    }
+
+    /// Whether the job did what it was asked and what it did was seen in its log.
+    pub fn ok(&self) -> bool {
+        self.succeeded() && self.log_error.is_none()
+    }
+
+    /// Whether the pod exited 0 but its log, and so its results, could not be read.
+    pub fn result_unknown(&self) -> bool {
+        self.succeeded() && self.log_error.is_some()
+    }
+
+    /// `ok`, or what went wrong for people (with the holders of a lock), or that the result is
+    /// unknown because the mover's log could not be read.
+    pub fn reason(&self) -> String {
+        if let (true, Some(e)) = (self.succeeded(), &self.log_error) {
+            return format!(
+                "result unknown: could not read the mover's log ({e}); the mover pod exited 0"
+            );
+        }
+        let reason = match self.failure {
+            _ if self.ok() => return "ok".into(),
+            Some(f) if self.message.is_empty() => f.describe().to_owned(),
+            Some(Failure::Locked) if !self.holders.is_empty() => {
+                format!("{}: held by {}", self.message, self.holders.join(", "))
+            }
+            _ => self.message.clone(),
+        };
+        match &self.log_error {
+            Some(e) => format!("{reason} (could not read the mover's log: {e})"),
+            None => reason,
+        }
+    }
+}
+
+/// A job's result as reports give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// It did what it was asked, and what it did was seen.
+    Ok,
+    /// It failed.
+    Failed,
+    /// The mover exited 0, but its log could not be read: what it did was not seen.
+    Unknown,
+}
+
+impl Outcome {
+    /// The verdict for reports.
+    pub fn verdict(&self) -> Verdict {
+        if self.ok() {
+            Verdict::Ok
+        } else if self.result_unknown() {
+            Verdict::Unknown
+        } else {
+            Verdict::Failed
+        }
+    }
+}
+
+/// Waiting reasons that will not resolve by themselves.
+const HOPELESS: &[&str] = &[
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+];
+
+/// Runs a mover pod to its end. `on_event` sees each event as it is logged.
+pub async fn run(
+    client: &kube::Client,
+    ns: &str,
+    clone: Option<&PersistentVolumeClaim>,
+    pod: &Pod,
+    interrupt: &Interrupt,
+    on_event: &(dyn Fn(&MoverEvent) + Sync),
+) -> Result<Outcome, Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let clone_name = clone.and_then(|c| c.metadata.name.clone());
+    let result = async {
+        if let Some(c) = clone {
+            pvcs.create(&PostParams::default(), c)
+                .await
+                .map_err(Error::cluster("create the clone PersistentVolumeClaim"))?;
+        }
+        pods.create(&PostParams::default(), pod)
+            .await
+            .map_err(Error::cluster("create the mover Pod"))?;
+        Ok::<_, Error>(watch(&pods, &pod_name, interrupt, on_event).await)
+    }
+    .await;
+    cleanup(client, ns, Some(&pod_name), clone_name.as_deref()).await;
+    result
+}
+
+/// Deletes a mover pod (waiting until it is gone, so its volumes are released) and then a clone.
+pub async fn cleanup(client: &kube::Client, ns: &str, pod: Option<&str>, clone: Option<&str>) {
+    if let Some(p) = pod {
+        delete_and_wait::<Pod>(client, ns, p, "mover pod").await;
+    }
+    if let Some(c) = clone {
+        delete_and_wait::<PersistentVolumeClaim>(client, ns, c, "clone").await;
+    }
+}
+
+/// Deletes one object and waits (up to a minute) until it is gone: finalizers such as
+/// `kubernetes.io/pvc-protection` keep it a moment longer. A failure is logged, never fatal:
+/// the next run's sweep finds what is left.
+async fn delete_and_wait<K>(client: &kube::Client, ns: &str, name: &str, what: &str)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {
+            for _ in 0..120 {
+                if let Ok(None) = api.get_opt(name).await {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            tracing::warn!(
+                name,
+                "the {what} is still being deleted; the next run sweeps it"
+            );
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => {
+            tracing::warn!(name, error = %e, "could not delete the {what}; the next run sweeps it")
+        }
+    }
+}
+
+/// Deletes mover pods and clones of this config left by other (killed) runs.
+pub async fn delete_leftovers(
+    client: &kube::Client,
+    ns: &str,
+    config: &str,
+    run_id: &str,
+) -> Result<usize, Error> {
+    let sel = format!(
+        "{},{RUN}!={run_id}",
+        crate::model::labels::config_selector(config)
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let mut n = 0;
+    for p in pods
+        .list(&ListParams::default().labels(&format!("{sel},{ROLE}=mover")))
+        .await
+        .map_err(Error::cluster("list mover Pods"))?
+        .items
+    {
+        let name = p.metadata.name.unwrap_or_default();
+        tracing::warn!(pod = %name, "deleting a mover pod left by an earlier run");
+        cleanup(client, ns, Some(&name), None).await;
+        n += 1;
+    }
+    for c in pvcs
+        .list(&ListParams::default().labels(&format!("{sel},{ROLE}=clone")))
+        .await
+        .map_err(Error::cluster("list clone PersistentVolumeClaims"))?
+        .items
+    {
+        let name = c.metadata.name.unwrap_or_default();
+        tracing::warn!(pvc = %name, "deleting a clone left by an earlier run");
+        cleanup(client, ns, None, Some(&name)).await;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn terminated(p: &Pod) -> Option<(i32, String)> {
+    let st = p.status.as_ref()?;
+    let cs = st.container_statuses.as_ref()?.first()?;
+    let t = cs.state.as_ref()?.terminated.as_ref()?;
+    Some((
+        t.exit_code,
+        t.message.clone().or(t.reason.clone()).unwrap_or_default(),
+    ))
+}
+
+fn waiting(p: &Pod) -> Option<(String, String)> {
+    let cs = p.status.as_ref()?.container_statuses.as_ref()?.first()?;
+    let w = cs.state.as_ref()?.waiting.as_ref()?;
+    Some((
+        w.reason.clone().unwrap_or_default(),
+        w.message.clone().unwrap_or_default(),
+    ))
+}
+
+fn started(p: &Pod) -> bool {
+    let phase = p
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("");
+    matches!(phase, "Running" | "Succeeded" | "Failed")
+}
+
+/// How long the mover pod may stay unreadable before the run stops waiting for it.
+const POD_READ_PATIENCE: Duration = Duration::from_secs(60);
+
+async fn watch(
+    pods: &Api<Pod>,
+    name: &str,
+    interrupt: &Interrupt,
+    on_event: &(dyn Fn(&MoverEvent) + Sync),
+) -> Outcome {
+    let mut out = Outcome::default();
+    let mut log_task: Option<tokio::task::JoinHandle<LogRead>> = None;
+    // The pod was stopped at its deadline: that, not what the mover said last, is the result.
+    let mut deadline = false;
+    let mut unreadable_since: Option<std::time::Instant> = None;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MoverEvent>();
+    loop {
+        while let Ok(e) = rx.try_recv() {
+            on_event(&e);
+        }
+        if interrupt.is_set() {
+            out.interrupted = true;
+            out.failure = Some(Failure::Failed);
+            out.message = "interrupted".into();
+            break;
+        }
+        let p = match pods.get_opt(name).await {
+            Ok(Some(p)) => {
+                unreadable_since = None;
+                p
+            }
+            Ok(None) => {
+                out.failure = Some(Failure::Failed);
+                out.message = "the mover pod was deleted by someone else".into();
+                break;
+            }
+            Err(e) => {
+                let since = *unreadable_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= POD_READ_PATIENCE {
+                    out.failure = Some(Failure::Failed);
+                    out.message = format!(
+                        "result unknown: could not read the mover pod for {} ({e}); it was stopped",
+                        crate::model::units::HumanDuration(POD_READ_PATIENCE)
+                    );
+                    break;
+                }
+                tracing::debug!(error = %e, "reading the mover pod");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if log_task.is_none() && started(&p) {
+            log_task = Some(tokio::spawn(follow(
+                pods.clone(),
+                name.to_owned(),
+                tx.clone(),
+            )));
+        }
+        let reason = p
+            .status
+            .as_ref()
+            .and_then(|s| s.reason.clone())
+            .unwrap_or_default();
+        if reason == "DeadlineExceeded" {
+            deadline = true;
+            out.failure = Some(Failure::Failed);
+            out.message =
+                "the mover ran longer than spec.mover.timeout and was stopped (DeadlineExceeded)"
+                    .into();
+            out.exit_code = terminated(&p).map(|(c, _)| c);
+            break;
+        }
+        if let Some((code, message)) = terminated(&p) {
+            out.exit_code = Some(code);
+            out.failure = Failure::from_code(code);
+            out.message = message;
+            break;
+        }
+        let phase = p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        if phase == "Failed" {
+            let st = p.status.as_ref();
+            out.failure = Some(Failure::Failed);
+            out.message = format!(
+                "the mover pod failed: {} {}",
+                st.and_then(|s| s.reason.clone()).unwrap_or_default(),
+                st.and_then(|s| s.message.clone()).unwrap_or_default()
+            )
+            .trim()
+            .to_owned();
+            break;
+        }
+        if let Some((reason, message)) = waiting(&p)
+            && HOPELESS.contains(&reason.as_str())
+        {
+            out.failure = Some(Failure::Failed);
+            out.message = format!("the mover pod cannot start: {reason}: {message}");
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = interrupt.token().cancelled() => {}
+        }
+    }
+    drop(tx);
+    if out.interrupted {
+        if let Some(t) = log_task {
+            t.abort();
+        }
+        return out;
+    }
+    // The rest of the log (the stream ends when the container exits).
+    let followed = match log_task {
+        Some(mut t) => match tokio::time::timeout(Duration::from_secs(10), &mut t).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => LogRead::failed(format!("following the log: {e}")),
+            Err(_) => {
+                t.abort();
+                LogRead::failed("the log stream did not end 10 s after the mover exited")
+            }
+        },
+        None => LogRead::default(),
+    };
+    while let Ok(e) = rx.try_recv() {
+        on_event(&e);
+    }
+    let read = if followed.complete() || out.exit_code.is_none() {
+        // Read to the end, or the mover never ran: there is no more log to read.
+        followed
+    } else {
+        // The stream never started, ended early or failed: read the whole log once.
+        let again = match pods.logs(name, &LogParams::default()).await {
+            Ok(text) => LogRead::parse(&text),
+            Err(e) => LogRead::failed(e.to_string()),
+        };
+        again
+            .events
+            .iter()
+            .skip(followed.events.len())
+            .for_each(on_event);
+        if again.complete() || followed.error.is_none() {
+            again
+        } else {
+            LogRead {
+                error: followed.error,
+                ..again
+            }
+        }
+    };
+    if out.exit_code.is_some() && !read.complete() {
+        out.log_error = Some(
+            read.error
+                .clone()
+                .unwrap_or_else(|| "the log ended before the mover's last line".into()),
+        );
+    }
+    for e in read.events {
+        match e {
+            MoverEvent::Summary { summary } => out.summary = Some(summary),
+            MoverEvent::Archive(a) => out.archives.push(a),
+            MoverEvent::Deleted { series, archives } => {
+                for a in out.archives.iter_mut() {
+                    if a.series == series && archives.contains(&a.archive) {
+                        a.deleted = true;
+                    }
+                }
+            }
+            MoverEvent::Failed {
+                failure,
+                message,
+                holders,
+            } if !deadline => {
+                out.failure = Some(failure);
+                out.message = message;
+                out.holders = holders;
+            }
+            _ => {}
+        }
+    }
+    if out.exit_code.is_some_and(|c| c != 0) && out.failure.is_none() {
+        out.failure = Some(Failure::Failed);
+    }
+    out
+}
+
+/// What was read of a mover's log.
+#[derive(Debug, Default)]
+struct LogRead {
+    /// The events, in order.
+    events: Vec<MoverEvent>,
+    /// Why reading stopped before the end, when it did.
+    error: Option<String>,
+}
+
+impl LogRead {
+    fn failed(e: impl Into<String>) -> LogRead {
+        LogRead {
+            events: Vec::new(),
+            error: Some(e.into()),
+        }
+    }
+
+    fn parse(text: &str) -> LogRead {
+        LogRead {
+            events: text.lines().filter_map(MoverEvent::parse).collect(),
+            error: None,
+        }
+    }
+
+    /// Whether the mover's last line (its `end` event) was read.
+    fn complete(&self) -> bool {
+        matches!(self.events.last(), Some(MoverEvent::End { .. }))
+    }
+}
+
+/// Follows the pod's log, forwarding events as they come and returning all of them, with the
+/// error that ended the stream early, if one did.
+async fn follow(
+    pods: Api<Pod>,
+    name: String,
+    tx: tokio::sync::mpsc::UnboundedSender<MoverEvent>,
+) -> LogRead {
+    use futures::{AsyncBufReadExt as _, StreamExt as _};
+    let lp = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+    let mut read = LogRead::default();
+    let stream = match pods.log_stream(&name, &lp).await {
+        Ok(s) => s,
+        Err(e) => return LogRead::failed(e.to_string()),
+    };
+    let mut lines = stream.lines();
+    while let Some(line) = lines.next().await {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                read.error = Some(format!("the log stream broke: {e}"));
+                break;
+            }
+        };
+        if let Some(e) = MoverEvent::parse(&line) {
+            let _ = tx.send(e.clone());
+            read.events.push(e);
+        } else if !line.trim().is_empty() {
+            tracing::debug!(pod = %name, "{line}");
+        }
+    }
+    read
+}
+
+/// A mover job with what is needed to deal with its repository's locks.
+pub struct Task<'a> {
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The config's name.
+    pub config: &'a str,
+    /// The mover pod.
+    pub pod: &'a Pod,
+    /// Its clone, if any.
+    pub clone: Option<&'a PersistentVolumeClaim>,
+    /// How the mover reaches the repository.
+    pub access: &'a Access,
+    /// The repository's config.
+    pub repository: &'a Repository,
+    /// Mover settings (for a break-lock pod).
+    pub mover: &'a Mover,
+}
+
+/// Runs a mover job. A lock held only by mover pods of this namespace that no longer exist is
+/// broken (a break-lock pod) and the job retried once; a lock held by a live mover is waited for
+/// (up to the repository's lock wait); any other holder is never broken (the mover already waited).
+pub async fn run_with_locks(
+    client: &kube::Client,
+    t: &Task<'_>,
+    interrupt: &Interrupt,
+    on_event: &(dyn Fn(&MoverEvent) + Sync),
+) -> Result<Outcome, Error> {
+    let mut broke = false;
+    let waited_since = std::time::Instant::now();
+    loop {
+        let out = run(client, t.namespace, t.clone, t.pod, interrupt, on_event).await?;
+        if out.failure != Some(Failure::Locked) || out.interrupted {
+            return Ok(out);
+        }
+        let holders = classify_holders(&out.holders, &t.access.mover_prefix);
+        let movers: Vec<&String> = holders
+            .iter()
+            .filter_map(|h| match h {
+                Holder::Mover(p) => Some(p),
+                Holder::Other(_) => None,
+            })
+            .collect();
+        if movers.is_empty() || movers.len() != holders.len() {
+            return Ok(out);
+        }
+        let pods: Api<Pod> = Api::namespaced(client.clone(), t.namespace);
+        let mut live = Vec::new();
+        for m in &movers {
+            if pods
+                .get_opt(m)
+                .await
+                .map_err(Error::cluster("read a lock holder Pod"))?
+                .is_some()
+            {
+                live.push((*m).clone());
+            }
+        }
+        if live.is_empty() {
+            if broke {
+                return Ok(out);
+            }
+            tracing::warn!(repository = %t.access.name, holders = %out.holders.join(", "),
+                "breaking a stale lock: its holder, a mover pod, no longer exists");
+            let brk = break_lock(client, t, interrupt).await?;
+            if !brk.succeeded() {
+                return Ok(brk);
+            }
+            broke = true;
+            continue;
+        }
+        let wait = Duration::from_secs(t.access.lock_wait_secs);
+        if waited_since.elapsed() >= wait {
+            return Ok(Outcome {
+                message: format!(
+                    "{} (still held by the running mover pod {} after {})",
+                    out.message,
+                    live.join(", "),
+                    crate::model::units::HumanDuration(wait)
+                ),
+                ..out
+            });
+        }
+        tracing::info!(repository = %t.access.name, holders = %live.join(", "), "the repository is locked by a running mover; waiting");
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = interrupt.token().cancelled() => return Ok(Outcome { interrupted: true, message: "interrupted".into(), ..out }),
+        }
+    }
+}
+
+/// Runs a break-lock job for the task's repository in its own pod.
+async fn break_lock(
+    client: &kube::Client,
+    t: &Task<'_>,
+    interrupt: &Interrupt,
+) -> Result<Outcome, Error> {
+    let job = Job {
+        repository: t.access.clone(),
+        action: Action::BreakLock,
+    };
+    let name = format!(
+        "{}-unlock",
+        t.pod.metadata.name.as_deref().unwrap_or("kentledge-mover")
+    );
+    let run_id = t
+        .pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(RUN))
+        .map(String::as_str)
+        .unwrap_or_default();
+    let ctx = moverpod::Context {
+        namespace: t.namespace,
+        config: t.config,
+        run_id,
+        owner: t
+            .pod
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|o| o.first()),
+    };
+    let pod = moverpod::mover_pod(&ctx, &name, t.mover, t.repository, &job, None, None);
+    let log = |e: &MoverEvent| relay(e, &t.access.name, None);
+    run(client, t.namespace, None, &pod, interrupt, &log).await
+}
+
+/// Passes a mover's log message on to kentledge's log at the mover's level, with the repository
+/// (and the PVC of a copy).
+pub fn relay(e: &MoverEvent, repository: &str, pvc: Option<&str>) {
+    let MoverEvent::Log { level, message } = e else {
+        return;
+    };
+    match level.as_str() {
+        "error" | "critical" => tracing::error!(pvc, repository, "{message}"),
+        "warn" | "warning" => tracing::warn!(pvc, repository, "{message}"),
+        _ => tracing::info!(pvc, repository, "{message}"),
+    }
+}
+
+/// Creates a repository's persistent engine cache PVC when the config asks for one and it does
+/// not exist yet (it is kept between runs; deleting it only costs a slower next run).
+pub async fn ensure_cache(
+    client: &kube::Client,
+    ns: &str,
+    config: &str,
+    repo: &Repository,
+) -> Result<(), Error> {
+    let Some(pvc) = moverpod::cache_pvc(ns, config, repo) else {
+        return Ok(());
+    };
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let name = moverpod::cache_pvc_name(&repo.name);
+    if api
+        .get_opt(&name)
+        .await
+        .map_err(Error::cluster("read the cache PersistentVolumeClaim"))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    tracing::info!(pvc = %name, repository = %repo.name, "creating the engine cache volume");
+    api.create(&PostParams::default(), &pvc)
+        .await
+        .map_err(Error::cluster("create the cache PersistentVolumeClaim"))?;
+    Ok(())
+}

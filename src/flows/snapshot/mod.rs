@@ -1,0 +1,279 @@
+//! The snapshot flow (`kentledge snapshot`, and `backup --snapshot-now`): the imperative shell
+//! around [`crate::plan::snapshot`]. Observe (one list per kind), plan, then (unless a dry run)
+//! take the run lock, run pre-hooks, create every snapshot at once, wait for every cut, run
+//! post-hooks (always, for every pre-hook that started: on success, failure, timeout and
+//! SIGINT/SIGTERM), delete snapshots that were not cut before the application was released
+//! (they would not be consistent), wait for readiness, annotate, release the lock and report.
+
+mod execute;
+mod report;
+
+pub use report::{HookRecord, Report, SnapshotRecord};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, ListParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::json;
+
+use crate::error::{Error, exit};
+use crate::kube::lease;
+use crate::model::labels::RUN;
+use crate::model::snapshots::{VolumeSnapshot, error_message, is_ready};
+use crate::plan;
+use crate::plan::snapshot::{Classes, Plan};
+use crate::runtime::output;
+use crate::runtime::signals::Interrupt;
+use crate::settings::Settings;
+use execute::execute;
+
+/// How often waits poll the API.
+const POLL: Duration = Duration::from_millis(200);
+
+fn class_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshotClass"),
+        "volumesnapshotclasses",
+    )
+}
+
+/// Reads StorageClasses and VolumeSnapshotClasses (needs the optional ClusterRole).
+async fn read_classes(
+    client: &kube::Client,
+    pvcs: &[PersistentVolumeClaim],
+) -> Result<Classes, Error> {
+    let scs = Api::<StorageClass>::all(client.clone())
+        .list(&ListParams::default())
+        .await;
+    let vscs = Api::<DynamicObject>::all_with(client.clone(), &class_resource())
+        .list(&ListParams::default())
+        .await;
+    let forbidden = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 403);
+    let (scs, vscs) = match (scs, vscs) {
+        (Ok(a), Ok(b)) => (a.items, b.items),
+        // Any other error wins over a 403: it is not the documented "no ClusterRole" case.
+        (Err(e), _) if !forbidden(&e) => {
+            return Err(Error::cluster("list StorageClasses")(e));
+        }
+        (_, Err(e)) if !forbidden(&e) => {
+            return Err(Error::cluster("list VolumeSnapshotClasses")(e));
+        }
+        _ => {
+            tracing::info!(
+                "cannot read StorageClasses or VolumeSnapshotClasses (install manifests/cluster-read.yaml): default classes are not detected"
+            );
+            return Ok(Classes::default());
+        }
+    };
+    let default_sc = scs.iter().find(|c| {
+        c.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+            .is_some_and(|v| v == "true")
+    });
+    let mut pvc_driver = BTreeMap::new();
+    for p in pvcs {
+        let named = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.as_deref());
+        let sc = match named {
+            Some(n) => scs.iter().find(|c| c.metadata.name.as_deref() == Some(n)),
+            None => default_sc,
+        };
+        if let (Some(name), Some(sc)) = (p.metadata.name.clone(), sc) {
+            pvc_driver.insert(name, sc.provisioner.clone());
+        }
+    }
+    let mut default_for_driver = BTreeMap::new();
+    for c in &vscs {
+        let is_default = c
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("snapshot.storage.kubernetes.io/is-default-class"))
+            .is_some_and(|v| v == "true");
+        if let (true, Some(driver), Some(name)) = (
+            is_default,
+            c.data.get("driver").and_then(|d| d.as_str()),
+            c.metadata.name.clone(),
+        ) {
+            default_for_driver.insert(driver.to_owned(), name);
+        }
+    }
+    Ok(Classes {
+        pvc_driver,
+        default_for_driver,
+        readable: true,
+    })
+}
+
+/// What a snapshot run is asked for, apart from the settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Only these targets (names of `spec.snapshots.targets`); empty: all.
+    pub targets: Vec<String>,
+    /// How long to wait for the run lock.
+    pub lock_timeout: Duration,
+}
+
+/// The snapshot run (also the first part of `backup --snapshot-now`).
+pub async fn run(
+    settings: &Settings,
+    args: &Options,
+    client: &kube::Client,
+    interrupt: &Interrupt,
+    results: &mut output::Results,
+) -> Result<u8, Error> {
+    let ns = settings.namespace.as_str();
+    let seen = crate::kube::observe::namespace(
+        client,
+        ns,
+        crate::kube::observe::Also {
+            pods: true,
+            snapshots: None,
+        },
+    )
+    .await?;
+    let (pvcs, deployments, statefulsets, pods) =
+        (seen.pvcs, seen.deployments, seen.statefulsets, seen.pods);
+    let classes = read_classes(client, &pvcs).await?;
+    let now = Timestamp::now();
+    let run_id = crate::model::labels::run_id(now, crate::model::labels::random_u16());
+    let cluster = plan::snapshot::Cluster {
+        pvcs: &pvcs,
+        deployments: &deployments,
+        statefulsets: &statefulsets,
+        pods: &pods,
+    };
+    let plan = plan::snapshot::plan(
+        &settings.config,
+        ns,
+        &run_id,
+        now,
+        cluster,
+        &classes,
+        &args.targets,
+    )
+    .map_err(|problems| Error::Plan { problems })?;
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+    for s in &plan.skipped {
+        tracing::warn!(pvc = %s.pvc, "skipped: {}", s.reason);
+    }
+    if settings.dry_run {
+        results.emit(
+            || plan::snapshot::render(&plan),
+            || json!({"run": plan.run_id, "namespace": ns, "snapshots": plan.snapshots}),
+        )?;
+        return Ok(exit::SUCCESS);
+    }
+    if plan.snapshots.is_empty() {
+        results.emit(
+            || "nothing to snapshot (allowEmpty)\n".into(),
+            || json!({"run": plan.run_id, "namespace": ns, "snapshots": []}),
+        )?;
+        return Ok(exit::SUCCESS);
+    }
+    report_leftovers(client, ns, &settings.config.metadata.name, &run_id).await;
+    let progress = crate::runtime::progress::Progress::start("waiting for the run lock");
+    let held = lease::take(
+        client,
+        ns,
+        &plan.config,
+        crate::plan::lock::Lock::Run,
+        &run_id,
+        args.lock_timeout,
+        interrupt,
+    )
+    .await?;
+    tracing::info!(run = %run_id, snapshots = plan.snapshots.len(), hooks = plan.hooks.len(), "run lock taken");
+    let report = execute(client, settings, &plan, interrupt, &progress).await;
+    progress.phase("releasing the run lock");
+    let lost = held.release().await;
+    drop(progress);
+    if report.code() != exit::SUCCESS {
+        for s in report.snapshots.iter().filter(|s| !s.ready) {
+            crate::kube::events::record(
+                client,
+                ns,
+                &s.pvc,
+                "SnapshotFailed",
+                s.error
+                    .as_deref()
+                    .or(report.failure.as_deref())
+                    .unwrap_or("snapshot failed"),
+            )
+            .await;
+        }
+    }
+    results.emit(
+        || report.render(),
+        || serde_json::to_value(&report).unwrap_or_default(),
+    )?;
+    Ok(lease::exit_code(report.code(), lost.as_deref()))
+}
+
+/// Reports snapshots of earlier runs of this config that never became ready.
+async fn report_leftovers(client: &kube::Client, ns: &str, config: &str, run_id: &str) {
+    let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
+    let lp = ListParams::default().labels(&crate::model::labels::config_selector(config));
+    let Ok(list) = api.list(&lp).await else {
+        return;
+    };
+    for s in list.items {
+        let run = s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(RUN))
+            .cloned()
+            .unwrap_or_default();
+        if run != run_id && !is_ready(Some(&s)) {
+            tracing::warn!(snapshot = s.metadata.name.as_deref().unwrap_or(""), %run, error = error_message(Some(&s)).unwrap_or_default(),
+                "left by an earlier run and never ready; prune deletes it after spec.snapshots.notReadyGrace");
+        }
+    }
+}
+
+/// [`read_snapshot`] for each of `which`.
+async fn read_snapshots(
+    snaps: &Api<VolumeSnapshot>,
+    plan: &Plan,
+    which: &[usize],
+    state: &mut BTreeMap<usize, Option<VolumeSnapshot>>,
+    unread: &mut BTreeMap<usize, String>,
+) {
+    for i in which {
+        read_snapshot(snaps, &plan.snapshots[*i].name, *i, state, unread).await;
+    }
+}
+
+/// Reads snapshot `name` into `state[i]`; a failed read is remembered in `unread[i]` (and the
+/// state kept as last seen). Returns whether the read worked.
+async fn read_snapshot(
+    snaps: &Api<VolumeSnapshot>,
+    name: &str,
+    i: usize,
+    state: &mut BTreeMap<usize, Option<VolumeSnapshot>>,
+    unread: &mut BTreeMap<usize, String>,
+) -> bool {
+    match snaps.get(name).await {
+        Ok(vs) => {
+            state.insert(i, Some(vs));
+            unread.remove(&i);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(snapshot = %name, error = %e, "could not read the VolumeSnapshot");
+            unread.insert(i, e.to_string());
+            false
+        }
+    }
+}

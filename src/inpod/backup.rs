@@ -1,0 +1,188 @@
+//! The `backup` action: make sure the repository exists (creating it only when the config
+//! allows), copy the mounted clone into one archive, and delete an incomplete copy.
+
+use jiff::Timestamp;
+
+use super::LOCK_POLL_SECS;
+use super::env::Env;
+use super::locks::{with_lock_wait, with_lock_wait_ok};
+use super::process::{Output, diagnose, run, run_quiet};
+use super::{Fail, emit, log};
+use crate::engines::progress::{self, Event};
+use crate::engines::{Series, Tuning, borg, restic};
+use crate::mover::job::{Engine, Failure, MoverEvent, paths};
+
+/// Makes sure the repository exists: creates it when missing and the config allows.
+pub(super) fn ensure_repository(env: &Env) -> Result<(), Fail> {
+    // The probe waits for locks like any step (borg info takes the repository's lock).
+    let probe = with_lock_wait(env, |wait| {
+        let argv = match env.access.engine {
+            Engine::Borg => borg::repo_command(&env.borg_repo(wait), &["info", "--json"], &[]),
+            Engine::Restic => env.restic(&["cat", "config", "--no-lock"]),
+        };
+        run_quiet(&argv, env)
+    });
+    let f = match probe {
+        Ok(_) => return Ok(()),
+        Err(f) if f.failure == Failure::NoRepository => f,
+        Err(f) => return Err(f),
+    };
+    let Some(encryption) = &env.access.init else {
+        return Err(Fail::new(
+            Failure::NoRepository,
+            format!(
+                "repository {} ({}) does not exist and init is off in the config: {}",
+                env.access.name, env.access.location, f.message
+            ),
+        ));
+    };
+    log(
+        "info",
+        format!(
+            "creating repository {} ({})",
+            env.access.name, env.access.location
+        ),
+    );
+    let init = match env.access.engine {
+        Engine::Borg => borg::init(&env.borg_repo(LOCK_POLL_SECS), encryption),
+        Engine::Restic => env.restic(&["init"]),
+    };
+    let out = run(&init, env, None, false)?;
+    if out.code == 0 {
+        Ok(())
+    } else {
+        Err(diagnose(env, &out))
+    }
+}
+
+pub(super) fn backup(
+    env: &Env,
+    series: &Series,
+    cut: Timestamp,
+    upload_limit: Option<u64>,
+    exclude: &[String],
+) -> Result<(), Fail> {
+    ensure_repository(env)?;
+    let tuning = Tuning {
+        compression: env.access.compression.as_deref(),
+        upload_limit,
+        exclude,
+    };
+    // Warnings (borg's modern 1 and 100–127, restic backup's 3: files not read) leave an archive,
+    // which is checked below.
+    let ok_codes: Vec<i32> = match env.access.engine {
+        Engine::Borg => [0, 1].into_iter().chain(100..=127).collect(),
+        Engine::Restic => vec![0, 3],
+    };
+    let out = with_lock_wait_ok(env, &ok_codes, |wait| {
+        let argv = match env.access.engine {
+            Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, tuning),
+            Engine::Restic => env.restic_argv(restic::backup(series, cut, tuning)),
+        };
+        run(&argv, env, Some(paths::DATA), true)
+    });
+    let out = match out {
+        Err(f)
+            if env.access.engine == Engine::Borg
+                && f.message.contains(&series.borg_archive(cut))
+                && f.message.contains("already exists") =>
+        {
+            // The same cut was copied before (archive names carry the cut): nothing to add.
+            log("info", format!("{} (copied by an earlier run)", f.message));
+            emit(&MoverEvent::Summary {
+                summary: crate::mover::job::SummaryDto {
+                    archive: series.borg_archive(cut),
+                    ..Default::default()
+                },
+            });
+            return Ok(());
+        }
+        other => other?,
+    };
+    let summary = match env.access.engine {
+        Engine::Borg => progress::borg_result(&out.stdout),
+        Engine::Restic => out
+            .stdout
+            .lines()
+            .rev()
+            .find_map(|l| match progress::restic_line(l) {
+                Some(Event::Summary(s)) => Some(s),
+                _ => None,
+            }),
+    };
+    // borg's warning exits (1, 100–127) mean something was not copied as it was; an unexplained
+    // one is not taken for a whole copy (101, an include pattern that never matched, is harmless:
+    // kentledge passes none).
+    let unexplained = env.access.engine == Engine::Borg
+        && out.code != 0
+        && out.code != 101
+        && out.unreadable.is_empty();
+    match summary {
+        Some(s)
+            if !out.unreadable.is_empty()
+                || unexplained
+                || (env.access.engine == Engine::Restic && out.code == 3) =>
+        {
+            let said: Vec<String> = if out.unreadable.is_empty() {
+                out.errors
+                    .iter()
+                    .map(|e| format!("borg exit {}: {e}", out.code))
+                    .collect()
+            } else {
+                out.unreadable.clone()
+            };
+            Err(incomplete(env, &s.archive, &said))
+        }
+        Some(s) => {
+            emit(&MoverEvent::Summary { summary: s.into() });
+            Ok(())
+        }
+        None => Err(Fail::new(
+            Failure::Failed,
+            format!("{} finished without a result", env.access.engine.name()),
+        )),
+    }
+}
+
+/// A copy that lacks files is not a backup: the archive is removed (it would count in the series'
+/// retention like a whole one) and the failure names what was not read and how to fix it.
+pub(super) fn incomplete(env: &Env, archive: &str, unreadable: &[String]) -> Fail {
+    let removed = match delete_archives(env, &[archive.to_owned()]) {
+        Ok(_) => format!("the incomplete archive {archive} was removed"),
+        Err(f) => format!(
+            "the incomplete archive {archive} could not be removed ({}): delete it by hand",
+            f.message
+        ),
+    };
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let shown: Vec<&str> = unreadable.iter().take(3).map(String::as_str).collect();
+    Fail::new(
+        Failure::Incomplete,
+        format!(
+            "incomplete: {} item(s) could not be read ({}{}); {removed}. The mover runs as uid \
+             {uid}: give it access with spec.mover.securityContext (runAsUser: 0, or privileged: \
+             true for volumes owned by other users)",
+            unreadable.len().max(1),
+            if shown.is_empty() {
+                "the engine did not say which"
+            } else {
+                ""
+            },
+            shown.join("; "),
+        ),
+    )
+}
+
+/// Deletes archives (borg names, restic snapshot ids); restic's data goes at its next prune.
+pub(super) fn delete_archives(env: &Env, archives: &[String]) -> Result<Output, Fail> {
+    with_lock_wait(env, |w| {
+        let argv = match env.access.engine {
+            Engine::Borg => borg::delete(&env.borg_repo(w), archives),
+            Engine::Restic => env.restic_argv(restic::forget(archives, false)),
+        };
+        run(&argv, env, None, false)
+    })
+}

@@ -1,0 +1,216 @@
+//! The engine's environment from mounted files (never from arguments): passphrase and key
+//! files, a private copy of the ssh key, the ssh command, and the engines' repository settings.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{Fail, log};
+use crate::engines::{borg, restic};
+use crate::mover::job::{Access, Engine, Failure, paths};
+
+/// The engine's environment and the repository's access settings.
+pub(super) struct Env {
+    pub(super) access: Access,
+    pub(super) vars: Vec<(String, String)>,
+    /// A private copy of the ssh key (secret volumes may be group-readable, which ssh refuses).
+    pub(super) _key_dir: Option<PrivateDir>,
+    pub(super) ssh_command: Option<String>,
+}
+
+impl Env {
+    pub(super) fn prepare(access: &Access) -> Result<Env, Fail> {
+        let mut vars: Vec<(String, String)> = Vec::new();
+        let cache = PathBuf::from(paths::CACHE);
+        let (key_dir, ssh_command) = match &access.ssh {
+            Some(ssh) => {
+                let mut cmd = vec!["ssh".to_owned(), "-o".into(), "BatchMode=yes".into()];
+                let mut dir = None;
+                if ssh.key {
+                    let d = PrivateDir::new()?;
+                    let key = d.0.join("key");
+                    copy_private(Path::new(paths::SSH_KEY), &key)?;
+                    cmd.extend([
+                        "-i".into(),
+                        key.display().to_string(),
+                        "-o".into(),
+                        "IdentitiesOnly=yes".into(),
+                    ]);
+                    dir = Some(d);
+                }
+                if ssh.insecure {
+                    log(
+                        "warn",
+                        format!(
+                            "ssh host key checking is OFF for repository {} (insecureSkipHostKeyCheck)",
+                            access.name
+                        ),
+                    );
+                    cmd.extend([
+                        "-o".into(),
+                        "StrictHostKeyChecking=no".into(),
+                        "-o".into(),
+                        "UserKnownHostsFile=/dev/null".into(),
+                    ]);
+                } else {
+                    cmd.extend(["-o".into(), "StrictHostKeyChecking=yes".into()]);
+                    if ssh.known_hosts {
+                        cmd.extend([
+                            "-o".into(),
+                            format!("UserKnownHostsFile={}", paths::KNOWN_HOSTS),
+                        ]);
+                    }
+                }
+                (dir, Some(cmd.join(" ")))
+            }
+            None => (None, None),
+        };
+        for d in ["borg", "restic"] {
+            let _ = std::fs::create_dir_all(cache.join(d));
+        }
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "kentledge-mover".into());
+        match access.engine {
+            Engine::Borg => {
+                vars.push((
+                    "BORG_BASE_DIR".into(),
+                    cache.join("borg").display().to_string(),
+                ));
+                vars.push(("BORG_HOST_ID".into(), host));
+                vars.push(("BORG_EXIT_CODES".into(), "modern".into()));
+                vars.push((
+                    "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK".into(),
+                    "yes".into(),
+                ));
+                vars.push(("BORG_RELOCATED_REPO_ACCESS_IS_OK".into(), "yes".into()));
+                vars.push(("BORG_DISPLAY_PASSPHRASE".into(), "no".into()));
+                if access.passphrase {
+                    vars.push((
+                        "BORG_PASSCOMMAND".into(),
+                        format!("cat {}", paths::PASSPHRASE),
+                    ));
+                } else {
+                    vars.push(("BORG_PASSPHRASE".into(), String::new()));
+                }
+                if let Some(c) = &ssh_command {
+                    vars.push(("BORG_RSH".into(), c.clone()));
+                }
+            }
+            Engine::Restic => {
+                vars.push(("RESTIC_REPOSITORY".into(), access.location.clone()));
+                vars.push(("RESTIC_PASSWORD_FILE".into(), paths::PASSPHRASE.into()));
+                vars.push((
+                    "RESTIC_CACHE_DIR".into(),
+                    cache.join("restic").display().to_string(),
+                ));
+            }
+        }
+        Ok(Env {
+            access: access.clone(),
+            vars,
+            _key_dir: key_dir,
+            ssh_command,
+        })
+    }
+
+    pub(super) fn borg_repo(&self, lock_wait: u64) -> borg::Repo {
+        borg::Repo {
+            location: self.access.location.clone(),
+            lock_wait_secs: lock_wait,
+            remote_path: self.access.remote_path.clone(),
+        }
+    }
+
+    /// restic's global options: `-o sftp.command=…` for sftp repositories.
+    pub(super) fn restic_options(&self) -> Vec<String> {
+        match (&self.ssh_command, sftp_target(&self.access.location)) {
+            (Some(ssh), Some((target, port))) => {
+                let port = port.map(|p| format!(" -p {p}")).unwrap_or_default();
+                vec![
+                    "-o".into(),
+                    format!("sftp.command={ssh}{port} {target} -s sftp"),
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub(super) fn restic(&self, words: &[&str]) -> Vec<String> {
+        self.restic_argv(restic::command(words))
+    }
+
+    /// A restic command line with the repository's global options (`-o sftp.command=…`).
+    pub(super) fn restic_argv(&self, mut argv: Vec<String>) -> Vec<String> {
+        argv.splice(1..1, self.restic_options());
+        argv
+    }
+
+    /// `ssh [options] [-p port] target command…` with the repository's ssh settings.
+    pub(super) fn ssh_argv(
+        &self,
+        target: String,
+        port: Option<u16>,
+        command: String,
+    ) -> Option<Vec<String>> {
+        let mut argv: Vec<String> = self
+            .ssh_command
+            .as_ref()?
+            .split(' ')
+            .map(String::from)
+            .collect();
+        if let Some(p) = port {
+            argv.extend(["-p".into(), p.to_string()]);
+        }
+        argv.extend([target, command]);
+        Some(argv)
+    }
+}
+
+/// A directory only the mover can read, removed when dropped.
+pub(super) struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    pub(super) fn new() -> Result<PrivateDir, Fail> {
+        use std::os::unix::fs::DirBuilderExt;
+        let p = std::env::temp_dir().join(format!("kentledge-ssh-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&p)
+            .map_err(|e| Fail::new(Failure::Failed, format!("creating {}: {e}", p.display())))?;
+        Ok(PrivateDir(p))
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(super) fn copy_private(from: &Path, to: &Path) -> Result<(), Fail> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let data = std::fs::read(from)
+        .map_err(|e| Fail::new(Failure::Failed, format!("reading {}: {e}", from.display())))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(|e| Fail::new(Failure::Failed, format!("writing {}: {e}", to.display())))?;
+    f.write_all(&data)
+        .map_err(|e| Fail::new(Failure::Failed, format!("writing {}: {e}", to.display())))
+}
+
+/// `user@host` and the port of an `sftp:` location (`sftp:user@host:/path` or
+/// `sftp://user@host:port//path`).
+pub(super) fn sftp_target(location: &str) -> Option<(String, Option<u16>)> {
+    let rest = location.strip_prefix("sftp:")?;
+    if let Some(url) = rest.strip_prefix("//") {
+        let authority = url.split('/').next()?;
+        match authority.rsplit_once(':') {
+            Some((h, p)) => Some((h.to_owned(), p.parse().ok())),
+            None => Some((authority.to_owned(), None)),
+        }
+    } else {
+        Some((rest.split(':').next()?.to_owned(), None))
+    }
+}

@@ -1,0 +1,117 @@
+//! The in-pod side of data movement (`kentledge mover --job …`): prepares the engine's
+//! environment from mounted files (never from arguments), makes sure the repository exists
+//! (creating it only when the config allows), runs the engine, waits for locks held by others,
+//! reports lock holders, and prints progress and results as JSON lines on stdout. The exit code
+//! says how it went (see [`crate::mover::job::code`]).
+
+mod backup;
+mod check;
+mod env;
+mod locks;
+mod process;
+mod prune;
+
+use std::io::Write;
+
+use crate::mover::job::{Action, Failure, Job, MoverEvent};
+use backup::backup;
+use check::check;
+use env::Env;
+use locks::break_lock;
+use prune::prune;
+
+/// How long the engine itself waits for a lock before the mover looks at who holds it.
+pub(super) const LOCK_POLL_SECS: u64 = 5;
+
+/// A failed step: why, in the engine's words, and lock holders when locked.
+#[derive(Debug)]
+struct Fail {
+    pub(super) failure: Failure,
+    pub(super) message: String,
+    pub(super) holders: Vec<String>,
+}
+
+impl Fail {
+    pub(super) fn new(failure: Failure, message: impl Into<String>) -> Fail {
+        Fail {
+            failure,
+            message: message.into(),
+            holders: Vec::new(),
+        }
+    }
+}
+
+fn emit(e: &MoverEvent) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", e.to_line());
+    let _ = out.flush();
+}
+
+fn log(level: &str, message: impl Into<String>) {
+    emit(&MoverEvent::Log {
+        level: level.into(),
+        message: message.into(),
+    });
+}
+
+/// Runs a job given as its JSON argument; returns the process exit code. The last line
+/// printed is always the `end` event with that code, so that the controller can tell a log it
+/// read to the end from one it could read only in part.
+pub fn main(job: &str) -> i32 {
+    let code = run_job(job);
+    emit(&MoverEvent::End { code });
+    code
+}
+
+fn run_job(job: &str) -> i32 {
+    let job: Job = match serde_json::from_str(job) {
+        Ok(j) => j,
+        Err(e) => {
+            emit(&MoverEvent::Failed {
+                failure: Failure::BadJob,
+                message: format!("reading the job: {e}"),
+                holders: Vec::new(),
+            });
+            return Failure::BadJob.code();
+        }
+    };
+    let env = match Env::prepare(&job.repository) {
+        Ok(env) => env,
+        Err(f) => return fail(f),
+    };
+    let result = match &job.action {
+        Action::Backup {
+            series,
+            cut,
+            upload_limit,
+            exclude,
+        } => backup(&env, series, *cut, *upload_limit, exclude),
+        Action::Prune {
+            config,
+            namespace,
+            retention,
+            timezone,
+            now,
+            dry_run,
+        } => prune(&env, config, namespace, retention, timezone, *now, *dry_run),
+        Action::Check { read_data_subset } => check(&env, read_data_subset.as_deref()),
+        Action::BreakLock => break_lock(&env),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(f) => fail(f),
+    }
+}
+
+fn fail(f: Fail) -> i32 {
+    let code = f.failure.code();
+    emit(&MoverEvent::Failed {
+        failure: f.failure,
+        message: f.message,
+        holders: f.holders,
+    });
+    code
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! Unit tests of the in-pod side's pure parts: line reading, failure classes, lock listings,
+//! ssh targets, archive names.
+
+use super::env::sftp_target;
+use super::locks::{borg_ssh_target, parse_borg_locks, restic_holders};
+use super::process::{classify_borg, classify_restic, each_line};
+use super::prune::archive_time;
+use crate::mover::job::Failure;
+
+#[test]
+fn engine_lines_that_are_not_utf8_do_not_end_the_reading() {
+    let mut lines = Vec::new();
+    let input: &[u8] = b"first\n/data/caf\xe9: permission denied\r\nlast";
+    each_line(input, |l| lines.push(l)).unwrap();
+    assert_eq!(
+        lines,
+        ["first", "/data/caf\u{fffd}: permission denied", "last"]
+    );
+}
+
+#[test]
+fn failures_are_classified_from_borg_ids_and_restic_words() {
+    let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        classify_borg(&ids(&["LockTimeout"]), 2, ""),
+        Failure::Locked
+    );
+    assert_eq!(
+        classify_borg(&ids(&["PassphraseWrong"]), 2, ""),
+        Failure::Passphrase
+    );
+    assert_eq!(classify_borg(&[], 13, ""), Failure::NoRepository);
+    assert_eq!(
+        classify_borg(&ids(&["Repository.DoesNotExist"]), 2, ""),
+        Failure::NoRepository
+    );
+    assert_eq!(
+        classify_borg(
+            &ids(&["ConnectionClosed"]),
+            2,
+            "Remote: Host key verification failed."
+        ),
+        Failure::Unreachable
+    );
+    assert_eq!(classify_borg(&[], 2, "something else"), Failure::Failed);
+
+    let locked = "unable to create lock in backend: repository is already locked exclusively by PID 4242 on kentledge-mover-1a2b3c-3f9a-0 by root (UID 0, GID 0)\nlock was created at 2026-11-22 10:00:00 (1m0s ago)";
+    assert_eq!(classify_restic(1, locked), Failure::Locked);
+    assert_eq!(
+        restic_holders(locked),
+        vec!["kentledge-mover-1a2b3c-3f9a-0 4242"]
+    );
+    assert_eq!(
+        classify_restic(1, "Fatal: wrong password or no key found"),
+        Failure::Passphrase
+    );
+    assert_eq!(
+        classify_restic(
+            1,
+            "Fatal: unable to open config file: Head \"http://127.0.0.1:1/config\": dial tcp 127.0.0.1:1: connect: connection refused\nIs there a repository at the following location?"
+        ),
+        Failure::Unreachable
+    );
+    assert_eq!(
+        classify_restic(
+            1,
+            "Fatal: unable to open config file: stat /repository/config: no such file or directory\nIs there a repository at the following location?"
+        ),
+        Failure::NoRepository
+    );
+    assert_eq!(classify_restic(10, ""), Failure::NoRepository);
+}
+
+#[test]
+fn borg_lock_listings_name_their_holders() {
+    let listing = "kentledge-mover-1a2b3c-3f9a-0.17-7f00aa\n{\"shared\": [], \"exclusive\": [[\"kentledge-mover-1a2b3c-3f9a-0\", 17, 0]]}\n";
+    assert_eq!(
+        parse_borg_locks(listing),
+        vec!["kentledge-mover-1a2b3c-3f9a-0 17"]
+    );
+    assert!(parse_borg_locks("").is_empty());
+}
+
+#[test]
+fn ssh_targets_of_locations() {
+    assert_eq!(
+        borg_ssh_target("ssh://borg@127.0.0.1:2222/./repos/shop"),
+        Some(("borg@127.0.0.1".into(), Some(2222), "repos/shop".into()))
+    );
+    assert_eq!(
+        borg_ssh_target("ssh://borg@backup/srv/borg"),
+        Some(("borg@backup".into(), None, "/srv/borg".into()))
+    );
+    assert_eq!(
+        sftp_target("sftp:restic@backup:/srv/restic"),
+        Some(("restic@backup".into(), None))
+    );
+    assert_eq!(
+        sftp_target("sftp://restic@backup:2222//srv/restic"),
+        Some(("restic@backup".into(), Some(2222)))
+    );
+    assert_eq!(sftp_target("rest:http://x/"), None);
+}
+
+#[test]
+fn archive_names_carry_their_time() {
+    assert_eq!(
+        archive_time("2026-11-22T10-00-07Z"),
+        Some("2026-11-22T10:00:07Z".parse().unwrap())
+    );
+    assert_eq!(archive_time("garbage"), None);
+}

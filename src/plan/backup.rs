@@ -1,0 +1,558 @@
+//! The plan of a volume backup run, as data: for each selected PVC its source snapshot (the
+//! newest ready one of this config, or `--from`), and for each repository a job: the clone PVC,
+//! the mover pod and the archive it writes. Also how repositories are reached from a mover
+//! ([`access`]) and the `--dry-run` rendering. No I/O.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde::Serialize;
+
+use crate::config::{BorgEncryption, Config, Repository, ResticCompression};
+use crate::engines::{Series, SeriesKind};
+use crate::model::labels::{PVC, PVC_ANNOTATION};
+use crate::model::snapshots::{VolumeSnapshot, cut_time, is_ready};
+use crate::mover::job::{Access, Action, Engine, Job, Ssh, paths};
+use crate::mover::pod::{self, CloneSource, Context};
+use crate::plan::selection::{self, Observed, Skipped};
+
+/// One copy of one volume into one repository.
+#[derive(Clone, Debug, Serialize)]
+pub struct VolumeJob {
+    /// Position in the run (names of the pod and clone).
+    pub index: usize,
+    /// The PVC.
+    pub pvc: String,
+    /// The source VolumeSnapshot.
+    pub snapshot: String,
+    /// Its cut (the archive's time).
+    pub cut: Timestamp,
+    /// The repository's name.
+    pub repository: String,
+    /// `borg` or `restic`.
+    pub engine: &'static str,
+    /// The borg archive name, or the restic tags.
+    pub archive: String,
+    /// The clone PVC.
+    #[serde(skip)]
+    pub clone: PersistentVolumeClaim,
+    /// The mover pod.
+    #[serde(skip)]
+    pub pod: Pod,
+    /// The clone's name.
+    pub clone_name: String,
+    /// The pod's name.
+    pub pod_name: String,
+    /// The job the pod runs.
+    #[serde(skip)]
+    pub job: Job,
+    /// The repository's config (credentials, for a break-lock pod).
+    #[serde(skip)]
+    pub repo: Repository,
+}
+
+/// A run's plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// The run id.
+    pub run_id: String,
+    /// The jobs, by PVC then repository.
+    pub jobs: Vec<VolumeJob>,
+    /// PVCs left out, and why.
+    pub skipped: Vec<SkippedVolume>,
+    /// Copies already made by an earlier run (the source carries the repository's backed-up label).
+    pub already: Vec<AlreadyCopied>,
+}
+
+/// A copy that an earlier run made.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AlreadyCopied {
+    /// The PVC.
+    pub pvc: String,
+    /// The snapshot.
+    pub snapshot: String,
+    /// The repository.
+    pub repository: String,
+    /// The label's value (when it was copied).
+    pub at: String,
+}
+
+/// A PVC left out of the run.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SkippedVolume {
+    /// The PVC.
+    pub pvc: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What the plan is made from.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    /// The config.
+    pub config: &'a Config,
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The run id.
+    pub run_id: &'a str,
+    /// The namespace's objects.
+    pub observed: Observed<'a>,
+    /// This config's VolumeSnapshots (or, with `from`, at least that one).
+    pub snapshots: &'a [VolumeSnapshot],
+    /// `--from`: back up this snapshot only.
+    pub from: Option<&'a str>,
+    /// `--target`: only these PVCs.
+    pub targets: &'a [String],
+    /// `--repository`: only these repositories.
+    pub repositories: &'a [String],
+    /// The kentledge pod, when running in a cluster.
+    pub owner: Option<&'a OwnerReference>,
+}
+
+/// How a mover reaches a repository of the config.
+pub fn access(repo: &Repository, namespace: &str) -> Access {
+    let location =
+        |remote: &Option<String>, pvc: &Option<crate::config::PvcPath>| match (remote, pvc) {
+            (Some(r), _) => r.clone(),
+            (None, Some(p)) => match p.path.as_deref().map(|s| s.trim_matches('/')) {
+                Some(sub) if !sub.is_empty() => format!("{}/{sub}", paths::REPOSITORY),
+                _ => paths::REPOSITORY.to_owned(),
+            },
+            (None, None) => String::new(),
+        };
+    let mover_prefix = pod::mover_prefix(namespace);
+    match (&repo.borg, &repo.restic) {
+        (Some(b), _) => Access {
+            name: repo.name.clone(),
+            engine: Engine::Borg,
+            location: location(&b.repository, &b.pvc),
+            init: b.init.then(|| encryption(b.encryption).to_owned()),
+            passphrase: b.passphrase.is_some(),
+            ssh: b
+                .repository
+                .as_deref()
+                .filter(|r| r.starts_with("ssh://"))
+                .map(|_| Ssh {
+                    key: b.ssh_key.is_some(),
+                    known_hosts: b.known_hosts.is_some(),
+                    insecure: b.insecure_skip_host_key_check,
+                }),
+            lock_wait_secs: b.lock_wait.as_secs(),
+            remote_path: b.remote_path.clone(),
+            compression: b.compression.clone(),
+            mover_prefix,
+        },
+        (_, Some(r)) => Access {
+            name: repo.name.clone(),
+            engine: Engine::Restic,
+            location: location(&r.repository, &r.pvc),
+            init: r.init.then(String::new),
+            passphrase: true,
+            ssh: r
+                .repository
+                .as_deref()
+                .filter(|l| l.starts_with("sftp:"))
+                .map(|_| Ssh {
+                    key: r.ssh_key.is_some(),
+                    known_hosts: r.known_hosts.is_some(),
+                    insecure: r.insecure_skip_host_key_check,
+                }),
+            lock_wait_secs: r.lock_wait.as_secs(),
+            remote_path: None,
+            compression: r.compression.map(|c| {
+                match c {
+                    ResticCompression::Auto => "auto",
+                    ResticCompression::Off => "off",
+                    ResticCompression::Max => "max",
+                }
+                .to_owned()
+            }),
+            mover_prefix,
+        },
+        _ => unreachable!("validation requires borg or restic"),
+    }
+}
+
+fn encryption(e: BorgEncryption) -> &'static str {
+    match e {
+        BorgEncryption::None => "none",
+        BorgEncryption::Authenticated => "authenticated",
+        BorgEncryption::AuthenticatedBlake2 => "authenticated-blake2",
+        BorgEncryption::Repokey => "repokey",
+        BorgEncryption::RepokeyBlake2 => "repokey-blake2",
+    }
+}
+
+/// The PVC a snapshot was taken of (annotation, else label, else its source).
+pub fn snapshot_pvc(vs: &VolumeSnapshot) -> Option<String> {
+    let m = &vs.metadata;
+    m.annotations
+        .as_ref()
+        .and_then(|a| a.get(PVC_ANNOTATION))
+        .or_else(|| m.labels.as_ref().and_then(|l| l.get(PVC)))
+        .cloned()
+        .or_else(|| vs.spec.source.persistent_volume_claim_name.clone())
+}
+
+/// The newest ready, not deleting, snapshot of `pvc` among `snapshots`.
+pub fn newest_ready<'a>(snapshots: &'a [VolumeSnapshot], pvc: &str) -> Option<&'a VolumeSnapshot> {
+    snapshots
+        .iter()
+        .filter(|s| s.metadata.deletion_timestamp.is_none() && is_ready(Some(s)))
+        .filter(|s| snapshot_pvc(s).as_deref() == Some(pvc))
+        .max_by_key(|s| (cut_time(Some(s)), s.metadata.name.clone()))
+}
+
+/// Plans a run; every problem is reported at once.
+pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
+    let mut problems = Vec::new();
+    let Some(volumes) = &i.config.spec.offsite.volumes else {
+        return Err(vec![
+            "spec.offsite.volumes is not set: the config copies no volumes offsite".into(),
+        ]);
+    };
+    // Repositories, in the config's order, narrowed by --repository.
+    for r in i.repositories {
+        if !volumes.repositories.contains(r) {
+            problems.push(format!(
+                "--repository {r}: not one of spec.offsite.volumes.repositories ({})",
+                volumes.repositories.join(", ")
+            ));
+        }
+    }
+    let repos: Vec<&Repository> = volumes
+        .repositories
+        .iter()
+        .filter(|r| i.repositories.is_empty() || i.repositories.contains(r))
+        .filter_map(|name| i.config.spec.repositories.iter().find(|r| &r.name == name))
+        .collect();
+    // Volumes and their sources.
+    let mut skipped = Vec::new();
+    let mut sources: Vec<(String, &VolumeSnapshot)> = Vec::new();
+    if let Some(from) = i.from {
+        match i
+            .snapshots
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(from))
+        {
+            None => problems.push(format!(
+                "--from {from}: no such VolumeSnapshot in namespace {}",
+                i.namespace
+            )),
+            Some(s) if !is_ready(Some(s)) => {
+                problems.push(format!("--from {from}: the snapshot is not ready to use"))
+            }
+            Some(s) => match snapshot_pvc(s) {
+                Some(pvc) => sources.push((pvc, s)),
+                None => problems.push(format!(
+                    "--from {from}: cannot tell which PVC it was taken of"
+                )),
+            },
+        }
+    } else {
+        let chosen: Vec<String> = match &volumes.pvcs {
+            Some(list) => list.clone(),
+            None => {
+                let sel = selection::select(&i.config.spec.snapshots, &i.observed, &[]);
+                skipped.extend(
+                    sel.skipped
+                        .into_iter()
+                        .map(|Skipped { pvc, reason }| SkippedVolume { pvc, reason }),
+                );
+                sel.chosen.into_iter().map(|c| c.pvc).collect()
+            }
+        };
+        let set: BTreeSet<&String> = chosen.iter().collect();
+        for t in i.targets {
+            if !set.contains(t) {
+                problems.push(format!("--target {t}: not a volume this config backs up"));
+            }
+        }
+        for pvc in chosen
+            .iter()
+            .filter(|p| i.targets.is_empty() || i.targets.contains(p))
+        {
+            match newest_ready(i.snapshots, pvc) {
+                Some(s) => sources.push((pvc.clone(), s)),
+                None => skipped.push(SkippedVolume {
+                    pvc: pvc.clone(),
+                    reason: "no ready snapshot of this config (run `kentledge snapshot` first, or use --snapshot-now)".into(),
+                }),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let ctx = Context {
+        namespace: i.namespace,
+        config: &i.config.metadata.name,
+        run_id: i.run_id,
+        owner: i.owner,
+    };
+    let mover = &i.config.spec.mover;
+    let upload_limit = mover
+        .bandwidth_limit
+        .as_deref()
+        .and_then(|b| crate::model::units::parse_byte_rate(b).ok());
+    let mut jobs = Vec::new();
+    let mut already = Vec::new();
+    for (pvc, snap) in &sources {
+        let source_pvc = i
+            .observed
+            .pvcs
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(pvc));
+        let snapshot = snap.metadata.name.clone().unwrap_or_default();
+        // The cut time names the archive and orders it for retention: never guess it.
+        let Some(cut) = cut_time(Some(snap)) else {
+            skipped.push(SkippedVolume {
+                pvc: pvc.clone(),
+                reason: format!(
+                    "snapshot {snapshot} has no cut time (status.creationTime): the archive cannot be named"
+                ),
+            });
+            continue;
+        };
+        let clone_cfg = &mover.clone;
+        let storage_class = clone_cfg
+            .storage_class_name
+            .clone()
+            .or_else(|| source_pvc.and_then(|p| p.spec.as_ref()?.storage_class_name.clone()));
+        let access_modes: Vec<String> = if clone_cfg.access_modes.is_empty() {
+            source_pvc
+                .and_then(|p| p.spec.as_ref()?.access_modes.clone())
+                .unwrap_or_default()
+        } else {
+            clone_cfg
+                .access_modes
+                .iter()
+                .map(|m| format!("{m:?}"))
+                .collect()
+        };
+        let size = clone_cfg
+            .size
+            .clone()
+            .or_else(|| {
+                snap.status
+                    .as_ref()?
+                    .restore_size
+                    .as_ref()
+                    .map(|q| q.0.clone())
+            })
+            .or_else(|| {
+                source_pvc
+                    .and_then(|p| {
+                        p.spec
+                            .as_ref()?
+                            .resources
+                            .as_ref()?
+                            .requests
+                            .as_ref()?
+                            .get("storage")
+                    })
+                    .map(|q| q.0.clone())
+            })
+            .unwrap_or_else(|| "1Gi".into());
+        let series = Series {
+            config: i.config.metadata.name.clone(),
+            namespace: i.namespace.to_owned(),
+            kind: SeriesKind::Volume,
+            name: pvc.clone(),
+        };
+        for repo in &repos {
+            if let Some(at) = snap
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(&crate::model::labels::backed_up_label(&repo.name)))
+            {
+                already.push(AlreadyCopied {
+                    pvc: pvc.clone(),
+                    snapshot: snapshot.clone(),
+                    repository: repo.name.clone(),
+                    at: at.clone(),
+                });
+                continue;
+            }
+            let index = jobs.len();
+            let (pod_name, clone_name) = pod::names(i.namespace, i.run_id, index);
+            let job = Job {
+                repository: access(repo, i.namespace),
+                action: Action::Backup {
+                    series: series.clone(),
+                    cut,
+                    upload_limit,
+                    exclude: volumes.exclude.clone(),
+                },
+            };
+            let clone = pod::clone_pvc(
+                &ctx,
+                &clone_name,
+                &CloneSource {
+                    snapshot: &snapshot,
+                    pvc,
+                    storage_class: storage_class.as_deref(),
+                    access_modes: access_modes.clone(),
+                    size: &size,
+                },
+            );
+            let pvc_label = crate::model::labels::pvc_label_value(pvc);
+            let pod = pod::mover_pod(
+                &ctx,
+                &pod_name,
+                mover,
+                repo,
+                &job,
+                Some(&clone_name),
+                Some(&pvc_label),
+            );
+            let archive = match job.repository.engine {
+                Engine::Borg => series.borg_archive(cut),
+                Engine::Restic => series.restic_tags().join(","),
+            };
+            jobs.push(VolumeJob {
+                index,
+                pvc: pvc.clone(),
+                snapshot: snapshot.clone(),
+                cut,
+                repository: repo.name.clone(),
+                engine: job.repository.engine.name(),
+                archive,
+                clone,
+                pod,
+                clone_name,
+                pod_name,
+                job,
+                repo: (*repo).clone(),
+            });
+        }
+    }
+    Ok(Plan {
+        run_id: i.run_id.to_owned(),
+        jobs,
+        skipped,
+        already,
+    })
+}
+
+/// The `--dry-run` text.
+pub fn render(plan: &Plan, config: &Config, namespace: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "backup run {} of config {} in namespace {namespace} (dry run: nothing is changed)",
+        plan.run_id, config.metadata.name
+    );
+    if plan.jobs.is_empty() {
+        out.push_str("nothing to copy\n");
+    }
+    for j in &plan.jobs {
+        let _ = writeln!(
+            out,
+            "\n{} → {} ({})\n  source   {} (cut {})\n  clone    {}\n  mover    {} (image {}, timeout {})\n  archive  {}",
+            j.pvc,
+            j.repository,
+            j.engine,
+            j.snapshot,
+            j.cut,
+            j.clone_name,
+            j.pod_name,
+            config.spec.mover.image,
+            config.spec.mover.timeout,
+            j.archive
+        );
+    }
+    for a in &plan.already {
+        let _ = writeln!(
+            out,
+            "\n{} → {}: already copied ({} carries {}={})",
+            a.pvc,
+            a.repository,
+            a.snapshot,
+            crate::model::labels::backed_up_label(&a.repository),
+            a.at
+        );
+    }
+    for s in &plan.skipped {
+        let _ = writeln!(out, "\nskipped {}: {}", s.pvc, s.reason);
+    }
+    let _ = writeln!(
+        out,
+        "\nborg repositories take one volume at a time; at most {} mover pods run at once",
+        config.spec.mover.concurrency
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        crate::config::parse(
+            "t.yaml",
+            "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata: {name: shop, namespace: shop}\nspec:\n  snapshots:\n    targets: [{pvc: data}]\n  repositories:\n    - name: r\n      restic:\n        pvc: {claimName: repos}\n        password: {secret: s, key: k}\n  offsite:\n    volumes:\n      repositories: [r]\n",
+        )
+        .unwrap()
+    }
+
+    fn snapshot(name: &str, status: serde_json::Value) -> VolumeSnapshot {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": name, "labels": {PVC: "data"}},
+            "spec": {"source": {"persistentVolumeClaimName": "data"}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn plan_for(snaps: &[VolumeSnapshot]) -> Plan {
+        let config = config();
+        let pvcs: Vec<PersistentVolumeClaim> = vec![
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "data"}, "spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}}))
+                .unwrap(),
+        ];
+        plan(&Inputs {
+            config: &config,
+            namespace: "shop",
+            run_id: "r1",
+            observed: Observed {
+                pvcs: &pvcs,
+                deployments: &[],
+                statefulsets: &[],
+            },
+            snapshots: snaps,
+            from: None,
+            targets: &[],
+            repositories: &[],
+            owner: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_ready_snapshot_without_a_cut_time_is_skipped_not_named_1970() {
+        let p = plan_for(&[snapshot("s1", serde_json::json!({"readyToUse": true}))]);
+        assert!(p.jobs.is_empty(), "{:?}", p.jobs);
+        assert_eq!(p.skipped.len(), 1);
+        assert!(
+            p.skipped[0].reason.contains("has no cut time"),
+            "{}",
+            p.skipped[0].reason
+        );
+    }
+
+    #[test]
+    fn a_ready_snapshot_with_a_cut_time_is_copied() {
+        let p = plan_for(&[snapshot(
+            "s1",
+            serde_json::json!({"readyToUse": true, "creationTime": "2026-11-22T10:00:00Z"}),
+        )]);
+        assert_eq!(p.jobs.len(), 1);
+        assert!(p.skipped.is_empty());
+    }
+}
