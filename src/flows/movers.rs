@@ -3,6 +3,8 @@
 //! pod and then the clone: on success, failure, timeout and interruption. Also the deletion of
 //! movers and clones left by killed runs.
 
+mod log;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -10,12 +12,15 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 
 use crate::config::{Mover, Repository};
 use crate::error::Error;
+use crate::kube::pods::{self as pods_state, End};
 use crate::model::labels::RUN;
 use crate::mover::job::{
-    Access, Action, ArchiveDecision, Failure, Holder, Job, MoverEvent, SummaryDto, classify_holders,
+    Access, Action, ArchiveDecision, Failure, Job, MoverEvent, SummaryDto, classify_holders,
 };
 use crate::mover::pod::{self as moverpod, ROLE};
+use crate::plan::movers::{LockStep, mover_holders, on_locked};
 use crate::runtime::signals::Interrupt;
+use log::{LogRead, follow};
 
 /// How a mover pod ended.
 #[derive(Clone, Debug, Default)]
@@ -103,14 +108,6 @@ impl Outcome {
         }
     }
 }
-
-/// Waiting reasons that will not resolve by themselves.
-const HOPELESS: &[&str] = &[
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "InvalidImageName",
-    "ErrImageNeverPull",
-];
 
 /// Runs a mover pod to its end. `on_event` sees each event as it is logged.
 pub async fn run(
@@ -222,34 +219,6 @@ pub async fn delete_leftovers(
     Ok(n)
 }
 
-fn terminated(p: &Pod) -> Option<(i32, String)> {
-    let st = p.status.as_ref()?;
-    let cs = st.container_statuses.as_ref()?.first()?;
-    let t = cs.state.as_ref()?.terminated.as_ref()?;
-    Some((
-        t.exit_code,
-        t.message.clone().or(t.reason.clone()).unwrap_or_default(),
-    ))
-}
-
-fn waiting(p: &Pod) -> Option<(String, String)> {
-    let cs = p.status.as_ref()?.container_statuses.as_ref()?.first()?;
-    let w = cs.state.as_ref()?.waiting.as_ref()?;
-    Some((
-        w.reason.clone().unwrap_or_default(),
-        w.message.clone().unwrap_or_default(),
-    ))
-}
-
-fn started(p: &Pod) -> bool {
-    let phase = p
-        .status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("");
-    matches!(phase, "Running" | "Succeeded" | "Failed")
-}
-
 /// How long the mover pod may stay unreadable before the run stops waiting for it.
 const POD_READ_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -300,55 +269,28 @@ async fn watch(
                 continue;
             }
         };
-        if log_task.is_none() && started(&p) {
+        if log_task.is_none() && pods_state::started(&p) {
             log_task = Some(tokio::spawn(follow(
                 pods.clone(),
                 name.to_owned(),
                 tx.clone(),
             )));
         }
-        let reason = p
-            .status
-            .as_ref()
-            .and_then(|s| s.reason.clone())
-            .unwrap_or_default();
-        if reason == "DeadlineExceeded" {
-            deadline = true;
+        if let Some(end) = pods_state::ended(&p, jiff::Timestamp::now()) {
             out.failure = Some(Failure::Failed);
-            out.message =
-                "the mover ran longer than spec.mover.timeout and was stopped (DeadlineExceeded)"
-                    .into();
-            out.exit_code = terminated(&p).map(|(c, _)| c);
-            break;
-        }
-        if let Some((code, message)) = terminated(&p) {
-            out.exit_code = Some(code);
-            out.failure = Failure::from_code(code);
-            out.message = message;
-            break;
-        }
-        let phase = p
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_default();
-        if phase == "Failed" {
-            let st = p.status.as_ref();
-            out.failure = Some(Failure::Failed);
-            out.message = format!(
-                "the mover pod failed: {} {}",
-                st.and_then(|s| s.reason.clone()).unwrap_or_default(),
-                st.and_then(|s| s.message.clone()).unwrap_or_default()
-            )
-            .trim()
-            .to_owned();
-            break;
-        }
-        if let Some((reason, message)) = waiting(&p)
-            && HOPELESS.contains(&reason.as_str())
-        {
-            out.failure = Some(Failure::Failed);
-            out.message = format!("the mover pod cannot start: {reason}: {message}");
+            match end {
+                End::DeadlineExceeded(code) => {
+                    deadline = true;
+                    out.message = "the mover ran longer than spec.mover.timeout and was stopped (DeadlineExceeded)".into();
+                    out.exit_code = code;
+                }
+                End::Exited(code, message) => {
+                    out.exit_code = Some(code);
+                    out.failure = Failure::from_code(code);
+                    out.message = message;
+                }
+                End::Failed(message) | End::CannotStart(message) => out.message = message,
+            }
             break;
         }
         tokio::select! {
@@ -437,72 +379,6 @@ async fn watch(
     out
 }
 
-/// What was read of a mover's log.
-#[derive(Debug, Default)]
-struct LogRead {
-    /// The events, in order.
-    events: Vec<MoverEvent>,
-    /// Why reading stopped before the end, when it did.
-    error: Option<String>,
-}
-
-impl LogRead {
-    fn failed(e: impl Into<String>) -> LogRead {
-        LogRead {
-            events: Vec::new(),
-            error: Some(e.into()),
-        }
-    }
-
-    fn parse(text: &str) -> LogRead {
-        LogRead {
-            events: text.lines().filter_map(MoverEvent::parse).collect(),
-            error: None,
-        }
-    }
-
-    /// Whether the mover's last line (its `end` event) was read.
-    fn complete(&self) -> bool {
-        matches!(self.events.last(), Some(MoverEvent::End { .. }))
-    }
-}
-
-/// Follows the pod's log, forwarding events as they come and returning all of them, with the
-/// error that ended the stream early, if one did.
-async fn follow(
-    pods: Api<Pod>,
-    name: String,
-    tx: tokio::sync::mpsc::UnboundedSender<MoverEvent>,
-) -> LogRead {
-    use futures::{AsyncBufReadExt as _, StreamExt as _};
-    let lp = LogParams {
-        follow: true,
-        ..LogParams::default()
-    };
-    let mut read = LogRead::default();
-    let stream = match pods.log_stream(&name, &lp).await {
-        Ok(s) => s,
-        Err(e) => return LogRead::failed(e.to_string()),
-    };
-    let mut lines = stream.lines();
-    while let Some(line) = lines.next().await {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => {
-                read.error = Some(format!("the log stream broke: {e}"));
-                break;
-            }
-        };
-        if let Some(e) = MoverEvent::parse(&line) {
-            let _ = tx.send(e.clone());
-            read.events.push(e);
-        } else if !line.trim().is_empty() {
-            tracing::debug!(pod = %name, "{line}");
-        }
-    }
-    read
-}
-
 /// A mover job with what is needed to deal with its repository's locks.
 pub struct Task<'a> {
     /// The namespace.
@@ -538,52 +414,46 @@ pub async fn run_with_locks(
             return Ok(out);
         }
         let holders = classify_holders(&out.holders, &t.access.mover_prefix);
-        let movers: Vec<&String> = holders
-            .iter()
-            .filter_map(|h| match h {
-                Holder::Mover(p) => Some(p),
-                Holder::Other(_) => None,
-            })
-            .collect();
-        if movers.is_empty() || movers.len() != holders.len() {
+        let Some(movers) = mover_holders(&holders) else {
             return Ok(out);
-        }
+        };
         let pods: Api<Pod> = Api::namespaced(client.clone(), t.namespace);
         let mut live = Vec::new();
-        for m in &movers {
+        for m in movers {
             if pods
-                .get_opt(m)
+                .get_opt(&m)
                 .await
                 .map_err(Error::cluster("read a lock holder Pod"))?
                 .is_some()
             {
-                live.push((*m).clone());
+                live.push(m);
             }
-        }
-        if live.is_empty() {
-            if broke {
-                return Ok(out);
-            }
-            tracing::warn!(repository = %t.access.name, holders = %out.holders.join(", "),
-                "breaking a stale lock: its holder, a mover pod, no longer exists");
-            let brk = break_lock(client, t, interrupt).await?;
-            if !brk.succeeded() {
-                return Ok(brk);
-            }
-            broke = true;
-            continue;
         }
         let wait = Duration::from_secs(t.access.lock_wait_secs);
-        if waited_since.elapsed() >= wait {
-            return Ok(Outcome {
-                message: format!(
-                    "{} (still held by the running mover pod {} after {})",
-                    out.message,
-                    live.join(", "),
-                    crate::model::units::HumanDuration(wait)
-                ),
-                ..out
-            });
+        match on_locked(&live, broke, waited_since.elapsed(), wait) {
+            LockStep::GiveUp => return Ok(out),
+            LockStep::Break => {
+                tracing::warn!(repository = %t.access.name, holders = %out.holders.join(", "),
+                    "breaking a stale lock: its holder, a mover pod, no longer exists");
+                let brk = break_lock(client, t, interrupt).await?;
+                if !brk.succeeded() {
+                    return Ok(brk);
+                }
+                broke = true;
+                continue;
+            }
+            LockStep::TimedOut => {
+                return Ok(Outcome {
+                    message: format!(
+                        "{} (still held by the running mover pod {} after {})",
+                        out.message,
+                        live.join(", "),
+                        crate::model::units::HumanDuration(wait)
+                    ),
+                    ..out
+                });
+            }
+            LockStep::Wait => {}
         }
         tracing::info!(repository = %t.access.name, holders = %live.join(", "), "the repository is locked by a running mover; waiting");
         tokio::select! {

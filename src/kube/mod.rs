@@ -7,3 +7,4 @@ pub mod events;
 pub mod exec;
 pub mod lease;
 pub mod observe;
+pub mod pods;

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod hooks;
 pub mod lock;
+pub mod movers;
 pub mod prune;
 pub mod retention;
 pub mod selection;
