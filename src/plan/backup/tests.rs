@@ -1,0 +1,206 @@
+//! The backup plan on fixed configs and snapshots: which snapshot of each PVC is copied, what is
+//! skipped and why, copies already made, and the `--from`, `--target` and `--repository`
+//! narrowing with their errors.
+
+use super::*;
+
+const CONFIG: &str = "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata: {name: shop, namespace: shop}\nspec:\n  snapshots:\n    targets: [{pvc: data}, {pvc: logs}]\n  repositories:\n    - name: r\n      restic:\n        pvc: {claimName: repos}\n        password: {secret: s, key: k}\n    - name: b\n      borg:\n        pvc: {claimName: repos, path: borg}\n        passphrase: {secret: s, key: k}\n  offsite:\n    volumes:\n      repositories: [r, b]\n";
+
+fn snapshot(name: &str, pvc: &str, status: serde_json::Value) -> VolumeSnapshot {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+        "metadata": {"name": name, "labels": {PVC: pvc}},
+        "spec": {"source": {"persistentVolumeClaimName": pvc}},
+        "status": status,
+    }))
+    .unwrap()
+}
+
+fn ready(name: &str, pvc: &str, cut: &str) -> VolumeSnapshot {
+    snapshot(
+        name,
+        pvc,
+        serde_json::json!({"readyToUse": true, "creationTime": cut}),
+    )
+}
+
+fn pvc(name: &str) -> PersistentVolumeClaim {
+    serde_json::from_value(serde_json::json!({"metadata": {"name": name},
+        "spec": {"volumeName": format!("pv-{name}")}, "status": {"phase": "Bound"}}))
+    .unwrap()
+}
+
+/// Plans with `from`, `targets` and `repositories` as the flags give them.
+fn plan_with(
+    snaps: &[VolumeSnapshot],
+    from: Option<&str>,
+    targets: &[&str],
+    repositories: &[&str],
+) -> Result<Plan, Vec<String>> {
+    let config = crate::config::parse("t.yaml", CONFIG).unwrap();
+    let pvcs = vec![pvc("data"), pvc("logs")];
+    let targets: Vec<String> = targets.iter().map(|s| s.to_string()).collect();
+    let repositories: Vec<String> = repositories.iter().map(|s| s.to_string()).collect();
+    plan(&Inputs {
+        config: &config,
+        namespace: "shop",
+        run_id: "r1",
+        observed: Observed {
+            pvcs: &pvcs,
+            deployments: &[],
+            statefulsets: &[],
+        },
+        snapshots: snaps,
+        from,
+        targets: &targets,
+        repositories: &repositories,
+        owner: None,
+    })
+}
+
+fn copies(p: &Plan) -> Vec<(String, String, String)> {
+    p.jobs
+        .iter()
+        .map(|j| (j.pvc.clone(), j.repository.clone(), j.snapshot.clone()))
+        .collect()
+}
+
+fn c(pvc: &str, repo: &str, snap: &str) -> (String, String, String) {
+    (pvc.into(), repo.into(), snap.into())
+}
+
+#[test]
+fn the_newest_ready_snapshot_of_each_pvc_goes_to_every_repository() {
+    let snaps = [
+        ready("data-old", "data", "2026-11-20T10:00:00Z"),
+        ready("data-new", "data", "2026-11-21T10:00:00Z"),
+        snapshot(
+            "data-newer-not-ready",
+            "data",
+            serde_json::json!({"readyToUse": false, "creationTime": "2026-11-22T10:00:00Z"}),
+        ),
+        ready("logs-1", "logs", "2026-11-21T11:00:00Z"),
+    ];
+    let p = plan_with(&snaps, None, &[], &[]).unwrap();
+    assert_eq!(
+        copies(&p),
+        [
+            c("data", "r", "data-new"),
+            c("data", "b", "data-new"),
+            c("logs", "r", "logs-1"),
+            c("logs", "b", "logs-1"),
+        ]
+    );
+    assert!(p.skipped.is_empty());
+}
+
+#[test]
+fn a_pvc_without_a_ready_snapshot_is_skipped_with_the_reason() {
+    let p = plan_with(
+        &[ready("data-1", "data", "2026-11-21T10:00:00Z")],
+        None,
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(p.skipped.len(), 1);
+    assert_eq!(p.skipped[0].pvc, "logs");
+    assert!(
+        p.skipped[0].reason.contains("no ready snapshot"),
+        "{}",
+        p.skipped[0].reason
+    );
+}
+
+#[test]
+fn a_ready_snapshot_without_a_cut_time_is_skipped_not_named_1970() {
+    let p = plan_with(
+        &[
+            snapshot("data-1", "data", serde_json::json!({"readyToUse": true})),
+            ready("logs-1", "logs", "2026-11-21T11:00:00Z"),
+        ],
+        None,
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert!(p.jobs.iter().all(|j| j.pvc == "logs"), "{:?}", copies(&p));
+    assert_eq!(p.skipped.len(), 1);
+    assert!(
+        p.skipped[0].reason.contains("has no cut time"),
+        "{}",
+        p.skipped[0].reason
+    );
+}
+
+#[test]
+fn copies_already_made_are_not_planned_again() {
+    let mut s = ready("data-1", "data", "2026-11-21T10:00:00Z");
+    s.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(
+            crate::model::labels::backed_up_label("r"),
+            "20261121T110000Z".into(),
+        );
+    let p = plan_with(
+        &[s, ready("logs-1", "logs", "2026-11-21T11:00:00Z")],
+        None,
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        copies(&p),
+        [
+            c("data", "b", "data-1"),
+            c("logs", "r", "logs-1"),
+            c("logs", "b", "logs-1")
+        ]
+    );
+    assert_eq!(p.already.len(), 1);
+    assert_eq!(
+        (p.already[0].pvc.as_str(), p.already[0].repository.as_str()),
+        ("data", "r")
+    );
+}
+
+#[test]
+fn from_copies_that_snapshot_only_and_refuses_what_it_cannot_use() {
+    let snaps = [
+        ready("data-old", "data", "2026-11-20T10:00:00Z"),
+        ready("data-new", "data", "2026-11-21T10:00:00Z"),
+        snapshot(
+            "data-pending",
+            "data",
+            serde_json::json!({"readyToUse": false}),
+        ),
+    ];
+    let p = plan_with(&snaps, Some("data-old"), &[], &[]).unwrap();
+    assert_eq!(
+        copies(&p),
+        [c("data", "r", "data-old"), c("data", "b", "data-old")]
+    );
+    let e = plan_with(&snaps, Some("nope"), &[], &[]).unwrap_err();
+    assert_eq!(e, ["--from nope: no such VolumeSnapshot in namespace shop"]);
+    let e = plan_with(&snaps, Some("data-pending"), &[], &[]).unwrap_err();
+    assert_eq!(e, ["--from data-pending: the snapshot is not ready to use"]);
+}
+
+#[test]
+fn target_and_repository_narrow_the_copies_and_unknown_ones_are_errors() {
+    let snaps = [
+        ready("data-1", "data", "2026-11-21T10:00:00Z"),
+        ready("logs-1", "logs", "2026-11-21T11:00:00Z"),
+    ];
+    let p = plan_with(&snaps, None, &["logs"], &["b"]).unwrap();
+    assert_eq!(copies(&p), [c("logs", "b", "logs-1")]);
+    let e = plan_with(&snaps, None, &["cache"], &["x"]).unwrap_err();
+    assert_eq!(
+        e,
+        [
+            "--repository x: not one of spec.offsite.volumes.repositories (r, b)",
+            "--target cache: not a volume this config backs up",
+        ]
+    );
+}
