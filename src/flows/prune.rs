@@ -16,14 +16,12 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::RetainedContents;
 use crate::error::{Error, exit};
 use crate::kube::lease;
-use crate::model::labels::{BACKED_UP_PREFIX, IN_USE_ANNOTATION, PIN, PVC, PVC_ANNOTATION};
 use crate::model::snapshots::VolumeSnapshot;
 use crate::plan::lock::Lock;
-use crate::plan::prune::{Action, Observed, Protection, Step, Tally, plan_series, tally};
-use crate::plan::retention::{Context, Member, Policy};
+use crate::plan::prune::{Action, Observed, Step, Tally, plan_series, series, tally};
+use crate::plan::retention::{Context, Policy};
 use crate::runtime::output;
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
@@ -166,25 +164,7 @@ async fn prune(
     )
     .await
     .map_err(Error::cluster("list PersistentVolumeClaims"))?;
-    // Snapshots that are the source of an existing PVC.
-    let mut sources: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for c in &claims {
-        let spec = c.spec.as_ref();
-        let refs = [
-            spec.and_then(|s| s.data_source.as_ref())
-                .map(|d| (d.kind.clone(), d.name.clone())),
-            spec.and_then(|s| s.data_source_ref.as_ref())
-                .map(|d| (d.kind.clone(), d.name.clone())),
-        ];
-        for (kind, name) in refs.into_iter().flatten() {
-            if kind == "VolumeSnapshot" {
-                sources
-                    .entry(name)
-                    .or_default()
-                    .push(c.metadata.name.clone().unwrap_or_default());
-            }
-        }
-    }
+    let sources = series::clone_sources(&claims);
     // Contents with deletionPolicy Retain (needs the optional read-only ClusterRole).
     let retained: Option<BTreeSet<String>> = match list_all(
         &Api::<DynamicObject>::all_with(client.clone(), &content_resource()),
@@ -212,68 +192,18 @@ async fn prune(
         Err(e) => return Err(Error::cluster("list VolumeSnapshotContents")(e)),
     };
 
-    // Series: one PVC of this config.
-    let mut series: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
-    let mut pvc_names: BTreeMap<String, String> = BTreeMap::new();
-    for s in &all {
-        let labels = s.metadata.labels.clone().unwrap_or_default();
-        let Some(key) = labels.get(PVC).cloned() else {
-            continue;
-        };
-        let full = s
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(PVC_ANNOTATION))
-            .cloned()
-            .unwrap_or_else(|| key.clone());
-        pvc_names.insert(key.clone(), full);
-        let name = s.metadata.name.clone().unwrap_or_default();
-        let status = s.status.as_ref();
-        let time = status
-            .and_then(|st| st.creation_time.as_ref().map(|t| t.0))
-            .or_else(|| s.metadata.creation_timestamp.as_ref().map(|t| t.0))
-            .unwrap_or(now);
-        let mut protections = Vec::new();
-        if let Some(pvcs) = sources.get(&name) {
-            protections.extend(pvcs.iter().map(|p| Protection::CloneSource(p.clone())));
-        }
-        if let Some(run) = s
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(IN_USE_ANNOTATION))
-        {
-            protections.push(Protection::Locked(run.clone()));
-        }
-        if let (Some(retained), Some(content)) = (
-            &retained,
-            status.and_then(|st| st.bound_volume_snapshot_content_name.as_ref()),
-        ) && retained.contains(content)
-        {
-            match cfg.retained_contents {
-                RetainedContents::Skip => {
-                    protections.push(Protection::RetainedContent(content.clone()))
-                }
-                RetainedContents::Delete => {
-                    tracing::warn!(snapshot = %name, %content, "deleting a snapshot whose content has deletionPolicy Retain: the content and its storage stay")
-                }
-            }
-        }
-        series.entry(key).or_default().push(Observed {
-            member: Member {
-                id: name,
-                time,
-                ready: status.and_then(|st| st.ready_to_use) == Some(true),
-                pinned: labels.get(PIN).is_some_and(|v| v == "true"),
-            },
-            labels,
-            protections,
-        });
+    let grouped = series::series(&series::Inputs {
+        snapshots: &all,
+        sources: &sources,
+        retained: retained.as_ref(),
+        retained_contents: cfg.retained_contents,
+        keep_until_backed_up: cfg.keep_until_backed_up,
+        now,
+    });
+    for (snapshot, content) in &grouped.retained_deleted {
+        tracing::warn!(%snapshot, %content, "deleting a snapshot whose content has deletionPolicy Retain: the content and its storage stay");
     }
-    if cfg.keep_until_backed_up {
-        hold_until_backed_up(&mut series);
-    }
+    let (series, pvc_names) = (grouped.members, grouped.pvc_names);
     let policy = Policy::from(retention);
     let ctx = Context {
         tz: tz.clone(),
@@ -414,23 +344,6 @@ async fn prune(
     } else {
         exit::SUCCESS
     })
-}
-
-/// `keepUntilBackedUp`: in each series, every snapshot newer than the newest one that carries a
-/// `backed-up.kentledge.io/<repository>` label is held (all of them while none is copied).
-fn hold_until_backed_up(series: &mut BTreeMap<String, Vec<Observed>>) {
-    for members in series.values_mut() {
-        let newest_copied = members
-            .iter()
-            .filter(|o| o.labels.keys().any(|k| k.starts_with(BACKED_UP_PREFIX)))
-            .map(|o| o.member.time)
-            .max();
-        for o in members.iter_mut() {
-            if newest_copied.is_none_or(|t| o.member.time > t) {
-                o.protections.push(Protection::NotBackedUp);
-            }
-        }
-    }
 }
 
 /// Applies one step: one merge patch of labels, or one deletion (then a pause for the rate).

@@ -9,6 +9,8 @@
 //! into retention loses its mark. Protected snapshots (a clone's source, locked by a running
 //! command, content that would be orphaned, not yet copied offsite) are never deleted.
 
+pub mod series;
+
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
