@@ -2,6 +2,8 @@
 //! clock: which PVCs, which VolumeSnapshotClass for each, the snapshot names, labels and
 //! annotations, and the hooks in order. `--dry-run` prints exactly this plan.
 
+pub mod classes;
+
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;

@@ -25,6 +25,7 @@ use crate::kube::lease;
 use crate::model::labels::RUN;
 use crate::model::snapshots::{VolumeSnapshot, error_message, is_ready};
 use crate::plan;
+use crate::plan::snapshot::classes::{SnapshotClass, classes};
 use crate::plan::snapshot::{Classes, Plan};
 use crate::runtime::output;
 use crate::runtime::signals::Interrupt;
@@ -69,48 +70,22 @@ async fn read_classes(
             return Ok(Classes::default());
         }
     };
-    let default_sc = scs.iter().find(|c| {
-        c.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
-            .is_some_and(|v| v == "true")
-    });
-    let mut pvc_driver = BTreeMap::new();
-    for p in pvcs {
-        let named = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.storage_class_name.as_deref());
-        let sc = match named {
-            Some(n) => scs.iter().find(|c| c.metadata.name.as_deref() == Some(n)),
-            None => default_sc,
-        };
-        if let (Some(name), Some(sc)) = (p.metadata.name.clone(), sc) {
-            pvc_driver.insert(name, sc.provisioner.clone());
-        }
-    }
-    let mut default_for_driver = BTreeMap::new();
-    for c in &vscs {
-        let is_default = c
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("snapshot.storage.kubernetes.io/is-default-class"))
-            .is_some_and(|v| v == "true");
-        if let (true, Some(driver), Some(name)) = (
-            is_default,
-            c.data.get("driver").and_then(|d| d.as_str()),
-            c.metadata.name.clone(),
-        ) {
-            default_for_driver.insert(driver.to_owned(), name);
-        }
-    }
-    Ok(Classes {
-        pvc_driver,
-        default_for_driver,
-        readable: true,
-    })
+    let snapshot: Vec<SnapshotClass> = vscs
+        .iter()
+        .filter_map(|c| {
+            Some(SnapshotClass {
+                name: c.metadata.name.clone()?,
+                driver: c.data.get("driver")?.as_str()?.to_owned(),
+                is_default: c
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("snapshot.storage.kubernetes.io/is-default-class"))
+                    .is_some_and(|v| v == "true"),
+            })
+        })
+        .collect();
+    Ok(classes(pvcs, &scs, &snapshot))
 }
 
 /// What a snapshot run is asked for, apart from the settings.
