@@ -6,9 +6,10 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Retention;
 use crate::engines::Series;
 use crate::engines::progress::Summary;
+use crate::model::policy::Policy;
+use crate::model::units::HumanDuration;
 
 /// Where a mover finds things inside its pod.
 pub mod paths {
@@ -109,6 +110,62 @@ pub struct Ssh {
     pub known_hosts: bool,
     /// Host key checking off (the config opted out; logged on every run).
     pub insecure: bool,
+}
+
+/// A repository's retention policy as a prune job carries it: the job's own type, so a change
+/// to the config's schema never changes the controller↔pod format (same fields and spelling as
+/// the config's `retention`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Retention {
+    /// `all`: keep every archive.
+    #[serde(default)]
+    pub keep: Option<KeepAll>,
+    /// Keep the newest N.
+    #[serde(default)]
+    pub last: Option<u32>,
+    /// Hourly periods.
+    #[serde(default)]
+    pub hourly: Option<u32>,
+    /// Daily periods.
+    #[serde(default)]
+    pub daily: Option<u32>,
+    /// ISO-week periods.
+    #[serde(default)]
+    pub weekly: Option<u32>,
+    /// Monthly periods.
+    #[serde(default)]
+    pub monthly: Option<u32>,
+    /// Yearly periods.
+    #[serde(default)]
+    pub yearly: Option<u32>,
+    /// Keep everything younger than this.
+    #[serde(default)]
+    pub within: Option<HumanDuration>,
+}
+
+/// The value `all` of [`Retention::keep`].
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepAll {
+    /// Keep everything.
+    All,
+}
+
+impl Retention {
+    /// The policy as numbers, for the retention engine.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            keep_all: self.keep.is_some(),
+            last: self.last.unwrap_or(0),
+            hourly: self.hourly.unwrap_or(0),
+            daily: self.daily.unwrap_or(0),
+            weekly: self.weekly.unwrap_or(0),
+            monthly: self.monthly.unwrap_or(0),
+            yearly: self.yearly.unwrap_or(0),
+            within: self.within,
+        }
+    }
 }
 
 /// What a mover does.

@@ -591,7 +591,7 @@ mod tests {
                     action: Action::Prune {
                         config: "shop".into(),
                         namespace: "shop".into(),
-                        retention: r.retention.clone().unwrap_or_default(),
+                        retention: r.retention.as_ref().map(Into::into).unwrap_or_default(),
                         timezone: "Europe/Berlin".into(),
                         now: cut,
                         dry_run: false,
