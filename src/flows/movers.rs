@@ -12,7 +12,7 @@ use crate::config::{Mover, Repository};
 use crate::error::Error;
 use crate::model::labels::RUN;
 use crate::mover::job::{
-    Access, Action, ArchiveDecision, Failure, Holder, Job, MoverEvent, SummaryDto, classify_holders,
+    Access, Action, ArchiveDecision, Failure, Holder, Job, MoverEvent, classify_holders,
 };
 use crate::mover::pod::{self as moverpod, ROLE};
 use crate::runtime::signals::Interrupt;
@@ -29,7 +29,7 @@ pub struct Outcome {
     /// Lock holders the mover reported.
     pub holders: Vec<String>,
     /// The backup's numbers.
-    pub summary: Option<SummaryDto>,
+    pub summary: Option<crate::engines::progress::Summary>,
     /// Prune decisions.
     pub archives: Vec<ArchiveDecision>,
     /// Whether the run was interrupted while the mover ran.

@@ -90,7 +90,7 @@ pub(super) fn backup(
             // The same cut was copied before (archive names carry the cut): nothing to add.
             log("info", format!("{} (copied by an earlier run)", f.message));
             emit(&MoverEvent::Summary {
-                summary: crate::mover::job::SummaryDto {
+                summary: crate::engines::progress::Summary {
                     archive: series.borg_archive(cut),
                     ..Default::default()
                 },
@@ -134,7 +134,7 @@ pub(super) fn backup(
             Err(incomplete(env, &s.archive, &said))
         }
         Some(s) => {
-            emit(&MoverEvent::Summary { summary: s.into() });
+            emit(&MoverEvent::Summary { summary: s });
             Ok(())
         }
         None => Err(Fail::new(

@@ -349,7 +349,7 @@ pub enum MoverEvent {
     Summary {
         /// The numbers.
         #[serde(flatten)]
-        summary: SummaryDto,
+        summary: Summary,
     },
     /// A prune decision.
     Archive(ArchiveDecision),
@@ -375,31 +375,6 @@ pub enum MoverEvent {
         /// The exit code the mover is about to exit with.
         code: i32,
     },
-}
-
-/// [`Summary`] on the wire.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct SummaryDto {
-    /// Bytes read.
-    pub bytes_read: u64,
-    /// New bytes stored.
-    pub bytes_added: u64,
-    /// Files read.
-    pub files: u64,
-    /// Archive name or snapshot id.
-    pub archive: String,
-}
-
-impl From<Summary> for SummaryDto {
-    fn from(s: Summary) -> Self {
-        SummaryDto {
-            bytes_read: s.bytes_read,
-            bytes_added: s.bytes_added,
-            files: s.files,
-            archive: s.archive,
-        }
-    }
 }
 
 impl MoverEvent {
@@ -498,6 +473,23 @@ mod tests {
         assert_eq!(MoverEvent::parse(&e.to_line()), Some(e));
         assert_eq!(MoverEvent::parse("borg: plain text"), None);
         assert_eq!(MoverEvent::parse(r#"{"type":"log_message"}"#), None);
+    }
+
+    #[test]
+    fn a_summary_event_keeps_its_wire_names() {
+        let e = MoverEvent::Summary {
+            summary: Summary {
+                bytes_read: 10,
+                bytes_added: 4,
+                files: 2,
+                archive: "a1b2".into(),
+            },
+        };
+        assert_eq!(
+            e.to_line(),
+            r#"{"event":"summary","bytesRead":10,"bytesAdded":4,"files":2,"archive":"a1b2"}"#
+        );
+        assert_eq!(MoverEvent::parse(&e.to_line()), Some(e));
     }
 
     #[test]

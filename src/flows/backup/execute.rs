@@ -129,7 +129,7 @@ pub(super) fn record(
     j: &VolumeJob,
     outcome: mover::Verdict,
     result: String,
-    s: Option<crate::mover::job::SummaryDto>,
+    s: Option<crate::engines::progress::Summary>,
     seconds: f64,
 ) -> JobRecord {
     let s = s.unwrap_or_default();
