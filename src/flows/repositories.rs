@@ -46,7 +46,7 @@ impl RepoRecord {
     ) -> Self {
         RepoRecord {
             repository: repo.name.clone(),
-            engine: repo.engine(),
+            engine: repo.engine().name(),
             ok: outcome == Verdict::Ok,
             outcome,
             result,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::engines::Series;
 use crate::engines::progress::Summary;
 use crate::model::policy::Policy;
+pub use crate::model::repository::Engine;
 use crate::model::units::HumanDuration;
 
 /// Where a mover finds things inside its pod.
@@ -47,26 +48,6 @@ pub mod code {
     pub const LOCKED: i32 = 75;
     /// The passphrase or password is wrong.
     pub const PASSPHRASE: i32 = 77;
-}
-
-/// borg or restic.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    /// BorgBackup 1.2 – 1.4.
-    Borg,
-    /// restic 0.14 and newer.
-    Restic,
-}
-
-impl Engine {
-    /// The engine's program name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Borg => "borg",
-            Engine::Restic => "restic",
-        }
-    }
 }
 
 /// How to reach a repository from inside the mover pod.
