@@ -181,7 +181,7 @@ pub(super) fn delete_archives(env: &Env, archives: &[String]) -> Result<Output, 
     with_lock_wait(env, |w| {
         let argv = match env.access.engine {
             Engine::Borg => borg::delete(&env.borg_repo(w), archives),
-            Engine::Restic => env.restic_argv(restic::forget(archives, false)),
+            Engine::Restic => env.restic_argv(restic::forget(archives)),
         };
         run(&argv, env, None, false)
     })
