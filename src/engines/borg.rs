@@ -5,7 +5,6 @@
 use jiff::Timestamp;
 
 use super::{Series, Tuning};
-use crate::model::policy::Policy;
 
 /// How to reach and use a borg repository.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,39 +49,6 @@ pub fn create(repo: &Repo, series: &Series, cut: Timestamp, tuning: Tuning<'_>) 
     tuning.push(&mut a, "--upload-ratelimit");
     a.push(format!("{}::{}", repo.location, series.borg_archive(cut)));
     a.push(".".into());
-    a
-}
-
-/// `borg prune` of exactly one series with a policy, then `borg compact` frees the space.
-/// `within` is given in hours (`H`), as borg takes it.
-pub fn prune(repo: &Repo, series: &Series, policy: &Policy, dry_run: bool) -> Vec<String> {
-    let mut a: Vec<String> = ["borg", "prune", "--log-json", "--list", "--glob-archives"]
-        .map(String::from)
-        .into();
-    a.push(series.borg_glob());
-    repo.common(&mut a);
-    if dry_run {
-        a.push("--dry-run".into());
-    }
-    for (flag, n) in [
-        ("--keep-last", policy.last),
-        ("--keep-hourly", policy.hourly),
-        ("--keep-daily", policy.daily),
-        ("--keep-weekly", policy.weekly),
-        ("--keep-monthly", policy.monthly),
-        ("--keep-yearly", policy.yearly),
-    ] {
-        if n > 0 {
-            a.push(format!("{flag}={n}"));
-        }
-    }
-    if let Some(w) = policy.within {
-        a.push(format!(
-            "--keep-within={}H",
-            w.as_secs().div_ceil(3600).max(1)
-        ));
-    }
-    a.push(repo.location.clone());
     a
 }
 
@@ -133,7 +99,6 @@ pub fn delete(repo: &Repo, archives: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::engines::SeriesKind;
-    use crate::model::units::HumanDuration;
 
     fn fixture() -> (Repo, Series) {
         (
@@ -168,15 +133,9 @@ mod tests {
     }
 
     #[test]
-    fn prune_command_line_is_scoped_to_the_series() {
+    fn listing_can_be_scoped_to_a_series_and_compact_frees_the_space() {
         let (repo, s) = fixture();
-        let p = Policy {
-            daily: 7,
-            weekly: 4,
-            within: Some(HumanDuration::from_secs(2 * 86_400)),
-            ..Policy::default()
-        };
-        insta::assert_snapshot!(prune(&repo, &s, &p, true).join(" "), @"borg prune --log-json --list --glob-archives kentledge_shop_prod_vol_data_* --lock-wait 600 --remote-path borg-1.4 --dry-run --keep-daily=7 --keep-weekly=4 --keep-within=48H ssh://borg@backup:2222/./shop");
+        insta::assert_snapshot!(list(&repo, &s.borg_prefix()).join(" "), @"borg list --json --glob-archives kentledge_shop_prod_vol_data_* --log-json --lock-wait 600 --remote-path borg-1.4 ssh://borg@backup:2222/./shop");
         insta::assert_snapshot!(compact(&repo).join(" "), @"borg compact --log-json --lock-wait 600 --remote-path borg-1.4 ssh://borg@backup:2222/./shop");
     }
 }

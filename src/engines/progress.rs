@@ -3,7 +3,7 @@
 //! controller shows as a progress bar or periodic log lines. Exit status comes from the pod's
 //! container state, never from these texts; they only explain it.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One thing an engine reported.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,8 +37,9 @@ pub enum Event {
     },
 }
 
-/// What one backup did.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// What one backup did; also a mover's `summary` event on the wire (camelCase fields).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// Bytes read from the volume.
     pub bytes_read: u64,

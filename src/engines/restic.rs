@@ -47,12 +47,9 @@ pub fn snapshots(tags: &[String]) -> Vec<String> {
 }
 
 /// `restic forget` of the given snapshot ids (chosen by kentledge's retention engine, so both
-/// engines follow the same semantics), optionally with `--prune`.
-pub fn forget(ids: &[String], prune: bool) -> Vec<String> {
+/// engines follow the same semantics); `restic prune` frees the space afterwards.
+pub fn forget(ids: &[String]) -> Vec<String> {
     let mut a: Vec<String> = ["restic", "forget", "--json"].map(String::from).into();
-    if prune {
-        a.push("--prune".into());
-    }
     a.extend(ids.iter().cloned());
     a
 }
@@ -95,6 +92,6 @@ mod tests {
     #[test]
     fn listing_and_forgetting_are_scoped_by_tags() {
         insta::assert_snapshot!(snapshots(&series().restic_tags()).join(" "), @"restic snapshots --json --host kentledge --tag kentledge,config=blog,namespace=web,kind=db,name=blogdb");
-        insta::assert_snapshot!(forget(&["a1b2".into(), "c3d4".into()], true).join(" "), @"restic forget --json --prune a1b2 c3d4");
+        insta::assert_snapshot!(forget(&["a1b2".into(), "c3d4".into()]).join(" "), @"restic forget --json a1b2 c3d4");
     }
 }

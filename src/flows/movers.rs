@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::kube::pods::{self as pods_state, End};
 use crate::model::labels::RUN;
 use crate::mover::job::{
-    Access, Action, ArchiveDecision, Failure, Job, MoverEvent, SummaryDto, classify_holders,
+    Access, Action, ArchiveDecision, Failure, Job, MoverEvent, classify_holders,
 };
 use crate::mover::pod::{self as moverpod, ROLE};
 use crate::plan::movers::{LockStep, mover_holders, on_locked};
@@ -34,7 +34,7 @@ pub struct Outcome {
     /// Lock holders the mover reported.
     pub holders: Vec<String>,
     /// The backup's numbers.
-    pub summary: Option<SummaryDto>,
+    pub summary: Option<crate::engines::progress::Summary>,
     /// Prune decisions.
     pub archives: Vec<ArchiveDecision>,
     /// Whether the run was interrupted while the mover ran.

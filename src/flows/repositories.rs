@@ -46,7 +46,7 @@ impl RepoRecord {
     ) -> Self {
         RepoRecord {
             repository: repo.name.clone(),
-            engine: repo.engine(),
+            engine: repo.engine().name(),
             ok: outcome == Verdict::Ok,
             outcome,
             result,
@@ -191,7 +191,7 @@ pub async fn prune(
         |r| Action::Prune {
             config: config.metadata.name.clone(),
             namespace: settings.namespace.clone(),
-            retention: r.retention.clone().unwrap_or_default(),
+            retention: r.retention.as_ref().map(Into::into).unwrap_or_default(),
             timezone: config.spec.timezone.clone(),
             now,
             dry_run,

@@ -90,7 +90,7 @@ pub(super) fn backup(
             // The same cut was copied before (archive names carry the cut): nothing to add.
             log("info", format!("{} (copied by an earlier run)", f.message));
             emit(&MoverEvent::Summary {
-                summary: crate::mover::job::SummaryDto {
+                summary: crate::engines::progress::Summary {
                     archive: series.borg_archive(cut),
                     ..Default::default()
                 },
@@ -134,7 +134,7 @@ pub(super) fn backup(
             Err(incomplete(env, &s.archive, &said))
         }
         Some(s) => {
-            emit(&MoverEvent::Summary { summary: s.into() });
+            emit(&MoverEvent::Summary { summary: s });
             Ok(())
         }
         None => Err(Fail::new(
@@ -181,7 +181,7 @@ pub(super) fn delete_archives(env: &Env, archives: &[String]) -> Result<Output, 
     with_lock_wait(env, |w| {
         let argv = match env.access.engine {
             Engine::Borg => borg::delete(&env.borg_repo(w), archives),
-            Engine::Restic => env.restic_argv(restic::forget(archives, false)),
+            Engine::Restic => env.restic_argv(restic::forget(archives)),
         };
         run(&argv, env, None, false)
     })

@@ -14,7 +14,9 @@ pub(super) struct Env {
     pub(super) vars: Vec<(String, String)>,
     /// A private copy of the ssh key (secret volumes may be group-readable, which ssh refuses).
     pub(super) _key_dir: Option<PrivateDir>,
-    pub(super) ssh_command: Option<String>,
+    /// `ssh` and its options, one word each (joined, quoted, only where an engine takes one
+    /// string: `BORG_RSH`, restic's `sftp.command`).
+    pub(super) ssh_command: Option<Vec<String>>,
 }
 
 impl Env {
@@ -60,7 +62,7 @@ impl Env {
                         ]);
                     }
                 }
-                (dir, Some(cmd.join(" ")))
+                (dir, Some(cmd))
             }
             None => (None, None),
         };
@@ -91,7 +93,7 @@ impl Env {
                     vars.push(("BORG_PASSPHRASE".into(), String::new()));
                 }
                 if let Some(c) = &ssh_command {
-                    vars.push(("BORG_RSH".into(), c.clone()));
+                    vars.push(("BORG_RSH".into(), shell_words(c)));
                 }
             }
             Engine::Restic => {
@@ -121,15 +123,12 @@ impl Env {
 
     /// restic's global options: `-o sftp.command=…` for sftp repositories.
     pub(super) fn restic_options(&self) -> Vec<String> {
-        match (&self.ssh_command, sftp_target(&self.access.location)) {
-            (Some(ssh), Some((target, port))) => {
-                let port = port.map(|p| format!(" -p {p}")).unwrap_or_default();
-                vec![
-                    "-o".into(),
-                    format!("sftp.command={ssh}{port} {target} -s sftp"),
-                ]
-            }
-            _ => Vec::new(),
+        let command = sftp_target(&self.access.location).and_then(|(target, port)| {
+            self.ssh_argv(target, port, vec!["-s".into(), "sftp".into()])
+        });
+        match command {
+            Some(argv) => vec!["-o".into(), format!("sftp.command={}", shell_words(&argv))],
+            None => Vec::new(),
         }
     }
 
@@ -148,20 +147,34 @@ impl Env {
         &self,
         target: String,
         port: Option<u16>,
-        command: String,
+        command: Vec<String>,
     ) -> Option<Vec<String>> {
-        let mut argv: Vec<String> = self
-            .ssh_command
-            .as_ref()?
-            .split(' ')
-            .map(String::from)
-            .collect();
+        let mut argv = self.ssh_command.clone()?;
         if let Some(p) = port {
             argv.extend(["-p".into(), p.to_string()]);
         }
-        argv.extend([target, command]);
+        argv.push(target);
+        argv.extend(command);
         Some(argv)
     }
+}
+
+/// Words as one POSIX-shell-style command line, for an engine that splits one string (borg's
+/// `BORG_RSH` with shlex, restic's `sftp.command`): a word of only safe characters stays as it
+/// is, any other is single-quoted.
+pub(super) fn shell_words(words: &[String]) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:@,+%".contains(c);
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty() && w.chars().all(safe) {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A directory only the mover can read, removed when dropped.

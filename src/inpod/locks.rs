@@ -49,9 +49,9 @@ pub(super) fn borg_holders(env: &Env) -> Vec<String> {
         env.ssh_argv(
             target,
             port,
-            format!(
+            vec![format!(
                 "ls -1 '{path}/lock.exclusive' 2>/dev/null; cat '{path}/lock.roster' 2>/dev/null"
-            ),
+            )],
         )
     }) {
         Command::new(&argv[0])

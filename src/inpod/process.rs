@@ -260,7 +260,7 @@ pub(super) fn diagnose(env: &Env, out: &Output) -> Fail {
     let Some(argv) = borg_ssh_target(loc)
         .map(|(target, port, _)| (target, port))
         .or_else(|| sftp_target(loc))
-        .and_then(|(target, port)| env.ssh_argv(target, port, "true".into()))
+        .and_then(|(target, port)| env.ssh_argv(target, port, vec!["true".into()]))
     else {
         return f;
     };

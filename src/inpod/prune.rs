@@ -12,7 +12,7 @@ use super::{Fail, emit, log};
 use crate::engines::{Series, borg, restic};
 use crate::model::units::HumanDuration;
 use crate::mover::job::{ArchiveDecision, Engine, Failure, MoverEvent};
-use crate::plan::retention::{self, Member, Policy};
+use crate::plan::retention::{self, Member};
 
 /// A series and its archives (name or id, time).
 pub(super) type SeriesArchives = (Series, Vec<(String, Timestamp)>);
@@ -106,14 +106,14 @@ pub(super) fn prune(
     env: &Env,
     config: &str,
     namespace: &str,
-    retention: &crate::config::Retention,
+    retention: &crate::mover::job::Retention,
     timezone: &str,
     now: Timestamp,
     dry_run: bool,
 ) -> Result<(), Fail> {
     let tz = TimeZone::get(timezone)
         .map_err(|e| Fail::new(Failure::BadJob, format!("time zone {timezone}: {e}")))?;
-    let policy = Policy::from(retention);
+    let policy = retention.policy();
     let ctx = retention::Context {
         tz,
         now,

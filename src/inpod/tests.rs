@@ -110,3 +110,63 @@ fn archive_names_carry_their_time() {
     );
     assert_eq!(archive_time("garbage"), None);
 }
+
+#[test]
+fn the_ssh_command_is_one_list_and_quoted_only_where_an_engine_takes_a_string() {
+    use super::env::{Env, shell_words};
+    use crate::mover::job::{Access, Engine};
+    let ssh: Vec<String> = [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-i",
+        "/tmp/kentledge-ssh-7/key",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "UserKnownHostsFile=/kentledge/secrets/known_hosts",
+    ]
+    .map(String::from)
+    .into();
+    // Words without shell syntax are joined as they are (today's BORG_RSH and sftp.command).
+    assert_eq!(shell_words(&ssh), ssh.join(" "));
+    assert_eq!(
+        shell_words(&["ls".into(), "/a b".into(), "it's".into()]),
+        r#"ls '/a b' 'it'\''s'"#
+    );
+    let env = Env {
+        access: Access {
+            name: "offsite".into(),
+            engine: Engine::Restic,
+            location: "sftp://restic@backup:2222//srv/restic".into(),
+            init: None,
+            passphrase: true,
+            ssh: None,
+            lock_wait_secs: 600,
+            remote_path: None,
+            compression: None,
+            mover_prefix: "kentledge-mover-1a2b3c-".into(),
+        },
+        vars: Vec::new(),
+        _key_dir: None,
+        ssh_command: Some(ssh.clone()),
+    };
+    assert_eq!(
+        env.restic_options(),
+        [
+            "-o".to_owned(),
+            format!(
+                "sftp.command={} -p 2222 restic@backup -s sftp",
+                ssh.join(" ")
+            )
+        ]
+    );
+    let mut argv = ssh.clone();
+    argv.extend(["-p", "2222", "restic@backup", "true"].map(String::from));
+    assert_eq!(
+        env.ssh_argv("restic@backup".into(), Some(2222), vec!["true".into()]),
+        Some(argv)
+    );
+}

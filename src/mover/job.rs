@@ -6,9 +6,11 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Retention;
 use crate::engines::Series;
 use crate::engines::progress::Summary;
+use crate::model::policy::Policy;
+pub use crate::model::repository::Engine;
+use crate::model::units::HumanDuration;
 
 /// Where a mover finds things inside its pod.
 pub mod paths {
@@ -46,26 +48,6 @@ pub mod code {
     pub const LOCKED: i32 = 75;
     /// The passphrase or password is wrong.
     pub const PASSPHRASE: i32 = 77;
-}
-
-/// borg or restic.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    /// BorgBackup 1.2 – 1.4.
-    Borg,
-    /// restic 0.14 and newer.
-    Restic,
-}
-
-impl Engine {
-    /// The engine's program name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Borg => "borg",
-            Engine::Restic => "restic",
-        }
-    }
 }
 
 /// How to reach a repository from inside the mover pod.
@@ -109,6 +91,62 @@ pub struct Ssh {
     pub known_hosts: bool,
     /// Host key checking off (the config opted out; logged on every run).
     pub insecure: bool,
+}
+
+/// A repository's retention policy as a prune job carries it: the job's own type, so a change
+/// to the config's schema never changes the controller↔pod format (same fields and spelling as
+/// the config's `retention`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Retention {
+    /// `all`: keep every archive.
+    #[serde(default)]
+    pub keep: Option<KeepAll>,
+    /// Keep the newest N.
+    #[serde(default)]
+    pub last: Option<u32>,
+    /// Hourly periods.
+    #[serde(default)]
+    pub hourly: Option<u32>,
+    /// Daily periods.
+    #[serde(default)]
+    pub daily: Option<u32>,
+    /// ISO-week periods.
+    #[serde(default)]
+    pub weekly: Option<u32>,
+    /// Monthly periods.
+    #[serde(default)]
+    pub monthly: Option<u32>,
+    /// Yearly periods.
+    #[serde(default)]
+    pub yearly: Option<u32>,
+    /// Keep everything younger than this.
+    #[serde(default)]
+    pub within: Option<HumanDuration>,
+}
+
+/// The value `all` of [`Retention::keep`].
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepAll {
+    /// Keep everything.
+    All,
+}
+
+impl Retention {
+    /// The policy as numbers, for the retention engine.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            keep_all: self.keep.is_some(),
+            last: self.last.unwrap_or(0),
+            hourly: self.hourly.unwrap_or(0),
+            daily: self.daily.unwrap_or(0),
+            weekly: self.weekly.unwrap_or(0),
+            monthly: self.monthly.unwrap_or(0),
+            yearly: self.yearly.unwrap_or(0),
+            within: self.within,
+        }
+    }
 }
 
 /// What a mover does.
@@ -292,7 +330,7 @@ pub enum MoverEvent {
     Summary {
         /// The numbers.
         #[serde(flatten)]
-        summary: SummaryDto,
+        summary: Summary,
     },
     /// A prune decision.
     Archive(ArchiveDecision),
@@ -318,31 +356,6 @@ pub enum MoverEvent {
         /// The exit code the mover is about to exit with.
         code: i32,
     },
-}
-
-/// [`Summary`] on the wire.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct SummaryDto {
-    /// Bytes read.
-    pub bytes_read: u64,
-    /// New bytes stored.
-    pub bytes_added: u64,
-    /// Files read.
-    pub files: u64,
-    /// Archive name or snapshot id.
-    pub archive: String,
-}
-
-impl From<Summary> for SummaryDto {
-    fn from(s: Summary) -> Self {
-        SummaryDto {
-            bytes_read: s.bytes_read,
-            bytes_added: s.bytes_added,
-            files: s.files,
-            archive: s.archive,
-        }
-    }
 }
 
 impl MoverEvent {
@@ -441,6 +454,23 @@ mod tests {
         assert_eq!(MoverEvent::parse(&e.to_line()), Some(e));
         assert_eq!(MoverEvent::parse("borg: plain text"), None);
         assert_eq!(MoverEvent::parse(r#"{"type":"log_message"}"#), None);
+    }
+
+    #[test]
+    fn a_summary_event_keeps_its_wire_names() {
+        let e = MoverEvent::Summary {
+            summary: Summary {
+                bytes_read: 10,
+                bytes_added: 4,
+                files: 2,
+                archive: "a1b2".into(),
+            },
+        };
+        assert_eq!(
+            e.to_line(),
+            r#"{"event":"summary","bytesRead":10,"bytesAdded":4,"files":2,"archive":"a1b2"}"#
+        );
+        assert_eq!(MoverEvent::parse(&e.to_line()), Some(e));
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub struct VolumeJob {
     pub cut: Timestamp,
     /// The repository's name.
     pub repository: String,
-    /// `borg` or `restic`.
-    pub engine: &'static str,
+    /// Which engine (`borg` or `restic` in JSON).
+    pub engine: Engine,
     /// The borg archive name, or the restic tags.
     pub archive: String,
     /// The clone PVC.
@@ -420,7 +420,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
                 snapshot: snapshot.clone(),
                 cut,
                 repository: repo.name.clone(),
-                engine: job.repository.engine.name(),
+                engine: job.repository.engine,
                 archive,
                 clone,
                 pod,

@@ -19,8 +19,9 @@ use std::fmt;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::config::Retention;
+use crate::config::{KeepAll, Retention};
 use crate::model::units::HumanDuration;
+use crate::mover::job;
 
 pub use crate::model::policy::{Policy, Rule};
 
@@ -47,6 +48,22 @@ impl From<&Retention> for Policy {
             weekly: r.weekly.unwrap_or(0),
             monthly: r.monthly.unwrap_or(0),
             yearly: r.yearly.unwrap_or(0),
+            within: r.within,
+        }
+    }
+}
+
+impl From<&Retention> for job::Retention {
+    /// The config's policy as a prune job carries it.
+    fn from(r: &Retention) -> job::Retention {
+        job::Retention {
+            keep: r.keep.map(|KeepAll::All| job::KeepAll::All),
+            last: r.last,
+            hourly: r.hourly,
+            daily: r.daily,
+            weekly: r.weekly,
+            monthly: r.monthly,
+            yearly: r.yearly,
             within: r.within,
         }
     }

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::Command;
 
 use kentledge::engines::{Series, SeriesKind, Tuning, borg, restic};
-use kentledge::plan::retention::Policy;
 
 fn series(name: &str) -> Series {
     Series {
@@ -122,16 +121,23 @@ fn borg_accepts_the_command_lines_and_series_stay_apart() {
         files.contains("sub/file") && !files.contains("junk"),
         "exclude applied: {files}"
     );
-    // Pruning db to its last archive never touches db-wal.
-    let policy = Policy {
-        last: 1,
-        ..Policy::default()
-    };
-    run_in(
+    // Pruning db to its last archive never touches db-wal: as the mover prunes, list the
+    // series' archives, delete those retention does not keep (here all but the newest), compact.
+    let listed: serde_json::Value = serde_json::from_str(&run_in(
         tmp.path(),
-        &borg::prune(&repo, &series("db"), &policy, false),
+        &borg::list(&repo, &series("db").borg_prefix()),
         &env,
-    );
+    ))
+    .unwrap();
+    let mut doomed: Vec<String> = listed["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect();
+    doomed.sort();
+    doomed.pop();
+    run_in(tmp.path(), &borg::delete(&repo, &doomed), &env);
     run_in(tmp.path(), &borg::compact(&repo), &env);
     let list = run_in(
         tmp.path(),
@@ -212,7 +218,9 @@ fn restic_accepts_the_command_lines_and_series_stay_apart() {
         .as_str()
         .unwrap()
         .to_owned();
-    run_in(tmp.path(), &restic::forget(&[oldest], true), &env);
+    // As the mover prunes: forget what retention does not keep, then `restic prune`.
+    run_in(tmp.path(), &restic::forget(&[oldest]), &env);
+    run_in(tmp.path(), &restic::command(&["prune"]), &env);
     let left: serde_json::Value = serde_json::from_str(
         run_in(
             tmp.path(),

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Retention;
+use crate::model::repository::Engine;
 use crate::model::units::HumanDuration;
 
 /// A reference to one key of a Secret in the config's namespace.
@@ -205,12 +206,12 @@ pub struct CacheVolume {
 }
 
 impl Repository {
-    /// `borg` or `restic`.
-    pub fn engine(&self) -> &'static str {
+    /// Which engine keeps the repository.
+    pub fn engine(&self) -> Engine {
         if self.borg.is_some() {
-            "borg"
+            Engine::Borg
         } else {
-            "restic"
+            Engine::Restic
         }
     }
 

@@ -16,7 +16,7 @@ use super::JobRecord;
 use crate::flows::movers as mover;
 use crate::model::labels::{backed_up_label, label_time};
 use crate::model::snapshots::VolumeSnapshot;
-use crate::mover::job::MoverEvent;
+use crate::mover::job::{Engine, MoverEvent};
 use crate::plan::backup::{Plan, VolumeJob};
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
@@ -33,7 +33,7 @@ pub(super) async fn execute(
     let borg_lanes: BTreeMap<&str, tokio::sync::Mutex<()>> = plan
         .jobs
         .iter()
-        .filter(|j| j.engine == "borg")
+        .filter(|j| j.engine == Engine::Borg)
         .map(|j| (j.repository.as_str(), tokio::sync::Mutex::new(())))
         .collect();
     // The first copy into each repository runs alone (it may create the repository; two
@@ -129,14 +129,14 @@ pub(super) fn record(
     j: &VolumeJob,
     outcome: mover::Verdict,
     result: String,
-    s: Option<crate::mover::job::SummaryDto>,
+    s: Option<crate::engines::progress::Summary>,
     seconds: f64,
 ) -> JobRecord {
     let s = s.unwrap_or_default();
     JobRecord {
         pvc: j.pvc.clone(),
         repository: j.repository.clone(),
-        engine: j.engine,
+        engine: j.engine.name(),
         snapshot: j.snapshot.clone(),
         archive: if s.archive.is_empty() {
             j.archive.clone()

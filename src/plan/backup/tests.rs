@@ -204,3 +204,76 @@ fn target_and_repository_narrow_the_copies_and_unknown_ones_are_errors() {
         ]
     );
 }
+
+/// The mover job JSON is a contract with mover images of the same version: written from the
+/// output before the job had its own types, it must not change.
+#[test]
+fn jobs_on_the_wire_are_unchanged() {
+    let c = crate::config::parse(
+        "t.yaml",
+        "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata: {name: shop, namespace: shop}\nspec:\n  snapshots:\n    targets: [{pvc: data}]\n  repositories:\n    - name: b\n      borg:\n        repository: ssh://borg@backup:2222/./shop\n        passphrase: {secret: s, key: p}\n        sshKey: {secret: s, key: k}\n        knownHosts: {secret: s, key: h}\n        init: true\n        compression: zstd,3\n        remotePath: borg-1.4\n      retention: {last: 3, hourly: 24, daily: 7, weekly: 4, monthly: 12, yearly: 2, within: 2d}\n    - name: r\n      restic:\n        repository: s3:http://127.0.0.1:9000/backups/shop\n        password: {secret: s, key: k}\n        s3: {accessKeyId: {secret: s3, key: id}, secretAccessKey: {secret: s3, key: secret}}\n        compression: max\n        init: true\n      retention: {keep: all}\n    - name: f\n      restic:\n        repository: sftp:restic@backup:/srv/restic\n        password: {secret: s, key: k}\n        sshKey: {secret: s, key: k}\n        insecureSkipHostKeyCheck: true\n    - name: v\n      borg:\n        pvc: {claimName: repos, path: shop/}\n        encryption: none\n  offsite:\n    volumes:\n      repositories: [b, r]\n",
+    )
+    .unwrap();
+    let series = Series {
+        config: "shop".into(),
+        namespace: "shop".into(),
+        kind: SeriesKind::Volume,
+        name: "data".into(),
+    };
+    let cut: Timestamp = "2026-11-22T10:00:07Z".parse().unwrap();
+    let jobs: Vec<(String, String)> = c
+        .spec
+        .repositories
+        .iter()
+        .map(|r| {
+            let backup = Job {
+                repository: access(r, "shop"),
+                action: Action::Backup {
+                    series: series.clone(),
+                    cut,
+                    upload_limit: Some(1_048_576),
+                    exclude: vec!["lost+found".into()],
+                },
+            };
+            let prune = Job {
+                repository: access(r, "shop"),
+                action: Action::Prune {
+                    config: "shop".into(),
+                    namespace: "shop".into(),
+                    retention: r.retention.as_ref().map(Into::into).unwrap_or_default(),
+                    timezone: "Europe/Berlin".into(),
+                    now: cut,
+                    dry_run: false,
+                },
+            };
+            (backup.to_arg(), prune.to_arg())
+        })
+        .collect();
+    let expected = [
+        (
+            r#"{"repository":{"name":"b","engine":"borg","location":"ssh://borg@backup:2222/./shop","init":"repokey-blake2","passphrase":true,"ssh":{"key":true,"knownHosts":true,"insecure":false},"lockWaitSecs":600,"remotePath":"borg-1.4","compression":"zstd,3","moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","upload_limit":1048576,"exclude":["lost+found"]}"#,
+            r#"{"repository":{"name":"b","engine":"borg","location":"ssh://borg@backup:2222/./shop","init":"repokey-blake2","passphrase":true,"ssh":{"key":true,"knownHosts":true,"insecure":false},"lockWaitSecs":600,"remotePath":"borg-1.4","compression":"zstd,3","moverPrefix":"kentledge-mover-a847e0-"},"action":"prune","config":"shop","namespace":"shop","retention":{"keep":null,"last":3,"hourly":24,"daily":7,"weekly":4,"monthly":12,"yearly":2,"within":"2d"},"timezone":"Europe/Berlin","now":"2026-11-22T10:00:07Z","dry_run":false}"#,
+        ),
+        (
+            r#"{"repository":{"name":"r","engine":"restic","location":"s3:http://127.0.0.1:9000/backups/shop","init":"","passphrase":true,"lockWaitSecs":600,"compression":"max","moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","upload_limit":1048576,"exclude":["lost+found"]}"#,
+            r#"{"repository":{"name":"r","engine":"restic","location":"s3:http://127.0.0.1:9000/backups/shop","init":"","passphrase":true,"lockWaitSecs":600,"compression":"max","moverPrefix":"kentledge-mover-a847e0-"},"action":"prune","config":"shop","namespace":"shop","retention":{"keep":"all","last":null,"hourly":null,"daily":null,"weekly":null,"monthly":null,"yearly":null,"within":null},"timezone":"Europe/Berlin","now":"2026-11-22T10:00:07Z","dry_run":false}"#,
+        ),
+        (
+            r#"{"repository":{"name":"f","engine":"restic","location":"sftp:restic@backup:/srv/restic","passphrase":true,"ssh":{"key":true,"knownHosts":false,"insecure":true},"lockWaitSecs":600,"moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","upload_limit":1048576,"exclude":["lost+found"]}"#,
+            r#"{"repository":{"name":"f","engine":"restic","location":"sftp:restic@backup:/srv/restic","passphrase":true,"ssh":{"key":true,"knownHosts":false,"insecure":true},"lockWaitSecs":600,"moverPrefix":"kentledge-mover-a847e0-"},"action":"prune","config":"shop","namespace":"shop","retention":{"keep":null,"last":null,"hourly":null,"daily":null,"weekly":null,"monthly":null,"yearly":null,"within":null},"timezone":"Europe/Berlin","now":"2026-11-22T10:00:07Z","dry_run":false}"#,
+        ),
+        (
+            r#"{"repository":{"name":"v","engine":"borg","location":"/repository/shop","passphrase":false,"lockWaitSecs":600,"moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","upload_limit":1048576,"exclude":["lost+found"]}"#,
+            r#"{"repository":{"name":"v","engine":"borg","location":"/repository/shop","passphrase":false,"lockWaitSecs":600,"moverPrefix":"kentledge-mover-a847e0-"},"action":"prune","config":"shop","namespace":"shop","retention":{"keep":null,"last":null,"hourly":null,"daily":null,"weekly":null,"monthly":null,"yearly":null,"within":null},"timezone":"Europe/Berlin","now":"2026-11-22T10:00:07Z","dry_run":false}"#,
+        ),
+    ];
+    assert_eq!(jobs.len(), expected.len());
+    for ((backup, prune), (want_backup, want_prune)) in jobs.iter().zip(expected) {
+        assert_eq!(backup, want_backup);
+        assert_eq!(prune, want_prune);
+        for arg in [backup, prune] {
+            let back: Job = serde_json::from_str(arg).unwrap();
+            assert_eq!(&back.to_arg(), arg);
+        }
+    }
+}
