@@ -15,6 +15,7 @@ use crate::mover::job::{
     Access, Action, ArchiveDecision, Failure, Holder, Job, MoverEvent, SummaryDto, classify_holders,
 };
 use crate::mover::pod::{self as moverpod, ROLE};
+use crate::report::Verdict;
 use crate::runtime::signals::Interrupt;
 
 /// How a mover pod ended.
@@ -77,18 +78,6 @@ impl Outcome {
             None => reason,
         }
     }
-}
-
-/// A job's result as reports give it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// It did what it was asked, and what it did was seen.
-    Ok,
-    /// It failed.
-    Failed,
-    /// The mover exited 0, but its log could not be read: what it did was not seen.
-    Unknown,
 }
 
 impl Outcome {

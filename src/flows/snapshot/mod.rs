@@ -6,9 +6,8 @@
 //! (they would not be consistent), wait for readiness, annotate, release the lock and report.
 
 mod execute;
-mod report;
 
-pub use report::{HookRecord, Report, SnapshotRecord};
+pub use crate::report::snapshot::{HookRecord, Report, SnapshotRecord};
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -5,8 +5,8 @@ use indicatif::HumanBytes;
 use serde::Serialize;
 
 use crate::error::exit;
-use crate::flows::movers as mover;
 use crate::plan::backup::{AlreadyCopied, SkippedVolume};
+use crate::report::Verdict;
 
 /// What happened to one copy.
 #[derive(Clone, Debug, Serialize)]
@@ -25,7 +25,7 @@ pub struct JobRecord {
     pub ok: bool,
     /// `ok`, `failed`, or `unknown` (the mover exited 0 but its log could not be read: no
     /// `backed-up` label was written on a guess).
-    pub outcome: mover::Verdict,
+    pub outcome: Verdict,
     /// `ok` or what went wrong.
     pub result: String,
     /// Why the source snapshot could not be labelled `backed-up.kentledge.io/<repository>`

@@ -1,0 +1,179 @@
+//! What a snapshot prune did: every series' steps (action, reasons, what failed), the tally of
+//! what was done, and the text rendering; the JSON document is [`Report::json`].
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::plan::prune::{Action, Tally};
+
+/// One series' plan, for output.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeriesReport {
+    /// The PVC.
+    pub pvc: String,
+    /// Its snapshots, newest name first.
+    pub snapshots: Vec<StepReport>,
+    /// What was done in this series.
+    #[serde(skip)]
+    pub tally: Tally,
+}
+
+/// One snapshot's step.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepReport {
+    /// The VolumeSnapshot.
+    pub name: String,
+    /// Its time, in the config's time zone.
+    pub time: String,
+    /// Ready to use.
+    pub ready: bool,
+    /// What was (or would be) done: [`action_text`].
+    pub action: String,
+    /// Why.
+    pub reasons: String,
+    /// Why the step was not done, if it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// An action as the report says it.
+pub fn action_text(a: &Action) -> String {
+    match a {
+        Action::Keep => "keep".into(),
+        Action::Rescue => "keep (mark removed)".into(),
+        Action::Mark(t) => format!("mark: delete after {t}"),
+        Action::Pending(t) => format!("marked: delete after {t}"),
+        Action::Delete => "delete".into(),
+        Action::Hold(p) => format!(
+            "hold: {}",
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+/// The whole prune of a config's snapshots.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The namespace.
+    pub namespace: String,
+    /// The config.
+    pub config: String,
+    /// The moment that decided.
+    pub now: Timestamp,
+    /// The config's time zone.
+    pub tz: TimeZone,
+    /// Its name (`spec.timezone`).
+    pub timezone: String,
+    /// The retention policy, as the config says it.
+    pub policy: String,
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Every series, by PVC.
+    pub series: Vec<SeriesReport>,
+}
+
+impl Report {
+    /// The tally of every series.
+    pub fn total(&self) -> Tally {
+        self.series.iter().fold(Tally::default(), |mut t, r| {
+            t.kept += r.tally.kept;
+            t.marked += r.tally.marked;
+            t.pending += r.tally.pending;
+            t.deleted += r.tally.deleted;
+            t.rescued += r.tally.rescued;
+            t.held += r.tally.held;
+            t.failed += r.tally.failed;
+            t
+        })
+    }
+
+    /// The tables for people.
+    pub fn render(&self) -> String {
+        let total = self.total();
+        let mut text = format!(
+            "{}prune of config {} in namespace {} at {} ({}): policy {}\n",
+            if self.dry_run { "dry run: " } else { "" },
+            self.config,
+            self.namespace,
+            self.now
+                .to_zoned(self.tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S %Z"),
+            self.timezone,
+            self.policy,
+        );
+        for r in &self.series {
+            text.push_str(&format!(
+                "\nPVC {} ({} snapshots)\n",
+                r.pvc,
+                r.snapshots.len()
+            ));
+            text.push_str(&format!(
+                "  {:<44} {:<25} {:<5} {:<44} {}\n",
+                "SNAPSHOT", "TIME", "READY", "ACTION", "REASONS"
+            ));
+            for s in &r.snapshots {
+                text.push_str(&format!(
+                    "  {:<44} {:<25} {:<5} {:<44} {}{}\n",
+                    s.name,
+                    s.time,
+                    if s.ready { "yes" } else { "no" },
+                    s.action,
+                    s.reasons,
+                    s.error
+                        .as_ref()
+                        .map(|e| format!(" [failed: {e}]"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        text.push_str(&format!(
+            "\n{}kept {}, marked {}, pending {}, deleted {}, rescued {}, held {}{}{}\n",
+            if self.dry_run { "would be: " } else { "" },
+            total.kept,
+            total.marked,
+            total.pending,
+            total.deleted,
+            total.rescued,
+            total.held,
+            if total.failed > 0 {
+                format!(", NOT DONE {} (see [failed: …] above)", total.failed)
+            } else {
+                String::new()
+            },
+            if self.dry_run {
+                " (nothing was changed)"
+            } else {
+                ""
+            }
+        ));
+        text
+    }
+
+    /// The JSON document.
+    pub fn json(&self) -> serde_json::Value {
+        let total = self.total();
+        json!({
+            "namespace": self.namespace, "config": self.config, "now": self.now.to_string(), "dryRun": self.dry_run,
+            "series": self.series,
+            "summary": {"kept": total.kept, "marked": total.marked, "pending": total.pending, "deleted": total.deleted, "rescued": total.rescued, "held": total.held, "failed": total.failed},
+        })
+    }
+}
+
+/// What `prune` says when `spec.snapshots.retention` is not set.
+pub fn no_retention_text() -> String {
+    "no retention is configured for snapshots (spec.snapshots.retention): nothing to prune, every snapshot is kept\n".into()
+}
+
+/// The JSON document when `spec.snapshots.retention` is not set.
+pub fn no_retention_json(namespace: &str, config: &str, dry_run: bool) -> serde_json::Value {
+    json!({
+        "namespace": namespace, "config": config,
+        "dryRun": dry_run, "retention": null, "series": [],
+    })
+}
