@@ -131,3 +131,161 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(pvc: &str, repository: &str, outcome: Verdict, result: &str) -> JobRecord {
+        JobRecord {
+            pvc: pvc.into(),
+            repository: repository.into(),
+            engine: "borg",
+            snapshot: format!("kentledge-shop-{pvc}-20261122-120000-ab12"),
+            archive: format!("kentledge_shop_shop_vol_{pvc}_2026-11-22T12-00-00Z"),
+            ok: outcome == Verdict::Ok,
+            outcome,
+            result: result.into(),
+            label_error: None,
+            bytes_read: 5 * 1024 * 1024 * 1024 + 300 * 1024 * 1024,
+            bytes_added: 12 * 1024 * 1024,
+            files: 1234,
+            seconds: 83.25,
+        }
+    }
+
+    /// A run with every kind of row: copied, copied but not labelled, failed, result unknown,
+    /// already copied, skipped, unavailable.
+    fn every_row() -> Report {
+        let mut unlabelled = job("logs", "offsite", Verdict::Ok, "ok");
+        unlabelled.engine = "restic";
+        unlabelled.label_error = Some(
+            "the snapshot could not be labelled backed-up.kentledge.io/offsite: forbidden".into(),
+        );
+        let mut failed = job(
+            "cache",
+            "local",
+            Verdict::Failed,
+            "borg create failed: exit code 2",
+        );
+        failed.bytes_read = 0;
+        failed.bytes_added = 0;
+        failed.seconds = 1.0;
+        Report {
+            run: "20261122-120500-cd34".into(),
+            namespace: "shop".into(),
+            jobs: vec![
+                job("data", "offsite", Verdict::Ok, "ok"),
+                unlabelled,
+                failed,
+                job(
+                    "media",
+                    "offsite",
+                    Verdict::Unknown,
+                    "result unknown: could not read the mover's log (refused)",
+                ),
+            ],
+            skipped: vec![SkippedVolume {
+                pvc: "scratch".into(),
+                reason: "no ready snapshot".into(),
+            }],
+            already: vec![AlreadyCopied {
+                pvc: "db".into(),
+                snapshot: "kentledge-shop-db-20261122-120000-ab12".into(),
+                repository: "offsite".into(),
+                at: "2026-11-22T12-03-00Z".into(),
+            }],
+            unavailable: vec!["database shopdb".into()],
+            interrupted: None,
+        }
+    }
+
+    #[test]
+    fn text() {
+        insta::assert_snapshot!("text", every_row().render());
+    }
+
+    #[test]
+    fn json() {
+        let doc = serde_json::to_value(every_row()).unwrap();
+        let json = serde_json::to_string_pretty(&doc).unwrap();
+        insta::assert_snapshot!("json", json);
+    }
+
+    #[test]
+    fn text_interrupted() {
+        let mut r = every_row();
+        r.jobs.truncate(1);
+        r.skipped.clear();
+        r.already.clear();
+        r.unavailable.clear();
+        r.interrupted = Some(exit::INTERRUPTED_SIGTERM);
+        insta::assert_snapshot!("text_interrupted", r.render());
+    }
+
+    #[test]
+    fn exit_codes() {
+        let ok = || job("data", "offsite", Verdict::Ok, "ok");
+        let failed = || job("data", "offsite", Verdict::Failed, "failed");
+        let unknown = || job("data", "offsite", Verdict::Unknown, "result unknown");
+        let base = || Report {
+            jobs: Vec::new(),
+            skipped: Vec::new(),
+            already: Vec::new(),
+            unavailable: Vec::new(),
+            ..every_row()
+        };
+        let with = |f: &dyn Fn(&mut Report)| {
+            let mut r = base();
+            f(&mut r);
+            r.code()
+        };
+        // Nothing to copy, nothing copied before: a failure.
+        assert_eq!(with(&|_| {}), exit::FAILURE);
+        // Everything was copied before.
+        assert_eq!(with(&|r| r.already = every_row().already), exit::SUCCESS);
+        assert_eq!(with(&|r| r.jobs = vec![ok(), ok()]), exit::SUCCESS);
+        assert_eq!(with(&|r| r.jobs = vec![ok(), failed()]), exit::PARTIAL);
+        assert_eq!(with(&|r| r.jobs = vec![ok(), unknown()]), exit::PARTIAL);
+        assert_eq!(with(&|r| r.jobs = vec![failed(), unknown()]), exit::FAILURE);
+        assert_eq!(with(&|r| r.jobs = vec![unknown()]), exit::FAILURE);
+        // A copy that could not be labelled makes the run partial, even alone.
+        let unlabelled = || {
+            let mut j = ok();
+            j.label_error = Some("forbidden".into());
+            j
+        };
+        assert_eq!(with(&|r| r.jobs = vec![unlabelled()]), exit::PARTIAL);
+        // Skipped and unavailable targets are not done.
+        let skipped = every_row().skipped;
+        assert_eq!(
+            with(&|r| {
+                r.jobs = vec![ok()];
+                r.skipped = skipped.clone();
+            }),
+            exit::PARTIAL
+        );
+        assert_eq!(
+            with(&|r| {
+                r.jobs = vec![ok()];
+                r.unavailable = vec!["bucket media".into()];
+            }),
+            exit::PARTIAL
+        );
+        // Copies made before do not make a run with nothing copied partial.
+        assert_eq!(
+            with(&|r| {
+                r.already = every_row().already;
+                r.skipped = skipped.clone();
+            }),
+            exit::FAILURE
+        );
+        assert_eq!(
+            with(&|r| {
+                r.jobs = vec![ok()];
+                r.interrupted = Some(exit::INTERRUPTED_SIGINT);
+            }),
+            exit::INTERRUPTED_SIGINT
+        );
+    }
+}

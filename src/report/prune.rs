@@ -177,3 +177,154 @@ pub fn no_retention_json(namespace: &str, config: &str, dry_run: bool) -> serde_
         "dryRun": dry_run, "retention": null, "series": [],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::prune::Protection;
+
+    fn step(name: &str, ready: bool, action: &Action, reasons: &str) -> StepReport {
+        StepReport {
+            name: name.into(),
+            time: "2026-11-22 13:00:00 CET".into(),
+            ready,
+            action: action_text(action),
+            reasons: reasons.into(),
+            error: None,
+        }
+    }
+
+    fn at(t: &str) -> Timestamp {
+        t.parse().unwrap()
+    }
+
+    /// Two series with every action, one deletion that failed and one not done.
+    fn every_action(dry_run: bool) -> Report {
+        let mut failed = step(
+            "kentledge-shop-db-20261101-120000-ab12",
+            true,
+            &Action::Delete,
+            "out of retention, delete-after mark expired",
+        );
+        failed.error = Some("delete failed: ApiError: forbidden".into());
+        let db = vec![
+            step(
+                "kentledge-shop-db-20261122-120000-ab12",
+                true,
+                &Action::Keep,
+                "hourly 2026-11-22T12, daily 2026-11-22, weekly 2026-W47, newest ready",
+            ),
+            step(
+                "kentledge-shop-db-20261121-120000-ab12",
+                true,
+                &Action::Rescue,
+                "pinned",
+            ),
+            step(
+                "kentledge-shop-db-20261120-120000-ab12",
+                true,
+                &Action::Mark(at("2026-11-23T12:00:00Z")),
+                "out of retention",
+            ),
+            step(
+                "kentledge-shop-db-20261119-120000-ab12",
+                true,
+                &Action::Pending(at("2026-11-22T18:00:00Z")),
+                "out of retention",
+            ),
+            step(
+                "kentledge-shop-db-20261118-120000-ab12",
+                false,
+                &Action::Delete,
+                "not ready (grace ended 2026-11-18 14:00:00 CET)",
+            ),
+            failed,
+        ];
+        let mut not_done = step(
+            "kentledge-shop-wal-20261110-120000-ab12",
+            true,
+            &Action::Mark(at("2026-11-23T12:00:00Z")),
+            "out of retention",
+        );
+        not_done.error = Some("not done: interrupted".into());
+        let wal = vec![
+            step(
+                "kentledge-shop-wal-20261122-120000-ab12",
+                true,
+                &Action::Hold(vec![
+                    Protection::CloneSource("restored".into()),
+                    Protection::Locked("backup/20261122-120500-cd34".into()),
+                ]),
+                "out of retention",
+            ),
+            step(
+                "kentledge-shop-wal-20261121-120000-ab12",
+                true,
+                &Action::Hold(vec![
+                    Protection::RetainedContent("snapcontent-1234".into()),
+                    Protection::NotBackedUp,
+                ]),
+                "out of retention",
+            ),
+            not_done,
+        ];
+        Report {
+            namespace: "shop".into(),
+            config: "month".into(),
+            now: at("2026-11-22T12:30:00Z"),
+            tz: TimeZone::get("Europe/Berlin").unwrap(),
+            timezone: "Europe/Berlin".into(),
+            policy: "hourly 24, daily 7, weekly 4".into(),
+            dry_run,
+            series: vec![
+                SeriesReport {
+                    pvc: "db".into(),
+                    snapshots: db,
+                    tally: Tally {
+                        kept: 2,
+                        marked: 1,
+                        pending: 1,
+                        deleted: 1,
+                        rescued: 1,
+                        held: 0,
+                        failed: 1,
+                    },
+                },
+                SeriesReport {
+                    pvc: "db-wal".into(),
+                    snapshots: wal,
+                    tally: Tally {
+                        kept: 2,
+                        held: 2,
+                        failed: 1,
+                        ..Tally::default()
+                    },
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn text() {
+        insta::assert_snapshot!("text", every_action(false).render());
+        let mut dry = every_action(true);
+        for s in &mut dry.series {
+            s.tally.failed = 0;
+            for step in &mut s.snapshots {
+                step.error = None;
+            }
+        }
+        insta::assert_snapshot!("text_dry_run", dry.render());
+        insta::assert_snapshot!("text_no_retention", no_retention_text());
+    }
+
+    #[test]
+    fn json() {
+        let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap();
+        insta::assert_snapshot!("json", pretty(&every_action(false).json()));
+        insta::assert_snapshot!(
+            "json_no_retention",
+            pretty(&no_retention_json("shop", "month", true))
+        );
+    }
+}

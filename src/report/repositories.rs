@@ -158,3 +158,129 @@ pub fn no_retention_text() -> String {
 pub fn no_retention_json(dry_run: bool) -> serde_json::Value {
     json!({"dryRun": dry_run, "repositories": []})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(series: &str, day: u8, keep: bool, deleted: bool) -> ArchiveDecision {
+        ArchiveDecision {
+            series: series.into(),
+            archive: format!("kentledge_shop_month_{series}_2026-11-{day:02}T12-00-00Z"),
+            time: format!("2026-11-{day:02}T12:00:00Z").parse().unwrap(),
+            keep,
+            reasons: if keep {
+                format!("daily 2026-11-{day:02}")
+            } else {
+                "out of retention".into()
+            },
+            deleted,
+        }
+    }
+
+    /// borg pruned everything it was asked to; restic left one archive; one repository's
+    /// decisions were not seen; one failed; the run lock was lost.
+    fn prune_records() -> Vec<RepoRecord> {
+        let ok = |name: &str, engine, archives| {
+            RepoRecord::new(name, engine, Verdict::Ok, "ok".into(), archives)
+        };
+        vec![
+            ok(
+                "borg",
+                "borg",
+                vec![
+                    archive("vol_data", 22, true, false),
+                    archive("vol_data", 21, false, true),
+                    archive("vol_data", 20, false, true),
+                ],
+            ),
+            RepoRecord::new(
+                "restic",
+                "restic",
+                Verdict::Failed,
+                "restic forget failed: exit code 1".into(),
+                vec![
+                    archive("vol_data", 22, true, false),
+                    archive("vol_data", 21, false, true),
+                    archive("vol_data", 20, false, false),
+                ],
+            ),
+            RepoRecord::new(
+                "offsite",
+                "borg",
+                Verdict::Unknown,
+                "result unknown: could not read the mover's log (refused)".into(),
+                Vec::new(),
+            ),
+            RepoRecord::new(
+                "(run lock)",
+                "-",
+                Verdict::Failed,
+                "the run lock (Lease kentledge-month) was deleted".into(),
+                Vec::new(),
+            ),
+        ]
+    }
+
+    fn check_records() -> Vec<RepoRecord> {
+        vec![
+            RepoRecord::new("borg", "borg", Verdict::Ok, "ok".into(), Vec::new()),
+            RepoRecord::new(
+                "restic",
+                "restic",
+                Verdict::Ok,
+                "ok (the mover exited 0; its log could not be read: refused)".into(),
+                Vec::new(),
+            ),
+            RepoRecord::new(
+                "broken",
+                "borg",
+                Verdict::Failed,
+                "borg check failed: exit code 1".into(),
+                Vec::new(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn text() {
+        insta::assert_snapshot!("prune_text", render_prune(&prune_records(), false));
+        let dry: Vec<RepoRecord> = prune_records()
+            .into_iter()
+            .take(1)
+            .map(|mut r| {
+                r.archives.iter_mut().for_each(|a| a.deleted = false);
+                r
+            })
+            .collect();
+        insta::assert_snapshot!("prune_text_dry_run", render_prune(&dry, true));
+        insta::assert_snapshot!("check_text", render_check(&check_records()));
+        insta::assert_snapshot!("no_retention_text", no_retention_text());
+    }
+
+    #[test]
+    fn json() {
+        let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap();
+        insta::assert_snapshot!("prune_json", pretty(&prune_json(&prune_records(), false)));
+        insta::assert_snapshot!("check_json", pretty(&check_json(&check_records())));
+        insta::assert_snapshot!("no_retention_json", pretty(&no_retention_json(false)));
+    }
+
+    #[test]
+    fn exit_codes() {
+        let ok = || RepoRecord::new("a", "borg", Verdict::Ok, "ok".into(), Vec::new());
+        let failed = || RepoRecord::new("b", "borg", Verdict::Failed, "no".into(), Vec::new());
+        let unknown = || RepoRecord::new("c", "borg", Verdict::Unknown, "?".into(), Vec::new());
+        assert_eq!(code(&[], None), exit::SUCCESS);
+        assert_eq!(code(&[ok(), ok()], None), exit::SUCCESS);
+        assert_eq!(code(&[ok(), failed()], None), exit::PARTIAL);
+        assert_eq!(code(&[ok(), unknown()], None), exit::PARTIAL);
+        assert_eq!(code(&[failed(), unknown()], None), exit::FAILURE);
+        // A lost run lock is a failed record.
+        assert_eq!(code(&prune_records(), None), exit::PARTIAL);
+        assert_eq!(
+            code(&[ok()], Some(exit::INTERRUPTED_SIGINT)),
+            exit::INTERRUPTED_SIGINT
+        );
+    }
+}

@@ -124,3 +124,104 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(hook: &str, phase: &'static str, result: &str, ok: bool) -> HookRecord {
+        HookRecord {
+            hook: hook.into(),
+            phase,
+            pod: "db-0".into(),
+            container: "mariadb".into(),
+            result: result.into(),
+            ok,
+            seconds: 0.42,
+        }
+    }
+
+    fn snapshot(pvc: &str, ready: bool, error: Option<&str>, deleted: bool) -> SnapshotRecord {
+        SnapshotRecord {
+            pvc: pvc.into(),
+            name: format!("kentledge-shop-{pvc}-20261122-120000-ab12"),
+            cut: ready.then(|| "2026-11-22T12:00:01Z".into()),
+            ready,
+            error: error.map(String::from),
+            deleted,
+        }
+    }
+
+    /// A run with hooks (one failed post-hook), ready snapshots, one deleted because it was not
+    /// cut in time, one not ready with and one without an error.
+    fn with_hooks() -> Report {
+        Report {
+            run: "20261122-120000-ab12".into(),
+            namespace: "shop".into(),
+            config: "shop".into(),
+            hooks: vec![
+                hook("read-lock", "pre", "exit code 0", true),
+                hook("read-lock", "post", "exit code 0", true),
+                hook("flush", "post", "exit code 7", false),
+            ],
+            snapshots: vec![
+                snapshot("mysql-db-0", true, None, false),
+                snapshot("logs", false, Some("not cut before the post-hooks"), true),
+                snapshot("media", false, Some("the disk is on fire"), false),
+                snapshot("cache", false, None, false),
+            ],
+            freeze_window_seconds: Some(1.234),
+            failure: None,
+            interrupted: None,
+        }
+    }
+
+    /// A run that failed in a pre-hook, and was interrupted.
+    fn failed() -> Report {
+        Report {
+            hooks: vec![hook("second", "pre", "exit code 7", false)],
+            snapshots: Vec::new(),
+            freeze_window_seconds: None,
+            failure: Some("pre-hook second in app failed: exit code 7".into()),
+            interrupted: Some(exit::INTERRUPTED_SIGTERM),
+            ..with_hooks()
+        }
+    }
+
+    #[test]
+    fn text() {
+        insta::assert_snapshot!("text", with_hooks().render());
+        insta::assert_snapshot!("text_failed", failed().render());
+    }
+
+    #[test]
+    fn json() {
+        // The document as printed: the value's fields, in serde_json's map order.
+        let pretty =
+            |r: Report| serde_json::to_string_pretty(&serde_json::to_value(r).unwrap()).unwrap();
+        insta::assert_snapshot!("json", pretty(with_hooks()));
+        insta::assert_snapshot!("json_failed", pretty(failed()));
+    }
+
+    #[test]
+    fn exit_codes() {
+        let of = |snapshots: Vec<SnapshotRecord>, failure: Option<&str>| {
+            Report {
+                snapshots,
+                failure: failure.map(String::from),
+                ..Report::default()
+            }
+            .code()
+        };
+        let ready = || snapshot("a", true, None, false);
+        let bad = || snapshot("b", false, Some("timed out"), false);
+        assert_eq!(of(Vec::new(), None), exit::SUCCESS);
+        assert_eq!(of(vec![ready(), ready()], None), exit::SUCCESS);
+        assert_eq!(of(vec![ready(), bad()], None), exit::PARTIAL);
+        assert_eq!(of(vec![bad()], None), exit::FAILURE);
+        // A failure of the run (a hook, the lock) is never partial.
+        assert_eq!(of(vec![ready()], Some("post-hook failed")), exit::FAILURE);
+        assert_eq!(of(Vec::new(), Some("pre-hook failed")), exit::FAILURE);
+        assert_eq!(failed().code(), exit::INTERRUPTED_SIGTERM);
+    }
+}
