@@ -98,11 +98,12 @@ pub async fn snapshots(
         results,
     )
     .await;
+    let interrupted = interrupt.code();
     let lost = match held {
         Some(h) => h.release().await,
         None => None,
     };
-    result.map(|code| lease::exit_code(code, lost.as_deref()))
+    result.map(|report| report.code(interrupted, lost.is_some()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -116,7 +117,7 @@ async fn prune(
     retention: &crate::config::Retention,
     interrupt: &Interrupt,
     results: &mut output::Results,
-) -> Result<u8, Error> {
+) -> Result<Report, Error> {
     let cfg = &settings.config.spec.snapshots;
     let snaps: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
     let selector = crate::model::labels::config_selector(config_name);
@@ -244,7 +245,6 @@ async fn prune(
         not_ready_grace: cfg.not_ready_grace,
     };
     let mut reports = Vec::new();
-    let mut failures = 0usize;
     let pause = Duration::from_secs_f64(1.0 / f64::from(cfg.max_deletes_per_second.max(1)));
     for (key, members) in &series {
         let steps: Vec<Step> = plan_series(members, &policy, &ctx, cfg.delete_after);
@@ -266,7 +266,6 @@ async fn prune(
                 error = apply(&snaps, step, pause).await.err();
                 match &error {
                     Some(e) => {
-                        failures += 1;
                         not_done += 1;
                         tracing::error!(snapshot = %step.name, "{e}");
                     }
@@ -308,14 +307,7 @@ async fn prune(
         series: reports,
     };
     results.emit(|| report.render(), || report.json())?;
-    if let Some(code) = interrupt.code() {
-        return Ok(code);
-    }
-    Ok(if failures > 0 {
-        exit::FAILURE
-    } else {
-        exit::SUCCESS
-    })
+    Ok(report)
 }
 
 /// `keepUntilBackedUp`: in each series, every snapshot newer than the newest one that carries a

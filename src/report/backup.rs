@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::exit;
 use crate::plan::backup::{AlreadyCopied, SkippedVolume};
-use crate::report::Verdict;
+use crate::report::{self, Run, Verdict};
 
 /// What happened to one copy.
 #[derive(Clone, Debug, Serialize)]
@@ -62,19 +62,36 @@ pub struct Report {
 }
 
 impl Report {
-    /// 0 all copied; 3 some; 1 none (or nothing to copy); 130/143 interrupted.
-    pub fn code(&self) -> u8 {
-        if let Some(c) = self.interrupted {
-            return c;
-        }
-        let ok = self.jobs.iter().filter(|j| j.ok).count();
-        let unlabelled = self.jobs.iter().filter(|j| j.label_error.is_some()).count();
-        let bad = self.jobs.len() - ok + unlabelled + self.skipped.len() + self.unavailable.len();
-        match (ok, bad) {
-            (_, 0) if ok > 0 || !self.already.is_empty() => exit::SUCCESS,
-            (0, _) => exit::FAILURE,
-            _ => exit::PARTIAL,
-        }
+    /// Every target's verdict: each copy's, a failed one for each copy that could not be
+    /// labelled, and for each PVC skipped and each thing the config asks for that this version
+    /// cannot copy.
+    pub fn outcomes(&self) -> impl Iterator<Item = Verdict> + '_ {
+        let not_done = self.skipped.len() + self.unavailable.len();
+        self.jobs
+            .iter()
+            .map(|j| j.outcome)
+            .chain(
+                self.jobs
+                    .iter()
+                    .filter(|j| j.label_error.is_some())
+                    .map(|_| Verdict::Failed),
+            )
+            .chain(std::iter::repeat_n(Verdict::Failed, not_done))
+    }
+
+    /// 0 all copied; 3 some; 1 none (or nothing to copy and nothing copied before), or the run
+    /// lock was lost; 130/143 interrupted.
+    pub fn code(&self, lock_lost: bool) -> u8 {
+        let run = Run {
+            lock_lost,
+            empty: if self.already.is_empty() {
+                exit::FAILURE
+            } else {
+                exit::SUCCESS
+            },
+            ..Run::new(self.interrupted)
+        };
+        report::exit_code(self.outcomes(), run)
     }
 
     /// The summary for people.
@@ -238,7 +255,7 @@ mod tests {
         let with = |f: &dyn Fn(&mut Report)| {
             let mut r = base();
             f(&mut r);
-            r.code()
+            r.code(false)
         };
         // Nothing to copy, nothing copied before: a failure.
         assert_eq!(with(&|_| {}), exit::FAILURE);
@@ -287,5 +304,11 @@ mod tests {
             }),
             exit::INTERRUPTED_SIGINT
         );
+        // A run that lost its lock is not a success.
+        let mut all = base();
+        all.jobs = vec![ok()];
+        assert_eq!(all.code(true), exit::FAILURE);
+        all.jobs.push(failed());
+        assert_eq!(all.code(true), exit::PARTIAL);
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::plan::prune::{Action, Tally};
+use crate::report::{self, Run, Verdict};
 
 /// One series' plan, for output.
 #[derive(Clone, Debug, Serialize)]
@@ -90,6 +91,28 @@ impl Report {
             t.failed += r.tally.failed;
             t
         })
+    }
+
+    /// Every step's verdict: done (or, in a dry run, planned), or failed or not done.
+    pub fn outcomes(&self) -> impl Iterator<Item = Verdict> + '_ {
+        self.series
+            .iter()
+            .flat_map(|r| &r.snapshots)
+            .map(|s| match s.error {
+                None => Verdict::Ok,
+                Some(_) => Verdict::Failed,
+            })
+    }
+
+    /// The exit code: the signal's when `interrupted`; 1 when any step failed (a prune is done
+    /// or not, never partial) or the run lock was lost; else 0.
+    pub fn code(&self, interrupted: Option<u8>, lock_lost: bool) -> u8 {
+        let run = Run {
+            lock_lost,
+            partial: false,
+            ..Run::new(interrupted)
+        };
+        report::exit_code(self.outcomes(), run)
     }
 
     /// The tables for people.
@@ -316,6 +339,26 @@ mod tests {
         }
         insta::assert_snapshot!("text_dry_run", dry.render());
         insta::assert_snapshot!("text_no_retention", no_retention_text());
+    }
+
+    #[test]
+    fn exit_codes() {
+        use crate::error::exit;
+        let failed = every_action(false);
+        assert_eq!(failed.code(None, false), exit::FAILURE);
+        assert_eq!(
+            failed.code(Some(exit::INTERRUPTED_SIGTERM), true),
+            exit::INTERRUPTED_SIGTERM
+        );
+        let mut done = every_action(false);
+        done.series
+            .iter_mut()
+            .flat_map(|r| &mut r.snapshots)
+            .for_each(|s| s.error = None);
+        assert_eq!(done.code(None, false), exit::SUCCESS);
+        assert_eq!(done.code(None, true), exit::FAILURE);
+        done.series.clear();
+        assert_eq!(done.code(None, false), exit::SUCCESS);
     }
 
     #[test]

@@ -4,9 +4,8 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::error::exit;
 use crate::mover::job::ArchiveDecision;
-use crate::report::Verdict;
+use crate::report::{self, Run, Verdict};
 
 /// What a job did on one repository.
 #[derive(Clone, Debug, Serialize)]
@@ -46,18 +45,10 @@ impl RepoRecord {
     }
 }
 
-/// The exit code of a job over every repository: the signal's code when `interrupted`.
+/// The exit code of a job over every repository (a lost run lock is a failed record): the
+/// signal's code when `interrupted`.
 pub fn code(records: &[RepoRecord], interrupted: Option<u8>) -> u8 {
-    if let Some(c) = interrupted {
-        return c;
-    }
-    if records.iter().all(|r| r.ok) {
-        exit::SUCCESS
-    } else if records.iter().any(|r| r.ok) {
-        exit::PARTIAL
-    } else {
-        exit::FAILURE
-    }
+    report::exit_code(records.iter().map(|r| r.outcome), Run::new(interrupted))
 }
 
 /// `prune`'s lines for people: one per repository, then one per archive.
@@ -162,6 +153,7 @@ pub fn no_retention_json(dry_run: bool) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::exit;
 
     fn archive(series: &str, day: u8, keep: bool, deleted: bool) -> ArchiveDecision {
         ArchiveDecision {

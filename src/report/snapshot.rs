@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::error::exit;
+use crate::report::{self, Run, Verdict};
 
 /// One hook command's result.
 #[derive(Clone, Debug, Serialize)]
@@ -63,18 +63,25 @@ pub struct Report {
 }
 
 impl Report {
-    /// The exit code: interrupted, failed, partial or success.
-    pub fn code(&self) -> u8 {
-        if let Some(c) = self.interrupted {
-            return c;
-        }
-        let ready = self.snapshots.iter().filter(|s| s.ready).count();
-        let bad = self.snapshots.iter().filter(|s| !s.ready).count();
-        match (self.failure.is_some() || bad > 0, ready > 0) {
-            (false, _) => exit::SUCCESS,
-            (true, true) if self.failure.is_none() => exit::PARTIAL,
-            _ => exit::FAILURE,
-        }
+    /// Every snapshot's verdict: ready or failed.
+    pub fn outcomes(&self) -> impl Iterator<Item = Verdict> + '_ {
+        self.snapshots.iter().map(|s| {
+            if s.ready {
+                Verdict::Ok
+            } else {
+                Verdict::Failed
+            }
+        })
+    }
+
+    /// The exit code: interrupted, failed (the run, or the run lock lost), partial or success.
+    pub fn code(&self, lock_lost: bool) -> u8 {
+        let run = Run {
+            failed: self.failure.is_some(),
+            lock_lost,
+            ..Run::new(self.interrupted)
+        };
+        report::exit_code(self.outcomes(), run)
     }
 
     /// The summary table for people.
@@ -128,6 +135,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::exit;
 
     fn hook(hook: &str, phase: &'static str, result: &str, ok: bool) -> HookRecord {
         HookRecord {
@@ -211,7 +219,7 @@ mod tests {
                 failure: failure.map(String::from),
                 ..Report::default()
             }
-            .code()
+            .code(false)
         };
         let ready = || snapshot("a", true, None, false);
         let bad = || snapshot("b", false, Some("timed out"), false);
@@ -222,6 +230,12 @@ mod tests {
         // A failure of the run (a hook, the lock) is never partial.
         assert_eq!(of(vec![ready()], Some("post-hook failed")), exit::FAILURE);
         assert_eq!(of(Vec::new(), Some("pre-hook failed")), exit::FAILURE);
-        assert_eq!(failed().code(), exit::INTERRUPTED_SIGTERM);
+        assert_eq!(failed().code(true), exit::INTERRUPTED_SIGTERM);
+        // A run that lost its lock is not a success.
+        let lost = Report {
+            snapshots: vec![ready()],
+            ..Report::default()
+        };
+        assert_eq!(lost.code(true), exit::FAILURE);
     }
 }

@@ -206,7 +206,7 @@ pub async fn run(
         || report.render(),
         || serde_json::to_value(&report).unwrap_or_default(),
     )?;
-    Ok(lease::exit_code(report.code(), lost.as_deref()))
+    Ok(report.code(lost.is_some()))
 }
 
 /// Sets (or removes) the in-use mark that keeps `prune` off a snapshot while it is copied.

@@ -197,7 +197,7 @@ pub async fn run(
     progress.phase("releasing the run lock");
     let lost = held.release().await;
     drop(progress);
-    if report.code() != exit::SUCCESS {
+    if report.code(false) != exit::SUCCESS {
         for s in report.snapshots.iter().filter(|s| !s.ready) {
             crate::kube::events::record(
                 client,
@@ -216,7 +216,7 @@ pub async fn run(
         || report.render(),
         || serde_json::to_value(&report).unwrap_or_default(),
     )?;
-    Ok(lease::exit_code(report.code(), lost.as_deref()))
+    Ok(report.code(lost.is_some()))
 }
 
 /// Reports snapshots of earlier runs of this config that never became ready.
