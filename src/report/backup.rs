@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::exit;
 use crate::plan::backup::{AlreadyCopied, SkippedVolume};
+use crate::report::table::{Column, Table};
 use crate::report::{self, Run, Verdict};
 
 /// What happened to one copy.
@@ -97,31 +98,38 @@ impl Report {
     /// The summary for people.
     pub fn render(&self) -> String {
         let mut out = format!("backup run {} in namespace {}\n", self.run, self.namespace);
-        if !self.jobs.is_empty() {
-            out.push_str(&format!(
-                "  {:<20} {:<14} {:<7} {:>10} {:>10} {:>10} {:>8}  {}\n",
-                "PVC", "REPOSITORY", "ENGINE", "READ", "ADDED", "DEDUP", "TIME", "RESULT"
-            ));
-        }
+        let mut table = Table::new(
+            "  ",
+            vec![
+                Column::left("PVC").width(20),
+                Column::left("REPOSITORY").width(14),
+                Column::left("ENGINE").width(7),
+                Column::right("READ").width(10),
+                Column::right("ADDED").width(10),
+                Column::right("DEDUP").width(10),
+                Column::right("TIME").width(8),
+                Column::left("RESULT").gap(2),
+            ],
+        );
         for j in &self.jobs {
-            out.push_str(&format!(
-                "  {:<20} {:<14} {:<7} {:>10} {:>10} {:>10} {:>7.1}s  {}\n",
-                j.pvc,
-                j.repository,
-                j.engine,
+            table.row([
+                j.pvc.clone(),
+                j.repository.clone(),
+                j.engine.to_owned(),
                 HumanBytes(j.bytes_read).to_string(),
                 HumanBytes(j.bytes_added).to_string(),
                 HumanBytes(j.bytes_read.saturating_sub(j.bytes_added)).to_string(),
-                j.seconds,
+                format!("{:.1}s", j.seconds),
                 if let (true, Some(e)) = (j.ok, &j.label_error) {
                     format!("ok: {}, but {e}", j.archive)
                 } else if j.ok {
                     format!("ok: {}", j.archive)
                 } else {
                     j.result.clone()
-                }
-            ));
+                },
+            ]);
         }
+        out.push_str(&table.render());
         for a in &self.already {
             out.push_str(&format!(
                 "  {} → {}: already copied from {} ({})\n",

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod prune;
 pub mod repositories;
 pub mod snapshot;
+pub mod table;
 
 use crate::error::exit;
 

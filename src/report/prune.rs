@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::plan::prune::{Action, Tally};
+use crate::report::table::{Column, Table};
 use crate::report::{self, Run, Verdict};
 
 /// One series' plan, for output.
@@ -135,24 +136,25 @@ impl Report {
                 r.pvc,
                 r.snapshots.len()
             ));
-            text.push_str(&format!(
-                "  {:<44} {:<25} {:<5} {:<44} {}\n",
-                "SNAPSHOT", "TIME", "READY", "ACTION", "REASONS"
-            ));
+            let mut table = Table::new(
+                "  ",
+                vec![
+                    Column::left("SNAPSHOT").width(44),
+                    Column::left("TIME").width(25),
+                    Column::left("READY").width(5),
+                    Column::left("ACTION").width(44),
+                    Column::left("REASONS"),
+                ],
+            );
             for s in &r.snapshots {
-                text.push_str(&format!(
-                    "  {:<44} {:<25} {:<5} {:<44} {}{}\n",
-                    s.name,
-                    s.time,
-                    if s.ready { "yes" } else { "no" },
-                    s.action,
-                    s.reasons,
-                    s.error
-                        .as_ref()
-                        .map(|e| format!(" [failed: {e}]"))
-                        .unwrap_or_default()
-                ));
+                let reasons = match &s.error {
+                    Some(e) => format!("{} [failed: {e}]", s.reasons),
+                    None => s.reasons.clone(),
+                };
+                let ready = if s.ready { "yes" } else { "no" };
+                table.row([s.name.as_str(), &s.time, ready, &s.action, &reasons]);
             }
+            text.push_str(&table.render());
         }
         text.push_str(&format!(
             "\n{}kept {}, marked {}, pending {}, deleted {}, rescued {}, held {}{}{}\n",

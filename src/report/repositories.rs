@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::mover::job::ArchiveDecision;
+use crate::report::table::{Column, Table};
 use crate::report::{self, Run, Verdict};
 
 /// What a job did on one repository.
@@ -93,21 +94,28 @@ pub fn render_prune(records: &[RepoRecord], dry_run: bool) -> String {
                 format!(" — FAILED: {}", r.result)
             }
         ));
+        let mut table = Table::new(
+            "  ",
+            vec![
+                Column::left("SERIES").width(20),
+                Column::left("ARCHIVE").width(56),
+                Column::left("TIME").width(22),
+                Column::left("ACTION").width(11),
+                Column::left("REASONS"),
+            ],
+        )
+        .without_headers();
         for a in &r.archives {
-            out.push_str(&format!(
-                "  {:<20} {:<56} {:<22} {:<11} {}\n",
-                a.series,
-                a.archive,
-                a.time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                match (a.keep, a.deleted, dry_run) {
-                    (true, _, _) => "keep",
-                    (false, _, true) => "delete",
-                    (false, true, false) => "deleted",
-                    (false, false, false) => "not deleted",
-                },
-                a.reasons
-            ));
+            let action = match (a.keep, a.deleted, dry_run) {
+                (true, _, _) => "keep",
+                (false, _, true) => "delete",
+                (false, true, false) => "deleted",
+                (false, false, false) => "not deleted",
+            };
+            let time = a.time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            table.row([a.series.as_str(), &a.archive, &time, action, &a.reasons]);
         }
+        out.push_str(&table.render());
     }
     out
 }

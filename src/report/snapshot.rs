@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::report::table::{Column, Table};
 use crate::report::{self, Run, Verdict};
 
 /// One hook command's result.
@@ -90,27 +91,27 @@ impl Report {
             "snapshot run {} of config {} in namespace {}\n",
             self.run, self.config, self.namespace
         );
-        if !self.snapshots.is_empty() {
-            out.push_str(&format!(
-                "  {:<24} {:<40} {:<22} {}\n",
-                "PVC", "SNAPSHOT", "CUT", "STATE"
-            ));
-            for s in &self.snapshots {
-                let state = if s.ready {
-                    "ready".to_owned()
-                } else if s.deleted {
-                    format!("deleted ({})", s.error.as_deref().unwrap_or("not cut"))
-                } else {
-                    format!("not ready: {}", s.error.as_deref().unwrap_or("timed out"))
-                };
-                out.push_str(&format!(
-                    "  {:<24} {:<40} {:<22} {state}\n",
-                    s.pvc,
-                    s.name,
-                    s.cut.as_deref().unwrap_or("-")
-                ));
-            }
+        let mut table = Table::new(
+            "  ",
+            vec![
+                Column::left("PVC").width(24),
+                Column::left("SNAPSHOT").width(40),
+                Column::left("CUT").width(22),
+                Column::left("STATE"),
+            ],
+        );
+        for s in &self.snapshots {
+            let state = if s.ready {
+                "ready".to_owned()
+            } else if s.deleted {
+                format!("deleted ({})", s.error.as_deref().unwrap_or("not cut"))
+            } else {
+                format!("not ready: {}", s.error.as_deref().unwrap_or("timed out"))
+            };
+            let cut = s.cut.as_deref().unwrap_or("-");
+            table.row([s.pvc.as_str(), &s.name, cut, &state]);
         }
+        out.push_str(&table.render());
         for h in &self.hooks {
             out.push_str(&format!(
                 "  hook {} {} in {}/{}: {} ({:.1}s)\n",
