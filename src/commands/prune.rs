@@ -55,8 +55,8 @@ async fn run_async(
             code = code.max(c);
         } else if args.only == PruneScope::Repositories {
             // Said only when asked for repositories alone (`--only all` prints the snapshot part).
-            results.emit(repositories::no_retention_text, || {
-                repositories::no_retention_json(settings.dry_run)
+            results.report(&repositories::NoRetention {
+                dry_run: settings.dry_run,
             })?;
         }
     }

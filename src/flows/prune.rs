@@ -62,12 +62,10 @@ pub async fn snapshots(
 ) -> Result<u8, Error> {
     let cfg = &settings.config.spec.snapshots;
     let Some(retention) = &cfg.retention else {
-        results.emit(report::no_retention_text, || {
-            report::no_retention_json(
-                &settings.namespace,
-                &settings.config.metadata.name,
-                settings.dry_run,
-            )
+        results.report(&report::NoRetention {
+            namespace: &settings.namespace,
+            config: &settings.config.metadata.name,
+            dry_run: settings.dry_run,
         })?;
         return Ok(exit::SUCCESS);
     };
@@ -306,7 +304,7 @@ async fn prune(
         dry_run: settings.dry_run,
         series: reports,
     };
-    results.emit(|| report.render(), || report.json())?;
+    results.report(&report)?;
     Ok(report)
 }
 

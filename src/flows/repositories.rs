@@ -154,10 +154,10 @@ pub async fn prune(
         true,
     )
     .await?;
-    results.emit(
-        || report::render_prune(&records, dry_run),
-        || report::prune_json(&records, dry_run),
-    )?;
+    results.report(&report::Prune {
+        records: &records,
+        dry_run,
+    })?;
     Ok(report::code(&records, interrupt.code()))
 }
 
@@ -184,9 +184,6 @@ pub async fn check(
         false,
     )
     .await?;
-    results.emit(
-        || report::render_check(&records),
-        || report::check_json(&records),
-    )?;
+    results.report(&report::Check { records: &records })?;
     Ok(report::code(&records, interrupt.code()))
 }

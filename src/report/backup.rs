@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::error::exit;
 use crate::plan::backup::{AlreadyCopied, SkippedVolume};
 use crate::report::table::{Column, Table};
-use crate::report::{self, Run, Verdict};
+use crate::report::{self, Render, Run, Verdict};
 
 /// What happened to one copy.
 #[derive(Clone, Debug, Serialize)]
@@ -94,9 +94,16 @@ impl Report {
         };
         report::exit_code(self.outcomes(), run)
     }
+}
+
+impl Render for Report {
+    /// The serialized form.
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 
     /// The summary for people.
-    pub fn render(&self) -> String {
+    fn text(&self) -> String {
         let mut out = format!("backup run {} in namespace {}\n", self.run, self.namespace);
         let mut table = Table::new(
             "  ",
@@ -227,13 +234,12 @@ mod tests {
 
     #[test]
     fn text() {
-        insta::assert_snapshot!("text", every_row().render());
+        insta::assert_snapshot!("text", every_row().text());
     }
 
     #[test]
     fn json() {
-        let doc = serde_json::to_value(every_row()).unwrap();
-        let json = serde_json::to_string_pretty(&doc).unwrap();
+        let json = serde_json::to_string_pretty(&every_row().json()).unwrap();
         insta::assert_snapshot!("json", json);
     }
 
@@ -245,7 +251,7 @@ mod tests {
         r.already.clear();
         r.unavailable.clear();
         r.interrupted = Some(exit::INTERRUPTED_SIGTERM);
-        insta::assert_snapshot!("text_interrupted", r.render());
+        insta::assert_snapshot!("text_interrupted", r.text());
     }
 
     #[test]

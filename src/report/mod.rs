@@ -10,6 +10,15 @@ pub mod table;
 
 use crate::error::exit;
 
+/// A report as `runtime::output` prints it: text for people as the run goes, and its part of
+/// the command's one JSON document for programs.
+pub trait Render {
+    /// The text for people.
+    fn text(&self) -> String;
+    /// The JSON object (merged into the command's document).
+    fn json(&self) -> serde_json::Value;
+}
+
 /// A job's result as reports give it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::plan::prune::{Action, Tally};
 use crate::report::table::{Column, Table};
-use crate::report::{self, Run, Verdict};
+use crate::report::{self, Render, Run, Verdict};
 
 /// One series' plan, for output.
 #[derive(Clone, Debug, Serialize)]
@@ -115,9 +115,11 @@ impl Report {
         };
         report::exit_code(self.outcomes(), run)
     }
+}
 
+impl Render for Report {
     /// The tables for people.
-    pub fn render(&self) -> String {
+    fn text(&self) -> String {
         let total = self.total();
         let mut text = format!(
             "{}prune of config {} in namespace {} at {} ({}): policy {}\n",
@@ -180,7 +182,7 @@ impl Report {
     }
 
     /// The JSON document.
-    pub fn json(&self) -> serde_json::Value {
+    fn json(&self) -> serde_json::Value {
         let total = self.total();
         json!({
             "namespace": self.namespace, "config": self.config, "now": self.now.to_string(), "dryRun": self.dry_run,
@@ -191,16 +193,27 @@ impl Report {
 }
 
 /// What `prune` says when `spec.snapshots.retention` is not set.
-pub fn no_retention_text() -> String {
-    "no retention is configured for snapshots (spec.snapshots.retention): nothing to prune, every snapshot is kept\n".into()
+#[derive(Clone, Copy, Debug)]
+pub struct NoRetention<'a> {
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The config.
+    pub config: &'a str,
+    /// A dry run.
+    pub dry_run: bool,
 }
 
-/// The JSON document when `spec.snapshots.retention` is not set.
-pub fn no_retention_json(namespace: &str, config: &str, dry_run: bool) -> serde_json::Value {
-    json!({
-        "namespace": namespace, "config": config,
-        "dryRun": dry_run, "retention": null, "series": [],
-    })
+impl Render for NoRetention<'_> {
+    fn text(&self) -> String {
+        "no retention is configured for snapshots (spec.snapshots.retention): nothing to prune, every snapshot is kept\n".into()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "namespace": self.namespace, "config": self.config,
+            "dryRun": self.dry_run, "retention": null, "series": [],
+        })
+    }
 }
 
 #[cfg(test)]
@@ -329,9 +342,17 @@ mod tests {
         }
     }
 
+    fn no_retention() -> NoRetention<'static> {
+        NoRetention {
+            namespace: "shop",
+            config: "month",
+            dry_run: true,
+        }
+    }
+
     #[test]
     fn text() {
-        insta::assert_snapshot!("text", every_action(false).render());
+        insta::assert_snapshot!("text", every_action(false).text());
         let mut dry = every_action(true);
         for s in &mut dry.series {
             s.tally.failed = 0;
@@ -339,8 +360,8 @@ mod tests {
                 step.error = None;
             }
         }
-        insta::assert_snapshot!("text_dry_run", dry.render());
-        insta::assert_snapshot!("text_no_retention", no_retention_text());
+        insta::assert_snapshot!("text_dry_run", dry.text());
+        insta::assert_snapshot!("text_no_retention", no_retention().text());
     }
 
     #[test]
@@ -367,9 +388,6 @@ mod tests {
     fn json() {
         let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap();
         insta::assert_snapshot!("json", pretty(&every_action(false).json()));
-        insta::assert_snapshot!(
-            "json_no_retention",
-            pretty(&no_retention_json("shop", "month", true))
-        );
+        insta::assert_snapshot!("json_no_retention", pretty(&no_retention().json()));
     }
 }

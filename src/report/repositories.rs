@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::mover::job::ArchiveDecision;
 use crate::report::table::{Column, Table};
-use crate::report::{self, Run, Verdict};
+use crate::report::{self, Render, Run, Verdict};
 
 /// What a job did on one repository.
 #[derive(Clone, Debug, Serialize)]
@@ -52,110 +52,137 @@ pub fn code(records: &[RepoRecord], interrupted: Option<u8>) -> u8 {
     report::exit_code(records.iter().map(|r| r.outcome), Run::new(interrupted))
 }
 
-/// `prune`'s lines for people: one per repository, then one per archive.
-pub fn render_prune(records: &[RepoRecord], dry_run: bool) -> String {
-    let mut out = String::new();
-    for r in records {
-        if r.outcome == Verdict::Unknown {
+/// `prune` of the repositories with retention.
+#[derive(Clone, Copy, Debug)]
+pub struct Prune<'a> {
+    /// One record per repository (and one for a lost run lock).
+    pub records: &'a [RepoRecord],
+    /// A dry run.
+    pub dry_run: bool,
+}
+
+impl Render for Prune<'_> {
+    /// One line per repository, then one per archive.
+    fn text(&self) -> String {
+        let dry_run = self.dry_run;
+        let mut out = String::new();
+        for r in self.records {
+            if r.outcome == Verdict::Unknown {
+                out.push_str(&format!(
+                    "repository {} ({}): {}: which archives were {} is not known\n",
+                    r.repository,
+                    r.engine,
+                    r.result,
+                    if dry_run {
+                        "kept and which would be deleted"
+                    } else {
+                        "kept and which were deleted"
+                    }
+                ));
+                continue;
+            }
+            let kept = r.archives.iter().filter(|a| a.keep).count();
+            let doomed = r.archives.len() - kept;
+            let deleted = r.archives.iter().filter(|a| a.deleted).count();
+            let done = if dry_run {
+                format!("{doomed} would be deleted")
+            } else if deleted == doomed {
+                format!("{deleted} deleted")
+            } else {
+                format!(
+                    "{deleted} deleted, {} to delete NOT deleted",
+                    doomed - deleted
+                )
+            };
             out.push_str(&format!(
-                "repository {} ({}): {}: which archives were {} is not known\n",
+                "repository {} ({}): {} archive(s), {kept} kept, {done}{}\n",
                 r.repository,
                 r.engine,
-                r.result,
-                if dry_run {
-                    "kept and which would be deleted"
+                r.archives.len(),
+                if r.ok {
+                    String::new()
                 } else {
-                    "kept and which were deleted"
+                    format!(" — FAILED: {}", r.result)
                 }
             ));
-            continue;
-        }
-        let kept = r.archives.iter().filter(|a| a.keep).count();
-        let doomed = r.archives.len() - kept;
-        let deleted = r.archives.iter().filter(|a| a.deleted).count();
-        let done = if dry_run {
-            format!("{doomed} would be deleted")
-        } else if deleted == doomed {
-            format!("{deleted} deleted")
-        } else {
-            format!(
-                "{deleted} deleted, {} to delete NOT deleted",
-                doomed - deleted
+            let mut table = Table::new(
+                "  ",
+                vec![
+                    Column::left("SERIES").width(20),
+                    Column::left("ARCHIVE").width(56),
+                    Column::left("TIME").width(22),
+                    Column::left("ACTION").width(11),
+                    Column::left("REASONS"),
+                ],
             )
-        };
-        out.push_str(&format!(
-            "repository {} ({}): {} archive(s), {kept} kept, {done}{}\n",
-            r.repository,
-            r.engine,
-            r.archives.len(),
-            if r.ok {
-                String::new()
-            } else {
-                format!(" — FAILED: {}", r.result)
+            .without_headers();
+            for a in &r.archives {
+                let action = match (a.keep, a.deleted, dry_run) {
+                    (true, _, _) => "keep",
+                    (false, _, true) => "delete",
+                    (false, true, false) => "deleted",
+                    (false, false, false) => "not deleted",
+                };
+                let time = a.time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+                table.row([a.series.as_str(), &a.archive, &time, action, &a.reasons]);
             }
-        ));
-        let mut table = Table::new(
-            "  ",
-            vec![
-                Column::left("SERIES").width(20),
-                Column::left("ARCHIVE").width(56),
-                Column::left("TIME").width(22),
-                Column::left("ACTION").width(11),
-                Column::left("REASONS"),
-            ],
-        )
-        .without_headers();
-        for a in &r.archives {
-            let action = match (a.keep, a.deleted, dry_run) {
-                (true, _, _) => "keep",
-                (false, _, true) => "delete",
-                (false, true, false) => "deleted",
-                (false, false, false) => "not deleted",
-            };
-            let time = a.time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-            table.row([a.series.as_str(), &a.archive, &time, action, &a.reasons]);
+            out.push_str(&table.render());
         }
-        out.push_str(&table.render());
+        out
     }
-    out
-}
 
-/// `prune`'s JSON document.
-pub fn prune_json(records: &[RepoRecord], dry_run: bool) -> serde_json::Value {
-    json!({"dryRun": dry_run, "repositories": records})
-}
-
-/// `check --repositories`' lines for people: one per repository.
-pub fn render_check(records: &[RepoRecord]) -> String {
-    let mut out = String::new();
-    for r in records {
-        out.push_str(&format!(
-            "repository {} ({}): {}\n",
-            r.repository,
-            r.engine,
-            if r.ok {
-                "no problems found".to_owned()
-            } else {
-                format!("FAILED: {}", r.result)
-            }
-        ));
+    fn json(&self) -> serde_json::Value {
+        json!({"dryRun": self.dry_run, "repositories": self.records})
     }
-    out
 }
 
-/// `check --repositories`' JSON document.
-pub fn check_json(records: &[RepoRecord]) -> serde_json::Value {
-    json!({"repositories": records})
+/// `check --repositories`.
+#[derive(Clone, Copy, Debug)]
+pub struct Check<'a> {
+    /// One record per repository.
+    pub records: &'a [RepoRecord],
+}
+
+impl Render for Check<'_> {
+    /// One line per repository.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for r in self.records {
+            out.push_str(&format!(
+                "repository {} ({}): {}\n",
+                r.repository,
+                r.engine,
+                if r.ok {
+                    "no problems found".to_owned()
+                } else {
+                    format!("FAILED: {}", r.result)
+                }
+            ));
+        }
+        out
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({"repositories": self.records})
+    }
 }
 
 /// What `prune --only repositories` says when no repository has retention.
-pub fn no_retention_text() -> String {
-    "no repository has retention (spec.repositories[].retention): every archive is kept\n".into()
+#[derive(Clone, Copy, Debug)]
+pub struct NoRetention {
+    /// A dry run.
+    pub dry_run: bool,
 }
 
-/// Its JSON document.
-pub fn no_retention_json(dry_run: bool) -> serde_json::Value {
-    json!({"dryRun": dry_run, "repositories": []})
+impl Render for NoRetention {
+    fn text(&self) -> String {
+        "no repository has retention (spec.repositories[].retention): every archive is kept\n"
+            .into()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({"dryRun": self.dry_run, "repositories": []})
+    }
 }
 
 #[cfg(test)]
@@ -244,7 +271,14 @@ mod tests {
 
     #[test]
     fn text() {
-        insta::assert_snapshot!("prune_text", render_prune(&prune_records(), false));
+        insta::assert_snapshot!(
+            "prune_text",
+            Prune {
+                records: &prune_records(),
+                dry_run: false
+            }
+            .text()
+        );
         let dry: Vec<RepoRecord> = prune_records()
             .into_iter()
             .take(1)
@@ -253,17 +287,50 @@ mod tests {
                 r
             })
             .collect();
-        insta::assert_snapshot!("prune_text_dry_run", render_prune(&dry, true));
-        insta::assert_snapshot!("check_text", render_check(&check_records()));
-        insta::assert_snapshot!("no_retention_text", no_retention_text());
+        insta::assert_snapshot!(
+            "prune_text_dry_run",
+            Prune {
+                records: &dry,
+                dry_run: true
+            }
+            .text()
+        );
+        insta::assert_snapshot!(
+            "check_text",
+            Check {
+                records: &check_records()
+            }
+            .text()
+        );
+        insta::assert_snapshot!("no_retention_text", NoRetention { dry_run: false }.text());
     }
 
     #[test]
     fn json() {
         let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap();
-        insta::assert_snapshot!("prune_json", pretty(&prune_json(&prune_records(), false)));
-        insta::assert_snapshot!("check_json", pretty(&check_json(&check_records())));
-        insta::assert_snapshot!("no_retention_json", pretty(&no_retention_json(false)));
+        insta::assert_snapshot!(
+            "prune_json",
+            pretty(
+                &Prune {
+                    records: &prune_records(),
+                    dry_run: false
+                }
+                .json()
+            )
+        );
+        insta::assert_snapshot!(
+            "check_json",
+            pretty(
+                &Check {
+                    records: &check_records()
+                }
+                .json()
+            )
+        );
+        insta::assert_snapshot!(
+            "no_retention_json",
+            pretty(&NoRetention { dry_run: false }.json())
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::report::table::{Column, Table};
-use crate::report::{self, Run, Verdict};
+use crate::report::{self, Render, Run, Verdict};
 
 /// One hook command's result.
 #[derive(Clone, Debug, Serialize)]
@@ -84,9 +84,16 @@ impl Report {
         };
         report::exit_code(self.outcomes(), run)
     }
+}
+
+impl Render for Report {
+    /// The serialized form.
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 
     /// The summary table for people.
-    pub fn render(&self) -> String {
+    fn text(&self) -> String {
         let mut out = format!(
             "snapshot run {} of config {} in namespace {}\n",
             self.run, self.config, self.namespace
@@ -199,15 +206,14 @@ mod tests {
 
     #[test]
     fn text() {
-        insta::assert_snapshot!("text", with_hooks().render());
-        insta::assert_snapshot!("text_failed", failed().render());
+        insta::assert_snapshot!("text", with_hooks().text());
+        insta::assert_snapshot!("text_failed", failed().text());
     }
 
     #[test]
     fn json() {
         // The document as printed: the value's fields, in serde_json's map order.
-        let pretty =
-            |r: Report| serde_json::to_string_pretty(&serde_json::to_value(r).unwrap()).unwrap();
+        let pretty = |r: Report| serde_json::to_string_pretty(&r.json()).unwrap();
         insta::assert_snapshot!("json", pretty(with_hooks()));
         insta::assert_snapshot!("json_failed", pretty(failed()));
     }

@@ -202,10 +202,7 @@ pub async fn run(
         )
         .await;
     }
-    results.emit(
-        || report.render(),
-        || serde_json::to_value(&report).unwrap_or_default(),
-    )?;
+    results.report(&report)?;
     Ok(report.code(lost.is_some()))
 }
 
