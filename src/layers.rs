@@ -21,17 +21,19 @@ const LAYERS: &[(&str, u8)] = &[
     ("plan", 4),
     // The command error and exit codes (lock errors live with the lock plan).
     ("error", 5),
+    // Reports: what a run did, its one exit-code rule, text and JSON rendering (plain data).
+    ("report", 6),
     // Signals, stdout results, terminal progress, logging.
-    ("runtime", 6),
+    ("runtime", 7),
     // Adapters over kube-rs.
-    ("kube", 7),
+    ("kube", 8),
     // Validated settings: the CLI turned into the types above.
-    ("settings", 8),
+    ("settings", 9),
     // The in-pod subcommand, and execution that always cleans up.
-    ("inpod", 9),
-    ("flows", 9),
+    ("inpod", 10),
+    ("flows", 10),
     // One file per subcommand.
-    ("commands", 10),
+    ("commands", 11),
 ];
 
 /// The only modules that may use `crate::cli` (besides `lib.rs` and `main.rs`).

@@ -15,6 +15,7 @@ pub mod kube;
 pub mod model;
 pub mod mover;
 pub mod plan;
+pub mod report;
 pub mod runtime;
 pub mod settings;
 

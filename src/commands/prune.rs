@@ -2,11 +2,11 @@
 //! repositories with their retention ([`crate::flows::repositories`]), decided at one moment.
 
 use jiff::Timestamp;
-use serde_json::json;
 
 use crate::cli::{GlobalArgs, PruneArgs, PruneScope};
 use crate::error::{Error, exit};
 use crate::flows;
+use crate::report::repositories;
 use crate::runtime::output;
 use crate::settings::{self, Settings};
 
@@ -55,10 +55,9 @@ async fn run_async(
             code = code.max(c);
         } else if args.only == PruneScope::Repositories {
             // Said only when asked for repositories alone (`--only all` prints the snapshot part).
-            results.emit(
-                || "no repository has retention (spec.repositories[].retention): every archive is kept\n".into(),
-                || json!({"dryRun": settings.dry_run, "repositories": []}),
-            )?;
+            results.report(&repositories::NoRetention {
+                dry_run: settings.dry_run,
+            })?;
         }
     }
     Ok(interrupt.code().unwrap_or(code))

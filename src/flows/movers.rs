@@ -19,6 +19,7 @@ use crate::mover::job::{
 };
 use crate::mover::pod::{self as moverpod, ROLE};
 use crate::plan::movers::{LockStep, mover_holders, on_locked};
+use crate::report::Verdict;
 use crate::runtime::signals::Interrupt;
 use log::{LogRead, follow};
 
@@ -82,18 +83,6 @@ impl Outcome {
             None => reason,
         }
     }
-}
-
-/// A job's result as reports give it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// It did what it was asked, and what it did was seen.
-    Ok,
-    /// It failed.
-    Failed,
-    /// The mover exited 0, but its log could not be read: what it did was not seen.
-    Unknown,
 }
 
 impl Outcome {

@@ -13,15 +13,15 @@ use jiff::tz::TimeZone;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::{Error, exit};
 use crate::kube::lease;
 use crate::model::snapshots::VolumeSnapshot;
 use crate::plan::lock::Lock;
-use crate::plan::prune::{Action, Observed, Step, Tally, plan_series, series, tally};
+use crate::plan::prune::{Action, Observed, Step, plan_series, series, tally};
 use crate::plan::retention::{Context, Policy};
+use crate::report::prune::{self as report, Report, SeriesReport, StepReport, action_text};
 use crate::runtime::output;
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
@@ -30,43 +30,6 @@ fn content_resource() -> ApiResource {
         &GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshotContent"),
         "volumesnapshotcontents",
     )
-}
-
-/// One series' plan, for output.
-#[derive(Debug, Serialize)]
-struct SeriesReport {
-    pvc: String,
-    snapshots: Vec<StepReport>,
-    #[serde(skip)]
-    tally: Tally,
-}
-
-#[derive(Debug, Serialize)]
-struct StepReport {
-    name: String,
-    time: String,
-    ready: bool,
-    action: String,
-    reasons: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-fn action_text(a: &Action) -> String {
-    match a {
-        Action::Keep => "keep".into(),
-        Action::Rescue => "keep (mark removed)".into(),
-        Action::Mark(t) => format!("mark: delete after {t}"),
-        Action::Pending(t) => format!("marked: delete after {t}"),
-        Action::Delete => "delete".into(),
-        Action::Hold(p) => format!(
-            "hold: {}",
-            p.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    }
 }
 
 /// Lists every object of a kind with pagination (500 at a time).
@@ -97,13 +60,11 @@ pub async fn snapshots(
 ) -> Result<u8, Error> {
     let cfg = &settings.config.spec.snapshots;
     let Some(retention) = &cfg.retention else {
-        results.emit(
-            || "no retention is configured for snapshots (spec.snapshots.retention): nothing to prune, every snapshot is kept\n".into(),
-            || json!({
-                "namespace": settings.namespace, "config": settings.config.metadata.name,
-                "dryRun": settings.dry_run, "retention": null, "series": [],
-            }),
-        )?;
+        results.report(&report::NoRetention {
+            namespace: &settings.namespace,
+            config: &settings.config.metadata.name,
+            dry_run: settings.dry_run,
+        })?;
         return Ok(exit::SUCCESS);
     };
     let ns = settings.namespace.as_str();
@@ -133,11 +94,12 @@ pub async fn snapshots(
         results,
     )
     .await;
+    let interrupted = interrupt.code();
     let lost = match held {
         Some(h) => h.release().await,
         None => None,
     };
-    result.map(|code| lease::exit_code(code, lost.as_deref()))
+    result.map(|report| report.code(interrupted, lost.is_some()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -151,7 +113,7 @@ async fn prune(
     retention: &crate::config::Retention,
     interrupt: &Interrupt,
     results: &mut output::Results,
-) -> Result<u8, Error> {
+) -> Result<Report, Error> {
     let cfg = &settings.config.spec.snapshots;
     let snaps: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
     let selector = crate::model::labels::config_selector(config_name);
@@ -211,7 +173,6 @@ async fn prune(
         not_ready_grace: cfg.not_ready_grace,
     };
     let mut reports = Vec::new();
-    let mut failures = 0usize;
     let pause = Duration::from_secs_f64(1.0 / f64::from(cfg.max_deletes_per_second.max(1)));
     for (key, members) in &series {
         let steps: Vec<Step> = plan_series(members, &policy, &ctx, cfg.delete_after);
@@ -233,7 +194,6 @@ async fn prune(
                 error = apply(&snaps, step, pause).await.err();
                 match &error {
                     Some(e) => {
-                        failures += 1;
                         not_done += 1;
                         tracing::error!(snapshot = %step.name, "{e}");
                     }
@@ -264,86 +224,18 @@ async fn prune(
             },
         });
     }
-    let total = tally(std::iter::empty());
-    let total = reports.iter().fold(total, |mut t, r| {
-        t.kept += r.tally.kept;
-        t.marked += r.tally.marked;
-        t.pending += r.tally.pending;
-        t.deleted += r.tally.deleted;
-        t.rescued += r.tally.rescued;
-        t.held += r.tally.held;
-        t.failed += r.tally.failed;
-        t
-    });
-    results.emit(
-        || {
-        let mut text = format!(
-            "{}prune of config {config_name} in namespace {ns} at {} ({}): policy {retention}\n",
-            if settings.dry_run { "dry run: " } else { "" },
-            now.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z"),
-            settings.config.spec.timezone
-        );
-        for r in &reports {
-            text.push_str(&format!(
-                "\nPVC {} ({} snapshots)\n",
-                r.pvc,
-                r.snapshots.len()
-            ));
-            text.push_str(&format!(
-                "  {:<44} {:<25} {:<5} {:<44} {}\n",
-                "SNAPSHOT", "TIME", "READY", "ACTION", "REASONS"
-            ));
-            for s in &r.snapshots {
-                text.push_str(&format!(
-                    "  {:<44} {:<25} {:<5} {:<44} {}{}\n",
-                    s.name,
-                    s.time,
-                    if s.ready { "yes" } else { "no" },
-                    s.action,
-                    s.reasons,
-                    s.error
-                        .as_ref()
-                        .map(|e| format!(" [failed: {e}]"))
-                        .unwrap_or_default()
-                ));
-            }
-        }
-        text.push_str(&format!(
-            "\n{}kept {}, marked {}, pending {}, deleted {}, rescued {}, held {}{}{}\n",
-            if settings.dry_run { "would be: " } else { "" },
-            total.kept,
-            total.marked,
-            total.pending,
-            total.deleted,
-            total.rescued,
-            total.held,
-            if total.failed > 0 {
-                format!(", NOT DONE {} (see [failed: …] above)", total.failed)
-            } else {
-                String::new()
-            },
-            if settings.dry_run {
-                " (nothing was changed)"
-            } else {
-                ""
-            }
-        ));
-            text
-        },
-        || json!({
-            "namespace": ns, "config": config_name, "now": now.to_string(), "dryRun": settings.dry_run,
-            "series": reports,
-            "summary": {"kept": total.kept, "marked": total.marked, "pending": total.pending, "deleted": total.deleted, "rescued": total.rescued, "held": total.held, "failed": total.failed},
-        }),
-    )?;
-    if let Some(code) = interrupt.code() {
-        return Ok(code);
-    }
-    Ok(if failures > 0 {
-        exit::FAILURE
-    } else {
-        exit::SUCCESS
-    })
+    let report = Report {
+        namespace: ns.to_owned(),
+        config: config_name.to_owned(),
+        now,
+        tz: tz.clone(),
+        timezone: settings.config.spec.timezone.clone(),
+        policy: retention.to_string(),
+        dry_run: settings.dry_run,
+        series: reports,
+    };
+    results.report(&report)?;
+    Ok(report)
 }
 
 /// Applies one step: one merge patch of labels, or one deletion (then a pause for the rate).

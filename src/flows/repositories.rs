@@ -4,55 +4,28 @@
 //! `check --repositories` (borg check / restic check, optionally reading part of the data).
 
 use jiff::Timestamp;
-use serde::Serialize;
-use serde_json::json;
 
 use crate::config::Repository;
-use crate::error::{Error, exit};
-use crate::flows::movers::{self as mover, Verdict};
+use crate::error::Error;
+use crate::flows::movers as mover;
 use crate::kube::lease;
 use crate::mover::job::{Action, ArchiveDecision, Job, MoverEvent};
 use crate::mover::pod as moverpod;
 use crate::plan::backup::access;
 use crate::plan::lock::Lock;
+use crate::report::Verdict;
+use crate::report::repositories::{self as report, RepoRecord};
 use crate::runtime::output;
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
 
-/// What a job did on one repository.
-#[derive(Clone, Debug, Serialize)]
-pub struct RepoRecord {
-    /// The repository.
-    pub repository: String,
-    /// `borg` or `restic`.
-    pub engine: &'static str,
-    /// Whether it worked (and, for prune, its decisions were seen).
-    pub ok: bool,
-    /// `ok`, `failed`, or `unknown` (the mover exited 0 but its log, with the decisions, could
-    /// not be read).
-    pub outcome: Verdict,
-    /// `ok` or what went wrong.
-    pub result: String,
-    /// Prune decisions.
-    pub archives: Vec<ArchiveDecision>,
-}
-
-impl RepoRecord {
-    fn new(
-        repo: &Repository,
-        outcome: Verdict,
-        result: String,
-        archives: Vec<ArchiveDecision>,
-    ) -> Self {
-        RepoRecord {
-            repository: repo.name.clone(),
-            engine: repo.engine().name(),
-            ok: outcome == Verdict::Ok,
-            outcome,
-            result,
-            archives,
-        }
-    }
+fn record(
+    repo: &Repository,
+    outcome: Verdict,
+    result: String,
+    archives: Vec<ArchiveDecision>,
+) -> RepoRecord {
+    RepoRecord::new(&repo.name, repo.engine().name(), outcome, result, archives)
 }
 
 async fn run_jobs(
@@ -88,12 +61,7 @@ async fn run_jobs(
         }
         // A failure here is this repository's, and the lock is still released below.
         if let Err(e) = mover::ensure_cache(client, ns, &config.metadata.name, repo).await {
-            records.push(RepoRecord::new(
-                repo,
-                Verdict::Failed,
-                e.to_string(),
-                Vec::new(),
-            ));
+            records.push(record(repo, Verdict::Failed, e.to_string(), Vec::new()));
             continue;
         }
         let job = Job {
@@ -126,10 +94,10 @@ async fn run_jobs(
                     "ok (the mover exited 0; its log could not be read: {})",
                     o.log_error.as_deref().unwrap_or_default()
                 );
-                RepoRecord::new(repo, Verdict::Ok, why, o.archives)
+                record(repo, Verdict::Ok, why, o.archives)
             }
-            Ok(o) => RepoRecord::new(repo, o.verdict(), o.reason(), o.archives),
-            Err(e) => RepoRecord::new(repo, Verdict::Failed, e.to_string(), Vec::new()),
+            Ok(o) => record(repo, o.verdict(), o.reason(), o.archives),
+            Err(e) => record(repo, Verdict::Failed, e.to_string(), Vec::new()),
         };
         if !record.ok {
             tracing::error!(repository = %record.repository, "{}", record.result);
@@ -150,19 +118,6 @@ async fn run_jobs(
         });
     }
     Ok(records)
-}
-
-fn code(records: &[RepoRecord], interrupt: &Interrupt) -> u8 {
-    if let Some(c) = interrupt.code() {
-        return c;
-    }
-    if records.iter().all(|r| r.ok) {
-        exit::SUCCESS
-    } else if records.iter().any(|r| r.ok) {
-        exit::PARTIAL
-    } else {
-        exit::FAILURE
-    }
 }
 
 /// `kentledge prune` for the repositories with retention.
@@ -199,71 +154,11 @@ pub async fn prune(
         true,
     )
     .await?;
-    results.emit(
-        || render_prune(&records, dry_run),
-        || json!({"dryRun": dry_run, "repositories": records}),
-    )?;
-    Ok(code(&records, interrupt))
-}
-
-fn render_prune(records: &[RepoRecord], dry_run: bool) -> String {
-    let mut out = String::new();
-    for r in records {
-        if r.outcome == Verdict::Unknown {
-            out.push_str(&format!(
-                "repository {} ({}): {}: which archives were {} is not known\n",
-                r.repository,
-                r.engine,
-                r.result,
-                if dry_run {
-                    "kept and which would be deleted"
-                } else {
-                    "kept and which were deleted"
-                }
-            ));
-            continue;
-        }
-        let kept = r.archives.iter().filter(|a| a.keep).count();
-        let doomed = r.archives.len() - kept;
-        let deleted = r.archives.iter().filter(|a| a.deleted).count();
-        let done = if dry_run {
-            format!("{doomed} would be deleted")
-        } else if deleted == doomed {
-            format!("{deleted} deleted")
-        } else {
-            format!(
-                "{deleted} deleted, {} to delete NOT deleted",
-                doomed - deleted
-            )
-        };
-        out.push_str(&format!(
-            "repository {} ({}): {} archive(s), {kept} kept, {done}{}\n",
-            r.repository,
-            r.engine,
-            r.archives.len(),
-            if r.ok {
-                String::new()
-            } else {
-                format!(" — FAILED: {}", r.result)
-            }
-        ));
-        for a in &r.archives {
-            out.push_str(&format!(
-                "  {:<20} {:<56} {:<22} {:<11} {}\n",
-                a.series,
-                a.archive,
-                a.time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                match (a.keep, a.deleted, dry_run) {
-                    (true, _, _) => "keep",
-                    (false, _, true) => "delete",
-                    (false, true, false) => "deleted",
-                    (false, false, false) => "not deleted",
-                },
-                a.reasons
-            ));
-        }
-    }
-    out
+    results.report(&report::Prune {
+        records: &records,
+        dry_run,
+    })?;
+    Ok(report::code(&records, interrupt.code()))
 }
 
 /// `kentledge check --repositories` (no lock: checks only read).
@@ -289,24 +184,6 @@ pub async fn check(
         false,
     )
     .await?;
-    results.emit(
-        || {
-            let mut out = String::new();
-            for r in &records {
-                out.push_str(&format!(
-                    "repository {} ({}): {}\n",
-                    r.repository,
-                    r.engine,
-                    if r.ok {
-                        "no problems found".to_owned()
-                    } else {
-                        format!("FAILED: {}", r.result)
-                    }
-                ));
-            }
-            out
-        },
-        || json!({"repositories": records}),
-    )?;
-    Ok(code(&records, interrupt))
+    results.report(&report::Check { records: &records })?;
+    Ok(report::code(&records, interrupt.code()))
 }

@@ -207,15 +207,6 @@ async fn renew(
     }
 }
 
-/// The exit code of a run whose lock may have been lost: a run that was not alone is not a
-/// success, whatever its own results.
-pub fn exit_code(code: u8, lost: Option<&str>) -> u8 {
-    match lost {
-        Some(_) if code == crate::error::exit::SUCCESS => crate::error::exit::FAILURE,
-        _ => code,
-    }
-}
-
 impl Held {
     /// Stops renewing and frees the lock for the next run. Returns why the lock was lost during
     /// the run, if it was (then another run may have worked at the same time).

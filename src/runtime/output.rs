@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use crate::error::Error;
+use crate::report::Render;
 
 /// Result formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,11 @@ impl Results {
                 Ok(())
             }
         }
+    }
+
+    /// One report: its text printed now, its JSON merged into the document ([`Results::emit`]).
+    pub fn report(&mut self, report: &impl Render) -> Result<(), Error> {
+        self.emit(|| report.text(), || report.json())
     }
 
     /// Prints the JSON document, when there is one.

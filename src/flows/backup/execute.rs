@@ -18,6 +18,7 @@ use crate::model::labels::{backed_up_label, label_time};
 use crate::model::snapshots::VolumeSnapshot;
 use crate::mover::job::{Engine, MoverEvent};
 use crate::plan::backup::{Plan, VolumeJob};
+use crate::report::Verdict;
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
 
@@ -63,7 +64,7 @@ pub(super) async fn execute(
             }
             let _permit = permits.acquire().await;
             if interrupt.is_set() {
-                return record(j, mover::Verdict::Failed, "not started: interrupted".into(), None, 0.0);
+                return record(j, Verdict::Failed, "not started: interrupted".into(), None, 0.0);
             }
             let started = Instant::now();
             let shown = |text: String| {
@@ -100,7 +101,7 @@ pub(super) async fn execute(
                     let s = o.summary.clone().unwrap_or_default();
                     tracing::info!(pvc = %j.pvc, repository = %j.repository, archive = %s.archive,
                         read = s.bytes_read, added = s.bytes_added, files = s.files, seconds, "copied");
-                    let mut rec = record(j, mover::Verdict::Ok, "ok".into(), o.summary, seconds);
+                    let mut rec = record(j, Verdict::Ok, "ok".into(), o.summary, seconds);
                     rec.label_error = labelled.err();
                     rec
                 }
@@ -108,16 +109,16 @@ pub(super) async fn execute(
                     let why = o.reason();
                     tracing::error!(pvc = %j.pvc, repository = %j.repository,
                         "copy not confirmed, the snapshot is not labelled backed-up: {why}");
-                    record(j, mover::Verdict::Unknown, why, o.summary, seconds)
+                    record(j, Verdict::Unknown, why, o.summary, seconds)
                 }
                 Ok(o) => {
                     let why = o.reason();
                     tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {why}");
-                    record(j, mover::Verdict::Failed, why, o.summary, seconds)
+                    record(j, Verdict::Failed, why, o.summary, seconds)
                 }
                 Err(e) => {
                     tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {e}");
-                    record(j, mover::Verdict::Failed, e.to_string(), None, seconds)
+                    record(j, Verdict::Failed, e.to_string(), None, seconds)
                 }
             }
         }
@@ -127,7 +128,7 @@ pub(super) async fn execute(
 
 pub(super) fn record(
     j: &VolumeJob,
-    outcome: mover::Verdict,
+    outcome: Verdict,
     result: String,
     s: Option<crate::engines::progress::Summary>,
     seconds: f64,
@@ -143,7 +144,7 @@ pub(super) fn record(
         } else {
             s.archive
         },
-        ok: outcome == mover::Verdict::Ok,
+        ok: outcome == Verdict::Ok,
         outcome,
         result,
         label_error: None,

@@ -7,9 +7,8 @@
 //! path; leftovers of killed runs are swept first.
 
 mod execute;
-mod report;
 
-pub use report::{JobRecord, Report};
+pub use crate::report::backup::{JobRecord, Report};
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -25,6 +24,7 @@ use crate::kube::lease;
 use crate::model::labels::IN_USE_ANNOTATION;
 use crate::model::snapshots::VolumeSnapshot;
 use crate::plan;
+use crate::report::Verdict;
 use crate::runtime::output;
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
@@ -190,7 +190,7 @@ pub async fn run(
     };
     for j in report.jobs.iter().filter(|j| !j.ok) {
         let (reason, what) = match j.outcome {
-            mover::Verdict::Unknown => ("BackupResultUnknown", "not confirmed"),
+            Verdict::Unknown => ("BackupResultUnknown", "not confirmed"),
             _ => ("BackupFailed", "failed"),
         };
         crate::kube::events::record(
@@ -202,11 +202,8 @@ pub async fn run(
         )
         .await;
     }
-    results.emit(
-        || report.render(),
-        || serde_json::to_value(&report).unwrap_or_default(),
-    )?;
-    Ok(lease::exit_code(report.code(), lost.as_deref()))
+    results.report(&report)?;
+    Ok(report.code(lost.is_some()))
 }
 
 /// Sets (or removes) the in-use mark that keeps `prune` off a snapshot while it is copied.

@@ -6,9 +6,8 @@
 //! (they would not be consistent), wait for readiness, annotate, release the lock and report.
 
 mod execute;
-mod report;
 
-pub use report::{HookRecord, Report, SnapshotRecord};
+pub use crate::report::snapshot::{HookRecord, Report, SnapshotRecord};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -173,7 +172,7 @@ pub async fn run(
     progress.phase("releasing the run lock");
     let lost = held.release().await;
     drop(progress);
-    if report.code() != exit::SUCCESS {
+    if report.code(false) != exit::SUCCESS {
         for s in report.snapshots.iter().filter(|s| !s.ready) {
             crate::kube::events::record(
                 client,
@@ -188,11 +187,8 @@ pub async fn run(
             .await;
         }
     }
-    results.emit(
-        || report.render(),
-        || serde_json::to_value(&report).unwrap_or_default(),
-    )?;
-    Ok(lease::exit_code(report.code(), lost.as_deref()))
+    results.report(&report)?;
+    Ok(report.code(lost.is_some()))
 }
 
 /// Reports snapshots of earlier runs of this config that never became ready.

@@ -1,0 +1,328 @@
+//! What a backup run did: every copy's record, what was skipped or already copied, the exit
+//! code, and the text rendering (JSON is the serialized form).
+
+use indicatif::HumanBytes;
+use serde::Serialize;
+
+use crate::error::exit;
+use crate::plan::backup::{AlreadyCopied, SkippedVolume};
+use crate::report::table::{Column, Table};
+use crate::report::{self, Render, Run, Verdict};
+
+/// What happened to one copy.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobRecord {
+    /// The PVC.
+    pub pvc: String,
+    /// The repository.
+    pub repository: String,
+    /// `borg` or `restic`.
+    pub engine: &'static str,
+    /// The source snapshot.
+    pub snapshot: String,
+    /// The archive name or snapshot id.
+    pub archive: String,
+    /// Whether it worked (and what it did was seen).
+    pub ok: bool,
+    /// `ok`, `failed`, or `unknown` (the mover exited 0 but its log could not be read: no
+    /// `backed-up` label was written on a guess).
+    pub outcome: Verdict,
+    /// `ok` or what went wrong.
+    pub result: String,
+    /// Why the source snapshot could not be labelled `backed-up.kentledge.io/<repository>`
+    /// after a good copy (then the run is partial: the next backup copies it again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_error: Option<String>,
+    /// Bytes read from the volume.
+    pub bytes_read: u64,
+    /// New bytes stored.
+    pub bytes_added: u64,
+    /// Files read.
+    pub files: u64,
+    /// How long the copy took.
+    pub seconds: f64,
+}
+
+/// The run's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The run id.
+    pub run: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The copies.
+    pub jobs: Vec<JobRecord>,
+    /// PVCs left out.
+    pub skipped: Vec<SkippedVolume>,
+    /// Copies an earlier run made.
+    pub already: Vec<AlreadyCopied>,
+    /// What the config asks for that this version cannot copy yet (databases, buckets).
+    pub unavailable: Vec<String>,
+    /// The signal's exit code, when interrupted.
+    pub interrupted: Option<u8>,
+}
+
+impl Report {
+    /// Every target's verdict: each copy's, a failed one for each copy that could not be
+    /// labelled, and for each PVC skipped and each thing the config asks for that this version
+    /// cannot copy.
+    pub fn outcomes(&self) -> impl Iterator<Item = Verdict> + '_ {
+        let not_done = self.skipped.len() + self.unavailable.len();
+        self.jobs
+            .iter()
+            .map(|j| j.outcome)
+            .chain(
+                self.jobs
+                    .iter()
+                    .filter(|j| j.label_error.is_some())
+                    .map(|_| Verdict::Failed),
+            )
+            .chain(std::iter::repeat_n(Verdict::Failed, not_done))
+    }
+
+    /// 0 all copied; 3 some; 1 none (or nothing to copy and nothing copied before), or the run
+    /// lock was lost; 130/143 interrupted.
+    pub fn code(&self, lock_lost: bool) -> u8 {
+        let run = Run {
+            lock_lost,
+            empty: if self.already.is_empty() {
+                exit::FAILURE
+            } else {
+                exit::SUCCESS
+            },
+            ..Run::new(self.interrupted)
+        };
+        report::exit_code(self.outcomes(), run)
+    }
+}
+
+impl Render for Report {
+    /// The serialized form.
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The summary for people.
+    fn text(&self) -> String {
+        let mut out = format!("backup run {} in namespace {}\n", self.run, self.namespace);
+        let mut table = Table::new(
+            "  ",
+            vec![
+                Column::left("PVC").width(20),
+                Column::left("REPOSITORY").width(14),
+                Column::left("ENGINE").width(7),
+                Column::right("READ").width(10),
+                Column::right("ADDED").width(10),
+                Column::right("DEDUP").width(10),
+                Column::right("TIME").width(8),
+                Column::left("RESULT").gap(2),
+            ],
+        );
+        for j in &self.jobs {
+            table.row([
+                j.pvc.clone(),
+                j.repository.clone(),
+                j.engine.to_owned(),
+                HumanBytes(j.bytes_read).to_string(),
+                HumanBytes(j.bytes_added).to_string(),
+                HumanBytes(j.bytes_read.saturating_sub(j.bytes_added)).to_string(),
+                format!("{:.1}s", j.seconds),
+                if let (true, Some(e)) = (j.ok, &j.label_error) {
+                    format!("ok: {}, but {e}", j.archive)
+                } else if j.ok {
+                    format!("ok: {}", j.archive)
+                } else {
+                    j.result.clone()
+                },
+            ]);
+        }
+        out.push_str(&table.render());
+        for a in &self.already {
+            out.push_str(&format!(
+                "  {} → {}: already copied from {} ({})\n",
+                a.pvc, a.repository, a.snapshot, a.at
+            ));
+        }
+        for s in &self.skipped {
+            out.push_str(&format!("  skipped {}: {}\n", s.pvc, s.reason));
+        }
+        for u in &self.unavailable {
+            out.push_str(&format!(
+                "  NOT COPIED {u}: not available in this version\n"
+            ));
+        }
+        let ok = self.jobs.iter().filter(|j| j.ok).count();
+        out.push_str(&format!(
+            "{ok} of {} copies done{}\n",
+            self.jobs.len(),
+            match self.interrupted {
+                Some(c) => format!("; interrupted (exit {c}): clones and mover pods were deleted"),
+                None => String::new(),
+            }
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(pvc: &str, repository: &str, outcome: Verdict, result: &str) -> JobRecord {
+        JobRecord {
+            pvc: pvc.into(),
+            repository: repository.into(),
+            engine: "borg",
+            snapshot: format!("kentledge-shop-{pvc}-20261122-120000-ab12"),
+            archive: format!("kentledge_shop_shop_vol_{pvc}_2026-11-22T12-00-00Z"),
+            ok: outcome == Verdict::Ok,
+            outcome,
+            result: result.into(),
+            label_error: None,
+            bytes_read: 5 * 1024 * 1024 * 1024 + 300 * 1024 * 1024,
+            bytes_added: 12 * 1024 * 1024,
+            files: 1234,
+            seconds: 83.25,
+        }
+    }
+
+    /// A run with every kind of row: copied, copied but not labelled, failed, result unknown,
+    /// already copied, skipped, unavailable.
+    fn every_row() -> Report {
+        let mut unlabelled = job("logs", "offsite", Verdict::Ok, "ok");
+        unlabelled.engine = "restic";
+        unlabelled.label_error = Some(
+            "the snapshot could not be labelled backed-up.kentledge.io/offsite: forbidden".into(),
+        );
+        let mut failed = job(
+            "cache",
+            "local",
+            Verdict::Failed,
+            "borg create failed: exit code 2",
+        );
+        failed.bytes_read = 0;
+        failed.bytes_added = 0;
+        failed.seconds = 1.0;
+        Report {
+            run: "20261122-120500-cd34".into(),
+            namespace: "shop".into(),
+            jobs: vec![
+                job("data", "offsite", Verdict::Ok, "ok"),
+                unlabelled,
+                failed,
+                job(
+                    "media",
+                    "offsite",
+                    Verdict::Unknown,
+                    "result unknown: could not read the mover's log (refused)",
+                ),
+            ],
+            skipped: vec![SkippedVolume {
+                pvc: "scratch".into(),
+                reason: "no ready snapshot".into(),
+            }],
+            already: vec![AlreadyCopied {
+                pvc: "db".into(),
+                snapshot: "kentledge-shop-db-20261122-120000-ab12".into(),
+                repository: "offsite".into(),
+                at: "2026-11-22T12-03-00Z".into(),
+            }],
+            unavailable: vec!["database shopdb".into()],
+            interrupted: None,
+        }
+    }
+
+    #[test]
+    fn text() {
+        insta::assert_snapshot!("text", every_row().text());
+    }
+
+    #[test]
+    fn json() {
+        let json = serde_json::to_string_pretty(&every_row().json()).unwrap();
+        insta::assert_snapshot!("json", json);
+    }
+
+    #[test]
+    fn text_interrupted() {
+        let mut r = every_row();
+        r.jobs.truncate(1);
+        r.skipped.clear();
+        r.already.clear();
+        r.unavailable.clear();
+        r.interrupted = Some(exit::INTERRUPTED_SIGTERM);
+        insta::assert_snapshot!("text_interrupted", r.text());
+    }
+
+    #[test]
+    fn exit_codes() {
+        let ok = || job("data", "offsite", Verdict::Ok, "ok");
+        let failed = || job("data", "offsite", Verdict::Failed, "failed");
+        let unknown = || job("data", "offsite", Verdict::Unknown, "result unknown");
+        let base = || Report {
+            jobs: Vec::new(),
+            skipped: Vec::new(),
+            already: Vec::new(),
+            unavailable: Vec::new(),
+            ..every_row()
+        };
+        let with = |f: &dyn Fn(&mut Report)| {
+            let mut r = base();
+            f(&mut r);
+            r.code(false)
+        };
+        // Nothing to copy, nothing copied before: a failure.
+        assert_eq!(with(&|_| {}), exit::FAILURE);
+        // Everything was copied before.
+        assert_eq!(with(&|r| r.already = every_row().already), exit::SUCCESS);
+        assert_eq!(with(&|r| r.jobs = vec![ok(), ok()]), exit::SUCCESS);
+        assert_eq!(with(&|r| r.jobs = vec![ok(), failed()]), exit::PARTIAL);
+        assert_eq!(with(&|r| r.jobs = vec![ok(), unknown()]), exit::PARTIAL);
+        assert_eq!(with(&|r| r.jobs = vec![failed(), unknown()]), exit::FAILURE);
+        assert_eq!(with(&|r| r.jobs = vec![unknown()]), exit::FAILURE);
+        // A copy that could not be labelled makes the run partial, even alone.
+        let unlabelled = || {
+            let mut j = ok();
+            j.label_error = Some("forbidden".into());
+            j
+        };
+        assert_eq!(with(&|r| r.jobs = vec![unlabelled()]), exit::PARTIAL);
+        // Skipped and unavailable targets are not done.
+        let skipped = every_row().skipped;
+        assert_eq!(
+            with(&|r| {
+                r.jobs = vec![ok()];
+                r.skipped = skipped.clone();
+            }),
+            exit::PARTIAL
+        );
+        assert_eq!(
+            with(&|r| {
+                r.jobs = vec![ok()];
+                r.unavailable = vec!["bucket media".into()];
+            }),
+            exit::PARTIAL
+        );
+        // Copies made before do not make a run with nothing copied partial.
+        assert_eq!(
+            with(&|r| {
+                r.already = every_row().already;
+                r.skipped = skipped.clone();
+            }),
+            exit::FAILURE
+        );
+        assert_eq!(
+            with(&|r| {
+                r.jobs = vec![ok()];
+                r.interrupted = Some(exit::INTERRUPTED_SIGINT);
+            }),
+            exit::INTERRUPTED_SIGINT
+        );
+        // A run that lost its lock is not a success.
+        let mut all = base();
+        all.jobs = vec![ok()];
+        assert_eq!(all.code(true), exit::FAILURE);
+        all.jobs.push(failed());
+        assert_eq!(all.code(true), exit::PARTIAL);
+    }
+}
