@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 
 use super::{Fail, log};
 use crate::engines::{borg, restic};
+use crate::model::repository::{Kind, Location};
 use crate::mover::job::{Access, Engine, Failure, paths};
 
 /// The engine's environment and the repository's access settings.
 pub(super) struct Env {
     pub(super) access: Access,
+    /// The job's location, parsed (the one parser the config's validation uses).
+    pub(super) location: Location,
     pub(super) vars: Vec<(String, String)>,
     /// A private copy of the ssh key (secret volumes may be group-readable, which ssh refuses).
     pub(super) _key_dir: Option<PrivateDir>,
@@ -21,6 +24,12 @@ pub(super) struct Env {
 
 impl Env {
     pub(super) fn prepare(access: &Access) -> Result<Env, Fail> {
+        let location = Location::parse(access.engine, &access.location).map_err(|e| {
+            Fail::new(
+                Failure::BadJob,
+                format!("the job's repository location: {e}"),
+            )
+        })?;
         let mut vars: Vec<(String, String)> = Vec::new();
         let cache = PathBuf::from(paths::CACHE);
         let (key_dir, ssh_command) = match &access.ssh {
@@ -107,6 +116,7 @@ impl Env {
         }
         Ok(Env {
             access: access.clone(),
+            location,
             vars,
             _key_dir: key_dir,
             ssh_command,
@@ -123,9 +133,12 @@ impl Env {
 
     /// restic's global options: `-o sftp.command=…` for sftp repositories.
     pub(super) fn restic_options(&self) -> Vec<String> {
-        let command = sftp_target(&self.access.location).and_then(|(target, port)| {
-            self.ssh_argv(target, port, vec!["-s".into(), "sftp".into()])
-        });
+        let command = match self.location.kind() {
+            Kind::Sftp(t) => {
+                self.ssh_argv(t.destination(), t.port, vec!["-s".into(), "sftp".into()])
+            }
+            _ => None,
+        };
         match command {
             Some(argv) => vec!["-o".into(), format!("sftp.command={}", shell_words(&argv))],
             None => Vec::new(),
@@ -211,19 +224,4 @@ pub(super) fn copy_private(from: &Path, to: &Path) -> Result<(), Fail> {
         .map_err(|e| Fail::new(Failure::Failed, format!("writing {}: {e}", to.display())))?;
     f.write_all(&data)
         .map_err(|e| Fail::new(Failure::Failed, format!("writing {}: {e}", to.display())))
-}
-
-/// `user@host` and the port of an `sftp:` location (`sftp:user@host:/path` or
-/// `sftp://user@host:port//path`).
-pub(super) fn sftp_target(location: &str) -> Option<(String, Option<u16>)> {
-    let rest = location.strip_prefix("sftp:")?;
-    if let Some(url) = rest.strip_prefix("//") {
-        let authority = url.split('/').next()?;
-        match authority.rsplit_once(':') {
-            Some((h, p)) => Some((h.to_owned(), p.parse().ok())),
-            None => Some((authority.to_owned(), None)),
-        }
-    } else {
-        Some((rest.split(':').next()?.to_owned(), None))
-    }
 }

@@ -10,6 +10,7 @@ use super::env::Env;
 use super::process::{Output, diagnose, run};
 use super::{Fail, log};
 use crate::engines::borg;
+use crate::model::repository::Kind;
 use crate::model::units::HumanDuration;
 use crate::mover::job::{Engine, Failure};
 
@@ -30,60 +31,43 @@ pub(super) fn restic_holders(text: &str) -> Vec<String> {
 
 /// Holders of a borg repository's locks: the exclusive lock directory's entries and the roster.
 pub(super) fn borg_holders(env: &Env) -> Vec<String> {
-    let loc = &env.access.location;
-    let listing = if loc.starts_with('/') {
-        let mut s = String::new();
-        if let Ok(rd) = std::fs::read_dir(Path::new(loc).join("lock.exclusive")) {
-            for e in rd.flatten() {
-                s.push_str(&e.file_name().to_string_lossy());
-                s.push('\n');
+    let listing = match env.location.kind() {
+        Kind::Path => {
+            let loc = Path::new(env.location.as_str());
+            let mut s = String::new();
+            if let Ok(rd) = std::fs::read_dir(loc.join("lock.exclusive")) {
+                for e in rd.flatten() {
+                    s.push_str(&e.file_name().to_string_lossy());
+                    s.push('\n');
+                }
             }
+            s.push_str(&std::fs::read_to_string(loc.join("lock.roster")).unwrap_or_default());
+            s
         }
-        s.push_str(
-            &std::fs::read_to_string(Path::new(loc).join("lock.roster")).unwrap_or_default(),
-        );
-        s
-    } else if let Some(argv) = borg_ssh_target(loc).and_then(|(target, port, path)| {
         // Works where the key may run commands; with a `borg serve`-only key the holder stays
         // unknown, and an unknown holder is never broken.
-        env.ssh_argv(
-            target,
-            port,
-            vec![format!(
-                "ls -1 '{path}/lock.exclusive' 2>/dev/null; cat '{path}/lock.roster' 2>/dev/null"
-            )],
-        )
-    }) {
-        Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
+        Kind::Ssh(t) => env
+            .ssh_argv(
+                t.destination(),
+                t.port,
+                vec![format!(
+                    "ls -1 '{path}/lock.exclusive' 2>/dev/null; cat '{path}/lock.roster' 2>/dev/null",
+                    path = t.path
+                )],
+            )
+            .and_then(|argv| {
+                Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::null())
+                    .output()
+                    .ok()
+            })
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    } else {
-        String::new()
+            .unwrap_or_default(),
+        _ => String::new(),
     };
     parse_borg_locks(&listing)
-}
-
-/// `user@host`, port and path of a borg `ssh://` location (`/./rel` and `/~/rel` are relative to
-/// the home directory).
-pub(super) fn borg_ssh_target(loc: &str) -> Option<(String, Option<u16>, String)> {
-    let rest = loc.strip_prefix("ssh://")?;
-    let (authority, path) = rest.split_once('/')?;
-    let (target, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h.to_owned(), p.parse().ok()),
-        None => (authority.to_owned(), None),
-    };
-    let path = if let Some(rel) = path.strip_prefix("./") {
-        rel.to_owned()
-    } else if let Some(rel) = path.strip_prefix("~/") {
-        rel.to_owned()
-    } else {
-        format!("/{path}")
-    };
-    Some((target, port, path))
 }
 
 /// Lock entries (`host.pid-thread` file names, and the roster's `[host, pid, thread]` triples).

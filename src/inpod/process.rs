@@ -5,8 +5,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::env::{Env, sftp_target};
-use super::locks::{borg_ssh_target, restic_holders};
+use super::env::Env;
+use super::locks::restic_holders;
 use super::{Fail, emit, log};
 use crate::engines::progress::{self, Event};
 use crate::mover::job::{Engine, Failure, MoverEvent};
@@ -256,11 +256,10 @@ pub(super) fn diagnose(env: &Env, out: &Output) -> Fail {
         return f;
     }
     // borg hides ssh's words, and restic may exit before it relays them: ask ssh itself.
-    let loc = &env.access.location;
-    let Some(argv) = borg_ssh_target(loc)
-        .map(|(target, port, _)| (target, port))
-        .or_else(|| sftp_target(loc))
-        .and_then(|(target, port)| env.ssh_argv(target, port, vec!["true".into()]))
+    let Some(argv) = env
+        .location
+        .ssh_target()
+        .and_then(|t| env.ssh_argv(t.destination(), t.port, vec!["true".into()]))
     else {
         return f;
     };

@@ -1,11 +1,27 @@
 //! Unit tests of the in-pod side's pure parts: line reading, failure classes, lock listings,
 //! ssh targets, archive names.
 
-use super::env::sftp_target;
-use super::locks::{borg_ssh_target, parse_borg_locks, restic_holders};
+use super::locks::{parse_borg_locks, restic_holders};
 use super::process::{classify_borg, classify_restic, each_line};
 use super::prune::archive_time;
+use crate::model::repository::{Engine, Kind, Location};
 use crate::mover::job::Failure;
+
+/// Destination, port and path as the in-pod side reads them from a borg job's location.
+fn borg_ssh_target(loc: &str) -> Option<(String, Option<u16>, String)> {
+    match Location::parse(Engine::Borg, loc).ok()?.kind() {
+        Kind::Ssh(t) => Some((t.destination(), t.port, t.path.clone())),
+        _ => None,
+    }
+}
+
+/// Destination and port as the in-pod side reads them from a restic job's location.
+fn sftp_target(loc: &str) -> Option<(String, Option<u16>)> {
+    match Location::parse(Engine::Restic, loc).ok()?.kind() {
+        Kind::Sftp(t) => Some((t.destination(), t.port)),
+        _ => None,
+    }
+}
 
 #[test]
 fn engine_lines_that_are_not_utf8_do_not_end_the_reading() {
@@ -100,6 +116,20 @@ fn ssh_targets_of_locations() {
         Some(("restic@backup".into(), Some(2222)))
     );
     assert_eq!(sftp_target("rest:http://x/"), None);
+    // IPv6 hosts: ssh takes them bare.
+    assert_eq!(
+        borg_ssh_target("ssh://u@[::1]/r"),
+        Some(("u@::1".into(), None, "/r".into()))
+    );
+    assert_eq!(
+        borg_ssh_target("ssh://u@[::1]:2222/./r"),
+        Some(("u@::1".into(), Some(2222), "r".into()))
+    );
+    assert_eq!(
+        sftp_target("sftp://restic@[::1]:2222//srv/restic"),
+        Some(("restic@::1".into(), Some(2222)))
+    );
+    assert_eq!(borg_ssh_target("/repository/shop"), None);
 }
 
 #[test]
@@ -114,7 +144,7 @@ fn archive_names_carry_their_time() {
 #[test]
 fn the_ssh_command_is_one_list_and_quoted_only_where_an_engine_takes_a_string() {
     use super::env::{Env, shell_words};
-    use crate::mover::job::{Access, Engine};
+    use crate::mover::job::Access;
     let ssh: Vec<String> = [
         "ssh",
         "-o",
@@ -149,6 +179,7 @@ fn the_ssh_command_is_one_list_and_quoted_only_where_an_engine_takes_a_string() 
             compression: None,
             mover_prefix: "kentledge-mover-1a2b3c-".into(),
         },
+        location: Location::parse(Engine::Restic, "sftp://restic@backup:2222//srv/restic").unwrap(),
         vars: Vec::new(),
         _key_dir: None,
         ssh_command: Some(ssh.clone()),
@@ -168,5 +199,32 @@ fn the_ssh_command_is_one_list_and_quoted_only_where_an_engine_takes_a_string() 
     assert_eq!(
         env.ssh_argv("restic@backup".into(), Some(2222), vec!["true".into()]),
         Some(argv)
+    );
+}
+
+#[test]
+fn a_job_whose_location_does_not_parse_is_a_bad_job() {
+    use super::env::Env;
+    use crate::mover::job::Access;
+    let access = Access {
+        name: "offsite".into(),
+        engine: Engine::Borg,
+        location: "rest:http://backup/".into(),
+        init: None,
+        passphrase: false,
+        ssh: None,
+        lock_wait_secs: 600,
+        remote_path: None,
+        compression: None,
+        mover_prefix: "kentledge-mover-1a2b3c-".into(),
+    };
+    let Err(f) = Env::prepare(&access) else {
+        panic!("a borg job with a restic location")
+    };
+    assert_eq!(f.failure, Failure::BadJob);
+    assert!(
+        f.message.contains("not an ssh:// repository URL"),
+        "{}",
+        f.message
     );
 }

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
 
 use super::job::{Job, paths};
-use crate::config::{Mover, PvcPath, Repository, SecretKeyRef};
+use crate::config::{Mover, Place, PvcPath, Repository, RepositoryKind, SecretKeyRef};
 use crate::model::labels::{CONFIG, MANAGED_BY, MANAGER, PVC, RUN, short_hash};
 
 /// The label that says what a kentledge-made object is for (`mover`, `clone`).
@@ -242,10 +242,9 @@ pub fn cache_pvc(
 
 /// The PVC a repository lives on, if any.
 pub fn repo_pvc(repo: &Repository) -> Option<&PvcPath> {
-    match (&repo.borg, &repo.restic) {
-        (Some(b), _) => b.pvc.as_ref(),
-        (_, Some(r)) => r.pvc.as_ref(),
-        _ => None,
+    match repo.kind().place() {
+        Place::Volume(p) => Some(p),
+        Place::Remote(_) => None,
     }
 }
 
@@ -255,19 +254,12 @@ fn file(r: &SecretKeyRef, path: &str) -> Value {
 
 /// The projected-volume sources of a repository's secret files.
 fn secret_files(repo: &Repository) -> Vec<Value> {
-    let (pass, key, hosts) = match (&repo.borg, &repo.restic) {
-        (Some(b), _) => (
-            b.passphrase.as_ref(),
-            b.ssh_key.as_ref(),
-            b.known_hosts.as_ref(),
-        ),
-        (_, Some(r)) => (
-            Some(&r.password),
-            r.ssh_key.as_ref(),
-            r.known_hosts.as_ref(),
-        ),
-        _ => (None, None, None),
+    let kind = repo.kind();
+    let pass = match kind {
+        RepositoryKind::Borg(b) => b.passphrase.as_ref(),
+        RepositoryKind::Restic(r) => Some(&r.password),
     };
+    let (key, hosts) = kind.ssh_secrets();
     let mut out = Vec::new();
     if let Some(p) = pass {
         out.push(file(p, "passphrase"));
@@ -288,7 +280,7 @@ fn secret_ref(name: &str, r: &SecretKeyRef) -> Value {
 /// Environment of the engine: S3 keys and the config's extra variables, by reference.
 fn secret_env(repo: &Repository) -> Vec<Value> {
     let mut env = Vec::new();
-    if let Some(r) = &repo.restic {
+    if let RepositoryKind::Restic(r) = repo.kind() {
         if let Some(s3) = &r.s3 {
             env.push(secret_ref("AWS_ACCESS_KEY_ID", &s3.access_key_id));
             env.push(secret_ref("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key));

@@ -1,7 +1,7 @@
 //! The plan of a volume backup run, as data: for each selected PVC its source snapshot (the
 //! newest ready one of this config, or `--from`), and for each repository a job: the clone PVC,
 //! the mover pod and the archive it writes. Also how repositories are reached from a mover
-//! ([`access`]) and the `--dry-run` rendering. No I/O.
+//! ([`location`], [`access`]) and the `--dry-run` rendering. No I/O.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -11,9 +11,12 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde::Serialize;
 
-use crate::config::{BorgEncryption, Config, Repository, ResticCompression};
+use crate::config::{
+    BorgEncryption, Config, Place, Repository, RepositoryKind, ResticCompression, SecretKeyRef,
+};
 use crate::engines::{Series, SeriesKind};
 use crate::model::labels::{PVC, PVC_ANNOTATION};
+use crate::model::repository::Location;
 use crate::model::snapshots::{VolumeSnapshot, cut_time, is_ready};
 use crate::mover::job::{Access, Action, Engine, Job, Ssh, paths};
 use crate::mover::pod::{self, CloneSource, Context};
@@ -112,54 +115,55 @@ pub struct Inputs<'a> {
     pub owner: Option<&'a OwnerReference>,
 }
 
+/// Where a mover finds a repository of the config: its location, or a path under
+/// [`paths::REPOSITORY`] for one kept on a PVC.
+pub fn location(repo: &Repository) -> Location {
+    let kind = repo.kind();
+    let text = match kind.place() {
+        Place::Remote(r) => r.to_owned(),
+        Place::Volume(p) => match p.path.as_deref().map(|s| s.trim_matches('/')) {
+            Some(sub) if !sub.is_empty() => format!("{}/{sub}", paths::REPOSITORY),
+            _ => paths::REPOSITORY.to_owned(),
+        },
+    };
+    Location::parse(kind.engine(), &text).unwrap_or_else(|e| {
+        panic!(
+            "repository {}: validation accepts its location: {e}",
+            repo.name
+        )
+    })
+}
+
 /// How a mover reaches a repository of the config.
 pub fn access(repo: &Repository, namespace: &str) -> Access {
-    let location =
-        |remote: &Option<String>, pvc: &Option<crate::config::PvcPath>| match (remote, pvc) {
-            (Some(r), _) => r.clone(),
-            (None, Some(p)) => match p.path.as_deref().map(|s| s.trim_matches('/')) {
-                Some(sub) if !sub.is_empty() => format!("{}/{sub}", paths::REPOSITORY),
-                _ => paths::REPOSITORY.to_owned(),
-            },
-            (None, None) => String::new(),
-        };
+    let location = location(repo);
     let mover_prefix = pod::mover_prefix(namespace);
-    match (&repo.borg, &repo.restic) {
-        (Some(b), _) => Access {
+    let ssh = |key: &Option<SecretKeyRef>, known_hosts: &Option<SecretKeyRef>, insecure: bool| {
+        location.ssh_target().map(|_| Ssh {
+            key: key.is_some(),
+            known_hosts: known_hosts.is_some(),
+            insecure,
+        })
+    };
+    match repo.kind() {
+        RepositoryKind::Borg(b) => Access {
             name: repo.name.clone(),
             engine: Engine::Borg,
-            location: location(&b.repository, &b.pvc),
             init: b.init.then(|| encryption(b.encryption).to_owned()),
             passphrase: b.passphrase.is_some(),
-            ssh: b
-                .repository
-                .as_deref()
-                .filter(|r| r.starts_with("ssh://"))
-                .map(|_| Ssh {
-                    key: b.ssh_key.is_some(),
-                    known_hosts: b.known_hosts.is_some(),
-                    insecure: b.insecure_skip_host_key_check,
-                }),
+            ssh: ssh(&b.ssh_key, &b.known_hosts, b.insecure_skip_host_key_check),
             lock_wait_secs: b.lock_wait.as_secs(),
             remote_path: b.remote_path.clone(),
             compression: b.compression.clone(),
+            location: location.to_string(),
             mover_prefix,
         },
-        (_, Some(r)) => Access {
+        RepositoryKind::Restic(r) => Access {
             name: repo.name.clone(),
             engine: Engine::Restic,
-            location: location(&r.repository, &r.pvc),
             init: r.init.then(String::new),
             passphrase: true,
-            ssh: r
-                .repository
-                .as_deref()
-                .filter(|l| l.starts_with("sftp:"))
-                .map(|_| Ssh {
-                    key: r.ssh_key.is_some(),
-                    known_hosts: r.known_hosts.is_some(),
-                    insecure: r.insecure_skip_host_key_check,
-                }),
+            ssh: ssh(&r.ssh_key, &r.known_hosts, r.insecure_skip_host_key_check),
             lock_wait_secs: r.lock_wait.as_secs(),
             remote_path: None,
             compression: r.compression.map(|c| {
@@ -170,9 +174,9 @@ pub fn access(repo: &Repository, namespace: &str) -> Access {
                 }
                 .to_owned()
             }),
+            location: location.to_string(),
             mover_prefix,
         },
-        _ => unreachable!("validation requires borg or restic"),
     }
 }
 

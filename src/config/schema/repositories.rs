@@ -205,27 +205,87 @@ pub struct CacheVolume {
     pub storage_class_name: Option<String>,
 }
 
+/// A repository's engine and its settings: what [`Repository::kind`] returns.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RepositoryKind<'a> {
+    /// A BorgBackup repository.
+    Borg(&'a BorgRepository),
+    /// A restic repository.
+    Restic(&'a ResticRepository),
+}
+
+/// Where a repository is, as the config writes it (validation guarantees exactly one of
+/// `repository`, `pvc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place<'a> {
+    /// The engine's location string (`ssh://…`, `sftp:…`, `rest:…`, …).
+    Remote(&'a str),
+    /// A path inside a PVC of the namespace.
+    Volume(&'a PvcPath),
+}
+
+impl<'a> RepositoryKind<'a> {
+    /// Which engine.
+    pub fn engine(self) -> Engine {
+        match self {
+            RepositoryKind::Borg(_) => Engine::Borg,
+            RepositoryKind::Restic(_) => Engine::Restic,
+        }
+    }
+
+    /// Where the repository is (validated configs only).
+    pub fn place(self) -> Place<'a> {
+        let (repository, pvc) = match self {
+            RepositoryKind::Borg(b) => (&b.repository, &b.pvc),
+            RepositoryKind::Restic(r) => (&r.repository, &r.pvc),
+        };
+        match (repository, pvc) {
+            (Some(r), None) => Place::Remote(r),
+            (None, Some(p)) => Place::Volume(p),
+            _ => panic!("validation requires exactly one of repository, pvc"),
+        }
+    }
+
+    /// The Secrets of the ssh client: the private key and known_hosts.
+    pub fn ssh_secrets(self) -> (Option<&'a SecretKeyRef>, Option<&'a SecretKeyRef>) {
+        match self {
+            RepositoryKind::Borg(b) => (b.ssh_key.as_ref(), b.known_hosts.as_ref()),
+            RepositoryKind::Restic(r) => (r.ssh_key.as_ref(), r.known_hosts.as_ref()),
+        }
+    }
+}
+
 impl Repository {
+    /// The engine and its settings, when exactly one of `borg`, `restic` is set (validation
+    /// reports the others).
+    pub fn try_kind(&self) -> Option<RepositoryKind<'_>> {
+        match (&self.borg, &self.restic) {
+            (Some(b), None) => Some(RepositoryKind::Borg(b)),
+            (None, Some(r)) => Some(RepositoryKind::Restic(r)),
+            _ => None,
+        }
+    }
+
+    /// The engine and its settings (validated configs only: exactly one of `borg`, `restic`).
+    pub fn kind(&self) -> RepositoryKind<'_> {
+        self.try_kind().unwrap_or_else(|| {
+            panic!(
+                "repository {}: validation requires exactly one of borg, restic",
+                self.name
+            )
+        })
+    }
+
     /// Which engine keeps the repository.
     pub fn engine(&self) -> Engine {
-        if self.borg.is_some() {
-            Engine::Borg
-        } else {
-            Engine::Restic
-        }
+        self.kind().engine()
     }
 
     /// Where the repository is, for people (never contains a secret: credentials are references).
     pub fn location(&self) -> String {
-        let (repo, pvc) = match (&self.borg, &self.restic) {
-            (Some(b), _) => (&b.repository, &b.pvc),
-            (_, Some(r)) => (&r.repository, &r.pvc),
-            _ => return String::new(),
-        };
-        match (repo, pvc) {
-            (Some(r), _) => r.clone(),
-            (_, Some(p)) => format!("pvc {}/{}", p.claim_name, p.path.as_deref().unwrap_or("")),
-            _ => String::new(),
+        match self.kind().place() {
+            Place::Remote(r) => r.to_owned(),
+            Place::Volume(p) => format!("pvc {}/{}", p.claim_name, p.path.as_deref().unwrap_or("")),
         }
     }
 }

@@ -6,83 +6,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Problems, validate_pvc_path, validate_retention, validate_secret_ref};
 use crate::config::schema::*;
 use crate::model::names::{check_dns1123_label, check_dns1123_subdomain};
+use crate::model::repository::{Engine, Kind, Location};
 use crate::model::units::check_quantity;
 
-/// Checks `ssh://user@host[:port]/path`.
-pub(super) fn check_ssh_url(url: &str) -> Result<(), String> {
-    let err =
-        || format!("{url:?} is not an ssh:// repository URL, expected ssh://user@host[:port]/path");
-    let rest = url.strip_prefix("ssh://").ok_or_else(err)?;
-    let (authority, path) = rest.split_once('/').ok_or_else(err)?;
-    let (user, hostport) = authority.split_once('@').ok_or_else(err)?;
-    if user.is_empty() || path.is_empty() {
-        return Err(err());
+pub(super) use crate::model::repository::check_http_url;
+
+/// A repository's location as the config may write it: what [`Location::parse`] takes, except a
+/// path, which only the mover's own volume provides.
+pub(super) fn check_location(engine: Engine, text: &str) -> Result<Location, String> {
+    let location = Location::parse(engine, text)?;
+    if location.is_path() {
+        return Err(in_pod(text));
     }
-    let host = if let Some(h) = hostport.strip_prefix('[') {
-        let (h, after) = h.split_once(']').ok_or_else(err)?;
-        if !after.is_empty() {
-            let port = after.strip_prefix(':').ok_or_else(err)?;
-            port.parse::<u16>().map_err(|_| err())?;
-        }
-        h
-    } else {
-        match hostport.split_once(':') {
-            Some((h, port)) => {
-                port.parse::<u16>()
-                    .map_err(|_| format!("{url:?}: port {port:?} is not a number 1-65535"))?;
-                h
-            }
-            None => hostport,
-        }
-    };
-    if host.is_empty() {
-        return Err(err());
-    }
-    Ok(())
+    Ok(location)
 }
 
-/// Checks an http(s) URL with a host.
-pub(super) fn check_http_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok(())
-}
-
-/// The scheme of a restic repository string, after checking it.
-pub(super) fn check_restic_repository(repo: &str) -> Result<&'static str, String> {
-    if repo.starts_with('/') || repo.starts_with("local:") {
-        return Err(format!(
-            "{repo:?} is a path inside the mover pod; to keep a repository on a volume use pvc: {{claimName: …}}"
-        ));
-    }
-    for scheme in ["sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone"] {
-        if let Some(rest) = repo.strip_prefix(scheme).and_then(|r| r.strip_prefix(':')) {
-            if rest.is_empty() {
-                return Err(format!("{repo:?}: nothing after {scheme}:"));
-            }
-            if scheme == "rest" {
-                check_http_url(rest)?;
-            }
-            if scheme == "s3" && (rest.starts_with("http://") || rest.starts_with("https://")) {
-                check_http_url(rest)?;
-            }
-            return Ok(match scheme {
-                "sftp" => "sftp",
-                "rest" => "rest",
-                "s3" => "s3",
-                _ => "other",
-            });
-        }
-    }
-    Err(format!(
-        "{repo:?} is not a restic repository, expected one of sftp:, rest:, s3:, b2:, azure:, gs:, swift:, rclone:"
-    ))
+fn in_pod(text: &str) -> String {
+    format!(
+        "{text:?} is a path inside the mover pod; to keep a repository on a volume use pvc: {{claimName: …}}"
+    )
 }
 
 /// Checks the repositories; returns their names.
@@ -100,10 +42,10 @@ pub(super) fn validate_repositories(p: &mut Problems, repos: &[Repository]) -> B
                 ),
             );
         }
-        match (&r.borg, &r.restic) {
-            (Some(b), None) => validate_borg(p, &format!("{path}.borg"), b),
-            (None, Some(rs)) => validate_restic(p, &format!("{path}.restic"), rs),
-            _ => p.add(&path, "exactly one of borg, restic must be set"),
+        match r.try_kind() {
+            Some(RepositoryKind::Borg(b)) => validate_borg(p, &format!("{path}.borg"), b),
+            Some(RepositoryKind::Restic(rs)) => validate_restic(p, &format!("{path}.restic"), rs),
+            None => p.add(&path, "exactly one of borg, restic must be set"),
         }
         if let Some(ret) = &r.retention {
             validate_retention(p, &format!("{path}.retention"), ret);
@@ -168,14 +110,10 @@ pub(super) fn validate_ssh_credentials(
 
 pub(super) fn validate_borg(p: &mut Problems, path: &str, b: &BorgRepository) {
     match (&b.repository, &b.pvc) {
-        (Some(url), None) => {
-            if url.starts_with('/') {
-                p.add(
-                    format!("{path}.repository"),
-                    format!("{url:?} is a path inside the mover pod; to keep a repository on a volume use pvc: {{claimName: …}}"),
-                );
-            } else {
-                p.check(format!("{path}.repository"), check_ssh_url(url));
+        (Some(url), None) => match Location::parse(Engine::Borg, url) {
+            Ok(l) if l.is_path() => p.add(format!("{path}.repository"), in_pod(url)),
+            parsed => {
+                p.check(format!("{path}.repository"), parsed.map(drop));
                 validate_ssh_credentials(
                     p,
                     path,
@@ -184,7 +122,7 @@ pub(super) fn validate_borg(p: &mut Problems, path: &str, b: &BorgRepository) {
                     b.insecure_skip_host_key_check,
                 );
             }
-        }
+        },
         (None, Some(v)) => {
             validate_pvc_path(p, &format!("{path}.pvc"), v);
             for (field, set) in [
@@ -231,9 +169,10 @@ pub(super) fn validate_borg(p: &mut Problems, path: &str, b: &BorgRepository) {
 
 pub(super) fn validate_restic(p: &mut Problems, path: &str, r: &ResticRepository) {
     validate_secret_ref(p, &format!("{path}.password"), &r.password);
-    let scheme = match (&r.repository, &r.pvc) {
-        (Some(repo), None) => match check_restic_repository(repo) {
-            Ok(s) => Some(s),
+    // The location's kind; `None` when it is not known (reported already).
+    let kind = match (&r.repository, &r.pvc) {
+        (Some(repo), None) => match check_location(Engine::Restic, repo) {
+            Ok(l) => Some(l.kind().clone()),
             Err(m) => {
                 p.add(format!("{path}.repository"), m);
                 None
@@ -241,14 +180,14 @@ pub(super) fn validate_restic(p: &mut Problems, path: &str, r: &ResticRepository
         },
         (None, Some(v)) => {
             validate_pvc_path(p, &format!("{path}.pvc"), v);
-            Some("pvc")
+            Some(Kind::Path)
         }
         _ => {
             p.add(path, "exactly one of repository, pvc must be set");
             None
         }
     };
-    if scheme == Some("sftp") {
+    if matches!(kind, Some(Kind::Sftp(_))) {
         validate_ssh_credentials(
             p,
             path,
@@ -256,7 +195,7 @@ pub(super) fn validate_restic(p: &mut Problems, path: &str, r: &ResticRepository
             &r.known_hosts,
             r.insecure_skip_host_key_check,
         );
-    } else if scheme.is_some() {
+    } else if kind.is_some() {
         for (field, set) in [
             ("sshKey", r.ssh_key.is_some()),
             ("knownHosts", r.known_hosts.is_some()),
@@ -271,7 +210,7 @@ pub(super) fn validate_restic(p: &mut Problems, path: &str, r: &ResticRepository
         }
     }
     if let Some(s3) = &r.s3 {
-        if scheme.is_some() && scheme != Some("s3") {
+        if kind.is_some() && kind != Some(Kind::S3) {
             p.add(format!("{path}.s3"), "only used with an s3: repository");
         }
         validate_secret_ref(p, &format!("{path}.s3.accessKeyId"), &s3.access_key_id);
@@ -321,6 +260,21 @@ pub(super) fn validate_restic(p: &mut Problems, path: &str, r: &ResticRepository
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The checks as validation makes them of `borg.repository`.
+    fn check_ssh_url(url: &str) -> Result<(), String> {
+        check_location(Engine::Borg, url).map(drop)
+    }
+
+    /// The checks as validation makes them of `restic.repository`, and the scheme.
+    fn check_restic_repository(repo: &str) -> Result<&'static str, String> {
+        Ok(match check_location(Engine::Restic, repo)?.kind() {
+            Kind::Sftp(_) => "sftp",
+            Kind::Rest => "rest",
+            Kind::S3 => "s3",
+            _ => "other",
+        })
+    }
 
     #[test]
     fn ssh_urls() {
