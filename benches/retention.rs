@@ -7,15 +7,15 @@ use std::time::{Duration, Instant};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use kentledge::model::units::HumanDuration;
-use kentledge::plan::prune::{Observed, plan_series, tally};
-use kentledge::plan::retention::{Context, Member, Policy};
+use kentledge::plan::prune::{Candidate, plan_series, tally};
+use kentledge::plan::retention::{Clock, Member, Policy};
 
 fn main() {
     let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-    let series: Vec<Vec<Observed>> = (0..1_000)
+    let series: Vec<Vec<Candidate>> = (0..1_000)
         .map(|p| {
             (0..100)
-                .map(|i| Observed {
+                .map(|i| Candidate {
                     member: Member {
                         id: format!("pvc-{p}-{i:03}"),
                         time: start
@@ -39,7 +39,7 @@ fn main() {
         yearly: 2,
         ..Policy::default()
     };
-    let ctx = Context {
+    let ctx = Clock {
         tz: TimeZone::get("Europe/Berlin").unwrap(),
         now: "2026-02-01T00:00:00Z".parse().unwrap(),
         not_ready_grace: HumanDuration::from_secs(86_400),

@@ -19,8 +19,8 @@ use crate::error::{Error, exit};
 use crate::kube::lease;
 use crate::model::snapshots::VolumeSnapshot;
 use crate::plan::lock::Lock;
-use crate::plan::prune::{Action, Observed, Step, plan_series, series, tally};
-use crate::plan::retention::{Context, Policy};
+use crate::plan::prune::{Candidate, Disposition, Step, plan_series, series, tally};
+use crate::plan::retention::{Clock, Policy};
 use crate::report::prune::{self as report, Report, SeriesReport, StepReport, action_text};
 use crate::runtime::output;
 use crate::runtime::signals::Interrupt;
@@ -167,7 +167,7 @@ async fn prune(
     }
     let (series, pvc_names) = (grouped.members, grouped.pvc_names);
     let policy = Policy::from(retention);
-    let ctx = Context {
+    let ctx = Clock {
         tz: tz.clone(),
         now,
         not_ready_grace: cfg.not_ready_grace,
@@ -176,7 +176,7 @@ async fn prune(
     let pause = Duration::from_secs_f64(1.0 / f64::from(cfg.max_deletes_per_second.max(1)));
     for (key, members) in &series {
         let steps: Vec<Step> = plan_series(members, &policy, &ctx, cfg.delete_after);
-        let by_name: BTreeMap<&str, &Observed> =
+        let by_name: BTreeMap<&str, &Candidate> =
             members.iter().map(|o| (o.member.id.as_str(), o)).collect();
         let mut out = Vec::new();
         // Only what was done is counted as done.
@@ -240,7 +240,7 @@ async fn prune(
 
 /// Applies one step: one merge patch of labels, or one deletion (then a pause for the rate).
 async fn apply(snaps: &Api<VolumeSnapshot>, step: &Step, pause: Duration) -> Result<(), String> {
-    if step.action == Action::Delete {
+    if step.action == Disposition::Delete {
         match snaps.delete(&step.name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}

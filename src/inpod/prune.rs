@@ -114,7 +114,7 @@ pub(super) fn prune(
     let tz = TimeZone::get(timezone)
         .map_err(|e| Fail::new(Failure::BadJob, format!("time zone {timezone}: {e}")))?;
     let policy = retention.policy();
-    let ctx = retention::Context {
+    let ctx = retention::Clock {
         tz,
         now,
         not_ready_grace: HumanDuration::from_secs(0),

@@ -17,7 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::model::labels::{DELETE_AFTER, keep_label, label_time, parse_label_time};
 use crate::model::units::HumanDuration;
-use crate::plan::retention::{Context, Decision, Member, Policy, Reason, Rule, evaluate};
+use crate::plan::retention::{Clock, Decision, Member, Policy, Reason, Rule, evaluate};
 
 /// Why a snapshot that retention would delete must stay.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,9 +48,9 @@ impl std::fmt::Display for Protection {
     }
 }
 
-/// One snapshot as observed.
+/// A snapshot of a series as prune weighs it: its retention member, labels and protections.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Observed {
+pub struct Candidate {
     /// Name, time, readiness, pin.
     pub member: Member,
     /// Its current labels (only kentledge's matter).
@@ -61,7 +61,7 @@ pub struct Observed {
 
 /// What prune does with one snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum Disposition {
     /// Kept by retention (labels may change).
     Keep,
     /// Kept, and a delete-after mark was removed: it came back into retention or was pinned.
@@ -84,16 +84,16 @@ pub struct Step {
     /// The retention verdict and its reasons.
     pub decision: Decision,
     /// What happens.
-    pub action: Action,
+    pub action: Disposition,
     /// Label changes in one merge patch: `Some(v)` sets, `None` removes. Empty: no call.
     pub labels: BTreeMap<String, Option<String>>,
 }
 
 /// Plans one series. `grace` is the time between mark and deletion.
 pub fn plan_series(
-    snapshots: &[Observed],
+    snapshots: &[Candidate],
     policy: &Policy,
-    ctx: &Context,
+    ctx: &Clock,
     grace: HumanDuration,
 ) -> Vec<Step> {
     let members: Vec<Member> = snapshots.iter().map(|s| s.member.clone()).collect();
@@ -105,7 +105,7 @@ pub fn plan_series(
         .collect()
 }
 
-fn plan_one(s: &Observed, decision: Decision, now: Timestamp, grace: HumanDuration) -> Step {
+fn plan_one(s: &Candidate, decision: Decision, now: Timestamp, grace: HumanDuration) -> Step {
     // Wanted keep-* labels: exactly the periods that keep it.
     let mut wanted: BTreeMap<String, String> = BTreeMap::new();
     if decision.keep {
@@ -135,19 +135,19 @@ fn plan_one(s: &Observed, decision: Decision, now: Timestamp, grace: HumanDurati
     let action = if decision.keep {
         if mark.is_some() {
             labels.insert(DELETE_AFTER.to_owned(), None);
-            Action::Rescue
+            Disposition::Rescue
         } else {
-            Action::Keep
+            Disposition::Keep
         }
     } else if !s.protections.is_empty() {
-        Action::Hold(s.protections.clone())
+        Disposition::Hold(s.protections.clone())
     } else if never_ready {
         // Its grace period already ran (not-ready grace); nothing to restore from.
-        Action::Delete
+        Disposition::Delete
     } else {
         match mark.and_then(|m| parse_label_time(m)) {
-            Some(at) if at <= now => Action::Delete,
-            Some(at) => Action::Pending(at),
+            Some(at) if at <= now => Disposition::Delete,
+            Some(at) => Disposition::Pending(at),
             None => {
                 // No mark (or an unreadable one): mark now.
                 let at = now
@@ -156,11 +156,11 @@ fn plan_one(s: &Observed, decision: Decision, now: Timestamp, grace: HumanDurati
                     ))
                     .unwrap_or(now);
                 labels.insert(DELETE_AFTER.to_owned(), Some(label_time(at)));
-                Action::Mark(at)
+                Disposition::Mark(at)
             }
         }
     };
-    if action == Action::Delete {
+    if action == Disposition::Delete {
         labels.clear();
     }
     Step {
@@ -195,15 +195,15 @@ pub fn tally<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Tally {
     let mut t = Tally::default();
     for s in steps {
         match s.action {
-            Action::Keep => t.kept += 1,
-            Action::Rescue => {
+            Disposition::Keep => t.kept += 1,
+            Disposition::Rescue => {
                 t.kept += 1;
                 t.rescued += 1;
             }
-            Action::Mark(_) => t.marked += 1,
-            Action::Pending(_) => t.pending += 1,
-            Action::Delete => t.deleted += 1,
-            Action::Hold(_) => {
+            Disposition::Mark(_) => t.marked += 1,
+            Disposition::Pending(_) => t.pending += 1,
+            Disposition::Delete => t.deleted += 1,
+            Disposition::Hold(_) => {
                 t.kept += 1;
                 t.held += 1;
             }
@@ -222,8 +222,8 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn snap(name: &str, time: &str) -> Observed {
-        Observed {
+    fn snap(name: &str, time: &str) -> Candidate {
+        Candidate {
             member: Member {
                 id: name.into(),
                 time: ts(time),
@@ -235,8 +235,8 @@ mod tests {
         }
     }
 
-    fn ctx(now: &str) -> Context {
-        Context {
+    fn ctx(now: &str) -> Clock {
+        Clock {
             tz: TimeZone::UTC,
             now: ts(now),
             not_ready_grace: HumanDuration::from_secs(3600),
@@ -263,7 +263,7 @@ mod tests {
             &ctx("2026-11-21T12:00:00Z"),
             DAY,
         );
-        assert_eq!(plan[0].action, Action::Keep);
+        assert_eq!(plan[0].action, Disposition::Keep);
         assert_eq!(
             plan[0].labels,
             BTreeMap::from([
@@ -283,7 +283,10 @@ mod tests {
             snap("b", "2026-11-21T10:00:00Z"),
         ];
         let first = plan_series(&snaps, &daily(1), &ctx("2026-11-21T12:00:00Z"), DAY);
-        assert_eq!(first[0].action, Action::Mark(ts("2026-11-22T12:00:00Z")));
+        assert_eq!(
+            first[0].action,
+            Disposition::Mark(ts("2026-11-22T12:00:00Z"))
+        );
         assert_eq!(
             first[0].labels[DELETE_AFTER],
             Some("20261122T120000Z".to_owned())
@@ -294,13 +297,16 @@ mod tests {
             .labels
             .insert(DELETE_AFTER.into(), "20261122T120000Z".into());
         let early = plan_series(&marked, &daily(1), &ctx("2026-11-22T11:59:59Z"), DAY);
-        assert_eq!(early[0].action, Action::Pending(ts("2026-11-22T12:00:00Z")));
+        assert_eq!(
+            early[0].action,
+            Disposition::Pending(ts("2026-11-22T12:00:00Z"))
+        );
         assert!(
             early[0].labels.is_empty(),
             "a pending snapshot needs no API call"
         );
         let due = plan_series(&marked, &daily(1), &ctx("2026-11-22T12:00:00Z"), DAY);
-        assert_eq!(due[0].action, Action::Delete);
+        assert_eq!(due[0].action, Disposition::Delete);
         assert_eq!(
             tally(&due),
             Tally {
@@ -319,7 +325,10 @@ mod tests {
         ];
         // Mark removed by hand: marked again from now, not deleted.
         let plan = plan_series(&snaps, &daily(1), &ctx("2026-11-25T00:00:00Z"), DAY);
-        assert_eq!(plan[0].action, Action::Mark(ts("2026-11-26T00:00:00Z")));
+        assert_eq!(
+            plan[0].action,
+            Disposition::Mark(ts("2026-11-26T00:00:00Z"))
+        );
         // Pinned while marked: the mark goes.
         let mut pinned = snaps.clone();
         pinned[0].member.pinned = true;
@@ -327,7 +336,7 @@ mod tests {
             .labels
             .insert(DELETE_AFTER.into(), "20261120T000000Z".into());
         let plan = plan_series(&pinned, &daily(1), &ctx("2026-11-25T00:00:00Z"), DAY);
-        assert_eq!(plan[0].action, Action::Rescue);
+        assert_eq!(plan[0].action, Disposition::Rescue);
         assert_eq!(plan[0].labels[DELETE_AFTER], None);
     }
 
@@ -342,7 +351,7 @@ mod tests {
             &ctx("2026-11-21T12:00:00Z"),
             DAY,
         );
-        assert_eq!(plan[0].action, Action::Rescue);
+        assert_eq!(plan[0].action, Disposition::Rescue);
         assert_eq!(tally(&plan).rescued, 1);
     }
 
@@ -361,7 +370,7 @@ mod tests {
         );
         assert_eq!(
             plan[0].action,
-            Action::Hold(vec![Protection::CloneSource("restore-a".into())])
+            Disposition::Hold(vec![Protection::CloneSource("restore-a".into())])
         );
         assert_eq!(plan[0].decision.explain(), "outside policy");
         assert_eq!(tally(&plan).held, 1);
@@ -373,12 +382,12 @@ mod tests {
         broken.member.ready = false;
         let snaps = [snap("ok", "2026-11-21T07:00:00Z"), broken];
         let plan = plan_series(&snaps, &daily(3), &ctx("2026-11-21T08:30:00Z"), DAY);
-        assert_eq!(plan[1].action, Action::Keep, "within its grace");
+        assert_eq!(plan[1].action, Disposition::Keep, "within its grace");
         let plan = plan_series(&snaps, &daily(3), &ctx("2026-11-21T09:00:00Z"), DAY);
-        assert_eq!(plan[1].action, Action::Delete);
+        assert_eq!(plan[1].action, Disposition::Delete);
         assert_eq!(
             plan[0].action,
-            Action::Keep,
+            Disposition::Keep,
             "the ready one never depended on it"
         );
     }
@@ -393,6 +402,9 @@ mod tests {
             &ctx("2026-11-21T12:00:00Z"),
             DAY,
         );
-        assert_eq!(plan[0].action, Action::Mark(ts("2026-11-22T12:00:00Z")));
+        assert_eq!(
+            plan[0].action,
+            Disposition::Mark(ts("2026-11-22T12:00:00Z"))
+        );
     }
 }

@@ -170,7 +170,7 @@ impl Decision {
 
 /// The clock and zone of an evaluation.
 #[derive(Clone, Debug)]
-pub struct Context {
+pub struct Clock {
     /// The time zone of periods.
     pub tz: TimeZone,
     /// The evaluation time (for `within` and grace periods).
@@ -184,7 +184,7 @@ fn since(d: HumanDuration) -> SignedDuration {
 }
 
 /// Decides keep or delete for every member; the result is aligned with `members`.
-pub fn evaluate(members: &[Member], policy: &Policy, ctx: &Context) -> Vec<Decision> {
+pub fn evaluate(members: &[Member], policy: &Policy, ctx: &Clock) -> Vec<Decision> {
     let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); members.len()];
     let mut kept = vec![false; members.len()];
 

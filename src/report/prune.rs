@@ -6,7 +6,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::plan::prune::{Action, Tally};
+use crate::plan::prune::{Disposition, Tally};
 use crate::report::table::{Column, Table};
 use crate::report::{self, Render, Run, Verdict};
 
@@ -41,14 +41,14 @@ pub struct StepReport {
 }
 
 /// An action as the report says it.
-pub fn action_text(a: &Action) -> String {
+pub fn action_text(a: &Disposition) -> String {
     match a {
-        Action::Keep => "keep".into(),
-        Action::Rescue => "keep (mark removed)".into(),
-        Action::Mark(t) => format!("mark: delete after {t}"),
-        Action::Pending(t) => format!("marked: delete after {t}"),
-        Action::Delete => "delete".into(),
-        Action::Hold(p) => format!(
+        Disposition::Keep => "keep".into(),
+        Disposition::Rescue => "keep (mark removed)".into(),
+        Disposition::Mark(t) => format!("mark: delete after {t}"),
+        Disposition::Pending(t) => format!("marked: delete after {t}"),
+        Disposition::Delete => "delete".into(),
+        Disposition::Hold(p) => format!(
             "hold: {}",
             p.iter()
                 .map(ToString::to_string)
@@ -221,7 +221,7 @@ mod tests {
     use super::*;
     use crate::plan::prune::Protection;
 
-    fn step(name: &str, ready: bool, action: &Action, reasons: &str) -> StepReport {
+    fn step(name: &str, ready: bool, action: &Disposition, reasons: &str) -> StepReport {
         StepReport {
             name: name.into(),
             time: "2026-11-22 13:00:00 CET".into(),
@@ -241,7 +241,7 @@ mod tests {
         let mut failed = step(
             "kentledge-shop-db-20261101-120000-ab12",
             true,
-            &Action::Delete,
+            &Disposition::Delete,
             "out of retention, delete-after mark expired",
         );
         failed.error = Some("delete failed: ApiError: forbidden".into());
@@ -249,31 +249,31 @@ mod tests {
             step(
                 "kentledge-shop-db-20261122-120000-ab12",
                 true,
-                &Action::Keep,
+                &Disposition::Keep,
                 "hourly 2026-11-22T12, daily 2026-11-22, weekly 2026-W47, newest ready",
             ),
             step(
                 "kentledge-shop-db-20261121-120000-ab12",
                 true,
-                &Action::Rescue,
+                &Disposition::Rescue,
                 "pinned",
             ),
             step(
                 "kentledge-shop-db-20261120-120000-ab12",
                 true,
-                &Action::Mark(at("2026-11-23T12:00:00Z")),
+                &Disposition::Mark(at("2026-11-23T12:00:00Z")),
                 "out of retention",
             ),
             step(
                 "kentledge-shop-db-20261119-120000-ab12",
                 true,
-                &Action::Pending(at("2026-11-22T18:00:00Z")),
+                &Disposition::Pending(at("2026-11-22T18:00:00Z")),
                 "out of retention",
             ),
             step(
                 "kentledge-shop-db-20261118-120000-ab12",
                 false,
-                &Action::Delete,
+                &Disposition::Delete,
                 "not ready (grace ended 2026-11-18 14:00:00 CET)",
             ),
             failed,
@@ -281,7 +281,7 @@ mod tests {
         let mut not_done = step(
             "kentledge-shop-wal-20261110-120000-ab12",
             true,
-            &Action::Mark(at("2026-11-23T12:00:00Z")),
+            &Disposition::Mark(at("2026-11-23T12:00:00Z")),
             "out of retention",
         );
         not_done.error = Some("not done: interrupted".into());
@@ -289,7 +289,7 @@ mod tests {
             step(
                 "kentledge-shop-wal-20261122-120000-ab12",
                 true,
-                &Action::Hold(vec![
+                &Disposition::Hold(vec![
                     Protection::CloneSource("restored".into()),
                     Protection::Locked("backup/20261122-120500-cd34".into()),
                 ]),
@@ -298,7 +298,7 @@ mod tests {
             step(
                 "kentledge-shop-wal-20261121-120000-ab12",
                 true,
-                &Action::Hold(vec![
+                &Disposition::Hold(vec![
                     Protection::RetainedContent("snapcontent-1234".into()),
                     Protection::NotBackedUp,
                 ]),

@@ -7,7 +7,7 @@ use std::process::Command;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use kentledge::model::units::HumanDuration;
-use kentledge::plan::retention::{Context, Member, Policy, Reason, evaluate};
+use kentledge::plan::retention::{Clock, Member, Policy, Reason, evaluate};
 
 /// A calendar with the hard cases: DST changes in Berlin, ISO week 53 of 2026, year ends
 /// that differ between UTC and Berlin, several members per hour, day, week and month.
@@ -216,7 +216,7 @@ fn decisions_match_borg_prune_archive_by_archive() {
             members.len(),
             "could not read borg's list:\n{text}"
         );
-        let ctx = Context {
+        let ctx = Clock {
             tz: TimeZone::get(case.tz).unwrap(),
             now: Timestamp::now(),
             not_ready_grace: HumanDuration::from_secs(3600),

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
-use super::{Observed, Protection};
+use super::{Candidate, Protection};
 use crate::config::RetainedContents;
 use crate::model::labels::{BACKED_UP_PREFIX, IN_USE_ANNOTATION, PIN, PVC, PVC_ANNOTATION};
 use crate::model::snapshots::VolumeSnapshot;
@@ -58,7 +58,7 @@ pub struct Inputs<'a> {
 #[derive(Debug, Default)]
 pub struct Series {
     /// Members of each series with their protections.
-    pub members: BTreeMap<String, Vec<Observed>>,
+    pub members: BTreeMap<String, Vec<Candidate>>,
     /// The full PVC name of each series key (the label may be shortened).
     pub pvc_names: BTreeMap<String, String>,
     /// Snapshots that will be deleted although their content is retained (`retainedContents:
@@ -114,7 +114,7 @@ pub fn series(i: &Inputs<'_>) -> Series {
                 }
             }
         }
-        out.members.entry(key).or_default().push(Observed {
+        out.members.entry(key).or_default().push(Candidate {
             member: Member {
                 id: name,
                 time,
@@ -133,7 +133,7 @@ pub fn series(i: &Inputs<'_>) -> Series {
 
 /// `keepUntilBackedUp`: in each series, every snapshot newer than the newest one that carries a
 /// `backed-up.kentledge.io/<repository>` label is held (all of them while none is copied).
-fn hold_until_backed_up(series: &mut BTreeMap<String, Vec<Observed>>) {
+fn hold_until_backed_up(series: &mut BTreeMap<String, Vec<Candidate>>) {
     for members in series.values_mut() {
         let newest_copied = members
             .iter()

@@ -17,8 +17,8 @@ fn member(id: &str, time: &str) -> Member {
     }
 }
 
-fn ctx(tz: &str, now: &str) -> Context {
-    Context {
+fn ctx(tz: &str, now: &str) -> Clock {
+    Clock {
         tz: TimeZone::get(tz).unwrap(),
         now: ts(now),
         not_ready_grace: HumanDuration::from_secs(24 * 3600),
@@ -26,7 +26,7 @@ fn ctx(tz: &str, now: &str) -> Context {
 }
 
 /// (id, keep, reasons) for each member, for compact assertions.
-fn run(members: &[Member], policy: &Policy, c: &Context) -> Vec<(String, bool, String)> {
+fn run(members: &[Member], policy: &Policy, c: &Clock) -> Vec<(String, bool, String)> {
     evaluate(members, policy, c)
         .into_iter()
         .zip(members)
@@ -34,7 +34,7 @@ fn run(members: &[Member], policy: &Policy, c: &Context) -> Vec<(String, bool, S
         .collect()
 }
 
-fn kept_ids(members: &[Member], policy: &Policy, c: &Context) -> Vec<String> {
+fn kept_ids(members: &[Member], policy: &Policy, c: &Clock) -> Vec<String> {
     evaluate(members, policy, c)
         .into_iter()
         .zip(members)
@@ -403,7 +403,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         )
 }
 
-fn prop_ctx() -> Context {
+fn prop_ctx() -> Clock {
     ctx("Europe/Berlin", "2026-12-31T00:00:00Z")
 }
 
