@@ -5,6 +5,7 @@
 
 mod log;
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -20,6 +21,7 @@ use crate::mover::job::{
 use crate::mover::pod::{self as moverpod, ROLE};
 use crate::plan::movers::{LockStep, mover_holders, on_locked};
 use crate::report::Verdict;
+use crate::runtime::poll::{Polled, poll};
 use crate::runtime::signals::Interrupt;
 use log::{LogRead, follow};
 
@@ -208,6 +210,9 @@ pub async fn delete_leftovers(
     Ok(n)
 }
 
+/// How often the mover pod is read while it runs (and while it cannot be read).
+const POD_POLL: Duration = Duration::from_millis(500);
+
 /// How long the mover pod may stay unreadable before the run stops waiting for it.
 const POD_READ_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -223,15 +228,9 @@ async fn watch(
     let mut deadline = false;
     let mut unreadable_since: Option<std::time::Instant> = None;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MoverEvent>();
-    loop {
+    let polled = poll(POD_POLL, None, interrupt.token(), async || {
         while let Ok(e) = rx.try_recv() {
             on_event(&e);
-        }
-        if interrupt.is_set() {
-            out.interrupted = true;
-            out.failure = Some(Failure::Failed);
-            out.message = "interrupted".into();
-            break;
         }
         let p = match pods.get_opt(name).await {
             Ok(Some(p)) => {
@@ -241,7 +240,7 @@ async fn watch(
             Ok(None) => {
                 out.failure = Some(Failure::Failed);
                 out.message = "the mover pod was deleted by someone else".into();
-                break;
+                return ControlFlow::Break(());
             }
             Err(e) => {
                 let since = *unreadable_since.get_or_insert_with(std::time::Instant::now);
@@ -251,11 +250,10 @@ async fn watch(
                         "result unknown: could not read the mover pod for {} ({e}); it was stopped",
                         crate::model::units::HumanDuration(POD_READ_PATIENCE)
                     );
-                    break;
+                    return ControlFlow::Break(());
                 }
                 tracing::debug!(error = %e, "reading the mover pod");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
+                return ControlFlow::Continue(());
             }
         };
         if log_task.is_none() && pods_state::started(&p) {
@@ -280,11 +278,22 @@ async fn watch(
                 }
                 End::Failed(message) | End::CannotStart(message) => out.message = message,
             }
-            break;
+            return ControlFlow::Break(());
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = interrupt.token().cancelled() => {}
+        ControlFlow::Continue(())
+    })
+    .await;
+    match polled {
+        Polled::Done(()) => {}
+        // TimedOut cannot happen: there is no deadline here (the pod's activeDeadlineSeconds
+        // stops a mover that runs too long, seen as End::DeadlineExceeded).
+        Polled::Interrupted | Polled::TimedOut => {
+            while let Ok(e) = rx.try_recv() {
+                on_event(&e);
+            }
+            out.interrupted = true;
+            out.failure = Some(Failure::Failed);
+            out.message = "interrupted".into();
         }
     }
     drop(tx);

@@ -86,6 +86,16 @@ pub fn error_message(vs: Option<&VolumeSnapshot>) -> Option<String> {
     vs?.status.as_ref()?.error.as_ref()?.message.clone()
 }
 
+/// Whether waiting for the cut is over for this snapshot: it is cut, or it failed.
+pub fn cut_settled(vs: Option<&VolumeSnapshot>) -> bool {
+    cut_time(vs).is_some() || error_message(vs).is_some()
+}
+
+/// Whether waiting for readiness is over for this snapshot: it is ready, or it failed.
+pub fn ready_settled(vs: Option<&VolumeSnapshot>) -> bool {
+    is_ready(vs) || error_message(vs).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +125,32 @@ mod tests {
         assert!(!is_ready(Some(&cut)));
         let failed = vs(serde_json::json!({"error": {"message": "boom"}}));
         assert_eq!(error_message(Some(&failed)).as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn settled_for_the_cut_and_for_readiness() {
+        let not_read = None;
+        let pending = vs(serde_json::json!({}));
+        let cut =
+            vs(serde_json::json!({"creationTime": "2026-11-22T10:00:00Z", "readyToUse": false}));
+        let ready =
+            vs(serde_json::json!({"creationTime": "2026-11-22T10:00:00Z", "readyToUse": true}));
+        let failed = vs(serde_json::json!({"error": {"message": "boom"}}));
+        let cut_then_failed = vs(serde_json::json!({
+            "creationTime": "2026-11-22T10:00:00Z", "readyToUse": false,
+            "error": {"message": "boom"},
+        }));
+        for (what, v, cut_done, ready_done) in [
+            ("not read", not_read, false, false),
+            ("pending", Some(&pending), false, false),
+            ("cut", Some(&cut), true, false),
+            ("ready", Some(&ready), true, true),
+            ("failed", Some(&failed), true, true),
+            ("cut, then failed", Some(&cut_then_failed), true, true),
+        ] {
+            assert_eq!(cut_settled(v), cut_done, "cut settled: {what}");
+            assert_eq!(ready_settled(v), ready_done, "ready settled: {what}");
+        }
     }
 
     #[test]

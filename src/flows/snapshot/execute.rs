@@ -2,6 +2,7 @@
 //! every path, deletion of inconsistent snapshots, annotations.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -14,10 +15,12 @@ use crate::config::OnError;
 use crate::kube::exec::{self, Exit, Outcome, Session};
 use crate::model::labels::HOOKS_ANNOTATION;
 use crate::model::snapshots::{
-    VolumeSnapshot, VolumeSnapshotSource, VolumeSnapshotSpec, cut_time, error_message, is_ready,
+    VolumeSnapshot, VolumeSnapshotSource, VolumeSnapshotSpec, cut_settled, cut_time, error_message,
+    is_ready, ready_settled,
 };
 use crate::plan::hooks::{HookAction, PlannedHook};
 use crate::plan::snapshot::Plan;
+use crate::runtime::poll::poll;
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
 
@@ -211,20 +214,22 @@ pub(super) async fn execute(
         created.iter().map(|i| (*i, None)).collect();
     // The last failed read of each snapshot: what kentledge could not see is said, not guessed.
     let mut unread: BTreeMap<usize, String> = BTreeMap::new();
-    let cut_deadline = Instant::now() + cfg.cut_timeout.0;
+    let cut_deadline = tokio::time::Instant::now() + cfg.cut_timeout.0;
     progress.phase(format!(
         "waiting for the cut of {} snapshot(s)",
         created.len()
     ));
-    while !created.is_empty() && !interrupt.is_set() {
-        read_snapshots(&snaps, plan, &created, &mut state, &mut unread).await;
-        let all_settled = state
-            .values()
-            .all(|v| cut_time(v.as_ref()).is_some() || error_message(v.as_ref()).is_some());
-        if all_settled || Instant::now() >= cut_deadline {
-            break;
-        }
-        let _ = or_interrupted(interrupt, tokio::time::sleep(POLL)).await;
+    if !created.is_empty() {
+        // How the wait ended is not needed: each snapshot's state and unread error say it below.
+        let _ = poll(POLL, Some(cut_deadline), interrupt.token(), async || {
+            read_snapshots(&snaps, plan, &created, &mut state, &mut unread).await;
+            if state.values().all(|v| cut_settled(v.as_ref())) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .await;
     }
 
     // One last look before the application is released: anything cut by now was cut while
@@ -304,30 +309,40 @@ pub(super) async fn execute(
     }
 
     // Readiness (skipped when interrupted: cut snapshots are consistent and become ready alone).
-    let ready_deadline = Instant::now() + cfg.ready_timeout.0;
+    let ready_deadline = tokio::time::Instant::now() + cfg.ready_timeout.0;
     progress.phase(format!(
         "waiting for {} snapshot(s) to be ready",
         waiting.len()
     ));
-    while !waiting.is_empty() && !interrupt.is_set() && Instant::now() < ready_deadline {
-        let mut pending = false;
-        for i in &waiting {
-            // A snapshot that could not be read is still pending: it is not known to be settled.
-            let read = read_snapshot(
-                &snaps,
-                &plan.snapshots[*i].name,
-                *i,
-                &mut state,
-                &mut unread,
-            )
-            .await;
-            let vs = state.get(i).cloned().flatten();
-            pending |= !read || (!is_ready(vs.as_ref()) && error_message(vs.as_ref()).is_none());
-        }
-        if !pending {
-            break;
-        }
-        let _ = or_interrupted(interrupt, tokio::time::sleep(POLL)).await;
+    if !waiting.is_empty() {
+        // As for the cut, each snapshot's state and unread error say how the wait ended.
+        let _ = poll(POLL, Some(ready_deadline), interrupt.token(), async || {
+            // No read starts once readyTimeout has passed (unlike the cut, which is read once
+            // more after a sleep that ends past cutTimeout).
+            if tokio::time::Instant::now() >= ready_deadline {
+                return ControlFlow::Break(());
+            }
+            let mut pending = false;
+            for i in &waiting {
+                // A snapshot that could not be read is still pending: it is not known to be
+                // settled.
+                let read = read_snapshot(
+                    &snaps,
+                    &plan.snapshots[*i].name,
+                    *i,
+                    &mut state,
+                    &mut unread,
+                )
+                .await;
+                pending |= !read || !ready_settled(state.get(i).and_then(Option::as_ref));
+            }
+            if pending {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        })
+        .await;
     }
     let hooks_note = serde_json::to_string(
         &report
