@@ -27,7 +27,7 @@ use log::{LogRead, follow};
 
 /// How a mover pod ended.
 #[derive(Clone, Debug, Default)]
-pub struct Outcome {
+pub struct MoverResult {
     /// The container's exit code, when it ran to the end.
     pub exit_code: Option<i32>,
     /// Why it failed (from the exit code, or the pod's state when it never ran or was stopped).
@@ -37,7 +37,7 @@ pub struct Outcome {
     /// Lock holders the mover reported.
     pub holders: Vec<String>,
     /// The backup's numbers.
-    pub summary: Option<crate::engines::progress::Summary>,
+    pub summary: Option<crate::engines::output::Summary>,
     /// Prune decisions.
     pub archives: Vec<ArchiveDecision>,
     /// Whether the run was interrupted while the mover ran.
@@ -47,7 +47,7 @@ pub struct Outcome {
     pub log_error: Option<String>,
 }
 
-impl Outcome {
+impl MoverResult {
     /// Whether the pod says the job did what it was asked (exit 0, not interrupted), whether or
     /// not its log was read.
     pub fn succeeded(&self) -> bool {
@@ -87,7 +87,7 @@ impl Outcome {
     }
 }
 
-impl Outcome {
+impl MoverResult {
     /// The verdict for reports.
     pub fn verdict(&self) -> Verdict {
         if self.ok() {
@@ -108,7 +108,7 @@ pub async fn run(
     pod: &Pod,
     interrupt: &Interrupt,
     on_event: &(dyn Fn(&MoverEvent) + Sync),
-) -> Result<Outcome, Error> {
+) -> Result<MoverResult, Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
@@ -221,8 +221,8 @@ async fn watch(
     name: &str,
     interrupt: &Interrupt,
     on_event: &(dyn Fn(&MoverEvent) + Sync),
-) -> Outcome {
-    let mut out = Outcome::default();
+) -> MoverResult {
+    let mut out = MoverResult::default();
     let mut log_task: Option<tokio::task::JoinHandle<LogRead>> = None;
     // The pod was stopped at its deadline: that, not what the mover said last, is the result.
     let mut deadline = false;
@@ -403,7 +403,7 @@ pub async fn run_with_locks(
     t: &Task<'_>,
     interrupt: &Interrupt,
     on_event: &(dyn Fn(&MoverEvent) + Sync),
-) -> Result<Outcome, Error> {
+) -> Result<MoverResult, Error> {
     let mut broke = false;
     let waited_since = std::time::Instant::now();
     loop {
@@ -441,7 +441,7 @@ pub async fn run_with_locks(
                 continue;
             }
             LockStep::TimedOut => {
-                return Ok(Outcome {
+                return Ok(MoverResult {
                     message: format!(
                         "{} (still held by the running mover pod {} after {})",
                         out.message,
@@ -456,7 +456,7 @@ pub async fn run_with_locks(
         tracing::info!(repository = %t.access.name, holders = %live.join(", "), "the repository is locked by a running mover; waiting");
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = interrupt.token().cancelled() => return Ok(Outcome { interrupted: true, message: "interrupted".into(), ..out }),
+            _ = interrupt.token().cancelled() => return Ok(MoverResult { interrupted: true, message: "interrupted".into(), ..out }),
         }
     }
 }
@@ -466,7 +466,7 @@ async fn break_lock(
     client: &kube::Client,
     t: &Task<'_>,
     interrupt: &Interrupt,
-) -> Result<Outcome, Error> {
+) -> Result<MoverResult, Error> {
     let job = Job {
         repository: t.access.clone(),
         action: Action::BreakLock,

@@ -8,7 +8,7 @@ use super::env::Env;
 use super::locks::{with_lock_wait, with_lock_wait_ok};
 use super::process::{Output, diagnose, run, run_quiet};
 use super::{Fail, emit, log};
-use crate::engines::progress::{self, Event};
+use crate::engines::output::{self, Event};
 use crate::engines::{Series, Tuning, borg, restic};
 use crate::mover::job::{Engine, Failure, MoverEvent, paths};
 
@@ -90,7 +90,7 @@ pub(super) fn backup(
             // The same cut was copied before (archive names carry the cut): nothing to add.
             log("info", format!("{} (copied by an earlier run)", f.message));
             emit(&MoverEvent::Summary {
-                summary: crate::engines::progress::Summary {
+                summary: crate::engines::output::Summary {
                     archive: series.borg_archive(cut),
                     ..Default::default()
                 },
@@ -100,12 +100,12 @@ pub(super) fn backup(
         other => other?,
     };
     let summary = match env.access.engine {
-        Engine::Borg => progress::borg_result(&out.stdout),
+        Engine::Borg => output::borg_result(&out.stdout),
         Engine::Restic => out
             .stdout
             .lines()
             .rev()
-            .find_map(|l| match progress::restic_line(l) {
+            .find_map(|l| match output::restic_line(l) {
                 Some(Event::Summary(s)) => Some(s),
                 _ => None,
             }),

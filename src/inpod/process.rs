@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::env::Env;
 use super::locks::restic_holders;
 use super::{Fail, emit, log};
-use crate::engines::progress::{self, Event};
+use crate::engines::output::{self, Event};
 use crate::mover::job::{Engine, Failure, MoverEvent};
 
 /// What one engine run produced.
@@ -77,8 +77,8 @@ pub(super) fn run_inner(
                 // borg's --log-json lines and restic's JSON errors; anything else is plain text.
                 let event = match (line.starts_with('{'), engine) {
                     (false, _) => None,
-                    (true, Engine::Borg) => progress::borg_line(&line),
-                    (true, Engine::Restic) => progress::restic_line(&line),
+                    (true, Engine::Borg) => output::borg_line(&line),
+                    (true, Engine::Restic) => output::restic_line(&line),
                 };
                 match event {
                     Some(Event::Progress {
@@ -124,7 +124,7 @@ pub(super) fn run_inner(
         if stream_stdout && engine == Engine::Restic {
             let mut throttle = Throttle::default();
             stdout_broke = each_line(s, |line| {
-                match progress::restic_line(&line) {
+                match output::restic_line(&line) {
                     Some(Event::Progress {
                         bytes_done,
                         bytes_total,

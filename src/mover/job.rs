@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::engines::Series;
-use crate::engines::progress::Summary;
+use crate::engines::output::Summary;
 use crate::model::policy::Policy;
 pub use crate::model::repository::Engine;
 use crate::model::units::HumanDuration;

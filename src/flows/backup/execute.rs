@@ -130,7 +130,7 @@ pub(super) fn record(
     j: &VolumeJob,
     outcome: Verdict,
     result: String,
-    s: Option<crate::engines::progress::Summary>,
+    s: Option<crate::engines::output::Summary>,
     seconds: f64,
 ) -> JobRecord {
     let s = s.unwrap_or_default();

@@ -1,7 +1,7 @@
-//! Reading what the engines say: borg's `--log-json` lines and final `--json` document, restic's
-//! `--json` lines, turned into one stream of events (progress, summary, log messages) that the
-//! controller shows as a progress bar or periodic log lines. Exit status comes from the pod's
-//! container state, never from these texts; they only explain it.
+//! Reading what the engines print: borg's `--log-json` lines and final `--json` document,
+//! restic's `--json` lines, turned into one stream of events (progress, summary, log messages,
+//! items not read) that the in-pod mover relays as its own events. Exit status comes from the
+//! engine's exit code, never from these texts; they only explain it.
 
 use serde::{Deserialize, Serialize};
 
