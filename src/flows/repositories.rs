@@ -108,14 +108,13 @@ async fn run_jobs(
         && let Some(lost) = h.release().await
     {
         // The jobs' own results stand; the run was not alone, which is not a success.
-        records.push(RepoRecord {
-            repository: "(run lock)".into(),
-            engine: "-",
-            ok: false,
-            outcome: Verdict::Failed,
-            result: lost,
-            archives: Vec::new(),
-        });
+        records.push(RepoRecord::new(
+            crate::report::repositories::LOCK_LOST,
+            "-",
+            Verdict::Failed,
+            lost,
+            Vec::new(),
+        ));
     }
     Ok(records)
 }

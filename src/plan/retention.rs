@@ -39,17 +39,9 @@ pub struct Member {
 }
 
 impl From<&Retention> for Policy {
+    /// The same numbers a prune job's policy gives (one mapping for snapshots and archives).
     fn from(r: &Retention) -> Policy {
-        Policy {
-            keep_all: r.keep.is_some(),
-            last: r.last.unwrap_or(0),
-            hourly: r.hourly.unwrap_or(0),
-            daily: r.daily.unwrap_or(0),
-            weekly: r.weekly.unwrap_or(0),
-            monthly: r.monthly.unwrap_or(0),
-            yearly: r.yearly.unwrap_or(0),
-            within: r.within,
-        }
+        job::Retention::from(r).policy()
     }
 }
 

@@ -49,8 +49,20 @@ impl RepoRecord {
 /// The exit code of a job over every repository (a lost run lock is a failed record): the
 /// signal's code when `interrupted`.
 pub fn code(records: &[RepoRecord], interrupted: Option<u8>) -> u8 {
-    report::exit_code(records.iter().map(|r| r.outcome), Run::new(interrupted))
+    // A lost run lock is a fact of the run (exit 1 like every command's), not a repository.
+    let lock_lost = records.iter().any(|r| r.repository == LOCK_LOST);
+    let outcomes = records.iter().filter(|r| r.repository != LOCK_LOST);
+    report::exit_code(
+        outcomes.map(|r| r.outcome),
+        Run {
+            lock_lost,
+            ..Run::new(interrupted)
+        },
+    )
 }
+
+/// The name of the row that says the run lock was lost during the run.
+pub const LOCK_LOST: &str = "(run lock)";
 
 /// `prune` of the repositories with retention.
 #[derive(Clone, Copy, Debug)]
@@ -349,5 +361,13 @@ mod tests {
             code(&[ok()], Some(exit::INTERRUPTED_SIGINT)),
             exit::INTERRUPTED_SIGINT
         );
+    }
+
+    #[test]
+    fn every_repository_done_but_the_lock_lost_is_a_failure_as_for_every_command() {
+        let ok = RepoRecord::new("a", "borg", Verdict::Ok, "ok".into(), Vec::new());
+        let lost = RepoRecord::new(LOCK_LOST, "-", Verdict::Failed, "lost".into(), Vec::new());
+        assert_eq!(code(std::slice::from_ref(&ok), None), exit::SUCCESS);
+        assert_eq!(code(&[ok, lost], None), exit::FAILURE);
     }
 }

@@ -46,6 +46,30 @@ fn restic_snapshots(repo: &Path) -> usize {
     list.as_array().unwrap().len()
 }
 
+/// A cluster with PVC `data` (one file), the repositories' passphrase, and a config that copies
+/// `data` to `(engine, extra)`: a repository per engine on PVC `repos` (created by the mover),
+/// named after it, with `extra` YAML lines under it. Returns the cluster, the repositories'
+/// directory and the config.
+fn setup(engines: &[(&str, &str)]) -> (TestCluster, std::path::PathBuf, std::path::PathBuf) {
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    tc.pvc_with_files("data", &[], &[("file", "precious\n")]);
+    let repos = empty_pvc(&tc, "repos");
+    let entries: String = engines
+        .iter()
+        .map(|(e, extra)| pvc_repository(e, e, e, &["init: true"]) + extra)
+        .collect();
+    let names: Vec<&str> = engines.iter().map(|(e, _)| *e).collect();
+    let cfg = tc.config(
+        "shop",
+        &format!(
+            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{entries}  offsite:\n    volumes:\n      repositories: [{}]\n",
+            names.join(", ")
+        ),
+    );
+    (tc, repos, cfg)
+}
+
 /// Every copy of a backup run is reported as unknown, with `why` in its result.
 fn assert_all_unknown(r: &Run, why: &str) {
     assert_eq!(r.code, 1, "no copy was confirmed: {}{}", r.stdout, r.stderr);
@@ -66,18 +90,10 @@ fn assert_all_unknown(r: &Run, why: &str) {
 
 #[test]
 fn unreadable_mover_logs_make_results_unknown_never_ok() {
-    let tc = TestCluster::start("shop");
-    passphrase_secret(&tc);
-    tc.pvc_with_files("data", &[], &[("file", "precious\n")]);
-    let repos = empty_pvc(&tc, "repos");
-    let cfg = tc.config(
-        "shop",
-        &format!(
-            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}      retention: {{last: 1}}\n{}      retention: {{last: 1}}\n  offsite:\n    volumes:\n      repositories: [borg, restic]\n",
-            pvc_repository("borg", "borg", "borg", &["init: true"]),
-            pvc_repository("restic", "restic", "restic", &["init: true"]),
-        ),
-    );
+    let (tc, repos, cfg) = setup(&[
+        ("borg", "      retention: {last: 1}\n"),
+        ("restic", "      retention: {last: 1}\n"),
+    ]);
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
     let snap = only_snapshot(&tc);
 
@@ -186,17 +202,7 @@ fn newest_snapshot(tc: &TestCluster) -> String {
 
 #[test]
 fn a_backed_up_label_that_cannot_be_written_makes_the_backup_partial() {
-    let tc = TestCluster::start("shop");
-    passphrase_secret(&tc);
-    tc.pvc_with_files("data", &[], &[("file", "precious\n")]);
-    let repos = empty_pvc(&tc, "repos");
-    let cfg = tc.config(
-        "shop",
-        &format!(
-            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [restic]\n",
-            pvc_repository("restic", "restic", "restic", &["init: true"]),
-        ),
-    );
+    let (tc, repos, cfg) = setup(&[("restic", "")]);
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
     let snap = only_snapshot(&tc);
     // An admin's Role without `patch` on VolumeSnapshots: kentledge cannot label.

@@ -121,8 +121,9 @@ impl LocalCluster {
     pub fn faults(&self) -> crate::node::Faults {
         self.node
             .as_ref()
-            .map(|n| n.faults().clone())
-            .unwrap_or_default()
+            .expect("the node runs until the cluster is dropped")
+            .faults()
+            .clone()
     }
 
     /// Where volume, snapshot and pod data live.

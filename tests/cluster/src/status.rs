@@ -399,16 +399,6 @@ impl ApiError {
         m.insert("code".into(), json!(self.code));
         Value::Object(m)
     }
-
-    /// The Status as `json.Marshal(metav1.Status)` writes it on an exec error channel (no kind/apiVersion).
-    pub fn to_channel_status(&self) -> Value {
-        let mut v = self.to_status();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("kind");
-            m.remove("apiVersion");
-        }
-        v
-    }
 }
 
 /// The `Status` answered for an immediate delete.

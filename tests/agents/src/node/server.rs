@@ -31,8 +31,7 @@ use super::{spdy, ws};
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-/// The SPDY header that lists (client) or names (server) the remote-command version.
-const STREAM_PROTOCOL_VERSION: &str = "x-stream-protocol-version";
+use kentledge_testcluster::proxy::STREAM_PROTOCOL_VERSION;
 /// The `Upgrade` value of SPDY requests and responses.
 const UPGRADE: &str = kentledge_testcluster::spdy::UPGRADE;
 
@@ -191,11 +190,11 @@ async fn container_logs(
         }
         let mut b = rx.recv().await?;
         // A cut stream ends after its first line, as if the log were complete.
-        let end = cut && b.contains(&b'\n');
-        if end && let Some(i) = b.iter().position(|&c| c == b'\n') {
+        let newline = cut.then(|| b.iter().position(|&c| c == b'\n')).flatten();
+        if let Some(i) = newline {
             b = b.slice(..=i);
         }
-        Some((Ok::<_, Infallible>(Frame::data(b)), (rx, end)))
+        Some((Ok::<_, Infallible>(Frame::data(b)), (rx, newline.is_some())))
     });
     let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));
     r.headers_mut()
@@ -241,14 +240,10 @@ fn upgrade_kind(req: &Request<Incoming>) -> Option<Upgrade> {
             .map(str::to_ascii_lowercase)
             .collect()
     };
-    let upgrade = values(header::UPGRADE);
-    if upgrade.iter().any(|u| u.contains("spdy/3.1"))
-        && values(header::CONNECTION)
-            .iter()
-            .any(|c| c.contains("upgrade"))
-    {
+    if kentledge_testcluster::proxy::is_spdy(req) {
         return Some(Upgrade::Spdy);
     }
+    let upgrade = values(header::UPGRADE);
     if !upgrade.iter().any(|u| u == "websocket") {
         return None;
     }

@@ -5,8 +5,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kentledge_testcluster::{ApiServer, ServerOptions};
+use k8s_openapi::api::core::v1::Pod;
+use kentledge_testcluster::ServerOptions;
 use kube::api::{Api, LogParams, PostParams};
 use serde_json::json;
 
@@ -14,15 +14,8 @@ use crate::{NS, phase, pod_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kentledge_node_runs_against_an_api_server_with_its_options() {
-    let server = ApiServer::start(ServerOptions::default()).await.unwrap();
-    let client = kentledge_nodeagents::testing::admin_client(&server)
-        .await
-        .unwrap();
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
-    Api::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let (server, client) =
+        kentledge_nodeagents::testing::server_with_namespace(ServerOptions::default(), NS).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, server.admin_kubeconfig()).unwrap();

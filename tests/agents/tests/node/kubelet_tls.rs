@@ -8,11 +8,11 @@ use std::sync::Arc;
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Pod;
 use kentledge_nodeagents::node::{Node, NodeOptions};
+use kentledge_testcluster::ServerOptions;
 use kentledge_testcluster::tls::{
     CA_PEM, KUBELET_SERVING_CERT_PEM, KUBELET_SERVING_KEY_PEM, KubeletClientTls,
     kubelet_client_config,
 };
-use kentledge_testcluster::{ApiServer, ServerOptions};
 use kube::api::{Api, LogParams, PostParams};
 use rustls::ClientConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -247,18 +247,11 @@ async fn the_kubelet_serves_https_only_to_the_api_servers_client_certificate() {
 /// `--tls-cert-file` that CA signed, and refuses one with a self-signed certificate.
 #[tokio::test]
 async fn an_api_server_with_a_kubelet_ca_verifies_serving_certificates() {
-    let server = ApiServer::start(ServerOptions::default().kubelet_certificate_authority(CA_PEM))
-        .await
-        .unwrap();
-    let client = kentledge_nodeagents::testing::admin_client(&server)
-        .await
-        .unwrap();
-    let ns: k8s_openapi::api::core::v1::Namespace =
-        serde_json::from_value(json!({"metadata": {"name": crate::NS}})).unwrap();
-    Api::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let (_server, client) = kentledge_nodeagents::testing::server_with_namespace(
+        ServerOptions::default().kubelet_certificate_authority(CA_PEM),
+        crate::NS,
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let _signed = Node::start(
         client.clone(),

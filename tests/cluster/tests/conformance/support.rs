@@ -164,16 +164,7 @@ pub async fn raw_as(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let (code, _, text) = raw_full(
-        s,
-        method,
-        path,
-        token,
-        "application/json",
-        body.map(|b| b.to_string()).unwrap_or_default(),
-    )
-    .await;
-    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+    raw_headers(s, token, method, path, &[], body).await
 }
 
 pub fn pod(name: &str) -> Value {
