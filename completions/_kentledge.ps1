@@ -229,6 +229,9 @@ Register-ArgumentCompleter -Native -CommandName 'kentledge' -ScriptBlock {
         }
         'kentledge;list' {
             [CompletionResult]::new('--repository', '--repository', [CompletionResultType]::ParameterName, 'Only this repository''s archives (repeatable)')
+            [CompletionResult]::new('--series', '--series', [CompletionResultType]::ParameterName, 'Only this series: a PVC, database or bucket name (repeatable)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only restore points taken at or after this time (RFC 3339)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only restore points taken at or before this time (RFC 3339)')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'The config file')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The config file')
             [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]')

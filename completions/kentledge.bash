@@ -276,13 +276,25 @@ _kentledge() {
             return 0
             ;;
         kentledge__subcmd__list)
-            opts="-c -n -o -v -q -h -V --repository --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version all snapshots archives"
+            opts="-c -n -o -v -q -h -V --repository --series --since --until --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version all snapshots archives"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --repository)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --series)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -178,6 +178,9 @@ complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -s V -l version -d 'Print version'
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -l repository -d 'Only this repository\'s archives (repeatable)' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand list" -l series -d 'Only this series: a PVC, database or bucket name (repeatable)' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand list" -l since -d 'Only restore points taken at or after this time (RFC 3339)' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand list" -l until -d 'Only restore points taken at or before this time (RFC 3339)' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -s c -l config -d 'The config file' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -l kubeconfig -d 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -l context -d 'The kubeconfig context to use [default: the current context]' -r

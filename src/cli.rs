@@ -330,6 +330,15 @@ pub struct ListArgs {
     /// Only this repository's archives (repeatable).
     #[arg(long = "repository", value_name = "NAME")]
     pub repositories: Vec<String>,
+    /// Only this series: a PVC, database or bucket name (repeatable).
+    #[arg(long = "series", value_name = "NAME")]
+    pub series: Vec<String>,
+    /// Only restore points taken at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<jiff::Timestamp>,
+    /// Only restore points taken at or before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<jiff::Timestamp>,
 }
 
 /// `kentledge check`.

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod check;
 pub mod completions;
+pub mod list;
 pub mod prune;
 pub mod snapshot;
 
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Snapshot(args) => snapshot::run(&cli.global, args),
         Command::Prune(args) => prune::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
+        Command::List(args) => list::run(&cli.global, args),
         Command::Mover(args) => Ok(u8::try_from(crate::inpod::main(&args.job)).unwrap_or(1)),
         other => {
             // Load and validate first: a bad config is reported as such (exit 2) even before the
@@ -29,7 +31,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 version: env!("CARGO_PKG_VERSION"),
                 what: match other {
                     Command::Restore(_) => "restores land with the restore work",
-                    Command::List(_) => "listing lands with the snapshot and backup work",
                     _ => "not implemented",
                 },
             })

@@ -95,6 +95,34 @@ pub fn delete(repo: &Repo, archives: &[String]) -> Vec<String> {
     repo_command(repo, &["delete"], archives)
 }
 
+/// `borg extract` of an archive into the current directory (the restore's volume): owners by
+/// number (the names in the mover's image mean nothing), holes kept.
+pub fn extract(repo: &Repo, archive: &str) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "borg",
+        "extract",
+        "--log-json",
+        "--progress",
+        "--sparse",
+        "--numeric-ids",
+    ]
+    .map(String::from)
+    .into();
+    repo.common(&mut a);
+    a.push(format!("{}::{archive}", repo.location));
+    a
+}
+
+/// `borg list --json-lines REPO::ARCHIVE`: every item of an archive, one JSON object a line.
+pub fn items(repo: &Repo, archive: &str) -> Vec<String> {
+    let mut a: Vec<String> = ["borg", "list", "--json-lines", "--log-json"]
+        .map(String::from)
+        .into();
+    repo.common(&mut a);
+    a.push(format!("{}::{archive}", repo.location));
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +158,13 @@ mod tests {
             },
         );
         insta::assert_snapshot!(a.join(" "), @"borg create --log-json --progress --json --files-cache mtime,size --timestamp 2026-11-22T10:00:07 --lock-wait 600 --remote-path borg-1.4 --compression zstd,3 --upload-ratelimit 10240 --exclude lost+found ssh://borg@backup:2222/./shop::kentledge_shop_prod_vol_data_2026-11-22T10-00-07Z .");
+    }
+
+    #[test]
+    fn extract_and_items_command_lines() {
+        let (repo, _) = fixture();
+        insta::assert_snapshot!(extract(&repo, "a1").join(" "), @"borg extract --log-json --progress --sparse --numeric-ids --lock-wait 600 --remote-path borg-1.4 ssh://borg@backup:2222/./shop::a1");
+        insta::assert_snapshot!(items(&repo, "a1").join(" "), @"borg list --json-lines --log-json --lock-wait 600 --remote-path borg-1.4 ssh://borg@backup:2222/./shop::a1");
     }
 
     #[test]

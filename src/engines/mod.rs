@@ -9,7 +9,9 @@ pub mod restic;
 use jiff::Timestamp;
 
 /// What a series holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum SeriesKind {
     /// A PVC's data, from a snapshot clone.
     #[serde(rename = "vol")]

@@ -65,6 +65,10 @@ struct BorgLine {
     msgid: Option<String>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    current: Option<u64>,
+    #[serde(default)]
+    total: Option<u64>,
 }
 
 /// One line of borg's `--log-json` stderr.
@@ -75,6 +79,12 @@ pub fn borg_line(line: &str) -> Option<Event> {
             bytes_done: l.original_size,
             bytes_total: None,
             files_done: l.nfiles,
+        }),
+        // extract's progress: bytes of the archive written so far, of the total.
+        "progress_percent" if l.current.is_some() => Some(Event::Progress {
+            bytes_done: l.current.unwrap_or(0),
+            bytes_total: l.total,
+            files_done: 0,
         }),
         // borg's per-file warnings (BackupPermissionError, BackupOSError, BackupError, …, and
         // FileChangedWarning): `path: operation: error`.
@@ -203,6 +213,87 @@ pub fn restic_line(line: &str) -> Option<Event> {
     }
 }
 
+/// What an archive lists, counted as a restored tree is counted ([`Tally::of_tree`] in the
+/// mover): every entry but the root, and the bytes of regular files with each path counted (a
+/// hard link counts its file's size).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Tally {
+    /// Entries: files, directories, symlinks, devices, fifos.
+    pub entries: u64,
+    /// Bytes of regular files.
+    pub bytes: u64,
+    /// Whether `lost+found` at the top is among them (a new ext4 volume has its own).
+    pub lost_found: bool,
+}
+
+impl Tally {
+    fn add(&mut self, path: &str, file_bytes: Option<u64>) {
+        self.entries += 1;
+        self.bytes += file_bytes.unwrap_or(0);
+        if path == "lost+found" {
+            self.lost_found = true;
+        }
+    }
+}
+
+/// The tally of `borg list --json-lines` output. A hard link after the first (`source` set) has
+/// size 0 there: it counts the size of the file it links to. A line that cannot be read is an
+/// error, never a smaller count.
+pub fn borg_items_tally(stdout: &str) -> Result<Tally, String> {
+    let mut t = Tally::default();
+    let mut sizes: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("borg list line {line:?}: {e}"))?;
+        let path = v["path"]
+            .as_str()
+            .ok_or_else(|| format!("borg list line without a path: {line}"))?;
+        let path = path.strip_prefix("./").unwrap_or(path);
+        if path == "." || path.is_empty() {
+            continue;
+        }
+        let bytes = match v["type"].as_str() {
+            Some("-") => {
+                let source = v["source"].as_str().unwrap_or_default();
+                let size = if source.is_empty() {
+                    v["size"].as_u64().unwrap_or(0)
+                } else {
+                    sizes.get(source).copied().unwrap_or(0)
+                };
+                sizes.insert(path.to_owned(), size);
+                Some(size)
+            }
+            _ => None,
+        };
+        t.add(path, bytes);
+    }
+    Ok(t)
+}
+
+/// The tally of `restic ls --json` output (its first line is the snapshot itself).
+pub fn restic_ls_tally(stdout: &str) -> Result<Tally, String> {
+    let mut t = Tally::default();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("restic ls line {line:?}: {e}"))?;
+        // 0.14 names nodes by `struct_type`, newer versions by `message_type`.
+        let node = v["struct_type"] == "node" || v["message_type"] == "node";
+        if !node {
+            continue;
+        }
+        let path = v["path"]
+            .as_str()
+            .ok_or_else(|| format!("restic ls node without a path: {line}"))?;
+        let path = path.trim_start_matches('/');
+        if path.is_empty() {
+            continue;
+        }
+        let bytes = (v["type"] == "file").then(|| v["size"].as_u64().unwrap_or(0));
+        t.add(path, bytes);
+    }
+    Ok(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,5 +408,41 @@ mod tests {
         assert_eq!(borg_line("not json"), None);
         assert_eq!(restic_line("{\"message_type\":\"verbose_status\"}"), None);
         assert_eq!(borg_result("{}"), None);
+    }
+
+    #[test]
+    fn archive_listings_are_tallied_as_a_restored_tree_is() {
+        // The same tree (a file, a hard link to it, a symlink, a directory, a 10 MiB sparse
+        // file) as borg 1.4 and restic 0.14 list it.
+        let want = Tally {
+            entries: 5,
+            bytes: 3 + 3 + 10 * 1024 * 1024,
+            lost_found: false,
+        };
+        let borg = include_str!("../../tests/fixtures/borg-list-items.jsonl");
+        assert_eq!(borg_items_tally(borg), Ok(want));
+        let restic = include_str!("../../tests/fixtures/restic-0.14-ls.jsonl");
+        assert_eq!(restic_ls_tally(restic), Ok(want));
+        assert!(
+            borg_items_tally("{not json").is_err(),
+            "never a smaller count"
+        );
+        let lf = r#"{"type": "d", "path": "lost+found", "size": 0, "source": ""}"#;
+        assert!(borg_items_tally(lf).unwrap().lost_found);
+    }
+
+    #[test]
+    fn extract_progress_is_read() {
+        let line = r#"{"message": " 80.0% Extracting: sparse", "current": 10485763, "total": 10485764, "info": ["sparse"], "operation": 1, "msgid": "extract", "type": "progress_percent", "finished": false, "time": 1796169453.6}"#;
+        assert_eq!(
+            borg_line(line),
+            Some(Event::Progress {
+                bytes_done: 10485763,
+                bytes_total: Some(10485764),
+                files_done: 0
+            })
+        );
+        let done = r#"{"operation": 1, "msgid": "extract", "type": "progress_percent", "finished": true, "time": 1796169453.6}"#;
+        assert_eq!(borg_line(done), None);
     }
 }

@@ -61,6 +61,31 @@ pub fn command(words: &[&str]) -> Vec<String> {
     a
 }
 
+/// `restic restore ID --target DIR`, with `--sparse` where the version has it (0.15 and newer).
+pub fn restore(id: &str, target: &str, sparse: bool) -> Vec<String> {
+    let mut a: Vec<String> = ["restic", "restore", id, "--target", target]
+        .map(String::from)
+        .into();
+    if sparse {
+        a.push("--sparse".into());
+    }
+    a
+}
+
+/// `restic ls --json ID`: the snapshot, then every node, one JSON object a line.
+pub fn ls(id: &str) -> Vec<String> {
+    ["restic", "ls", "--json", id].map(String::from).into()
+}
+
+/// Whether `restic version` output (`restic 0.14.0 compiled with …`) is 0.15 or newer, the first
+/// to restore sparse files sparse.
+pub fn restores_sparse(version: &str) -> bool {
+    let v = version.split_whitespace().nth(1).unwrap_or_default();
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (0, 15)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +112,24 @@ mod tests {
             },
         );
         insta::assert_snapshot!(a.join(" "), @"restic backup --json --ignore-inode --ignore-ctime --host kentledge --time 2026-11-22 10:00:07 --tag kentledge,config=blog,namespace=web,kind=db,name=blogdb --compression max --limit-upload 976 .");
+    }
+
+    #[test]
+    fn restore_command_lines_and_versions() {
+        insta::assert_snapshot!(restore("a1b2", "/data", false).join(" "), @"restic restore a1b2 --target /data");
+        insta::assert_snapshot!(restore("a1b2", "/data", true).join(" "), @"restic restore a1b2 --target /data --sparse");
+        insta::assert_snapshot!(ls("a1b2").join(" "), @"restic ls --json a1b2");
+        assert!(!restores_sparse(
+            "restic 0.14.0 compiled with go1.19.8 on linux/amd64"
+        ));
+        assert!(restores_sparse(
+            "restic 0.15.2 compiled with go1.20 on linux/amd64"
+        ));
+        assert!(restores_sparse(
+            "restic 0.18.1 compiled with go1.24 on linux/amd64"
+        ));
+        assert!(restores_sparse("restic 1.0.0"));
+        assert!(!restores_sparse("garbage"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! interruption.
 
 pub mod backup;
+pub mod list;
 pub mod movers;
 pub mod prune;
 pub mod repositories;

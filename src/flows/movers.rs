@@ -16,7 +16,7 @@ use crate::config::Repository;
 use crate::error::Error;
 use crate::kube::pods::{self as pods_state, End};
 use crate::model::labels::RUN;
-use crate::mover::job::{ArchiveDecision, Failure, MoverEvent};
+use crate::mover::job::{ArchiveDecision, ArchiveEntry, Failure, MoverEvent, Restored};
 use crate::mover::pod::{self as moverpod, ROLE};
 use crate::report::Verdict;
 use crate::runtime::poll::{Polled, poll};
@@ -39,6 +39,10 @@ pub struct MoverResult {
     pub summary: Option<crate::engines::output::Summary>,
     /// Prune decisions.
     pub archives: Vec<ArchiveDecision>,
+    /// Archives a list job found.
+    pub listed: Vec<ArchiveEntry>,
+    /// What a restore job wrote.
+    pub restored: Option<Restored>,
     /// Whether the run was interrupted while the mover ran.
     pub interrupted: bool,
     /// Why the mover's log could not be read to its last line, when it could not: then the
@@ -351,6 +355,8 @@ async fn watch(
         match e {
             MoverEvent::Summary { summary } => out.summary = Some(summary),
             MoverEvent::Archive(a) => out.archives.push(a),
+            MoverEvent::Listed(a) => out.listed.push(a),
+            MoverEvent::Restored(r) => out.restored = Some(r),
             MoverEvent::Deleted { series, archives } => {
                 for a in out.archives.iter_mut() {
                     if a.series == series && archives.contains(&a.archive) {

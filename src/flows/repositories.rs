@@ -28,6 +28,59 @@ fn record(
     RepoRecord::new(&repo.name, repo.engine().name(), outcome, result, archives)
 }
 
+/// Runs one repository-wide job (`action`, no data volume) in mover pod `index` of run
+/// `run_id`, with the engine cache the repository asks for and the lock handling of every job.
+pub async fn run_one(
+    client: &kube::Client,
+    settings: &Settings,
+    run_id: &str,
+    index: usize,
+    repo: &Repository,
+    action: Action,
+    interrupt: &Interrupt,
+) -> Result<mover::MoverResult, Error> {
+    let ns = settings.namespace.as_str();
+    let config = &settings.config;
+    mover::ensure_cache(client, ns, &config.metadata.name, repo).await?;
+    let job = Job {
+        repository: access(repo, ns),
+        action,
+    };
+    let ctx = moverpod::Context {
+        namespace: ns,
+        config: &config.metadata.name,
+        run_id,
+        owner: None,
+    };
+    let (pod_name, _) = moverpod::names(ns, run_id, index);
+    let pod = moverpod::mover_pod(
+        &ctx,
+        &pod_name,
+        &config.spec.mover,
+        repo,
+        &job,
+        moverpod::Data::None,
+        None,
+    );
+    let log = |e: &MoverEvent| mover::relay(e, &repo.name, None);
+    tracing::info!(repository = %repo.name, action = job.action.name(), "starting a mover");
+    mover::run_with_locks(
+        client,
+        &mover::Task {
+            namespace: ns,
+            config: &config.metadata.name,
+            pod: &pod,
+            clone: None,
+            access: &job.repository,
+            repository: repo,
+            mover: &config.spec.mover,
+        },
+        interrupt,
+        &log,
+    )
+    .await
+}
+
 async fn run_jobs(
     settings: &Settings,
     client: &kube::Client,
@@ -48,45 +101,13 @@ async fn run_jobs(
         }
         None => None,
     };
-    let ctx = moverpod::Context {
-        namespace: ns,
-        config: &config.metadata.name,
-        run_id: &run_id,
-        owner: None,
-    };
     let mut records = Vec::new();
     for (i, repo) in repos.iter().enumerate() {
         if interrupt.is_set() {
             break;
         }
         // A failure here is this repository's, and the lock is still released below.
-        if let Err(e) = mover::ensure_cache(client, ns, &config.metadata.name, repo).await {
-            records.push(record(repo, Verdict::Failed, e.to_string(), Vec::new()));
-            continue;
-        }
-        let job = Job {
-            repository: access(repo, ns),
-            action: action(repo),
-        };
-        let (pod_name, _) = moverpod::names(ns, &run_id, i);
-        let pod = moverpod::mover_pod(&ctx, &pod_name, &config.spec.mover, repo, &job, None, None);
-        let log = |e: &MoverEvent| mover::relay(e, &repo.name, None);
-        tracing::info!(repository = %repo.name, action = job.action.name(), "starting a mover");
-        let out = mover::run_with_locks(
-            client,
-            &mover::Task {
-                namespace: ns,
-                config: &config.metadata.name,
-                pod: &pod,
-                clone: None,
-                access: &job.repository,
-                repository: repo,
-                mover: &config.spec.mover,
-            },
-            interrupt,
-            &log,
-        )
-        .await;
+        let out = run_one(client, settings, &run_id, i, repo, action(repo), interrupt).await;
         let record = match out {
             // A check's result is its exit code: an unreadable log loses only its words.
             Ok(o) if !results_in_log && o.result_unknown() => {

@@ -7,9 +7,11 @@
 mod backup;
 mod check;
 mod env;
+mod list;
 mod locks;
 mod process;
 mod prune;
+mod restore;
 
 use std::io::Write;
 
@@ -17,8 +19,10 @@ use crate::mover::job::{Action, Failure, Job, MoverEvent};
 use backup::backup;
 use check::check;
 use env::Env;
+use list::list;
 use locks::break_lock;
 use prune::prune;
+use restore::restore;
 
 /// How long the engine itself waits for a lock before the mover looks at who holds it.
 pub(super) const LOCK_POLL_SECS: u64 = 5;
@@ -96,6 +100,17 @@ fn run_job(job: &str) -> i32 {
         } => prune(&env, config, namespace, retention, timezone, *now, *dry_run),
         Action::Check { read_data_subset } => check(&env, read_data_subset.as_deref()),
         Action::BreakLock => break_lock(&env),
+        Action::List {
+            config,
+            namespace,
+            series,
+            sizes,
+        } => list(&env, config, namespace, series.as_ref(), *sizes),
+        Action::Restore {
+            series,
+            archive,
+            replace,
+        } => restore(&env, series, archive, *replace),
     };
     match result {
         Ok(()) => 0,

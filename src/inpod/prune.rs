@@ -6,10 +6,11 @@ use jiff::tz::TimeZone;
 
 use super::backup::delete_archives;
 use super::env::Env;
+use super::list::entries;
 use super::locks::with_lock_wait;
 use super::process::run;
 use super::{Fail, emit, log};
-use crate::engines::{Series, borg, restic};
+use crate::engines::{Series, borg};
 use crate::model::units::HumanDuration;
 use crate::mover::job::{ArchiveDecision, Engine, Failure, MoverEvent};
 use crate::plan::retention::{self, Member};
@@ -23,83 +24,25 @@ pub(super) fn list_all(
     config: &str,
     namespace: &str,
 ) -> Result<Vec<SeriesArchives>, Fail> {
-    let mut out: std::collections::BTreeMap<(String, String), Vec<(String, Timestamp)>> =
+    let mut out: std::collections::BTreeMap<_, Vec<(String, Timestamp)>> =
         std::collections::BTreeMap::new();
-    match env.access.engine {
-        Engine::Borg => {
-            let prefix = crate::engines::scope_prefix(config, namespace);
-            let out_json = with_lock_wait(env, |w| {
-                run(&borg::list(&env.borg_repo(w), &prefix), env, None, false)
-            })?;
-            let v: serde_json::Value = serde_json::from_str(&out_json.stdout)
-                .map_err(|e| Fail::new(Failure::Failed, format!("borg list output: {e}")))?;
-            for a in v["archives"].as_array().into_iter().flatten() {
-                let Some(name) = a["name"].as_str() else {
-                    continue;
-                };
-                let Some(rest) = name.strip_prefix(&prefix) else {
-                    continue;
-                };
-                let parts: Vec<&str> = rest.split('_').collect();
-                if let [kind, series, stamp] = parts[..]
-                    && let Some(t) = archive_time(stamp)
-                {
-                    out.entry((kind.to_owned(), series.to_owned()))
-                        .or_default()
-                        .push((name.to_owned(), t));
-                }
-            }
-        }
-        Engine::Restic => {
-            let tags = crate::engines::scope_tags(config, namespace);
-            let argv = env.restic_argv(restic::snapshots(&tags));
-            let o = with_lock_wait(env, |_| run(&argv, env, None, false))?;
-            let v: serde_json::Value = serde_json::from_str(o.stdout.trim())
-                .map_err(|e| Fail::new(Failure::Failed, format!("restic snapshots output: {e}")))?;
-            for snap in v.as_array().into_iter().flatten() {
-                let tag =
-                    |k: &str| {
-                        snap["tags"].as_array().into_iter().flatten().find_map(|t| {
-                            t.as_str()?.strip_prefix(&format!("{k}=")).map(String::from)
-                        })
-                    };
-                let (Some(id), Some(t), Some(kind), Some(name)) = (
-                    snap["id"].as_str(),
-                    snap["time"]
-                        .as_str()
-                        .and_then(|t| t.parse::<Timestamp>().ok()),
-                    tag("kind"),
-                    tag("name"),
-                ) else {
-                    continue;
-                };
-                out.entry((kind, name))
-                    .or_default()
-                    .push((id.to_owned(), t));
-            }
-        }
+    for e in entries(env, config, namespace, None, false)? {
+        out.entry((e.kind, e.series))
+            .or_default()
+            .push((e.archive, e.time));
     }
     Ok(out
         .into_iter()
-        .filter_map(|((kind, name), archives)| {
-            let kind = crate::engines::SeriesKind::from_short(&kind)?;
-            Some((
-                Series {
-                    config: config.to_owned(),
-                    namespace: namespace.to_owned(),
-                    kind,
-                    name,
-                },
-                archives,
-            ))
+        .map(|((kind, name), archives)| {
+            let series = Series {
+                config: config.to_owned(),
+                namespace: namespace.to_owned(),
+                kind,
+                name,
+            };
+            (series, archives)
         })
         .collect())
-}
-
-/// The time in a borg archive name's stamp (`2026-11-22T10-00-07Z`).
-pub(super) fn archive_time(stamp: &str) -> Option<Timestamp> {
-    let (date, time) = stamp.split_once('T')?;
-    format!("{date}T{}", time.replace('-', ":")).parse().ok()
 }
 
 pub(super) fn prune(

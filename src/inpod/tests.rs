@@ -1,9 +1,9 @@
 //! Unit tests of the in-pod side's pure parts: line reading, failure classes, lock listings,
 //! ssh targets, archive names.
 
+use super::list::archive_time;
 use super::locks::{parse_borg_locks, restic_holders};
 use super::process::{classify_borg, classify_restic, each_line};
-use super::prune::archive_time;
 use crate::model::repository::{Engine, Kind, Location};
 use crate::mover::job::Failure;
 

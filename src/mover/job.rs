@@ -6,8 +6,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::engines::Series;
 use crate::engines::output::Summary;
+use crate::engines::{Series, SeriesKind};
 use crate::model::policy::Policy;
 pub use crate::model::repository::Engine;
 use crate::model::units::HumanDuration;
@@ -22,6 +22,8 @@ pub mod paths {
     pub const CACHE: &str = "/kentledge/cache";
     /// A repository kept on a PVC.
     pub const REPOSITORY: &str = "/repository";
+    /// The clone of a snapshot an in-place restore copies from, mounted read-only.
+    pub const SOURCE: &str = "/source";
     /// The passphrase or password file.
     pub const PASSPHRASE: &str = "/kentledge/secrets/passphrase";
     /// The ssh private key file.
@@ -190,6 +192,33 @@ pub enum Action {
     },
     /// Remove the repository's locks (only sent when every holder is a mover pod that is gone).
     BreakLock,
+    /// List the archives of a config and namespace (or of one series), with sizes where the
+    /// engine knows them, as `listed` events.
+    List {
+        /// The config's name.
+        config: String,
+        /// The namespace.
+        namespace: String,
+        /// Only this series.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        series: Option<Series>,
+        /// Also ask the engine for each archive's size where its listing lacks it (borg info,
+        /// restic stats): slower, needed to size a restore's volume.
+        #[serde(default)]
+        sizes: bool,
+    },
+    /// Restore an archive into [`paths::DATA`] (mounted read-write), then verify it against
+    /// the archive's own listing.
+    Restore {
+        /// The series the archive must belong to.
+        series: Series,
+        /// borg archive name or restic snapshot id.
+        archive: String,
+        /// Remove what is in the volume first (an in-place restore); otherwise the volume must
+        /// be empty.
+        #[serde(default)]
+        replace: bool,
+    },
 }
 
 impl Action {
@@ -200,6 +229,8 @@ impl Action {
             Action::Prune { .. } => "prune",
             Action::Check { .. } => "check",
             Action::BreakLock => "break-lock",
+            Action::List { .. } => "list",
+            Action::Restore { .. } => "restore",
         }
     }
 }
@@ -305,6 +336,51 @@ pub struct ArchiveDecision {
     pub deleted: bool,
 }
 
+/// An archive as a listing gives it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveEntry {
+    /// What the series holds.
+    pub kind: SeriesKind,
+    /// The series' name (PVC, database or bucket).
+    pub series: String,
+    /// borg archive name or restic snapshot id.
+    pub archive: String,
+    /// The archive's time (the snapshot's cut, the dump's start).
+    pub time: Timestamp,
+    /// Bytes of data in the archive (apparent size), when the engine said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Bytes it added to the repository when it was made, when the engine said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added: Option<u64>,
+    /// Files in it, when the engine said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+}
+
+/// What a restore wrote, against what the archive lists.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Restored {
+    /// borg archive name or restic snapshot id.
+    pub archive: String,
+    /// Entries (files, directories, links, others) found in the volume afterwards.
+    pub entries: u64,
+    /// Bytes of regular files found (each path counted).
+    pub bytes: u64,
+    /// Entries the archive lists.
+    pub expected_entries: u64,
+    /// Bytes of regular files the archive lists (each path counted).
+    pub expected_bytes: u64,
+    /// Whether sparse files were written sparse (restic before 0.15 cannot).
+    pub sparse: bool,
+    /// The engine and its version, as it printed it.
+    pub engine_version: String,
+    /// Seconds the extraction took.
+    pub seconds: f64,
+}
+
 /// One line of a mover's stdout.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", tag = "event")]
@@ -351,6 +427,10 @@ pub enum MoverEvent {
         /// borg archive names or restic snapshot ids.
         archives: Vec<String>,
     },
+    /// An archive found by a `list` job.
+    Listed(ArchiveEntry),
+    /// The result of a restore.
+    Restored(Restored),
     /// The mover's last line, with its exit code: a log without it was not read to the end.
     End {
         /// The exit code the mover is about to exit with.

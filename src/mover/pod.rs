@@ -110,15 +110,36 @@ pub fn clone_pvc(ctx: &Context<'_>, name: &str, src: &CloneSource<'_>) -> Persis
     serde_json::from_value(v).expect("a clone PVC is a valid object")
 }
 
-/// A mover pod: `name` runs `job` with the repository's credentials, the clone (if any) at
-/// `/data` read-only, and the repository's PVC (if it lives on one) at `/repository`.
+/// The volume a mover pod has at [`paths::DATA`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Data<'a> {
+    /// None (repository-wide jobs).
+    None,
+    /// A snapshot's clone, read-only (a backup reads it).
+    Clone(&'a str),
+    /// A restore's target, read-write (a restore writes it).
+    Target(&'a str),
+}
+
+impl<'a> Data<'a> {
+    fn claim(self) -> Option<(&'a str, bool)> {
+        match self {
+            Data::None => None,
+            Data::Clone(c) => Some((c, true)),
+            Data::Target(t) => Some((t, false)),
+        }
+    }
+}
+
+/// A mover pod: `name` runs `job` with the repository's credentials, `data` at `/data`, and the
+/// repository's PVC (if it lives on one) at `/repository`.
 pub fn mover_pod(
     ctx: &Context<'_>,
     name: &str,
     mover: &Mover,
     repo: &Repository,
     job: &Job,
-    clone: Option<&str>,
+    data: Data<'_>,
     pvc_label: Option<&str>,
 ) -> Pod {
     let mut extra = vec![(REPOSITORY, repo.name.as_str())];
@@ -128,11 +149,11 @@ pub fn mover_pod(
     let labels = ctx.labels("mover", &extra);
     let mut volumes: Vec<Value> = Vec::new();
     let mut mounts: Vec<Value> = Vec::new();
-    if let Some(c) = clone {
+    if let Some((c, read_only)) = data.claim() {
         volumes.push(
-            json!({"name": "data", "persistentVolumeClaim": {"claimName": c, "readOnly": true}}),
+            json!({"name": "data", "persistentVolumeClaim": {"claimName": c, "readOnly": read_only}}),
         );
-        mounts.push(json!({"name": "data", "mountPath": paths::DATA, "readOnly": true}));
+        mounts.push(json!({"name": "data", "mountPath": paths::DATA, "readOnly": read_only}));
     }
     let secrets = secret_files(repo);
     if !secrets.is_empty() {
@@ -159,7 +180,7 @@ pub fn mover_pod(
         "args": ["mover", "--job", job.to_arg()],
         "env": secret_env(repo),
         "volumeMounts": mounts,
-        "workingDir": if clone.is_some() { paths::DATA } else { "/" },
+        "workingDir": if data == Data::None { "/" } else { paths::DATA },
     });
     if let Some(p) = mover.image_pull_policy {
         container["imagePullPolicy"] = json!(format!("{p:?}"));
@@ -383,7 +404,7 @@ restic:
             &mover,
             &repo,
             &job,
-            Some("kentledge-clone-3f9a-0"),
+            Data::Clone("kentledge-clone-3f9a-0"),
             Some("data"),
         );
         let clone = clone_pvc(

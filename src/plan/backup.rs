@@ -411,7 +411,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
                 mover,
                 repo,
                 &job,
-                Some(&clone_name),
+                pod::Data::Clone(&clone_name),
                 Some(&pvc_label),
             );
             let archive = match job.repository.engine {

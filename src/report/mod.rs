@@ -1,8 +1,9 @@
 //! What a run did, as plain data: the report of every command (snapshot, backup, snapshot
-//! prune, repository prune and check), its exit code, and its text rendering (JSON is the
+//! prune, repository prune and check, list), its exit code, and its text rendering (JSON is the
 //! serialized form). Flows fill the reports; `runtime::output` prints them.
 
 pub mod backup;
+pub mod list;
 pub mod prune;
 pub mod repositories;
 pub mod snapshot;

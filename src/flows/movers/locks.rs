@@ -134,7 +134,15 @@ async fn break_lock(
             .as_ref()
             .and_then(|o| o.first()),
     };
-    let pod = moverpod::mover_pod(&ctx, &name, t.mover, t.repository, &job, None, None);
+    let pod = moverpod::mover_pod(
+        &ctx,
+        &name,
+        t.mover,
+        t.repository,
+        &job,
+        moverpod::Data::None,
+        None,
+    );
     let log = |e: &MoverEvent| relay(e, &t.access.name, None);
     run(client, t.namespace, None, &pod, interrupt, &log).await
 }

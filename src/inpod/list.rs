@@ -1,0 +1,185 @@
+//! The `list` action: every archive of a config and namespace (or of one series) with its time
+//! and, where the engine knows them, its size and file count, printed as `listed` events; the
+//! same listing serves `prune`.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::env::Env;
+use super::locks::with_lock_wait;
+use super::process::run;
+use super::{Fail, emit};
+use crate::engines::{Series, SeriesKind, borg, restic, scope_prefix, scope_tags};
+use crate::mover::job::{ArchiveEntry, Engine, Failure, MoverEvent};
+
+/// The time in a borg archive name's stamp (`2026-11-22T10-00-07Z`).
+pub(super) fn archive_time(stamp: &str) -> Option<Timestamp> {
+    let (date, time) = stamp.split_once('T')?;
+    format!("{date}T{}", time.replace('-', ":")).parse().ok()
+}
+
+/// The series and time a borg archive name of this config and namespace stands for.
+fn borg_name(prefix: &str, name: &str) -> Option<(SeriesKind, String, Timestamp)> {
+    let rest = name.strip_prefix(prefix)?;
+    match rest.split('_').collect::<Vec<_>>()[..] {
+        [kind, series, stamp] => Some((
+            SeriesKind::from_short(kind)?,
+            series.to_owned(),
+            archive_time(stamp)?,
+        )),
+        _ => None,
+    }
+}
+
+fn parse_json(engine: &str, text: &str) -> Result<Value, Fail> {
+    serde_json::from_str(text.trim())
+        .map_err(|e| Fail::new(Failure::Failed, format!("{engine} listing output: {e}")))
+}
+
+/// Every archive of `config` in `namespace` (only `series`' when given), oldest first as the
+/// engine lists them. With `sizes`, each archive's size and file count are asked for where the
+/// listing lacks them (borg info; restic stats when its snapshots carry no summary).
+pub(super) fn entries(
+    env: &Env,
+    config: &str,
+    namespace: &str,
+    series: Option<&Series>,
+    sizes: bool,
+) -> Result<Vec<ArchiveEntry>, Fail> {
+    let scope = scope_prefix(config, namespace);
+    let mut out = Vec::new();
+    match env.access.engine {
+        Engine::Borg => {
+            let prefix = series.map(Series::borg_prefix).unwrap_or(scope.clone());
+            let glob = format!("{prefix}*");
+            let o = with_lock_wait(env, |w| {
+                let words: &[&str] = if sizes {
+                    &["info", "--json", "--glob-archives", &glob]
+                } else {
+                    &["list", "--json", "--glob-archives", &glob]
+                };
+                run(
+                    &borg::repo_command(&env.borg_repo(w), words, &[]),
+                    env,
+                    None,
+                    false,
+                )
+            })?;
+            let v = parse_json("borg", &o.stdout)?;
+            for a in v["archives"].as_array().into_iter().flatten() {
+                let Some(name) = a["name"].as_str() else {
+                    continue;
+                };
+                let Some((kind, s, time)) = borg_name(&scope, name) else {
+                    continue;
+                };
+                let stats = &a["stats"];
+                out.push(ArchiveEntry {
+                    kind,
+                    series: s,
+                    archive: name.to_owned(),
+                    time,
+                    size: stats["original_size"].as_u64(),
+                    added: None,
+                    files: stats["nfiles"].as_u64(),
+                });
+            }
+        }
+        Engine::Restic => {
+            let tags = series
+                .map(Series::restic_tags)
+                .unwrap_or_else(|| scope_tags(config, namespace));
+            let argv = env.restic_argv(restic::snapshots(&tags));
+            let o = with_lock_wait(env, |_| run(&argv, env, None, false))?;
+            for snap in parse_json("restic", &o.stdout)?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let tag =
+                    |k: &str| {
+                        snap["tags"].as_array().into_iter().flatten().find_map(|t| {
+                            t.as_str()?.strip_prefix(&format!("{k}=")).map(String::from)
+                        })
+                    };
+                let (Some(id), Some(time), Some(kind), Some(name)) = (
+                    snap["id"].as_str(),
+                    snap["time"]
+                        .as_str()
+                        .and_then(|t| t.parse::<Timestamp>().ok()),
+                    tag("kind").as_deref().and_then(SeriesKind::from_short),
+                    tag("name"),
+                ) else {
+                    continue;
+                };
+                // restic 0.17 and newer keep the backup's summary in the snapshot.
+                let summary = &snap["summary"];
+                let mut entry = ArchiveEntry {
+                    kind,
+                    series: name,
+                    archive: id.to_owned(),
+                    time,
+                    size: summary["total_bytes_processed"].as_u64(),
+                    added: summary["data_added"].as_u64(),
+                    files: summary["total_files_processed"].as_u64(),
+                };
+                if sizes && entry.size.is_none() {
+                    let argv = env.restic(&["stats", "--json", "--mode", "restore-size", id]);
+                    let o = with_lock_wait(env, |_| run(&argv, env, None, false))?;
+                    let v = parse_json("restic stats", &o.stdout)?;
+                    entry.size = v["total_size"].as_u64();
+                    entry.files = v["total_file_count"].as_u64();
+                }
+                out.push(entry);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `list` action: one `listed` event per archive.
+pub(super) fn list(
+    env: &Env,
+    config: &str,
+    namespace: &str,
+    series: Option<&Series>,
+    sizes: bool,
+) -> Result<(), Fail> {
+    for e in entries(env, config, namespace, series, sizes)? {
+        emit(&MoverEvent::Listed(e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borg_names_give_their_series_and_time() {
+        let scope = scope_prefix("shop", "prod");
+        assert_eq!(
+            borg_name(
+                &scope,
+                "kentledge_shop_prod_vol_db-wal_2026-11-22T10-00-07Z"
+            ),
+            Some((
+                SeriesKind::Volume,
+                "db-wal".into(),
+                "2026-11-22T10:00:07Z".parse().unwrap()
+            ))
+        );
+        assert_eq!(
+            borg_name(&scope, "kentledge_shop_other_vol_db_2026-11-22T10-00-07Z"),
+            None
+        );
+        assert_eq!(
+            borg_name(&scope, "kentledge_shop_prod_vol_db_yesterday"),
+            None
+        );
+        assert_eq!(
+            borg_name(&scope, "kentledge_shop_prod_zip_db_2026-11-22T10-00-07Z"),
+            None
+        );
+    }
+}
