@@ -152,6 +152,8 @@ Register-ArgumentCompleter -Native -CommandName 'kentledge' -ScriptBlock {
             [CompletionResult]::new('--archive', '--archive', [CompletionResultType]::ParameterName, 'The archive (borg archive name or restic snapshot id); default: the newest')
             [CompletionResult]::new('--as-of', '--as-of', [CompletionResultType]::ParameterName, 'The newest archive taken at or before this time (RFC 3339)')
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Restore into a new PVC of this name (or give --in-place)')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'With --to: the new PVC''s size [default: the source PVC''s, else room for the data]')
+            [CompletionResult]::new('--storage-class', '--storage-class', [CompletionResultType]::ParameterName, 'With --to: the new PVC''s storage class [default: the source PVC''s, else the cluster''s default]')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another run of this config to finish before failing')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'The config file')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The config file')

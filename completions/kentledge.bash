@@ -652,7 +652,7 @@ _kentledge() {
             return 0
             ;;
         kentledge__subcmd__restore__subcmd__volume)
-            opts="-c -n -o -v -q -h -V --snapshot --repository --archive --as-of --to --in-place --lock-timeout --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
+            opts="-c -n -o -v -q -h -V --snapshot --repository --archive --as-of --to --in-place --size --storage-class --lock-timeout --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -675,6 +675,14 @@ _kentledge() {
                     return 0
                     ;;
                 --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --storage-class)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

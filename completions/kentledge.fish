@@ -122,6 +122,8 @@ complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l archive -d 'The archive (borg archive name or restic snapshot id); default: the newest' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l as-of -d 'The newest archive taken at or before this time (RFC 3339)' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l to -d 'Restore into a new PVC of this name (or give --in-place)' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l size -d 'With --to: the new PVC\'s size [default: the source PVC\'s, else room for the data]' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l storage-class -d 'With --to: the new PVC\'s storage class [default: the source PVC\'s, else the cluster\'s default]' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l lock-timeout -d 'How long to wait for another run of this config to finish before failing' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -s c -l config -d 'The config file' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l kubeconfig -d 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]' -r -F

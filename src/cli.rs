@@ -275,6 +275,12 @@ pub struct RestoreVolumeArgs {
     /// Restore into the PVC itself: scale its workloads down, take a safety snapshot, restore, scale up.
     #[arg(long)]
     pub in_place: bool,
+    /// With --to: the new PVC's size [default: the source PVC's, else room for the data].
+    #[arg(long, value_name = "QUANTITY", requires = "to")]
+    pub size: Option<String>,
+    /// With --to: the new PVC's storage class [default: the source PVC's, else the cluster's default].
+    #[arg(long, value_name = "NAME", requires = "to")]
+    pub storage_class: Option<String>,
     #[command(flatten)]
     pub lock: LockArgs,
 }

@@ -109,6 +109,7 @@ pub fn load(global: &GlobalArgs) -> Result<Settings, Error> {
             "--namespace overrides the config's metadata.namespace"
         );
     }
+    tracing::debug!(namespace = %namespace, config = %config.metadata.name, "config loaded");
     Ok(Settings {
         config,
         namespace,

@@ -11,20 +11,7 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
     let repos = &settings.config.spec.repositories;
     for r in &args.repositories {
-        if !repos.iter().any(|x| &x.name == r) {
-            return Err(Error::BadArgument {
-                flag: "--repository",
-                value: r.clone(),
-                reason: format!(
-                    "no such repository in spec.repositories (there are: {})",
-                    repos
-                        .iter()
-                        .map(|x| x.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
-        }
+        super::check_repository(&settings, r)?;
     }
     let repositories = match args.what {
         ListWhat::Snapshots => Vec::new(),

@@ -5,6 +5,7 @@ pub mod check;
 pub mod completions;
 pub mod list;
 pub mod prune;
+pub mod restore;
 pub mod snapshot;
 
 use crate::cli::{Cli, Command};
@@ -20,22 +21,29 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Prune(args) => prune::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
         Command::List(args) => list::run(&cli.global, args),
+        Command::Restore(args) => restore::run(&cli.global, args),
         Command::Mover(args) => Ok(u8::try_from(crate::inpod::main(&args.job)).unwrap_or(1)),
-        other => {
-            // Load and validate first: a bad config is reported as such (exit 2) even before the
-            // command itself exists, and never leads to an API call.
-            let settings = settings::load(&cli.global)?;
-            tracing::debug!(namespace = %settings.namespace, "config loaded");
-            Err(Error::NotImplemented {
-                command: other.name().to_owned(),
-                version: env!("CARGO_PKG_VERSION"),
-                what: match other {
-                    Command::Restore(_) => "restores land with the restore work",
-                    _ => "not implemented",
-                },
-            })
-        }
     }
+}
+
+/// Checks that `--repository NAME` names one of the config's repositories (before any API call).
+pub(crate) fn check_repository(settings: &settings::Settings, name: &str) -> Result<(), Error> {
+    let repos = &settings.config.spec.repositories;
+    if repos.iter().any(|r| r.name == name) {
+        return Ok(());
+    }
+    Err(Error::BadArgument {
+        flag: "--repository",
+        value: name.to_owned(),
+        reason: format!(
+            "no such repository in spec.repositories (there are: {})",
+            repos
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
 }
 
 /// What a command that talks to the cluster holds for its whole run: one client, and one

@@ -7,4 +7,5 @@ pub mod list;
 pub mod movers;
 pub mod prune;
 pub mod repositories;
+pub mod restore;
 pub mod snapshot;

@@ -174,7 +174,8 @@ where
     }
 }
 
-/// Deletes mover pods and clones of this config left by other (killed) runs.
+/// Deletes mover pods, clones and half-filled new PVCs of restores of this config left by other
+/// (killed) runs (callers hold the backup lock, which every run that makes them holds).
 pub async fn delete_leftovers(
     client: &kube::Client,
     ns: &str,
@@ -199,14 +200,25 @@ pub async fn delete_leftovers(
         cleanup(client, ns, Some(&name), None).await;
         n += 1;
     }
+    let roles = format!("{sel},{ROLE} in (clone,{})", moverpod::RESTORE_ROLE);
     for c in pvcs
-        .list(&ListParams::default().labels(&format!("{sel},{ROLE}=clone")))
+        .list(&ListParams::default().labels(&roles))
         .await
         .map_err(Error::cluster("list clone PersistentVolumeClaims"))?
         .items
     {
+        let role = c
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(ROLE))
+            .cloned();
         let name = c.metadata.name.unwrap_or_default();
-        tracing::warn!(pvc = %name, "deleting a clone left by an earlier run");
+        if role.as_deref() == Some(moverpod::RESTORE_ROLE) {
+            tracing::warn!(pvc = %name, "deleting the new PVC of a restore an earlier run did not finish");
+        } else {
+            tracing::warn!(pvc = %name, "deleting a clone left by an earlier run");
+        }
         cleanup(client, ns, None, Some(&name)).await;
         n += 1;
     }

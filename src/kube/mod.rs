@@ -6,5 +6,6 @@ pub mod client;
 pub mod events;
 pub mod exec;
 pub mod lease;
+pub mod marks;
 pub mod observe;
 pub mod pods;

@@ -142,6 +142,37 @@ pub fn check_quantity(s: &str) -> Result<(), String> {
     }
 }
 
+/// The bytes a Kubernetes storage quantity stands for (`512Mi`, `10Gi`, `1.5G`, `2000`),
+/// rounded up; `None` for what is not a quantity (or a milli-quantity of bytes).
+pub fn quantity_bytes(s: &str) -> Option<u64> {
+    check_quantity(s).ok()?;
+    let num_len = s
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '+')
+        .count();
+    let (num, suffix) = s.split_at(num_len);
+    let n: f64 = num.parse().ok()?;
+    let factor: f64 = match suffix {
+        "" => 1.0,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse().ok()?),
+        _ => return None,
+    };
+    let bytes = (n * factor).ceil();
+    (bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
 /// Parses a byte rate per second: `<number><unit>` with units `B`, `KB`/`KiB`, `MB`/`MiB`,
 /// `GB`/`GiB`, optionally followed by `/s`. Returns bytes per second.
 pub fn parse_byte_rate(s: &str) -> Result<u64, String> {
@@ -175,6 +206,17 @@ pub fn parse_byte_rate(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_quantities_in_bytes() {
+        assert_eq!(quantity_bytes("1Gi"), Some(1 << 30));
+        assert_eq!(quantity_bytes("512Mi"), Some(512 << 20));
+        assert_eq!(quantity_bytes("1.5G"), Some(1_500_000_000));
+        assert_eq!(quantity_bytes("2000"), Some(2000));
+        assert_eq!(quantity_bytes("1e3"), Some(1000));
+        assert_eq!(quantity_bytes("100m"), None, "milli-bytes are not a size");
+        assert_eq!(quantity_bytes("ten"), None);
+    }
 
     #[test]
     fn durations_parse_and_print_canonically() {

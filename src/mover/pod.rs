@@ -93,21 +93,51 @@ pub struct CloneSource<'a> {
 /// The clone PVC of a snapshot.
 pub fn clone_pvc(ctx: &Context<'_>, name: &str, src: &CloneSource<'_>) -> PersistentVolumeClaim {
     let pvc_label = crate::model::labels::pvc_label_value(src.pvc);
+    let labels = ctx.labels("clone", &[(PVC, &pvc_label)]);
+    pvc(ctx.metadata(name, labels), Some(src.snapshot), src)
+}
+
+/// The annotation on a restored PVC that says what it was restored from.
+pub const RESTORED_FROM: &str = "kentledge.io/restored-from";
+
+/// The role of a restore's new PVC while it is being filled (removed when the restore is done;
+/// one left by a killed run is swept).
+pub const RESTORE_ROLE: &str = "restore-target";
+
+/// A restore's new PVC: from `snapshot`, or empty for a mover to fill from an archive. `shape`'s
+/// `snapshot` and `pvc` are the source's (the PVC it restores).
+pub fn restore_pvc(
+    ctx: &Context<'_>,
+    name: &str,
+    shape: &CloneSource<'_>,
+    from_snapshot: bool,
+    restored_from: &str,
+) -> PersistentVolumeClaim {
+    let pvc_label = crate::model::labels::pvc_label_value(shape.pvc);
+    let mut meta = ctx.metadata(name, ctx.labels(RESTORE_ROLE, &[(PVC, &pvc_label)]));
+    meta["annotations"] = json!({RESTORED_FROM: restored_from});
+    pvc(meta, from_snapshot.then_some(shape.snapshot), shape)
+}
+
+fn pvc(metadata: Value, snapshot: Option<&str>, shape: &CloneSource<'_>) -> PersistentVolumeClaim {
     let mut spec = json!({
-        "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": src.snapshot},
-        "accessModes": if src.access_modes.is_empty() { vec!["ReadWriteOnce".to_owned()] } else { src.access_modes.clone() },
-        "resources": {"requests": {"storage": src.size}},
+        "accessModes": if shape.access_modes.is_empty() { vec!["ReadWriteOnce".to_owned()] } else { shape.access_modes.clone() },
+        "resources": {"requests": {"storage": shape.size}},
     });
-    if let Some(sc) = src.storage_class {
+    if let Some(s) = snapshot {
+        spec["dataSource"] =
+            json!({"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": s});
+    }
+    if let Some(sc) = shape.storage_class {
         spec["storageClassName"] = json!(sc);
     }
     let v = json!({
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": ctx.metadata(name, ctx.labels("clone", &[(PVC, &pvc_label)])),
+        "metadata": metadata,
         "spec": spec,
     });
-    serde_json::from_value(v).expect("a clone PVC is a valid object")
+    serde_json::from_value(v).expect("a PVC built from valid parts is a valid object")
 }
 
 /// The volume a mover pod has at [`paths::DATA`].

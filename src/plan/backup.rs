@@ -210,6 +210,12 @@ pub fn newest_ready<'a>(snapshots: &'a [VolumeSnapshot], pvc: &str) -> Option<&'
         .max_by_key(|s| (cut_time(Some(s)), s.metadata.name.clone()))
 }
 
+/// A PVC's requested storage (`spec.resources.requests.storage`).
+pub fn storage_request(p: &PersistentVolumeClaim) -> Option<String> {
+    let requests = p.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?;
+    requests.get("storage").map(|q| q.0.clone())
+}
+
 /// Plans a run; every problem is reported at once.
 pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
     let mut problems = Vec::new();
@@ -347,19 +353,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
                     .as_ref()
                     .map(|q| q.0.clone())
             })
-            .or_else(|| {
-                source_pvc
-                    .and_then(|p| {
-                        p.spec
-                            .as_ref()?
-                            .resources
-                            .as_ref()?
-                            .requests
-                            .as_ref()?
-                            .get("storage")
-                    })
-                    .map(|q| q.0.clone())
-            })
+            .or_else(|| source_pvc.and_then(storage_request))
             .unwrap_or_else(|| "1Gi".into());
         let series = Series {
             config: i.config.metadata.name.clone(),

@@ -6,6 +6,7 @@ pub mod hooks;
 pub mod lock;
 pub mod movers;
 pub mod prune;
+pub mod restore;
 pub mod retention;
 pub mod selection;
 pub mod snapshot;

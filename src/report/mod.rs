@@ -6,6 +6,7 @@ pub mod backup;
 pub mod list;
 pub mod prune;
 pub mod repositories;
+pub mod restore;
 pub mod snapshot;
 pub mod table;
 

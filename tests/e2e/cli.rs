@@ -196,7 +196,6 @@ fn a_bad_config_never_leads_to_an_api_call() {
 fn commands_not_available_yet_say_so_exit_69_and_change_nothing() {
     let wire = Tripwire::new();
     for args in [
-        vec!["list", "snapshots"],
         vec!["restore", "volume", "data", "--snapshot", "s", "--in-place"],
         vec!["restore", "database", "shopdb", "--repository", "offsite"],
         vec!["restore", "bucket", "media", "--repository", "r"],
@@ -269,8 +268,11 @@ fn a_config_without_namespace_needs_one() {
     );
     let r = run(kentledge()
         .args([
-            "list",
-            "snapshots",
+            "restore",
+            "database",
+            "shopdb",
+            "--repository",
+            "offsite",
             "--log-format",
             "text",
             "-n",
@@ -289,7 +291,15 @@ fn a_config_without_namespace_needs_one() {
 fn logs_are_json_lines_when_asked_or_not_on_a_terminal() {
     // stderr is a pipe here, so auto means JSON.
     let r = run(kentledge()
-        .args(["list", "snapshots", "-v", "-c"])
+        .args([
+            "restore",
+            "database",
+            "shopdb",
+            "--repository",
+            "offsite",
+            "-v",
+            "-c",
+        ])
         .arg(example("minimal.yaml")));
     assert_eq!(r.code, 69);
     let lines: Vec<serde_json::Value> = r
@@ -309,7 +319,15 @@ fn logs_are_json_lines_when_asked_or_not_on_a_terminal() {
     assert_eq!(last["exit_code"], 69);
     // -q hides info and debug lines, errors remain.
     let r = run(kentledge()
-        .args(["list", "snapshots", "-q", "-c"])
+        .args([
+            "restore",
+            "database",
+            "shopdb",
+            "--repository",
+            "offsite",
+            "-q",
+            "-c",
+        ])
         .arg(example("minimal.yaml")));
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }

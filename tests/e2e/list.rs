@@ -2,6 +2,8 @@
 //! the config's series, with retention and backed-up labels, in text and JSON; a repository
 //! that cannot be listed is reported, the others are still listed, and the exit code is partial.
 
+use std::path::Path;
+
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
@@ -9,12 +11,12 @@ use crate::backup::{empty_pvc, only_snapshot, passphrase_secret};
 use crate::cluster::TestCluster;
 use crate::support::run;
 
-/// A namespace with PVC `data` (a few files), snapshotted once and copied to a borg and a
+/// A namespace with PVC `data` (filled by `fill`), snapshotted once and copied to a borg and a
 /// restic repository on PVCs: the cluster, the config's spec, and the snapshot's name.
-pub fn backed_up(namespace: &str, files: &[(&str, &str)]) -> (TestCluster, String, String) {
+pub fn backed_up(namespace: &str, fill: impl FnOnce(&Path)) -> (TestCluster, String, String) {
     let tc = TestCluster::start(namespace);
     passphrase_secret(&tc);
-    tc.pvc_with_files("data", &[], files);
+    fill(&tc.pvc_with_files("data", &[], &[]));
     empty_pvc(&tc, "borg-repo");
     empty_pvc(&tc, "restic-repo");
     let spec = r#"  timezone: Europe/Berlin
@@ -50,7 +52,9 @@ pub fn backed_up(namespace: &str, files: &[(&str, &str)]) -> (TestCluster, Strin
 
 #[test]
 fn list_shows_every_snapshot_and_archive_and_says_when_a_repository_could_not_be_listed() {
-    let (tc, spec, snap) = backed_up("shop", &[("a.txt", "hello\n")]);
+    let (tc, spec, snap) = backed_up("shop", |d| {
+        std::fs::write(d.join("a.txt"), "hello\n").unwrap()
+    });
     let cfg = tc.config("shop", &spec);
 
     let r = run(tc.kentledge(&cfg).arg("list"));

@@ -11,6 +11,7 @@ mod manifests;
 mod mariadb;
 mod prune;
 mod repo_prune;
+mod restore;
 mod retention_borg;
 mod servers;
 mod snapshot;

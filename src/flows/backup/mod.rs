@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use serde_json::json;
 
 use crate::error::{Error, exit};
 use crate::flows::movers as mover;
 use crate::kube::lease;
+use crate::kube::marks::set_in_use;
 use crate::model::labels::IN_USE_ANNOTATION;
 use crate::model::snapshots::VolumeSnapshot;
 use crate::plan;
@@ -204,18 +205,6 @@ pub async fn run(
     }
     results.report(&report)?;
     Ok(report.code(lost.is_some()))
-}
-
-/// Sets (or removes) the in-use mark that keeps `prune` off a snapshot while it is copied.
-async fn set_in_use(client: &kube::Client, ns: &str, snapshot: &str, value: Option<&str>) {
-    let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
-    let patch = json!({"metadata": {"annotations": {IN_USE_ANNOTATION: value}}});
-    if let Err(e) = api
-        .patch(snapshot, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        tracing::warn!(snapshot, error = %e, "could not update the in-use mark");
-    }
 }
 
 /// Removes in-use marks that killed backup runs left.

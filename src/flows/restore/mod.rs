@@ -1,0 +1,195 @@
+//! `kentledge restore volume`: finds the source (a VolumeSnapshot of the config, or an archive
+//! listed in a mover pod, chosen fail-closed), plans the restore, prints it with `--dry-run`,
+//! and otherwise carries it out under the config's run and backup locks, so that no prune
+//! deletes the source meanwhile and no other run sweeps the restore's objects. Into a new PVC:
+//! [`fresh`].
+
+mod fresh;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::Api;
+
+use crate::config::Repository;
+use crate::engines::{Series, SeriesKind};
+use crate::error::Error;
+use crate::kube::lease::{self, Held};
+use crate::model::snapshots::VolumeSnapshot;
+use crate::mover::job::ArchiveEntry;
+use crate::plan::lock::Lock;
+use crate::plan::restore::{ArchiveQuery, Source, choose_archive, choose_snapshot};
+use crate::runtime::output;
+use crate::runtime::signals::Interrupt;
+use crate::settings::Settings;
+
+/// Where the restored data goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A new PVC of this name.
+    New(String),
+    /// The PVC itself.
+    InPlace,
+}
+
+/// What a volume restore is asked for, apart from the settings.
+#[derive(Clone, Debug)]
+pub struct VolumeOptions {
+    /// The PVC whose data is restored.
+    pub pvc: String,
+    /// From this snapshot.
+    pub snapshot: Option<String>,
+    /// From this repository.
+    pub repository: Option<String>,
+    /// This archive.
+    pub archive: Option<String>,
+    /// The newest archive at or before this time.
+    pub as_of: Option<jiff::Timestamp>,
+    /// Into what.
+    pub target: Target,
+    /// The new PVC's size.
+    pub size: Option<String>,
+    /// The new PVC's storage class.
+    pub storage_class: Option<String>,
+    /// How long to wait for the locks.
+    pub lock_timeout: Duration,
+}
+
+/// Both locks of the config: the run lock (snapshots and their prune) and the backup lock
+/// (copies, repository prune, and the sweeps of their leftovers), taken in that order.
+pub(crate) struct Locks {
+    run: Held,
+    backup: Held,
+}
+
+impl Locks {
+    pub(crate) async fn take(
+        client: &kube::Client,
+        settings: &Settings,
+        run_id: &str,
+        wait: Duration,
+        interrupt: &Interrupt,
+    ) -> Result<Locks, Error> {
+        let (ns, name) = (
+            settings.namespace.as_str(),
+            settings.config.metadata.name.as_str(),
+        );
+        let run = lease::take(client, ns, name, Lock::Run, run_id, wait, interrupt).await?;
+        match lease::take(client, ns, name, Lock::Backup, run_id, wait, interrupt).await {
+            Ok(backup) => Ok(Locks { run, backup }),
+            Err(e) => {
+                run.release().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases both; why either was lost during the run, if it was.
+    pub(crate) async fn release(self) -> Option<String> {
+        let backup = self.backup.release().await;
+        let run = self.run.release().await;
+        backup.or(run)
+    }
+}
+
+/// The repository the options name (checked against the config before any API call).
+fn repository<'a>(settings: &'a Settings, name: &str) -> &'a Repository {
+    settings
+        .config
+        .spec
+        .repositories
+        .iter()
+        .find(|r| r.name == name)
+        .expect("the command checked the repository's name")
+}
+
+/// The archives of the config in a repository, listed by mover `index` of the run (with sizes
+/// and only of `series` when asked).
+pub(crate) async fn list_archives(
+    client: &kube::Client,
+    settings: &Settings,
+    run_id: &str,
+    index: usize,
+    repo: &Repository,
+    series: Option<&str>,
+    interrupt: &Interrupt,
+) -> Result<Vec<ArchiveEntry>, Error> {
+    let series = series.map(|name| Series {
+        config: settings.config.metadata.name.clone(),
+        namespace: settings.namespace.clone(),
+        kind: SeriesKind::Volume,
+        name: name.to_owned(),
+    });
+    crate::flows::list::archives(client, settings, run_id, index, repo, series, interrupt)
+        .await
+        .map_err(|(_, why)| Error::Plan {
+            problems: vec![format!(
+                "repository {} could not be listed: {why}",
+                repo.name
+            )],
+        })
+}
+
+/// The source the options name: the snapshot (read by name), or the archive chosen among the
+/// repository's listing. Every refusal is an error that changes nothing.
+pub(crate) async fn source(
+    client: &kube::Client,
+    settings: &Settings,
+    opts: &VolumeOptions,
+    run_id: &str,
+    interrupt: &Interrupt,
+) -> Result<Source, Error> {
+    let plan_err = |p: String| Error::Plan { problems: vec![p] };
+    if let Some(name) = &opts.snapshot {
+        let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), &settings.namespace);
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(Error::cluster("read the VolumeSnapshot"))?;
+        let snaps: Vec<VolumeSnapshot> = found.into_iter().collect();
+        return choose_snapshot(&snaps, name, &opts.pvc, &settings.config.metadata.name)
+            .map_err(plan_err);
+    }
+    let repo = repository(settings, opts.repository.as_deref().unwrap_or_default());
+    let listed = list_archives(client, settings, run_id, 0, repo, None, interrupt).await?;
+    choose_archive(
+        &listed,
+        repo,
+        &opts.pvc,
+        ArchiveQuery {
+            archive: opts.archive.as_deref(),
+            as_of: opts.as_of,
+        },
+    )
+    .map_err(plan_err)
+}
+
+/// Reads a PVC, `None` when it does not exist.
+pub(crate) async fn read_pvc(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> Result<Option<PersistentVolumeClaim>, Error> {
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(Error::cluster("read the PersistentVolumeClaim"))
+}
+
+/// `kentledge restore volume`.
+pub async fn volume(
+    settings: &Settings,
+    opts: &VolumeOptions,
+    client: &kube::Client,
+    interrupt: &Interrupt,
+    results: &mut output::Results,
+) -> Result<u8, Error> {
+    match &opts.target {
+        Target::New(to) => fresh::run(settings, opts, to, client, interrupt, results).await,
+        Target::InPlace => Err(Error::NotImplemented {
+            command: "restore volume --in-place".into(),
+            version: env!("CARGO_PKG_VERSION"),
+            what: "in-place restores land next",
+        }),
+    }
+}

@@ -1,0 +1,112 @@
+//! What a volume restore did: from what, into what, how it was verified, what is left and
+//! where, the exit code, and the text rendering (JSON is the serialized form).
+
+use serde::Serialize;
+
+use crate::mover::job::Restored;
+use crate::plan::restore::Source;
+use crate::report::{self, Render, Run, Verdict};
+
+/// A volume restore.
+#[derive(Clone, Debug, Serialize)]
+pub struct VolumeRestore {
+    /// The PVC whose data was restored (its series).
+    pub pvc: String,
+    /// The PVC written: a new one, or the PVC itself in place.
+    pub target: String,
+    /// Whether it was restored in place.
+    pub in_place: bool,
+    /// What was restored.
+    pub source: Source,
+    /// Whether it worked.
+    pub ok: bool,
+    /// `ok`, `failed`, or `unknown` (the mover exited 0 but its log could not be read).
+    pub outcome: Verdict,
+    /// `ok` or what went wrong.
+    pub result: String,
+    /// What the mover wrote and what the archive lists (archive restores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Restored>,
+    /// Whether the new PVC is bound (a snapshot restore into a `WaitForFirstConsumer` class binds
+    /// when a pod first uses it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<bool>,
+    /// What a person should know: the state things are in, what was cleaned up.
+    pub notes: Vec<String>,
+    /// Seconds the restore took.
+    pub seconds: f64,
+    /// The signal's exit code, when interrupted.
+    #[serde(skip)]
+    pub interrupted: Option<u8>,
+}
+
+impl VolumeRestore {
+    /// The exit code: 0 when restored (and verified), 1 when not, an interruption's code.
+    pub fn code(&self, lock_lost: bool) -> u8 {
+        report::exit_code(
+            [self.outcome],
+            Run {
+                lock_lost,
+                ..Run::new(self.interrupted)
+            },
+        )
+    }
+}
+
+impl Render for VolumeRestore {
+    fn text(&self) -> String {
+        let into = if self.in_place {
+            format!("PVC {} in place", self.pvc)
+        } else {
+            format!("PVC {} into the new PVC {}", self.pvc, self.target)
+        };
+        let mut out = match self.outcome {
+            Verdict::Ok => format!("restored {into}\n  from {}\n", self.source.describe()),
+            Verdict::Unknown => format!(
+                "restore of {into} NOT CONFIRMED: {}\n  from {}\n",
+                self.result,
+                self.source.describe()
+            ),
+            Verdict::Failed => format!(
+                "restore of {into} FAILED: {}\n  from {}\n",
+                self.result,
+                self.source.describe()
+            ),
+        };
+        if let Some(r) = &self.restored {
+            let same = r.entries == r.expected_entries && r.bytes == r.expected_bytes;
+            out.push_str(&format!(
+                "  {}: {} entries and {} of files written; the archive lists {} and {} ({}, {:.1} s)\n",
+                if same { "verified" } else { "MISMATCH" },
+                r.entries,
+                indicatif::HumanBytes(r.bytes),
+                r.expected_entries,
+                indicatif::HumanBytes(r.expected_bytes),
+                r.engine_version,
+                r.seconds
+            ));
+            if !r.sparse {
+                out.push_str(&format!(
+                    "  note: {} cannot restore sparse files sparse: they were written in full\n",
+                    r.engine_version
+                ));
+            }
+        }
+        match self.bound {
+            Some(true) => out.push_str(&format!("  {} is bound\n", self.target)),
+            Some(false) => out.push_str(&format!(
+                "  {} is not bound yet: its storage class binds it when a pod first uses it\n",
+                self.target
+            )),
+            None => {}
+        }
+        for n in &self.notes {
+            out.push_str(&format!("  {n}\n"));
+        }
+        out
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
