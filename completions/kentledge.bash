@@ -652,7 +652,7 @@ _kentledge() {
             return 0
             ;;
         kentledge__subcmd__restore__subcmd__volume)
-            opts="-c -n -o -v -q -h -V --snapshot --repository --archive --as-of --to --in-place --size --storage-class --lock-timeout --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
+            opts="-c -n -o -v -q -h -V --snapshot --repository --archive --as-of --to --in-place --accept --resume --size --storage-class --lock-timeout --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -676,6 +676,10 @@ _kentledge() {
                     ;;
                 --to)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --accept)
+                    COMPREPLY=($(compgen -W "bare-pods autoscaled gitops" -- "${cur}"))
                     return 0
                     ;;
                 --size)

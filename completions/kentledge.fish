@@ -122,6 +122,9 @@ complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l archive -d 'The archive (borg archive name or restic snapshot id); default: the newest' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l as-of -d 'The newest archive taken at or before this time (RFC 3339)' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l to -d 'Restore into a new PVC of this name (or give --in-place)' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l accept -d 'With --in-place: also stop what is refused by default (repeatable): bare-pods (deleted, not recreated), autoscaled (scaled to 0, which pauses the autoscaler), gitops (may be scaled back up by its controller: suspend its sync first)' -r -f -a "bare-pods\t'Pods of no workload that mount the PVC: deleted, not recreated'
+autoscaled\t'Workloads a HorizontalPodAutoscaler scales'
+gitops\t'Workloads a GitOps controller (Flux, Argo CD) manages'"
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l size -d 'With --to: the new PVC\'s size [default: the source PVC\'s, else room for the data]' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l storage-class -d 'With --to: the new PVC\'s storage class [default: the source PVC\'s, else the cluster\'s default]' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l lock-timeout -d 'How long to wait for another run of this config to finish before failing' -r
@@ -135,6 +138,7 @@ complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_
 text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l in-place -d 'Restore into the PVC itself: scale its workloads down, take a safety snapshot, restore, scale up'
+complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l resume -d 'With --in-place: finish or roll back an in-place restore that a killed run left'
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -l dry-run -d 'Print the plan and change nothing'
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from volume" -s q -l quiet -d 'Less log detail (-q warnings only, -qq errors only)'

@@ -259,7 +259,7 @@ pub struct RestoreVolumeArgs {
         long,
         value_name = "NAME",
         conflicts_with_all = ["repository", "archive", "as_of"],
-        required_unless_present = "repository"
+        required_unless_present_any = ["repository", "resume"]
     )]
     pub snapshot: Option<String>,
     #[command(flatten)]
@@ -275,6 +275,14 @@ pub struct RestoreVolumeArgs {
     /// Restore into the PVC itself: scale its workloads down, take a safety snapshot, restore, scale up.
     #[arg(long)]
     pub in_place: bool,
+    /// With --in-place: also stop what is refused by default (repeatable): bare-pods (deleted, not
+    /// recreated), autoscaled (scaled to 0, which pauses the autoscaler), gitops (may be scaled
+    /// back up by its controller: suspend its sync first).
+    #[arg(long, value_enum, value_name = "WHAT", requires = "in_place")]
+    pub accept: Vec<Accept>,
+    /// With --in-place: finish or roll back an in-place restore that a killed run left.
+    #[arg(long, requires = "in_place", conflicts_with_all = ["snapshot", "repository"])]
+    pub resume: bool,
     /// With --to: the new PVC's size [default: the source PVC's, else room for the data].
     #[arg(long, value_name = "QUANTITY", requires = "to")]
     pub size: Option<String>,
@@ -283,6 +291,17 @@ pub struct RestoreVolumeArgs {
     pub storage_class: Option<String>,
     #[command(flatten)]
     pub lock: LockArgs,
+}
+
+/// What an in-place restore may stop although it is refused by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Accept {
+    /// Pods of no workload that mount the PVC: deleted, not recreated.
+    BarePods,
+    /// Workloads a HorizontalPodAutoscaler scales.
+    Autoscaled,
+    /// Workloads a GitOps controller (Flux, Argo CD) manages.
+    Gitops,
 }
 
 /// `kentledge restore database`.

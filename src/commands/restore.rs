@@ -1,10 +1,11 @@
 //! `kentledge restore volume` ([`crate::flows::restore`]); database and bucket restores are not
 //! in this version yet and say so.
 
-use crate::cli::{GlobalArgs, RestoreCommand, RestoreVolumeArgs};
+use crate::cli::{self, GlobalArgs, RestoreCommand, RestoreVolumeArgs};
 use crate::error::Error;
 use crate::flows::restore::{Target, VolumeOptions};
 use crate::model::names::check_dns1123_subdomain;
+use crate::plan::restore::inplace::Accept;
 use crate::runtime::output;
 use crate::settings;
 
@@ -21,13 +22,6 @@ pub fn run(global: &GlobalArgs, cmd: &RestoreCommand) -> Result<u8, Error> {
             });
         }
     };
-    if args.in_place {
-        return Err(Error::NotImplemented {
-            command: "restore volume --in-place".into(),
-            version: env!("CARGO_PKG_VERSION"),
-            what: "in-place restores land next; restore into a new PVC with --to",
-        });
-    }
     let opts = options(&settings, args)?;
     let mut results = output::Results::new(global.output.into());
     let code = super::runtime()?.block_on(async {
@@ -76,6 +70,12 @@ fn options(settings: &settings::Settings, a: &RestoreVolumeArgs) -> Result<Volum
         },
         size: a.size.clone(),
         storage_class: a.storage_class.clone(),
+        accept: Accept {
+            bare_pods: a.accept.contains(&cli::Accept::BarePods),
+            autoscaled: a.accept.contains(&cli::Accept::Autoscaled),
+            gitops: a.accept.contains(&cli::Accept::Gitops),
+        },
+        resume: a.resume,
         lock_timeout: a.lock.lock_timeout.0,
     })
 }

@@ -12,10 +12,11 @@ mod locks;
 mod process;
 mod prune;
 mod restore;
+mod sync;
 
 use std::io::Write;
 
-use crate::mover::job::{Action, Failure, Job, MoverEvent};
+use crate::mover::job::{Action, AnyJob, Failure, Job, LocalJob, MoverEvent};
 use backup::backup;
 use check::check;
 use env::Env;
@@ -69,7 +70,13 @@ pub fn main(job: &str) -> i32 {
 
 fn run_job(job: &str) -> i32 {
     let job: Job = match serde_json::from_str(job) {
-        Ok(j) => j,
+        Ok(AnyJob::Engine(j)) => *j,
+        Ok(AnyJob::Local(LocalJob::Sync)) => {
+            return match sync::sync() {
+                Ok(()) => 0,
+                Err(f) => fail(f),
+            };
+        }
         Err(e) => {
             emit(&MoverEvent::Failed {
                 failure: Failure::BadJob,

@@ -9,3 +9,4 @@ pub mod lease;
 pub mod marks;
 pub mod observe;
 pub mod pods;
+pub mod workloads;

@@ -253,6 +253,33 @@ impl Job {
     }
 }
 
+/// A job that needs no repository: it works on the pod's volumes alone.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", tag = "action", deny_unknown_fields)]
+pub enum LocalJob {
+    /// Make [`paths::DATA`] (read-write) the same tree as [`paths::SOURCE`] (a snapshot's
+    /// clone, read-only): rsync with owners by number, modes, times, hard links, ACLs, xattrs and
+    /// holes, deleting what the source does not have; then compare the two trees' tallies.
+    Sync,
+}
+
+impl LocalJob {
+    /// The job as one argument.
+    pub fn to_arg(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What `kentledge mover --job` takes: a repository job, or a local one.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum AnyJob {
+    /// A job on a repository.
+    Engine(Box<Job>),
+    /// A job on the pod's volumes.
+    Local(LocalJob),
+}
+
 /// Why a mover failed, as it tells the controller.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -429,7 +456,7 @@ pub enum MoverEvent {
     },
     /// An archive found by a `list` job.
     Listed(ArchiveEntry),
-    /// The result of a restore.
+    /// The result of a restore or a sync.
     Restored(Restored),
     /// The mover's last line, with its exit code: a log without it was not read to the end.
     End {

@@ -203,14 +203,42 @@ pub fn mover_pod(
         );
         mounts.push(json!({"name": "repository", "mountPath": paths::REPOSITORY}));
     }
+    let container = Container {
+        job: job.to_arg(),
+        env: Value::Array(secret_env(repo)),
+        mounts,
+        volumes,
+        working_dir: if data == Data::None { "/" } else { paths::DATA },
+    };
+    build(ctx, name, mover, labels, container)
+}
+
+/// What differs between a mover pod and another: its job, env, volumes and working directory.
+struct Container {
+    job: String,
+    env: Value,
+    mounts: Vec<Value>,
+    volumes: Vec<Value>,
+    working_dir: &'static str,
+}
+
+/// A pod that runs `kentledge mover --job …` with the config's image, resources, security
+/// context, placement and deadline.
+fn build(
+    ctx: &Context<'_>,
+    name: &str,
+    mover: &Mover,
+    labels: BTreeMap<String, String>,
+    c: Container,
+) -> Pod {
     let mut container = json!({
         "name": "mover",
         "image": mover.image,
         "command": ["kentledge"],
-        "args": ["mover", "--job", job.to_arg()],
-        "env": secret_env(repo),
-        "volumeMounts": mounts,
-        "workingDir": if data == Data::None { "/" } else { paths::DATA },
+        "args": ["mover", "--job", c.job],
+        "env": c.env,
+        "volumeMounts": c.mounts,
+        "workingDir": c.working_dir,
     });
     if let Some(p) = mover.image_pull_policy {
         container["imagePullPolicy"] = json!(format!("{p:?}"));
@@ -239,7 +267,7 @@ pub fn mover_pod(
         "automountServiceAccountToken": false,
         "terminationGracePeriodSeconds": 30,
         "containers": [container],
-        "volumes": volumes,
+        "volumes": c.volumes,
         "securityContext": pod_sc,
     });
     if let Some(sa) = &mover.service_account_name {
@@ -259,6 +287,35 @@ pub fn mover_pod(
         "spec": spec,
     });
     serde_json::from_value(v).expect("a mover pod is a valid object")
+}
+
+/// A sync pod: copies the clone `source` (read-only at `/source`) onto `target` (read-write at
+/// `/data`), for an in-place restore from a snapshot or putting a safety snapshot back.
+pub fn sync_pod(
+    ctx: &Context<'_>,
+    name: &str,
+    mover: &Mover,
+    source: &str,
+    target: &str,
+    pvc_label: &str,
+) -> Pod {
+    let labels = ctx.labels("mover", &[(PVC, pvc_label)]);
+    let volumes = vec![
+        json!({"name": "source", "persistentVolumeClaim": {"claimName": source, "readOnly": true}}),
+        json!({"name": "data", "persistentVolumeClaim": {"claimName": target}}),
+    ];
+    let mounts = vec![
+        json!({"name": "source", "mountPath": paths::SOURCE, "readOnly": true}),
+        json!({"name": "data", "mountPath": paths::DATA}),
+    ];
+    let container = Container {
+        job: super::job::LocalJob::Sync.to_arg(),
+        env: json!([]),
+        mounts,
+        volumes,
+        working_dir: "/",
+    };
+    build(ctx, name, mover, labels, container)
 }
 
 /// The name of a repository's cache PVC (made once, kept between runs).

@@ -210,6 +210,34 @@ pub fn newest_ready<'a>(snapshots: &'a [VolumeSnapshot], pvc: &str) -> Option<&'
         .max_by_key(|s| (cut_time(Some(s)), s.metadata.name.clone()))
 }
 
+/// A snapshot clone's storage class, access modes and size: the config's `spec.mover.clone`,
+/// else the source PVC's class and modes and the snapshot's `restoreSize` (else the PVC's
+/// request, else 1Gi).
+pub fn clone_shape(
+    cfg: &crate::config::CloneSettings,
+    source_pvc: Option<&PersistentVolumeClaim>,
+    restore_size: Option<&str>,
+) -> (Option<String>, Vec<String>, String) {
+    let spec = source_pvc.and_then(|p| p.spec.as_ref());
+    let storage_class = cfg
+        .storage_class_name
+        .clone()
+        .or_else(|| spec.and_then(|s| s.storage_class_name.clone()));
+    let access_modes: Vec<String> = if cfg.access_modes.is_empty() {
+        spec.and_then(|s| s.access_modes.clone())
+            .unwrap_or_default()
+    } else {
+        cfg.access_modes.iter().map(|m| format!("{m:?}")).collect()
+    };
+    let size = cfg
+        .size
+        .clone()
+        .or_else(|| restore_size.map(String::from))
+        .or_else(|| source_pvc.and_then(storage_request))
+        .unwrap_or_else(|| "1Gi".into());
+    (storage_class, access_modes, size)
+}
+
 /// A PVC's requested storage (`spec.resources.requests.storage`).
 pub fn storage_request(p: &PersistentVolumeClaim) -> Option<String> {
     let requests = p.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?;
@@ -327,34 +355,12 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
             });
             continue;
         };
-        let clone_cfg = &mover.clone;
-        let storage_class = clone_cfg
-            .storage_class_name
-            .clone()
-            .or_else(|| source_pvc.and_then(|p| p.spec.as_ref()?.storage_class_name.clone()));
-        let access_modes: Vec<String> = if clone_cfg.access_modes.is_empty() {
-            source_pvc
-                .and_then(|p| p.spec.as_ref()?.access_modes.clone())
-                .unwrap_or_default()
-        } else {
-            clone_cfg
-                .access_modes
-                .iter()
-                .map(|m| format!("{m:?}"))
-                .collect()
-        };
-        let size = clone_cfg
-            .size
-            .clone()
-            .or_else(|| {
-                snap.status
-                    .as_ref()?
-                    .restore_size
-                    .as_ref()
-                    .map(|q| q.0.clone())
-            })
-            .or_else(|| source_pvc.and_then(storage_request))
-            .unwrap_or_else(|| "1Gi".into());
+        let restore_size = snap
+            .status
+            .as_ref()
+            .and_then(|st| st.restore_size.as_ref().map(|q| q.0.clone()));
+        let (storage_class, access_modes, size) =
+            clone_shape(&mover.clone, source_pvc, restore_size.as_deref());
         let series = Series {
             config: i.config.metadata.name.clone(),
             namespace: i.namespace.to_owned(),

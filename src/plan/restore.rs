@@ -15,6 +15,8 @@ use crate::mover::job::{Action, ArchiveEntry, Engine, Job};
 use crate::mover::pod::{self, CloneSource, Data};
 use crate::plan::backup::{access, storage_request};
 
+pub mod inplace;
+
 /// What a restore reads.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -65,14 +67,6 @@ impl Source {
             Source::Archive {
                 repository, entry, ..
             } => format!("{repository}/{}", entry.archive),
-        }
-    }
-
-    /// The time of the data.
-    pub fn time(&self) -> Timestamp {
-        match self {
-            Source::Snapshot { time, .. } => *time,
-            Source::Archive { entry, .. } => entry.time,
         }
     }
 }
@@ -371,38 +365,7 @@ pub fn fresh(c: &Context<'_>, pvc: &str, target: &str, source: Source, shape: Sh
         Source::Archive {
             repository, entry, ..
         } => {
-            let repo = c
-                .config
-                .spec
-                .repositories
-                .iter()
-                .find(|r| &r.name == repository)
-                .expect("the source's repository is the config's");
-            let job = Job {
-                repository: access(repo, c.namespace),
-                action: Action::Restore {
-                    series: Series {
-                        config: c.config.metadata.name.clone(),
-                        namespace: c.namespace.to_owned(),
-                        kind: SeriesKind::Volume,
-                        name: pvc.to_owned(),
-                    },
-                    archive: entry.archive.clone(),
-                    replace: false,
-                },
-            };
-            // Mover 0 of the run lists the repository; 1 restores.
-            let (pod_name, _) = pod::names(c.namespace, c.run_id, 1);
-            let label = crate::model::labels::pvc_label_value(pvc);
-            let p = pod::mover_pod(
-                &ctx,
-                &pod_name,
-                &c.config.spec.mover,
-                repo,
-                &job,
-                Data::Target(target),
-                Some(&label),
-            );
+            let (p, job) = restore_mover(c, pvc, repository, &entry.archive, target, false);
             (Some(p), Some(job))
         }
     };
@@ -415,6 +378,56 @@ pub fn fresh(c: &Context<'_>, pvc: &str, target: &str, source: Source, shape: Sh
         mover,
         job,
     }
+}
+
+/// The mover pod (index 1 of the run; 0 lists the repository) that extracts `archive` of
+/// `pvc`'s series into the PVC `target`, emptying it first when `replace`.
+pub fn restore_mover(
+    c: &Context<'_>,
+    pvc: &str,
+    repository: &str,
+    archive: &str,
+    target: &str,
+    replace: bool,
+) -> (Pod, Job) {
+    let ctx = pod::Context {
+        namespace: c.namespace,
+        config: &c.config.metadata.name,
+        run_id: c.run_id,
+        owner: None,
+    };
+    let repo = c
+        .config
+        .spec
+        .repositories
+        .iter()
+        .find(|r| r.name == repository)
+        .expect("the source's repository is the config's");
+    let job = Job {
+        repository: access(repo, c.namespace),
+        action: Action::Restore {
+            series: Series {
+                config: c.config.metadata.name.clone(),
+                namespace: c.namespace.to_owned(),
+                kind: SeriesKind::Volume,
+                name: pvc.to_owned(),
+            },
+            archive: archive.to_owned(),
+            replace,
+        },
+    };
+    let (pod_name, _) = pod::names(c.namespace, c.run_id, inplace::REPLACE_INDEX);
+    let label = crate::model::labels::pvc_label_value(pvc);
+    let p = pod::mover_pod(
+        &ctx,
+        &pod_name,
+        &c.config.spec.mover,
+        repo,
+        &job,
+        Data::Target(target),
+        Some(&label),
+    );
+    (p, job)
 }
 
 /// The plan for people (`--dry-run`).

@@ -76,6 +76,59 @@ pub struct Cluster<'a> {
     pub pods: &'a [Pod],
 }
 
+/// The snapshot of `pvc` a run makes: the class asked for (else the driver's default), its
+/// name, labels and annotations.
+pub fn planned_snapshot(
+    config: &Config,
+    run_id: &str,
+    now: Timestamp,
+    pvc: &str,
+    class: Option<String>,
+    classes: &Classes,
+) -> Result<PlannedSnapshot, String> {
+    let class = class.or_else(|| {
+        classes
+            .pvc_driver
+            .get(pvc)
+            .and_then(|d| classes.default_for_driver.get(d))
+            .cloned()
+    });
+    let Some(class) = class else {
+        let driver = classes.pvc_driver.get(pvc);
+        return Err(match (classes.readable, driver) {
+            (false, _) => format!(
+                "PVC {pvc}: no VolumeSnapshotClass configured, and snapshot classes cannot be read (install manifests/cluster-read.yaml or set spec.snapshots.volumeSnapshotClassName)"
+            ),
+            (true, Some(d)) => format!(
+                "PVC {pvc}: no default VolumeSnapshotClass for CSI driver {d} (mark one with snapshot.storage.kubernetes.io/is-default-class: \"true\" or set spec.snapshots.volumeSnapshotClassName)"
+            ),
+            (true, None) => format!(
+                "PVC {pvc}: cannot tell its CSI driver (no StorageClass); set spec.snapshots.volumeSnapshotClassName"
+            ),
+        });
+    };
+    let labels = BTreeMap::from([
+        (MANAGED_BY.to_owned(), MANAGER.to_owned()),
+        (CONFIG.to_owned(), config.metadata.name.clone()),
+        (RUN.to_owned(), run_id.to_owned()),
+        (PVC.to_owned(), labels::pvc_label_value(pvc)),
+    ]);
+    let annotations = BTreeMap::from([
+        (
+            VERSION_ANNOTATION.to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        ),
+        (PVC_ANNOTATION.to_owned(), pvc.to_owned()),
+    ]);
+    Ok(PlannedSnapshot {
+        pvc: pvc.to_owned(),
+        name: labels::snapshot_name(pvc, now, run_id),
+        class,
+        labels,
+        annotations,
+    })
+}
+
 /// Plans a run; every problem is reported at once.
 pub fn plan(
     config: &Config,
@@ -119,48 +172,10 @@ pub fn plan(
     }
     let mut snapshots = Vec::new();
     for c in &selection.chosen {
-        let class = c.class.clone().or_else(|| {
-            classes
-                .pvc_driver
-                .get(&c.pvc)
-                .and_then(|d| classes.default_for_driver.get(d))
-                .cloned()
-        });
-        let Some(class) = class else {
-            let driver = classes.pvc_driver.get(&c.pvc);
-            problems.push(match (classes.readable, driver) {
-                (false, _) => format!(
-                    "PVC {}: no VolumeSnapshotClass configured, and snapshot classes cannot be read (install manifests/cluster-read.yaml or set spec.snapshots.volumeSnapshotClassName)",
-                    c.pvc
-                ),
-                (true, Some(d)) => format!(
-                    "PVC {}: no default VolumeSnapshotClass for CSI driver {d} (mark one with snapshot.storage.kubernetes.io/is-default-class: \"true\" or set spec.snapshots.volumeSnapshotClassName)",
-                    c.pvc
-                ),
-                (true, None) => format!("PVC {}: cannot tell its CSI driver (no StorageClass); set spec.snapshots.volumeSnapshotClassName", c.pvc),
-            });
-            continue;
-        };
-        let labels = BTreeMap::from([
-            (MANAGED_BY.to_owned(), MANAGER.to_owned()),
-            (CONFIG.to_owned(), config.metadata.name.clone()),
-            (RUN.to_owned(), run_id.to_owned()),
-            (PVC.to_owned(), labels::pvc_label_value(&c.pvc)),
-        ]);
-        let annotations = BTreeMap::from([
-            (
-                VERSION_ANNOTATION.to_owned(),
-                env!("CARGO_PKG_VERSION").to_owned(),
-            ),
-            (PVC_ANNOTATION.to_owned(), c.pvc.clone()),
-        ]);
-        snapshots.push(PlannedSnapshot {
-            pvc: c.pvc.clone(),
-            name: labels::snapshot_name(&c.pvc, now, run_id),
-            class,
-            labels,
-            annotations,
-        });
+        match planned_snapshot(config, run_id, now, &c.pvc, c.class.clone(), classes) {
+            Ok(p) => snapshots.push(p),
+            Err(p) => problems.push(p),
+        }
     }
     let pvc_names: Vec<String> = selection.chosen.iter().map(|c| c.pvc.clone()).collect();
     let hooks = match hooks::plan(s, cluster.pods, &pvc_names) {

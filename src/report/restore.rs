@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::mover::job::Restored;
 use crate::plan::restore::Source;
+use crate::plan::restore::inplace::Kind;
 use crate::report::{self, Render, Run, Verdict};
 
 /// A volume restore.
@@ -16,8 +17,11 @@ pub struct VolumeRestore {
     pub target: String,
     /// Whether it was restored in place.
     pub in_place: bool,
-    /// What was restored.
-    pub source: Source,
+    /// What was restored (for `--resume`: what the killed run recorded).
+    pub from: String,
+    /// The source, when this run chose it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
     /// Whether it worked.
     pub ok: bool,
     /// `ok`, `failed`, or `unknown` (the mover exited 0 but its log could not be read).
@@ -31,6 +35,12 @@ pub struct VolumeRestore {
     /// when a pod first uses it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound: Option<bool>,
+    /// The safety snapshot of an in-place restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety_snapshot: Option<String>,
+    /// The workloads an in-place restore stopped, and how they were brought back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<WorkloadRecord>,
     /// What a person should know: the state things are in, what was cleaned up.
     pub notes: Vec<String>,
     /// Seconds the restore took.
@@ -40,11 +50,55 @@ pub struct VolumeRestore {
     pub interrupted: Option<u8>,
 }
 
+/// A workload an in-place restore stopped.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkloadRecord {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its name.
+    pub name: String,
+    /// The replicas it was brought back to (Deployments, StatefulSets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Brought back as recorded.
+    pub back: bool,
+    /// Ready again.
+    pub ready: bool,
+    /// For people.
+    pub result: String,
+}
+
+impl WorkloadRecord {
+    /// A workload left stopped on purpose (the data is not whole).
+    pub fn left_stopped(kind: Kind, name: &str) -> WorkloadRecord {
+        WorkloadRecord {
+            kind,
+            name: name.to_owned(),
+            replicas: None,
+            back: false,
+            ready: false,
+            result: "LEFT STOPPED".into(),
+        }
+    }
+}
+
 impl VolumeRestore {
-    /// The exit code: 0 when restored (and verified), 1 when not, an interruption's code.
+    /// The exit code: 0 when restored (and verified) and every workload is back and ready, 3
+    /// when restored but a workload is not, 1 when not restored, an interruption's code.
     pub fn code(&self, lock_lost: bool) -> u8 {
+        let workloads = self.workloads.iter().map(|w| {
+            if w.ready {
+                Verdict::Ok
+            } else {
+                Verdict::Failed
+            }
+        });
         report::exit_code(
-            [self.outcome],
+            std::iter::once(self.outcome).chain(
+                if self.ok { Some(workloads) } else { None }
+                    .into_iter()
+                    .flatten(),
+            ),
             Run {
                 lock_lost,
                 ..Run::new(self.interrupted)
@@ -61,22 +115,25 @@ impl Render for VolumeRestore {
             format!("PVC {} into the new PVC {}", self.pvc, self.target)
         };
         let mut out = match self.outcome {
-            Verdict::Ok => format!("restored {into}\n  from {}\n", self.source.describe()),
+            Verdict::Ok => format!("restored {into}\n  from {}\n", self.from),
             Verdict::Unknown => format!(
                 "restore of {into} NOT CONFIRMED: {}\n  from {}\n",
-                self.result,
-                self.source.describe()
+                self.result, self.from
             ),
             Verdict::Failed => format!(
                 "restore of {into} FAILED: {}\n  from {}\n",
-                self.result,
-                self.source.describe()
+                self.result, self.from
             ),
         };
         if let Some(r) = &self.restored {
             let same = r.entries == r.expected_entries && r.bytes == r.expected_bytes;
+            let of = if r.archive.is_empty() {
+                "the snapshot has"
+            } else {
+                "the archive lists"
+            };
             out.push_str(&format!(
-                "  {}: {} entries and {} of files written; the archive lists {} and {} ({}, {:.1} s)\n",
+                "  {}: {} entries and {} of files written; {of} {} and {} ({}, {:.1} s)\n",
                 if same { "verified" } else { "MISMATCH" },
                 r.entries,
                 indicatif::HumanBytes(r.bytes),
@@ -99,6 +156,20 @@ impl Render for VolumeRestore {
                 self.target
             )),
             None => {}
+        }
+        if let Some(s) = &self.safety_snapshot {
+            out.push_str(&format!("  safety snapshot: {s}\n"));
+        }
+        for w in &self.workloads {
+            out.push_str(&format!(
+                "  {} {}: {}{}\n",
+                w.kind.name(),
+                w.name,
+                w.result,
+                w.replicas
+                    .map(|r| format!(" ({r} replicas)"))
+                    .unwrap_or_default()
+            ));
         }
         for n in &self.notes {
             out.push_str(&format!("  {n}\n"));

@@ -196,7 +196,6 @@ fn a_bad_config_never_leads_to_an_api_call() {
 fn commands_not_available_yet_say_so_exit_69_and_change_nothing() {
     let wire = Tripwire::new();
     for args in [
-        vec!["restore", "volume", "data", "--snapshot", "s", "--in-place"],
         vec!["restore", "database", "shopdb", "--repository", "offsite"],
         vec!["restore", "bucket", "media", "--repository", "r"],
     ] {

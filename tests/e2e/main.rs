@@ -6,6 +6,7 @@ mod backup_failures;
 mod cli;
 mod cluster;
 mod engines;
+mod inplace;
 mod list;
 mod manifests;
 mod mariadb;

@@ -67,6 +67,12 @@ fn the_role_is_namespaced_and_covers_what_kentledge_does() {
         ("", "events", "create"),
         ("coordination.k8s.io", "leases", "update"),
         ("apps", "statefulsets/scale", "patch"),
+        ("apps", "deployments", "patch"),
+        ("apps", "replicasets", "list"),
+        ("apps", "daemonsets", "list"),
+        ("batch", "cronjobs", "patch"),
+        ("batch", "jobs", "patch"),
+        ("autoscaling", "horizontalpodautoscalers", "list"),
     ] {
         assert!(
             grants(group, resource, verb),

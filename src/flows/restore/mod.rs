@@ -2,9 +2,10 @@
 //! listed in a mover pod, chosen fail-closed), plans the restore, prints it with `--dry-run`,
 //! and otherwise carries it out under the config's run and backup locks, so that no prune
 //! deletes the source meanwhile and no other run sweeps the restore's objects. Into a new PVC:
-//! [`fresh`].
+//! [`fresh`]; in place: [`inplace`].
 
 mod fresh;
+mod inplace;
 
 use std::time::Duration;
 
@@ -51,6 +52,10 @@ pub struct VolumeOptions {
     pub size: Option<String>,
     /// The new PVC's storage class.
     pub storage_class: Option<String>,
+    /// What an in-place restore may stop although it is refused by default.
+    pub accept: crate::plan::restore::inplace::Accept,
+    /// Finish or roll back an in-place restore a killed run left.
+    pub resume: bool,
     /// How long to wait for the locks.
     pub lock_timeout: Duration,
 }
@@ -186,10 +191,6 @@ pub async fn volume(
 ) -> Result<u8, Error> {
     match &opts.target {
         Target::New(to) => fresh::run(settings, opts, to, client, interrupt, results).await,
-        Target::InPlace => Err(Error::NotImplemented {
-            command: "restore volume --in-place".into(),
-            version: env!("CARGO_PKG_VERSION"),
-            what: "in-place restores land next",
-        }),
+        Target::InPlace => inplace::run(settings, opts, client, interrupt, results).await,
     }
 }

@@ -87,6 +87,49 @@ async fn read_classes(
     Ok(classes(pvcs, &scs, &snapshot))
 }
 
+/// The snapshot classes the cluster has for `pvcs` (empty when they cannot be read).
+pub async fn classes_for(
+    client: &kube::Client,
+    pvcs: &[PersistentVolumeClaim],
+) -> Result<Classes, Error> {
+    read_classes(client, pvcs).await
+}
+
+/// Takes one planned snapshot outside a snapshot run, without hooks (an in-place restore's
+/// safety snapshot: the workloads are stopped), waiting for its cut and readiness as a run does.
+/// Returns its name once ready, or why it is not.
+pub async fn take_one(
+    client: &kube::Client,
+    settings: &Settings,
+    run_id: &str,
+    snapshot: plan::snapshot::PlannedSnapshot,
+    interrupt: &Interrupt,
+) -> Result<String, String> {
+    let plan = Plan {
+        run_id: run_id.to_owned(),
+        namespace: settings.namespace.clone(),
+        config: settings.config.metadata.name.clone(),
+        snapshots: vec![snapshot],
+        skipped: Vec::new(),
+        warnings: Vec::new(),
+        hooks: Vec::new(),
+    };
+    let progress = crate::runtime::progress::Progress::start("taking the safety snapshot");
+    let report = execute(client, settings, &plan, interrupt, &progress).await;
+    drop(progress);
+    match report.snapshots.first() {
+        Some(s) if s.ready && report.failure.is_none() => Ok(s.name.clone()),
+        Some(s) => Err(s
+            .error
+            .clone()
+            .or(report.failure.clone())
+            .unwrap_or_else(|| format!("snapshot {} did not become ready", s.name))),
+        None => Err(report
+            .failure
+            .unwrap_or_else(|| "the snapshot was not created".into())),
+    }
+}
+
 /// What a snapshot run is asked for, apart from the settings.
 #[derive(Clone, Debug)]
 pub struct Options {

@@ -366,6 +366,26 @@ impl Registry {
                 ..res!("apps", "replicasets", "replicaset", "ReplicaSet", true)
             },
             ResourceType {
+                short_names: &["ds"],
+                categories: &["all"],
+                subresources: const { &[status("DaemonSet")] },
+                generation: true,
+                ..res!("apps", "daemonsets", "daemonset", "DaemonSet", true)
+            },
+            ResourceType {
+                short_names: &["hpa"],
+                categories: &["all"],
+                subresources: const { &[status("HorizontalPodAutoscaler")] },
+                version: "v2",
+                ..res!(
+                    "autoscaling",
+                    "horizontalpodautoscalers",
+                    "horizontalpodautoscaler",
+                    "HorizontalPodAutoscaler",
+                    true
+                )
+            },
+            ResourceType {
                 categories: &["all"],
                 subresources: const { &[status("Job")] },
                 generation: true,

@@ -1,0 +1,752 @@
+//! An in-place restore: stop every workload that mounts the PVC (each one's state recorded on
+//! it), wait until no pod mounts it, take a pinned safety snapshot, replace the data (rsync from
+//! a clone of the snapshot, or extraction from the archive into the emptied volume), verify it,
+//! and bring the workloads back as recorded. The PVC carries the restore's phase all along: on
+//! any failure, timeout or SIGTERM/SIGINT the old data is put back from the safety snapshot if
+//! the data step had begun, and the workloads are brought back; after a SIGKILL,
+//! `--resume` (or the next in-place restore of the PVC, which refuses until then) reads the
+//! marks and finishes or rolls back.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use super::{Locks, VolumeOptions, read_pvc, source};
+use crate::error::{Error, exit};
+use crate::flows::movers as mover;
+use crate::kube::marks::set_in_use;
+use crate::kube::workloads::{self, Seen};
+use crate::mover::job::{MoverEvent, Restored};
+use crate::plan::restore::inplace::{
+    self, IN_PROGRESS_ANNOTATION, InPlace, Kind, Phase, Progress, ROLLBACK_INDEX, Recorded, Resume,
+};
+use crate::plan::restore::{Context, Source};
+use crate::report::Verdict;
+use crate::report::restore::{VolumeRestore, WorkloadRecord};
+use crate::runtime::output;
+use crate::runtime::poll::{Polled, poll};
+use crate::runtime::signals::Interrupt;
+use crate::settings::Settings;
+
+/// How long stopped workloads' pods may take to go, and brought-back ones to be ready.
+const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn mark_of(pvc: &PersistentVolumeClaim) -> Option<Progress> {
+    let v = pvc
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(IN_PROGRESS_ANNOTATION)?;
+    serde_json::from_str(v).ok()
+}
+
+/// Records the restore's phase on the PVC (or removes the mark).
+async fn set_mark(
+    client: &kube::Client,
+    ns: &str,
+    pvc: &str,
+    mark: Option<&Progress>,
+) -> Result<(), String> {
+    let value = mark.map(|m| serde_json::to_string(m).unwrap_or_default());
+    let patch = json!({"metadata": {"annotations": {IN_PROGRESS_ANNOTATION: value}}});
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .patch(pvc, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("could not record the restore's phase on PVC {pvc}: {e}"))
+}
+
+pub(super) async fn run(
+    settings: &Settings,
+    opts: &VolumeOptions,
+    client: &kube::Client,
+    interrupt: &Interrupt,
+    results: &mut output::Results,
+) -> Result<u8, Error> {
+    let ns = settings.namespace.as_str();
+    let plan_err = |p: String| Error::Plan { problems: vec![p] };
+    let Some(target) = read_pvc(client, ns, &opts.pvc).await? else {
+        return Err(plan_err(format!(
+            "PVC {} does not exist: restore into a new PVC with --to {}",
+            opts.pvc, opts.pvc
+        )));
+    };
+    let unfinished = mark_of(&target);
+    if opts.resume {
+        return resume(settings, opts, unfinished, client, interrupt, results).await;
+    }
+    if let Some(m) = &unfinished {
+        return Err(plan_err(format!(
+            "an in-place restore of PVC {} (run {}, from {}) did not finish: it stopped while {}; run `kentledge restore volume {} --in-place --resume` to finish or roll it back",
+            opts.pvc,
+            m.run,
+            m.from,
+            m.phase.name(),
+            opts.pvc
+        )));
+    }
+    let run_id = crate::model::labels::new_run_id();
+    let locks = if settings.dry_run {
+        None
+    } else {
+        Some(Locks::take(client, settings, &run_id, opts.lock_timeout, interrupt).await?)
+    };
+    let planned = plan(settings, opts, client, interrupt, &run_id, &target).await;
+    let plan = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(l) = locks {
+                l.release().await;
+            }
+            return Err(e);
+        }
+    };
+    let Some(locks) = locks else {
+        results.emit(
+            || inplace::render(&plan),
+            || json!({"dryRun": true, "plan": &plan}),
+        )?;
+        return Ok(exit::SUCCESS);
+    };
+    if let Err(e) =
+        mover::delete_leftovers(client, ns, &settings.config.metadata.name, &run_id).await
+    {
+        tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
+    }
+    let started = Instant::now();
+    let mut report = execute(client, settings, &plan, &run_id, interrupt).await;
+    report.seconds = started.elapsed().as_secs_f64();
+    finish(client, settings, locks, report, interrupt, results).await
+}
+
+/// Releases the locks, records a failure as an Event, prints the report; its exit code.
+async fn finish(
+    client: &kube::Client,
+    settings: &Settings,
+    locks: Locks,
+    mut report: VolumeRestore,
+    interrupt: &Interrupt,
+    results: &mut output::Results,
+) -> Result<u8, Error> {
+    report.interrupted = interrupt.code();
+    let lost = locks.release().await;
+    if let Some(l) = &lost {
+        report
+            .notes
+            .push(format!("the run lock was lost during the restore: {l}"));
+    }
+    if !report.ok {
+        crate::kube::events::record(
+            client,
+            &settings.namespace,
+            &report.pvc,
+            "RestoreFailed",
+            &format!("in-place restore failed: {}", report.result),
+        )
+        .await;
+    }
+    results.report(&report)?;
+    Ok(report.code(lost.is_some()))
+}
+
+async fn plan(
+    settings: &Settings,
+    opts: &VolumeOptions,
+    client: &kube::Client,
+    interrupt: &Interrupt,
+    run_id: &str,
+    target: &PersistentVolumeClaim,
+) -> Result<InPlace, Error> {
+    let ns = settings.namespace.as_str();
+    let seen = workloads::read(client, ns).await?;
+    let found = inplace::workloads(&opts.pvc, &seen.observed());
+    let refused = inplace::refusals(&found, opts.accept);
+    if !refused.is_empty() {
+        return Err(Error::Plan { problems: refused });
+    }
+    let src = source(client, settings, opts, run_id, interrupt).await?;
+    let classes = crate::flows::snapshot::classes_for(client, std::slice::from_ref(target)).await?;
+    let class = crate::plan::selection::select(
+        &settings.config.spec.snapshots,
+        &crate::plan::selection::Observed {
+            pvcs: std::slice::from_ref(target),
+            deployments: &[],
+            statefulsets: &[],
+        },
+        std::slice::from_ref(&opts.pvc),
+    )
+    .chosen
+    .first()
+    .and_then(|c| c.class.clone())
+    .or_else(|| {
+        settings
+            .config
+            .spec
+            .snapshots
+            .volume_snapshot_class_name
+            .clone()
+    });
+    let safety = crate::plan::snapshot::planned_snapshot(
+        &settings.config,
+        run_id,
+        jiff::Timestamp::now(),
+        &opts.pvc,
+        class,
+        &classes,
+    )
+    .map_err(|p| Error::Plan {
+        problems: vec![format!("the safety snapshot cannot be planned: {p}")],
+    })?;
+    let ctx = Context {
+        config: &settings.config,
+        namespace: ns,
+        run_id,
+    };
+    Ok(inplace::plan(
+        &ctx,
+        target,
+        src,
+        found,
+        inplace::safety(safety, run_id),
+    ))
+}
+
+fn record(
+    plan_pvc: &str,
+    source: Option<&Source>,
+    from: &str,
+    outcome: Verdict,
+    result: String,
+) -> VolumeRestore {
+    VolumeRestore {
+        pvc: plan_pvc.to_owned(),
+        target: plan_pvc.to_owned(),
+        in_place: true,
+        from: from.to_owned(),
+        source: source.cloned(),
+        ok: outcome == Verdict::Ok,
+        outcome,
+        result,
+        restored: None,
+        bound: None,
+        safety_snapshot: None,
+        workloads: Vec::new(),
+        notes: Vec::new(),
+        seconds: 0.0,
+        interrupted: None,
+    }
+}
+
+/// What a run has done so far, for its cleanup.
+#[derive(Default)]
+struct Done {
+    stopped: Vec<(Kind, String, Recorded)>,
+    safety: Option<String>,
+    /// The data step began: the volume may be half old, half new.
+    data_started: bool,
+    /// The data step finished and was verified.
+    data_done: bool,
+}
+
+async fn execute(
+    client: &kube::Client,
+    settings: &Settings,
+    plan: &InPlace,
+    run_id: &str,
+    interrupt: &Interrupt,
+) -> VolumeRestore {
+    let ns = settings.namespace.as_str();
+    let mut done = Done::default();
+    let mut mark = Progress {
+        run: run_id.to_owned(),
+        phase: Phase::Stopping,
+        safety_snapshot: None,
+        from: plan.source.describe(),
+    };
+    let outcome = steps(
+        client, settings, plan, run_id, interrupt, &mut done, &mut mark,
+    )
+    .await;
+    let mut rec = record(
+        &plan.pvc,
+        Some(&plan.source),
+        &plan.source.describe(),
+        Verdict::Ok,
+        "ok".into(),
+    );
+    rec.safety_snapshot = done.safety.clone();
+    match outcome {
+        Ok(restored) => rec.restored = restored,
+        Err((why, restored)) => {
+            rec.ok = false;
+            rec.outcome = Verdict::Failed;
+            rec.result = why;
+            rec.restored = restored;
+        }
+    }
+    // Whatever happened: put the old data back if the volume may be half written, then bring
+    // the workloads back. A signal does not stop this (a second run would find the same work).
+    let calm = Interrupt::new();
+    let mut data_whole = true;
+    if !rec.ok && done.data_started && !done.data_done {
+        data_whole = match &done.safety {
+            Some(s) => {
+                mark.phase = Phase::RollingBack;
+                let _ = set_mark(client, ns, &plan.pvc, Some(&mark)).await;
+                match put_back(client, settings, &plan.pvc, s, run_id, &calm).await {
+                    Ok(()) => {
+                        mark.phase = Phase::RolledBack;
+                        let _ = set_mark(client, ns, &plan.pvc, Some(&mark)).await;
+                        rec.notes.push(format!(
+                            "the old data was put back from the safety snapshot {s}"
+                        ));
+                        true
+                    }
+                    Err(e) => {
+                        rec.notes.push(format!(
+                            "the old data could NOT be put back from the safety snapshot {s}: {e}"
+                        ));
+                        false
+                    }
+                }
+            }
+            None => false,
+        };
+    } else if !rec.ok {
+        rec.notes.push("the data was not touched".into());
+    }
+    if data_whole {
+        start_all(client, ns, &done.stopped, &mut rec).await;
+        if let Err(e) = set_mark(client, ns, &plan.pvc, None).await {
+            rec.notes.push(e);
+        }
+    } else {
+        for (k, n, _) in &done.stopped {
+            rec.workloads.push(WorkloadRecord::left_stopped(*k, n));
+        }
+        rec.notes.push(format!(
+            "the PVC's data may be half restored, so its workloads are LEFT STOPPED (recorded in their {} annotations); run `kentledge restore volume {} --in-place --resume` once the cause is fixed",
+            inplace::STOPPED_ANNOTATION, plan.pvc
+        ));
+    }
+    if let Some(s) = &done.safety {
+        rec.notes.push(format!(
+            "the safety snapshot {s} (pinned) holds the data as it was before the restore; remove its label kentledge.io/pin to let prune delete it"
+        ));
+    }
+    rec
+}
+
+type StepError = (String, Option<Restored>);
+
+async fn steps(
+    client: &kube::Client,
+    settings: &Settings,
+    plan: &InPlace,
+    run_id: &str,
+    interrupt: &Interrupt,
+    done: &mut Done,
+    mark: &mut Progress,
+) -> Result<Option<Restored>, StepError> {
+    let ns = settings.namespace.as_str();
+    let fail = |s: String| (s, None);
+    let phase =
+        |p: Phase| tracing::info!(pvc = %plan.pvc, phase = ?p, "in-place restore: {}", p.name());
+    // 1. Stop the workloads, each one's state recorded on it first.
+    phase(Phase::Stopping);
+    set_mark(client, ns, &plan.pvc, Some(mark))
+        .await
+        .map_err(fail)?;
+    for w in &plan.workloads {
+        if interrupt.is_set() {
+            return Err(fail("interrupted".into()));
+        }
+        let rec = Recorded {
+            run: run_id.to_owned(),
+            pvc: plan.pvc.clone(),
+            replicas: w.replicas,
+            suspend: w.suspended,
+        };
+        tracing::info!(pvc = %plan.pvc, "{}", inplace::stop_step(w));
+        workloads::stop(client, ns, w, &rec)
+            .await
+            .map_err(|e| fail(format!("could not stop {} {}: {e}", w.kind.name(), w.name)))?;
+        if w.kind != Kind::Pod {
+            done.stopped.push((w.kind, w.name.clone(), rec));
+        }
+    }
+    wait_free(client, ns, &plan.pvc, interrupt)
+        .await
+        .map_err(fail)?;
+    // 2. The safety snapshot.
+    phase(Phase::SafetySnapshot);
+    mark.phase = Phase::SafetySnapshot;
+    set_mark(client, ns, &plan.pvc, Some(mark))
+        .await
+        .map_err(fail)?;
+    let name =
+        crate::flows::snapshot::take_one(client, settings, run_id, plan.safety.clone(), interrupt)
+            .await
+            .map_err(|e| fail(format!("the safety snapshot failed: {e}")))?;
+    tracing::info!(pvc = %plan.pvc, snapshot = %name, "safety snapshot taken");
+    done.safety = Some(name.clone());
+    if interrupt.is_set() {
+        return Err(fail("interrupted".into()));
+    }
+    // 3. Replace the data.
+    phase(Phase::Replacing);
+    mark.phase = Phase::Replacing;
+    mark.safety_snapshot = Some(name);
+    set_mark(client, ns, &plan.pvc, Some(mark))
+        .await
+        .map_err(fail)?;
+    done.data_started = true;
+    let restored = replace(client, settings, plan, run_id, interrupt).await?;
+    done.data_done = true;
+    mark.phase = Phase::Replaced;
+    set_mark(client, ns, &plan.pvc, Some(mark))
+        .await
+        .map_err(fail)?;
+    phase(Phase::Replaced);
+    Ok(Some(restored))
+}
+
+/// Waits until no pod mounts the PVC.
+async fn wait_free(
+    client: &kube::Client,
+    ns: &str,
+    pvc: &str,
+    interrupt: &Interrupt,
+) -> Result<(), String> {
+    let progress =
+        crate::runtime::progress::Progress::start("waiting for the workloads' pods to end");
+    let mut last = Vec::new();
+    let polled = poll(
+        Duration::from_millis(500),
+        Some(tokio::time::Instant::now() + WORKLOAD_TIMEOUT),
+        interrupt.token(),
+        async || match workloads::pods_mounting(client, ns, pvc).await {
+            Ok(p) if p.is_empty() => ControlFlow::Break(()),
+            Ok(p) => {
+                last = p;
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "listing pods");
+                ControlFlow::Continue(())
+            }
+        },
+    )
+    .await;
+    drop(progress);
+    match polled {
+        Polled::Done(()) => Ok(()),
+        Polled::Interrupted => Err("interrupted".into()),
+        Polled::TimedOut => Err(format!(
+            "pods still mount PVC {pvc} after {}: {}",
+            crate::model::units::HumanDuration(WORKLOAD_TIMEOUT),
+            last.join(", ")
+        )),
+    }
+}
+
+/// Runs the data step's pod (with its clone) and checks what it wrote.
+async fn run_data_pod(
+    client: &kube::Client,
+    settings: &Settings,
+    replace: &inplace::Replace,
+    job: Option<&crate::mover::job::Job>,
+    repository: Option<&str>,
+    interrupt: &Interrupt,
+) -> Result<Restored, StepError> {
+    let ns = settings.namespace.as_str();
+    let progress = crate::runtime::progress::Progress::start("replacing the data");
+    let on_event = |e: &MoverEvent| match e {
+        MoverEvent::Progress { bytes, total, .. } => {
+            let of = total
+                .map(|t| format!(" of {}", indicatif::HumanBytes(t)))
+                .unwrap_or_default();
+            progress.phase(format!("writing: {}{of}", indicatif::HumanBytes(*bytes)));
+        }
+        _ => mover::relay(e, repository.unwrap_or("-"), None),
+    };
+    let out = match (job, repository) {
+        (Some(job), Some(r)) => {
+            let repo = super::repository(settings, r);
+            mover::run_with_locks(
+                client,
+                &mover::Task {
+                    namespace: ns,
+                    config: &settings.config.metadata.name,
+                    pod: &replace.pod,
+                    clone: replace.clone.as_ref(),
+                    access: &job.repository,
+                    repository: repo,
+                    mover: &settings.config.spec.mover,
+                },
+                interrupt,
+                &on_event,
+            )
+            .await
+        }
+        _ => {
+            mover::run(
+                client,
+                ns,
+                replace.clone.as_ref(),
+                &replace.pod,
+                interrupt,
+                &on_event,
+            )
+            .await
+        }
+    };
+    drop(progress);
+    match out {
+        Ok(o) if o.ok() => match o.restored {
+            Some(r) => Ok(r),
+            None => Err((
+                "the data step exited 0 without saying what it wrote".into(),
+                None,
+            )),
+        },
+        Ok(o) => Err((o.reason(), o.restored)),
+        Err(e) => Err((e.to_string(), None)),
+    }
+}
+
+async fn replace(
+    client: &kube::Client,
+    settings: &Settings,
+    plan: &InPlace,
+    run_id: &str,
+    interrupt: &Interrupt,
+) -> Result<Restored, StepError> {
+    let ns = settings.namespace.as_str();
+    let repository = match &plan.source {
+        Source::Archive { repository, .. } => Some(repository.as_str()),
+        Source::Snapshot { .. } => None,
+    };
+    let in_use = match &plan.source {
+        Source::Snapshot { name, .. } => Some(name.as_str()),
+        Source::Archive { .. } => None,
+    };
+    let mark = format!("restore/{run_id}");
+    if let Some(s) = in_use {
+        set_in_use(client, ns, s, Some(&mark)).await;
+    }
+    let out = run_data_pod(
+        client,
+        settings,
+        &plan.replace,
+        plan.job.as_ref(),
+        repository,
+        interrupt,
+    )
+    .await;
+    if let Some(s) = in_use {
+        set_in_use(client, ns, s, None).await;
+    }
+    out
+}
+
+/// Copies the safety snapshot back onto the PVC.
+async fn put_back(
+    client: &kube::Client,
+    settings: &Settings,
+    pvc: &str,
+    snapshot: &str,
+    run_id: &str,
+    interrupt: &Interrupt,
+) -> Result<(), String> {
+    tracing::warn!(
+        pvc,
+        snapshot,
+        "putting the old data back from the safety snapshot"
+    );
+    let target = read_pvc(client, &settings.namespace, pvc)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ctx = Context {
+        config: &settings.config,
+        namespace: &settings.namespace,
+        run_id,
+    };
+    let replace =
+        inplace::sync_from_snapshot(&ctx, ROLLBACK_INDEX, snapshot, pvc, target.as_ref(), None);
+    run_data_pod(client, settings, &replace, None, None, interrupt)
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| e)
+}
+
+/// Brings every stopped workload back and waits until it is ready.
+async fn start_all(
+    client: &kube::Client,
+    ns: &str,
+    stopped: &[(Kind, String, Recorded)],
+    rec: &mut VolumeRestore,
+) {
+    for (kind, name, r) in stopped {
+        let mut w = WorkloadRecord {
+            kind: *kind,
+            name: name.clone(),
+            replicas: r.replicas,
+            back: false,
+            ready: false,
+            result: String::new(),
+        };
+        match workloads::start(client, ns, *kind, name, r).await {
+            Ok(()) => w.back = true,
+            Err(e) => w.result = format!("could not be brought back: {e}"),
+        }
+        rec.workloads.push(w);
+    }
+    // Ready: every one at once, within the timeout.
+    let deadline = tokio::time::Instant::now() + WORKLOAD_TIMEOUT;
+    let progress =
+        crate::runtime::progress::Progress::start("waiting for the workloads to be ready");
+    for w in rec.workloads.iter_mut().filter(|w| w.back) {
+        let calm = Interrupt::new();
+        let polled = poll(
+            Duration::from_millis(500),
+            Some(deadline),
+            calm.token(),
+            async || match workloads::ready(client, ns, w.kind, &w.name).await {
+                Ok(true) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            },
+        )
+        .await;
+        if polled == Polled::Done(()) {
+            w.ready = true;
+            w.result = "ready".into();
+        } else {
+            w.result = format!(
+                "brought back, but not ready within {}",
+                crate::model::units::HumanDuration(WORKLOAD_TIMEOUT)
+            );
+        }
+    }
+    drop(progress);
+}
+
+/// `--resume`: finishes or rolls back what a killed run left, from its marks.
+async fn resume(
+    settings: &Settings,
+    opts: &VolumeOptions,
+    mark: Option<Progress>,
+    client: &kube::Client,
+    interrupt: &Interrupt,
+    results: &mut output::Results,
+) -> Result<u8, Error> {
+    let ns = settings.namespace.as_str();
+    let seen: Seen = workloads::read(client, ns).await?;
+    let stopped = workloads::stopped(&seen, &opts.pvc);
+    if mark.is_none() && stopped.is_empty() {
+        return Err(Error::Plan {
+            problems: vec![format!(
+                "--resume: no unfinished in-place restore of PVC {} (no {IN_PROGRESS_ANNOTATION} mark, no workload stopped by one)",
+                opts.pvc
+            )],
+        });
+    }
+    let run_id = crate::model::labels::new_run_id();
+    if settings.dry_run {
+        let what = match mark.as_ref().map(inplace::resume) {
+            Some(Resume::RollBack { snapshot }) => {
+                format!("put the old data back from {snapshot}, then ")
+            }
+            Some(Resume::Stuck) => "nothing can be put back (no safety snapshot); ".into(),
+            _ => String::new(),
+        };
+        let names: Vec<String> = stopped
+            .iter()
+            .map(|(k, n, r)| {
+                format!(
+                    "{} {n} (to {})",
+                    k.name(),
+                    r.replicas
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "resume".into())
+                )
+            })
+            .collect();
+        results.emit(
+            || {
+                format!(
+                    "resume the in-place restore of PVC {}: {what}bring back {}\n",
+                    opts.pvc,
+                    if names.is_empty() {
+                        "nothing".into()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            },
+            || json!({"dryRun": true, "pvc": opts.pvc, "mark": mark, "stopped": names}),
+        )?;
+        return Ok(exit::SUCCESS);
+    }
+    let locks = Locks::take(client, settings, &run_id, opts.lock_timeout, interrupt).await?;
+    if let Err(e) =
+        mover::delete_leftovers(client, ns, &settings.config.metadata.name, &run_id).await
+    {
+        tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
+    }
+    let from = mark.as_ref().map(|m| m.from.clone()).unwrap_or_default();
+    let mut rec = record(&opts.pvc, None, &from, Verdict::Ok, "ok".into());
+    rec.safety_snapshot = mark.as_ref().and_then(|m| m.safety_snapshot.clone());
+    let mut whole = true;
+    match mark.as_ref().map(inplace::resume) {
+        Some(Resume::RollBack { snapshot }) => {
+            let mut m = mark.clone().expect("a mark");
+            m.phase = Phase::RollingBack;
+            let _ = set_mark(client, ns, &opts.pvc, Some(&m)).await;
+            match put_back(client, settings, &opts.pvc, &snapshot, &run_id, interrupt).await {
+                Ok(()) => rec.notes.push(format!(
+                    "the run {} was killed while the data was being replaced: the old data was put back from {snapshot}",
+                    m.run
+                )),
+                Err(e) => {
+                    whole = false;
+                    rec.ok = false;
+                    rec.outcome = Verdict::Failed;
+                    rec.result = format!("the old data could not be put back from {snapshot}: {e}");
+                }
+            }
+        }
+        Some(Resume::Stuck) => {
+            whole = false;
+            rec.ok = false;
+            rec.outcome = Verdict::Failed;
+            rec.result = "the run was killed while replacing the data before a safety snapshot was recorded: the data may be half restored; restore again (the workloads stay stopped)".into();
+        }
+        Some(Resume::Restart) => {
+            let m = mark.as_ref().expect("a mark");
+            rec.notes.push(match m.phase {
+                Phase::Replaced => format!("the run {} had restored the data: it is kept", m.run),
+                Phase::RolledBack => format!("the run {} had put the old data back", m.run),
+                _ => format!("the run {} was killed before the data was touched", m.run),
+            });
+        }
+        None => rec
+            .notes
+            .push("no restore mark on the PVC: only workloads were left stopped".into()),
+    }
+    if whole {
+        start_all(client, ns, &stopped, &mut rec).await;
+        if let Err(e) = set_mark(client, ns, &opts.pvc, None).await {
+            rec.notes.push(e);
+        }
+    } else {
+        for (k, n, _) in &stopped {
+            rec.workloads.push(WorkloadRecord::left_stopped(*k, n));
+        }
+    }
+    rec.result = if rec.ok { "resumed".into() } else { rec.result };
+    finish(client, settings, locks, rec, interrupt, results).await
+}

@@ -1,0 +1,276 @@
+//! Workloads around an in-place restore: reading every kind that can mount a PVC, stopping one
+//! (its state recorded in an annotation on it first, so a killed run's successor can bring it
+//! back), bringing it back as recorded, the pods that still mount a PVC, and readiness.
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use serde_json::json;
+
+use crate::error::Error;
+use crate::plan::restore::inplace::{Kind, Observed, Recorded, STOPPED_ANNOTATION, Workload};
+
+/// The objects [`Observed`] borrows, as read.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    /// Pods.
+    pub pods: Vec<Pod>,
+    /// ReplicaSets.
+    pub replicasets: Vec<ReplicaSet>,
+    /// Deployments.
+    pub deployments: Vec<Deployment>,
+    /// StatefulSets.
+    pub statefulsets: Vec<StatefulSet>,
+    /// DaemonSets.
+    pub daemonsets: Vec<DaemonSet>,
+    /// Jobs.
+    pub jobs: Vec<Job>,
+    /// CronJobs.
+    pub cronjobs: Vec<CronJob>,
+    /// HorizontalPodAutoscalers.
+    pub autoscalers: Vec<HorizontalPodAutoscaler>,
+}
+
+impl Seen {
+    /// The view the plan reads.
+    pub fn observed(&self) -> Observed<'_> {
+        Observed {
+            pods: &self.pods,
+            replicasets: &self.replicasets,
+            deployments: &self.deployments,
+            statefulsets: &self.statefulsets,
+            daemonsets: &self.daemonsets,
+            jobs: &self.jobs,
+            cronjobs: &self.cronjobs,
+            autoscalers: &self.autoscalers,
+        }
+    }
+}
+
+async fn list<K>(client: &kube::Client, ns: &str, what: &str) -> Result<Vec<K>, Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Ok(Api::<K>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::cluster(&format!("list {what}")))?
+        .items)
+}
+
+/// Reads every kind that can mount a PVC (one list each).
+pub async fn read(client: &kube::Client, ns: &str) -> Result<Seen, Error> {
+    Ok(Seen {
+        pods: list(client, ns, "Pods").await?,
+        replicasets: list(client, ns, "ReplicaSets").await?,
+        deployments: list(client, ns, "Deployments").await?,
+        statefulsets: list(client, ns, "StatefulSets").await?,
+        daemonsets: list(client, ns, "DaemonSets").await?,
+        jobs: list(client, ns, "Jobs").await?,
+        cronjobs: list(client, ns, "CronJobs").await?,
+        autoscalers: list(client, ns, "HorizontalPodAutoscalers").await?,
+    })
+}
+
+fn note(rec: Option<&Recorded>) -> serde_json::Value {
+    json!({"metadata": {"annotations": {STOPPED_ANNOTATION: rec.map(|r| serde_json::to_string(r).unwrap_or_default())}}})
+}
+
+async fn patch<K>(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    body: &serde_json::Value,
+) -> Result<(), String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(body))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn scale<K>(client: &kube::Client, ns: &str, name: &str, replicas: i32) -> Result<(), String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .patch_scale(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Records what `w` is (in its annotation) and stops it: scale to 0, suspend, or delete a bare
+/// pod. Says why not.
+pub async fn stop(
+    client: &kube::Client,
+    ns: &str,
+    w: &Workload,
+    rec: &Recorded,
+) -> Result<(), String> {
+    let n = &w.name;
+    match w.kind {
+        Kind::Deployment => {
+            patch::<Deployment>(client, ns, n, &note(Some(rec))).await?;
+            scale::<Deployment>(client, ns, n, 0).await
+        }
+        Kind::StatefulSet => {
+            patch::<StatefulSet>(client, ns, n, &note(Some(rec))).await?;
+            scale::<StatefulSet>(client, ns, n, 0).await
+        }
+        Kind::CronJob => {
+            patch::<CronJob>(client, ns, n, &note(Some(rec))).await?;
+            patch::<CronJob>(client, ns, n, &json!({"spec": {"suspend": true}})).await
+        }
+        Kind::Job => {
+            patch::<Job>(client, ns, n, &note(Some(rec))).await?;
+            patch::<Job>(client, ns, n, &json!({"spec": {"suspend": true}})).await
+        }
+        Kind::Pod => Api::<Pod>::namespaced(client.clone(), ns)
+            .delete(n, &DeleteParams::default())
+            .await
+            .map(|_| ())
+            .or_else(|e| match e {
+                kube::Error::Api(s) if s.code == 404 => Ok(()),
+                e => Err(e.to_string()),
+            }),
+        Kind::DaemonSet => Err("a DaemonSet cannot be stopped".into()),
+    }
+}
+
+/// Brings a stopped workload back as recorded and removes the record.
+pub async fn start(
+    client: &kube::Client,
+    ns: &str,
+    kind: Kind,
+    name: &str,
+    rec: &Recorded,
+) -> Result<(), String> {
+    match kind {
+        Kind::Deployment => {
+            scale::<Deployment>(client, ns, name, rec.replicas.unwrap_or(1)).await?;
+            patch::<Deployment>(client, ns, name, &note(None)).await
+        }
+        Kind::StatefulSet => {
+            scale::<StatefulSet>(client, ns, name, rec.replicas.unwrap_or(1)).await?;
+            patch::<StatefulSet>(client, ns, name, &note(None)).await
+        }
+        Kind::CronJob => {
+            let back = json!({"spec": {"suspend": rec.suspend.unwrap_or(false)}});
+            patch::<CronJob>(client, ns, name, &back).await?;
+            patch::<CronJob>(client, ns, name, &note(None)).await
+        }
+        Kind::Job => {
+            let back = json!({"spec": {"suspend": rec.suspend.unwrap_or(false)}});
+            patch::<Job>(client, ns, name, &back).await?;
+            patch::<Job>(client, ns, name, &note(None)).await
+        }
+        Kind::Pod | Kind::DaemonSet => Ok(()),
+    }
+}
+
+fn recorded(meta: &kube::api::ObjectMeta) -> Option<Recorded> {
+    let v = meta.annotations.as_ref()?.get(STOPPED_ANNOTATION)?;
+    serde_json::from_str(v).ok()
+}
+
+/// Every workload an in-place restore of `pvc` stopped and has not brought back (its record).
+pub fn stopped(seen: &Seen, pvc: &str) -> Vec<(Kind, String, Recorded)> {
+    let mut out = Vec::new();
+    let mut take = |kind: Kind, meta: &kube::api::ObjectMeta| {
+        if let Some(r) = recorded(meta)
+            && r.pvc == pvc
+        {
+            out.push((kind, meta.name.clone().unwrap_or_default(), r));
+        }
+    };
+    seen.deployments
+        .iter()
+        .for_each(|d| take(Kind::Deployment, &d.metadata));
+    seen.statefulsets
+        .iter()
+        .for_each(|d| take(Kind::StatefulSet, &d.metadata));
+    seen.cronjobs
+        .iter()
+        .for_each(|d| take(Kind::CronJob, &d.metadata));
+    seen.jobs.iter().for_each(|d| take(Kind::Job, &d.metadata));
+    out
+}
+
+/// Pods (other than kentledge's) that mount `pvc`, terminating ones included: the volume is
+/// free only when they are gone.
+pub async fn pods_mounting(
+    client: &kube::Client,
+    ns: &str,
+    pvc: &str,
+) -> Result<Vec<String>, String> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let ws = crate::plan::restore::inplace::workloads(
+        pvc,
+        &Observed {
+            pods: &pods.items,
+            ..Observed::default()
+        },
+    );
+    Ok(ws.into_iter().flat_map(|w| w.pods).collect())
+}
+
+/// Whether a workload brought back is ready (Deployments and StatefulSets: every replica ready
+/// and up to date; the rest: at once).
+pub async fn ready(
+    client: &kube::Client,
+    ns: &str,
+    kind: Kind,
+    name: &str,
+) -> Result<bool, String> {
+    match kind {
+        Kind::Deployment => {
+            let d = Api::<Deployment>::namespaced(client.clone(), ns)
+                .get(name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let observed =
+                d.status.as_ref().and_then(|s| s.observed_generation) >= d.metadata.generation;
+            let st = d.status.unwrap_or_default();
+            Ok(observed
+                && st.ready_replicas.unwrap_or(0) >= want
+                && st.updated_replicas.unwrap_or(0) >= want)
+        }
+        Kind::StatefulSet => {
+            let s = Api::<StatefulSet>::namespaced(client.clone(), ns)
+                .get(name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let observed =
+                s.status.as_ref().and_then(|s| s.observed_generation) >= s.metadata.generation;
+            Ok(observed && s.status.and_then(|st| st.ready_replicas).unwrap_or(0) >= want)
+        }
+        _ => Ok(true),
+    }
+}
