@@ -56,6 +56,11 @@ if ! command -v restic >/dev/null 2>&1; then
   apt_install restic
 fi
 
+# rsync (the mover's tree replacement in in-place restores: -aHAXS --numeric-ids --delete).
+if ! command -v rsync >/dev/null 2>&1; then
+  apt_install rsync
+fi
+
 # MariaDB server and client (held-session hooks on a real database in a pod).
 if ! command -v mariadb-install-db >/dev/null 2>&1 || [ ! -x /usr/sbin/mariadbd ]; then
   apt_install mariadb-server mariadb-client

@@ -126,6 +126,7 @@ async fn prune(
     )
     .await
     .map_err(Error::cluster("list PersistentVolumeClaims"))?;
+    crate::flows::restore::warn_unfinished(client, settings, &claims).await;
     let sources = series::clone_sources(&claims);
     // Contents with deletionPolicy Retain (needs the optional read-only ClusterRole).
     let retained: Option<BTreeSet<String>> = match list_all(

@@ -34,6 +34,16 @@ pub const HOOKS_ANNOTATION: &str = "kentledge.io/hooks";
 /// Annotation a running kentledge command sets on a snapshot it reads (e.g. a backup's source).
 pub const IN_USE_ANNOTATION: &str = "kentledge.io/in-use-by";
 
+/// Label of a safety snapshot an in-place restore took (value: its run): pinned, never copied
+/// offsite by `backup`.
+pub const SAFETY_LABEL: &str = "kentledge.io/safety-snapshot";
+
+/// Annotation on a workload an in-place restore stopped: what it was (JSON).
+pub const STOPPED_ANNOTATION: &str = "kentledge.io/restore-stopped";
+
+/// Annotation on a PVC an in-place restore is working on: its run and phase (JSON).
+pub const IN_PROGRESS_ANNOTATION: &str = "kentledge.io/restore-in-progress";
+
 /// The prefix of the per-repository label a backup writes on its source snapshot:
 /// `backed-up.kentledge.io/<repository>=<time>`.
 pub const BACKED_UP_PREFIX: &str = "backed-up.kentledge.io/";

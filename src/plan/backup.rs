@@ -201,12 +201,20 @@ pub fn snapshot_pvc(vs: &VolumeSnapshot) -> Option<String> {
         .or_else(|| vs.spec.source.persistent_volume_claim_name.clone())
 }
 
-/// The newest ready, not deleting, snapshot of `pvc` among `snapshots`.
+/// The newest ready, not deleting, snapshot of `pvc` among `snapshots` (safety snapshots of
+/// in-place restores left out).
 pub fn newest_ready<'a>(snapshots: &'a [VolumeSnapshot], pvc: &str) -> Option<&'a VolumeSnapshot> {
     snapshots
         .iter()
         .filter(|s| s.metadata.deletion_timestamp.is_none() && is_ready(Some(s)))
         .filter(|s| snapshot_pvc(s).as_deref() == Some(pvc))
+        // A safety snapshot holds what an in-place restore replaced: not a restore point to copy.
+        .filter(|s| {
+            !s.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(crate::model::labels::SAFETY_LABEL))
+        })
         .max_by_key(|s| (cut_time(Some(s)), s.metadata.name.clone()))
 }
 

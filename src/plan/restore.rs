@@ -8,12 +8,12 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 
 use crate::config::{Config, Repository};
 use crate::engines::{Series, SeriesKind};
-use crate::model::labels::{CONFIG, PVC_ANNOTATION};
+use crate::model::labels::CONFIG;
 use crate::model::snapshots::{VolumeSnapshot, cut_time, error_message, is_ready};
 use crate::model::units::quantity_bytes;
 use crate::mover::job::{Action, ArchiveEntry, Engine, Job};
 use crate::mover::pod::{self, CloneSource, Data};
-use crate::plan::backup::{access, storage_request};
+use crate::plan::backup::{access, snapshot_pvc, storage_request};
 
 pub mod inplace;
 
@@ -69,15 +69,6 @@ impl Source {
             } => format!("{repository}/{}", entry.archive),
         }
     }
-}
-
-/// The PVC a snapshot was taken of.
-pub fn snapshot_pvc(s: &VolumeSnapshot) -> Option<String> {
-    s.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(PVC_ANNOTATION).cloned())
-        .or_else(|| s.spec.source.persistent_volume_claim_name.clone())
 }
 
 /// The snapshot `name` of `pvc`, when it is one of `config`'s and ready.

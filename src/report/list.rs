@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::engines::SeriesKind;
 use crate::model::labels::{
-    BACKED_UP_PREFIX, DELETE_AFTER, IN_USE_ANNOTATION, PIN, PVC_ANNOTATION, keep_label,
-    parse_label_time,
+    BACKED_UP_PREFIX, DELETE_AFTER, IN_USE_ANNOTATION, PIN, PVC_ANNOTATION, SAFETY_LABEL,
+    keep_label, parse_label_time,
 };
 use crate::model::policy::Rule;
 use crate::model::snapshots::VolumeSnapshot;
@@ -43,6 +43,9 @@ pub struct SnapshotRow {
     pub delete_after: Option<Timestamp>,
     /// Pinned by a person (never deleted).
     pub pinned: bool,
+    /// The safety snapshot an in-place restore took of what it replaced (its run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety_of_run: Option<String>,
     /// Repository → when a backup copied it there.
     pub backed_up: BTreeMap<String, String>,
     /// The run that is reading it now, if any.
@@ -194,6 +197,7 @@ pub fn snapshot_row(s: &VolumeSnapshot, tz: &TimeZone) -> (String, SnapshotRow) 
         keep,
         delete_after: labels.get(DELETE_AFTER).and_then(|v| parse_label_time(v)),
         pinned: labels.get(PIN).is_some_and(|v| v == "true"),
+        safety_of_run: labels.get(SAFETY_LABEL).cloned(),
         backed_up,
         in_use_by: annotations.get(IN_USE_ANNOTATION).cloned(),
     };
@@ -335,6 +339,9 @@ impl Render for Listing {
                         r.keep.iter().map(|(k, v)| format!("{k} {v}")).collect();
                     if r.pinned {
                         retention.insert(0, "pinned".into());
+                    }
+                    if let Some(run) = &r.safety_of_run {
+                        retention.insert(0, format!("safety snapshot of restore {run}"));
                     }
                     if let Some(d) = r.delete_after {
                         retention.push(format!("delete after {}", local_of(d, &self.timezone)));

@@ -406,7 +406,7 @@ fn sigterm_during_the_copy_cleans_up_and_the_next_run_sweeps_what_sigkill_left()
     for said in [
         "deleting a mover pod left by an earlier run",
         "deleting a clone left by an earlier run",
-        "removing the in-use mark of an earlier backup run",
+        "removing the in-use mark of an earlier run",
     ] {
         assert!(r.stderr.contains(said), "{said}: {}", r.stderr);
     }

@@ -376,6 +376,13 @@ fn sigkill_in_each_phase_then_resume_leaves_whole_data_and_the_workloads_back() 
         let r = f.restore(&["--snapshot", &f.snap]);
         assert_eq!(r.code, 1, "{phase}: {}{}", r.stdout, r.stderr);
         assert!(r.stderr.contains("--resume"), "{phase}: {}", r.stderr);
+        // Every command of the config says so, not only restores.
+        let r = run(f.tc.kentledge(&f.cfg).args(["prune", "--dry-run"]));
+        assert!(
+            r.stderr.contains("did not finish") && r.stderr.contains("--in-place --resume"),
+            "{phase}: {}",
+            r.stderr
+        );
         let r = f.restore(&["--resume"]);
         assert_eq!(r.code, 0, "{phase}: {}{}", r.stdout, r.stderr);
         assert_eq!(f.data_state(), want, "{phase}: {}", r.stdout);

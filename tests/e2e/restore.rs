@@ -98,6 +98,31 @@ fn new_pvcs_from_a_snapshot_and_from_borg_and_restic_archives_equal_the_source()
     assert_eq!(v["bound"], true, "{v}");
     tree::assert_same(&data, &tc.volume_dir("from-snap"));
 
+    // A class that binds on first use is reported, not waited for.
+    let sc: k8s_openapi::api::storage::v1::StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "late"}, "provisioner": kentledge_nodeagents::storage::DRIVER,
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .unwrap();
+    tc.block_on(
+        Api::<k8s_openapi::api::storage::v1::StorageClass>::all(tc.client())
+            .create(&Default::default(), &sc),
+    )
+    .unwrap();
+    let r = run(tc.kentledge(&cfg).args([
+        "restore",
+        "volume",
+        "data",
+        "--snapshot",
+        &snap,
+        "--to",
+        "late-pvc",
+        "--storage-class",
+        "late",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("is not bound yet"), "{}", r.stdout);
+    assert!(pvc_exists(&tc, "late-pvc"));
+
     for (repo, to) in [("borg-local", "from-borg"), ("restic-local", "from-restic")] {
         let r = run(tc.kentledge(&cfg).args([
             "restore",

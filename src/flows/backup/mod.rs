@@ -22,7 +22,6 @@ use crate::error::{Error, exit};
 use crate::flows::movers as mover;
 use crate::kube::lease;
 use crate::kube::marks::set_in_use;
-use crate::model::labels::IN_USE_ANNOTATION;
 use crate::model::snapshots::VolumeSnapshot;
 use crate::plan;
 use crate::report::Verdict;
@@ -81,6 +80,7 @@ pub async fn run(
         },
     )
     .await?;
+    crate::flows::restore::warn_unfinished(client, settings, &seen.pvcs).await;
     if let Some(from) = &args.from
         && !seen
             .snapshots
@@ -148,7 +148,7 @@ pub async fn run(
     if let Err(e) = &swept {
         tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
     }
-    release_stale_marks(client, &seen.snapshots, ns, &run_id).await;
+    crate::kube::marks::release_stale(client, &seen.snapshots, ns, &run_id).await;
     for r in &config.spec.repositories {
         if plan.jobs.iter().any(|j| j.repository == r.name) {
             mover::ensure_cache(client, ns, cfg_name, r).await?;
@@ -205,28 +205,4 @@ pub async fn run(
     }
     results.report(&report)?;
     Ok(report.code(lost.is_some()))
-}
-
-/// Removes in-use marks that killed backup runs left.
-async fn release_stale_marks(
-    client: &kube::Client,
-    snapshots: &[VolumeSnapshot],
-    ns: &str,
-    run_id: &str,
-) {
-    for s in snapshots {
-        let mark = s
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(IN_USE_ANNOTATION));
-        if let Some(m) = mark
-            && m.starts_with("backup/")
-            && m != &format!("backup/{run_id}")
-        {
-            let name = s.metadata.name.as_deref().unwrap_or_default();
-            tracing::warn!(snapshot = name, mark = %m, "removing the in-use mark of an earlier backup run");
-            set_in_use(client, ns, name, None).await;
-        }
-    }
 }

@@ -39,7 +39,6 @@ pub(super) async fn run(
     results: &mut output::Results,
 ) -> Result<u8, Error> {
     let ns = settings.namespace.as_str();
-    let cfg_name = settings.config.metadata.name.as_str();
     if read_pvc(client, ns, to).await?.is_some() {
         return Err(Error::Plan {
             problems: vec![format!(
@@ -81,9 +80,7 @@ pub(super) async fn run(
         )?;
         return Ok(exit::SUCCESS);
     };
-    if let Err(e) = mover::delete_leftovers(client, ns, cfg_name, &run_id).await {
-        tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
-    }
+    super::sweep(client, settings, &run_id).await;
     let started = Instant::now();
     let mut report = execute(client, settings, &plan, &run_id, interrupt).await;
     report.seconds = started.elapsed().as_secs_f64();

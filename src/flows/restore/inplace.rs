@@ -111,11 +111,7 @@ pub(super) async fn run(
         )?;
         return Ok(exit::SUCCESS);
     };
-    if let Err(e) =
-        mover::delete_leftovers(client, ns, &settings.config.metadata.name, &run_id).await
-    {
-        tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
-    }
+    super::sweep(client, settings, &run_id).await;
     let started = Instant::now();
     let mut report = execute(client, settings, &plan, &run_id, interrupt).await;
     report.seconds = started.elapsed().as_secs_f64();
@@ -261,6 +257,7 @@ async fn execute(
     let ns = settings.namespace.as_str();
     let mut done = Done::default();
     let mut mark = Progress {
+        config: settings.config.metadata.name.clone(),
         run: run_id.to_owned(),
         phase: Phase::Stopping,
         safety_snapshot: None,
@@ -692,11 +689,7 @@ async fn resume(
         return Ok(exit::SUCCESS);
     }
     let locks = Locks::take(client, settings, &run_id, opts.lock_timeout, interrupt).await?;
-    if let Err(e) =
-        mover::delete_leftovers(client, ns, &settings.config.metadata.name, &run_id).await
-    {
-        tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
-    }
+    super::sweep(client, settings, &run_id).await;
     let from = mark.as_ref().map(|m| m.from.clone()).unwrap_or_default();
     let mut rec = record(&opts.pvc, None, &from, Verdict::Ok, "ok".into());
     rec.safety_snapshot = mark.as_ref().and_then(|m| m.safety_snapshot.clone());

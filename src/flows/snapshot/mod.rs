@@ -159,6 +159,7 @@ pub async fn run(
     .await?;
     let (pvcs, deployments, statefulsets, pods) =
         (seen.pvcs, seen.deployments, seen.statefulsets, seen.pods);
+    crate::flows::restore::warn_unfinished(client, settings, &pvcs).await;
     let classes = read_classes(client, &pvcs).await?;
     let now = Timestamp::now();
     let run_id = crate::model::labels::run_id(now, crate::model::labels::random_u16());

@@ -80,6 +80,15 @@ fn the_newest_ready_snapshot_of_each_pvc_goes_to_every_repository() {
             serde_json::json!({"readyToUse": false, "creationTime": "2026-11-22T10:00:00Z"}),
         ),
         ready("logs-1", "logs", "2026-11-21T11:00:00Z"),
+        {
+            // What an in-place restore replaced: newer, ready, and never copied.
+            let mut s = ready("data-safety", "data", "2026-11-23T10:00:00Z");
+            s.metadata.labels.get_or_insert_default().insert(
+                crate::model::labels::SAFETY_LABEL.to_owned(),
+                "r9".to_owned(),
+            );
+            s
+        },
     ];
     let p = plan_with(&snaps, None, &[], &[]).unwrap();
     assert_eq!(

@@ -21,12 +21,7 @@ use crate::mover::pod::{self, CloneSource};
 use crate::plan::backup::clone_shape;
 use crate::plan::snapshot::PlannedSnapshot;
 
-/// The annotation on a workload an in-place restore stopped: what it was (JSON [`Recorded`]).
-pub const STOPPED_ANNOTATION: &str = "kentledge.io/restore-stopped";
-/// The annotation on a PVC an in-place restore is working on (JSON [`Progress`]).
-pub const IN_PROGRESS_ANNOTATION: &str = "kentledge.io/restore-in-progress";
-/// The label of a safety snapshot (the run that took it).
-pub const SAFETY_LABEL: &str = "kentledge.io/safety-snapshot";
+pub use crate::model::labels::{IN_PROGRESS_ANNOTATION, SAFETY_LABEL, STOPPED_ANNOTATION};
 
 /// A kind of workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -130,6 +125,9 @@ impl Phase {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
+    /// The config whose restore it is.
+    #[serde(default)]
+    pub config: String,
     /// The restore's run.
     pub run: String,
     /// How far it got.
@@ -154,6 +152,21 @@ pub enum Resume {
     Restart,
     /// The data may be half restored and there is no safety snapshot to put back: say so.
     Stuck,
+}
+
+/// The PVCs with an in-place restore of `config` that did not finish, with their marks.
+pub fn unfinished<'a>(pvcs: &'a [PersistentVolumeClaim], config: &str) -> Vec<(&'a str, Progress)> {
+    pvcs.iter()
+        .filter_map(|p| {
+            let v = p
+                .metadata
+                .annotations
+                .as_ref()?
+                .get(IN_PROGRESS_ANNOTATION)?;
+            let m: Progress = serde_json::from_str(v).ok()?;
+            (m.config == config).then(|| (p.metadata.name.as_deref().unwrap_or_default(), m))
+        })
+        .collect()
 }
 
 /// What to do about a killed run's restore, given its mark.

@@ -3,6 +3,7 @@
 //! archive of another series), and the new PVC's shape.
 
 use super::*;
+use crate::model::labels::PVC_ANNOTATION;
 use serde_json::json;
 
 const CONFIG_YAML: &str = "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata: {name: shop, namespace: shop}\nspec:\n  snapshots:\n    targets: [{pvc: data}]\n  repositories:\n    - name: r\n      restic:\n        pvc: {claimName: repos}\n        password: {secret: s, key: k}\n    - name: b\n      borg:\n        pvc: {claimName: repos, path: borg}\n        passphrase: {secret: s, key: k}\n";

@@ -62,21 +62,36 @@ pub fn core_resources(reg: &Registry) -> Value {
     json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resource_list(reg, "", "v1")})
 }
 
-fn group_entry(group: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{group}/v1"), "version": "v1"});
-    json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
+fn group_entry(reg: &Registry, group: &str) -> Value {
+    let mut versions: Vec<&str> = reg
+        .all()
+        .iter()
+        .filter(|t| t.group == group)
+        .map(|t| t.version)
+        .collect();
+    versions.dedup();
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    let preferred = gvs.first().cloned().unwrap_or_default();
+    json!({"name": group, "versions": gvs, "preferredVersion": preferred})
 }
 
 /// `GET /apis`.
 pub fn api_groups(reg: &Registry) -> Value {
-    let groups: Vec<Value> = reg.groups().into_iter().map(group_entry).collect();
+    let groups: Vec<Value> = reg
+        .groups()
+        .into_iter()
+        .map(|g| group_entry(reg, g))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/{group}`.
 pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
     reg.groups().contains(&group).then(|| {
-        let mut g = group_entry(group);
+        let mut g = group_entry(reg, group);
         if let Some(m) = g.as_object_mut() {
             m.insert("kind".into(), json!("APIGroup"));
             m.insert("apiVersion".into(), json!("v1"));
