@@ -3,9 +3,10 @@
 #  1. validate every example config (offline, no API call);
 #  2. start a local cluster, deploy a small app that writes data to a PVC;
 #  3. kentledge snapshot --dry-run, then kentledge snapshot (hooks, cut, ready);
-#  4. restore the snapshot into a new PVC and show the bytes are the same;
-#  5. stop the cluster (processes, mounts and data are cleaned up).
-# backup, prune and restore join this round trip as they land.
+#  4. kentledge restore volume: the snapshot into a new PVC, bytes compared;
+#  5. kentledge backup into borg and restic, the archives extracted by the engines themselves;
+#  6. kentledge list, and kentledge restore volume from each repository into new PVCs;
+#  7. kentledge prune --dry-run; stop the cluster (processes, mounts and data are cleaned up).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,16 +56,9 @@ $bin -c scripts/demo/kentledge.yaml --log-format text snapshot || fail "snapshot
 kubectl -n demo get volumesnapshots -l app.kubernetes.io/managed-by=kentledge -o custom-columns=NAME:.metadata.name,PVC:.spec.source.persistentVolumeClaimName,READY:.status.readyToUse,RUN:.metadata.labels.kentledge\\.io/run
 snapshot=$(kubectl -n demo get volumesnapshots -l kentledge.io/pvc=data -o jsonpath='{.items[0].metadata.name}')
 
-say "restoring $snapshot into a new PVC and comparing the bytes"
-cat <<YAML | kubectl apply -f - >/dev/null || fail "restore"
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: data-restored, namespace: demo}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 1Gi}}
-  dataSource: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: $snapshot}
----
+say "kentledge restore volume data --snapshot $snapshot --to data-restored, and comparing the bytes"
+$bin -c scripts/demo/kentledge.yaml --log-format text restore volume data --snapshot "$snapshot" --to data-restored || fail "restore"
+cat <<YAML | kubectl apply -f - >/dev/null || fail "check pod"
 apiVersion: v1
 kind: Pod
 metadata: {name: check, namespace: demo}
@@ -104,7 +98,18 @@ echo "borg archive $archive:"; md5sum "$restored/numbers" "$work/borg-out/number
 sums=$(md5sum "$restored/numbers" "$work/borg-out/numbers" "$work/restic-out/numbers" | cut -d' ' -f1 | sort -u | wc -l)
 [ "$sums" -eq 1 ] || fail "offsite copies differ from the snapshot"
 
+say "kentledge list: every snapshot and archive, with retention and backed-up labels"
+$bin -c scripts/demo/kentledge.yaml --log-format text list || fail "list"
+
+for repo in borg restic; do
+  say "kentledge restore volume data --repository $repo --to data-from-$repo (extracted by a mover pod, verified)"
+  $bin -c scripts/demo/kentledge.yaml --log-format text restore volume data --repository "$repo" --to "data-from-$repo" || fail "restore from $repo"
+  md5sum "$restored/numbers" "$(hostpath "data-from-$repo")/numbers"
+  sums=$(md5sum "$restored/numbers" "$(hostpath "data-from-$repo")/numbers" | cut -d' ' -f1 | sort -u | wc -l)
+  [ "$sums" -eq 1 ] || fail "the restore from $repo differs from the snapshot"
+done
+
 say "kentledge prune --dry-run: snapshot and repository retention, decisions with reasons"
 $bin -c scripts/demo/kentledge.yaml --log-format text prune --dry-run || fail "prune dry run"
 
-say "demo: done (snapshot with hooks, restored, copied offsite, extracted, bytes equal); stopping the cluster"
+say "demo: done (snapshot with hooks, restored, copied offsite, listed, restored from both repositories, bytes equal); stopping the cluster"
