@@ -276,7 +276,7 @@ _kentledge() {
             return 0
             ;;
         kentledge__subcmd__list)
-            opts="-c -n -o -v -q -h -V --repository --series --since --until --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version all snapshots archives"
+            opts="-c -n -o -v -q -h -V --repository --series --since --until --sizes --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version all snapshots archives"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -196,6 +196,7 @@ json\t'One JSON document for machines'"
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -l log-format -d 'Format of log lines on stderr: auto is text on a terminal, JSON lines otherwise' -r -f -a "auto\t'Text on a terminal, JSON lines otherwise'
 text\t'Human-readable lines'
 json\t'One JSON object per line'"
+complete -c kentledge -n "__fish_kentledge_using_subcommand list" -l sizes -d 'Ask the engines for each archive\'s size and file count (borg info, restic stats before 0.17): slower; restic 0.17 and newer list them anyway'
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -l dry-run -d 'Print the plan and change nothing'
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -s q -l quiet -d 'Less log detail (-q warnings only, -qq errors only)'

@@ -364,6 +364,10 @@ pub struct ListArgs {
     /// Only restore points taken at or before this time (RFC 3339).
     #[arg(long, value_name = "TIME")]
     pub until: Option<jiff::Timestamp>,
+    /// Ask the engines for each archive's size and file count (borg info, restic stats before
+    /// 0.17): slower; restic 0.17 and newer list them anyway.
+    #[arg(long)]
+    pub sizes: bool,
 }
 
 /// `kentledge check`.

@@ -28,6 +28,7 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> Result<u8, Error> {
             since: args.since,
             until: args.until,
         },
+        sizes: args.sizes,
     };
     let mut results = output::Results::new(global.output.into());
     let code = super::runtime()?.block_on(async {

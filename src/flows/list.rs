@@ -25,6 +25,8 @@ pub struct Options {
     pub repositories: Vec<String>,
     /// Which restore points to show.
     pub filter: Filter,
+    /// Ask the engines for each archive's size (borg info, restic stats: slower).
+    pub sizes: bool,
 }
 
 /// The config's VolumeSnapshots (one labelled list).
@@ -41,7 +43,9 @@ pub async fn snapshots(
         .items)
 }
 
-/// Lists one repository's archives in a mover pod (of one series, with sizes, when asked).
+/// Lists one repository's archives in a mover pod (only one series', and with each archive's
+/// size and file count from the engine, when asked).
+#[allow(clippy::too_many_arguments)]
 pub async fn archives(
     client: &kube::Client,
     settings: &Settings,
@@ -49,13 +53,14 @@ pub async fn archives(
     index: usize,
     repo: &Repository,
     series: Option<crate::engines::Series>,
+    sizes: bool,
     interrupt: &Interrupt,
 ) -> Result<Vec<ArchiveEntry>, (Verdict, String)> {
     let config = &settings.config;
     let action = Action::List {
         config: config.metadata.name.clone(),
         namespace: settings.namespace.clone(),
-        sizes: series.is_some(),
+        sizes,
         series,
     };
     let out = crate::flows::repositories::run_one(
@@ -102,7 +107,8 @@ pub async fn run(
             RepoResult {
                 repository: r.name.clone(),
                 engine: r.engine().name(),
-                archives: archives(client, settings, run_id, i, r, None, interrupt).await,
+                archives: archives(client, settings, run_id, i, r, None, opts.sizes, interrupt)
+                    .await,
             }
         }
     }))

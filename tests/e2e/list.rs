@@ -138,6 +138,25 @@ fn list_shows_every_snapshot_and_archive_and_says_when_a_repository_could_not_be
         r.stdout
     );
 
+    // Sizes from the engines (borg info, restic stats), when asked.
+    let r = run(tc.kentledge(&cfg).args([
+        "list",
+        "archives",
+        "--sizes",
+        "--repository",
+        "borg-local",
+        "--repository",
+        "restic-local",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    for a in v["series"][0]["archives"].as_array().unwrap() {
+        assert_eq!(a["size"], 6, "a.txt's bytes: {a}");
+        assert_eq!(a["files"], 1, "{a}");
+    }
+
     // Filters: a repository, a series, a time.
     let r = run(tc.kentledge(&cfg).args([
         "list",

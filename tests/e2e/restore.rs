@@ -179,6 +179,43 @@ fn new_pvcs_from_a_snapshot_and_from_borg_and_restic_archives_equal_the_source()
             labels.annotations.unwrap_or_default()["kentledge.io/restored-from"].starts_with(repo),
         );
     }
+    // SIGTERM while the mover fills the new PVC: the half-filled PVC is deleted, nothing is left.
+    let child = tc
+        .kentledge(&cfg)
+        .args([
+            "restore",
+            "volume",
+            "data",
+            "--repository",
+            "borg-local",
+            "--to",
+            "cut-short",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tc.wait(60, "the new PVC and its mover", || {
+        (pvc_exists(&tc, "cut-short") && leftovers(&tc).iter().any(|l| l.starts_with("pod/")))
+            .then_some(())
+    });
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("was deleted"), "{stdout}");
+    assert!(!pvc_exists(&tc, "cut-short"), "the half-filled PVC is gone");
+    assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
+
     let r = run(tc.kentledge(&cfg).args([
         "restore",
         "volume",

@@ -125,14 +125,17 @@ pub(crate) async fn list_archives(
         kind: SeriesKind::Volume,
         name: name.to_owned(),
     });
-    crate::flows::list::archives(client, settings, run_id, index, repo, series, interrupt)
-        .await
-        .map_err(|(_, why)| Error::Plan {
-            problems: vec![format!(
-                "repository {} could not be listed: {why}",
-                repo.name
-            )],
-        })
+    let sizes = series.is_some();
+    crate::flows::list::archives(
+        client, settings, run_id, index, repo, series, sizes, interrupt,
+    )
+    .await
+    .map_err(|(_, why)| Error::Plan {
+        problems: vec![format!(
+            "repository {} could not be listed: {why}",
+            repo.name
+        )],
+    })
 }
 
 /// The source the options name: the snapshot (read by name), or the archive chosen among the
