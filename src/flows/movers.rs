@@ -116,19 +116,30 @@ pub async fn run(
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
     let clone_name = clone.and_then(|c| c.metadata.name.clone());
+    // Only what this call created is deleted: a create that failed (a name taken by another
+    // run, say) must not delete the other's object.
+    let (mut made_clone, mut made_pod) = (false, false);
     let result = async {
         if let Some(c) = clone {
             pvcs.create(&PostParams::default(), c)
                 .await
                 .map_err(Error::cluster("create the clone PersistentVolumeClaim"))?;
+            made_clone = true;
         }
         pods.create(&PostParams::default(), pod)
             .await
             .map_err(Error::cluster("create the mover Pod"))?;
+        made_pod = true;
         Ok::<_, Error>(watch(&pods, &pod_name, interrupt, on_event).await)
     }
     .await;
-    cleanup(client, ns, Some(&pod_name), clone_name.as_deref()).await;
+    cleanup(
+        client,
+        ns,
+        made_pod.then_some(pod_name.as_str()),
+        clone_name.as_deref().filter(|_| made_clone),
+    )
+    .await;
     result
 }
 
@@ -199,6 +210,19 @@ pub async fn delete_leftovers(
         tracing::warn!(pod = %name, "deleting a mover pod left by an earlier run");
         cleanup(client, ns, Some(&name), None).await;
         n += 1;
+    }
+    for p in pods
+        .list(&ListParams::default().labels(&format!("{sel},{ROLE}={}", moverpod::READER_ROLE)))
+        .await
+        .map_err(Error::cluster("list reader mover Pods"))?
+        .items
+    {
+        // Readers of unlocked runs (list, check) may be running: only ended ones are swept.
+        if crate::kube::pods::ended(&p, jiff::Timestamp::now()).is_some() {
+            let name = p.metadata.name.unwrap_or_default();
+            cleanup(client, ns, Some(&name), None).await;
+            n += 1;
+        }
     }
     let roles = format!("{sel},{ROLE} in (clone,{})", moverpod::RESTORE_ROLE);
     for c in pvcs

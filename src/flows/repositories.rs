@@ -28,6 +28,19 @@ fn record(
     RepoRecord::new(&repo.name, repo.engine().name(), outcome, result, archives)
 }
 
+enum ReadOnly {
+    Yes,
+    No,
+}
+
+fn action_kind(a: &Action) -> ReadOnly {
+    match a {
+        Action::List { .. } | Action::Check { .. } => ReadOnly::Yes,
+        Action::Prune { dry_run: true, .. } => ReadOnly::Yes,
+        _ => ReadOnly::No,
+    }
+}
+
 /// Runs one repository-wide job (`action`, no data volume) in mover pod `index` of run
 /// `run_id`, with the engine cache the repository asks for and the lock handling of every job.
 pub async fn run_one(
@@ -53,7 +66,8 @@ pub async fn run_one(
         owner: None,
     };
     let (pod_name, _) = moverpod::names(ns, run_id, index);
-    let pod = moverpod::mover_pod(
+    let read_only = matches!(action_kind(&job.action), ReadOnly::Yes);
+    let mut pod = moverpod::mover_pod(
         &ctx,
         &pod_name,
         &config.spec.mover,
@@ -62,6 +76,12 @@ pub async fn run_one(
         moverpod::Data::None,
         None,
     );
+    if read_only {
+        // Runs without the backup lock: a sweep leaves it alone while it runs.
+        if let Some(l) = pod.metadata.labels.as_mut() {
+            l.insert(moverpod::ROLE.to_owned(), moverpod::READER_ROLE.to_owned());
+        }
+    }
     let log = |e: &MoverEvent| mover::relay(e, &repo.name, None);
     tracing::info!(repository = %repo.name, action = job.action.name(), "starting a mover");
     mover::run_with_locks(

@@ -66,7 +66,13 @@ pub(super) fn entries(
                 )
             })?;
             let v = parse_json("borg", &o.stdout)?;
-            for a in v["archives"].as_array().into_iter().flatten() {
+            let Some(archives) = v["archives"].as_array() else {
+                return Err(Fail::new(
+                    Failure::Failed,
+                    "borg's listing has no \"archives\" list",
+                ));
+            };
+            for a in archives {
                 let Some(name) = a["name"].as_str() else {
                     continue;
                 };

@@ -26,20 +26,36 @@ pub(super) fn restore(
 ) -> Result<(), Fail> {
     // The archive must be one of this series' (a restic id may be given short).
     let listed = entries(env, &series.config, &series.namespace, Some(series), false)?;
-    let Some(found) = listed.iter().find(|e| {
-        e.archive == archive
-            || (env.access.engine == Engine::Restic && e.archive.starts_with(archive))
-    }) else {
-        return Err(Fail::new(
-            Failure::Failed,
-            format!(
-                "{archive} is not an archive of the series {} in repository {}",
-                series.name, env.access.name
-            ),
-        ));
+    let exact: Vec<_> = listed.iter().filter(|e| e.archive == archive).collect();
+    let matches: Vec<_> = if exact.is_empty() && env.access.engine == Engine::Restic {
+        listed
+            .iter()
+            .filter(|e| e.archive.starts_with(archive))
+            .collect()
+    } else {
+        exact
+    };
+    let found = match matches[..] {
+        [one] => one,
+        [] => {
+            return Err(Fail::new(
+                Failure::Failed,
+                format!(
+                    "{archive} is not an archive of the series {} in repository {}",
+                    series.name, env.access.name
+                ),
+            ));
+        }
+        _ => {
+            return Err(Fail::new(
+                Failure::Failed,
+                format!("more than one archive id of the series starts with {archive}"),
+            ));
+        }
     };
     let archive = found.archive.clone();
     let root = Path::new(paths::DATA);
+    emit(&MoverEvent::Writing);
     prepare(root, replace)?;
     let version = engine_version(env);
     let sparse = match env.access.engine {

@@ -121,32 +121,35 @@ where
         .map_err(|e| e.to_string())
 }
 
-/// Records what `w` is (in its annotation) and stops it: scale to 0, suspend, or delete a bare
-/// pod. Says why not.
-pub async fn stop(
+/// Records what `w` is in its annotation (first, so that whatever happens next a later run
+/// can bring it back). Says why not.
+pub async fn record(
     client: &kube::Client,
     ns: &str,
     w: &Workload,
     rec: &Recorded,
 ) -> Result<(), String> {
-    let n = &w.name;
+    let (n, body) = (&w.name, note(Some(rec)));
     match w.kind {
-        Kind::Deployment => {
-            patch::<Deployment>(client, ns, n, &note(Some(rec))).await?;
-            scale::<Deployment>(client, ns, n, 0).await
-        }
-        Kind::StatefulSet => {
-            patch::<StatefulSet>(client, ns, n, &note(Some(rec))).await?;
-            scale::<StatefulSet>(client, ns, n, 0).await
-        }
-        Kind::CronJob => {
-            patch::<CronJob>(client, ns, n, &note(Some(rec))).await?;
-            patch::<CronJob>(client, ns, n, &json!({"spec": {"suspend": true}})).await
-        }
-        Kind::Job => {
-            patch::<Job>(client, ns, n, &note(Some(rec))).await?;
-            patch::<Job>(client, ns, n, &json!({"spec": {"suspend": true}})).await
-        }
+        Kind::Deployment => patch::<Deployment>(client, ns, n, &body).await,
+        Kind::StatefulSet => patch::<StatefulSet>(client, ns, n, &body).await,
+        Kind::CronJob => patch::<CronJob>(client, ns, n, &body).await,
+        Kind::Job => patch::<Job>(client, ns, n, &body).await,
+        // Nothing to bring back: a bare pod is deleted for good.
+        Kind::Pod => Ok(()),
+        Kind::DaemonSet | Kind::Foreign => Err(format!("{} cannot be stopped", w.kind.name())),
+    }
+}
+
+/// Stops `w` (recorded first with [`record`]): scale to 0, suspend, or delete a bare pod.
+pub async fn halt(client: &kube::Client, ns: &str, w: &Workload) -> Result<(), String> {
+    let n = &w.name;
+    let suspend = json!({"spec": {"suspend": true}});
+    match w.kind {
+        Kind::Deployment => scale::<Deployment>(client, ns, n, 0).await,
+        Kind::StatefulSet => scale::<StatefulSet>(client, ns, n, 0).await,
+        Kind::CronJob => patch::<CronJob>(client, ns, n, &suspend).await,
+        Kind::Job => patch::<Job>(client, ns, n, &suspend).await,
         Kind::Pod => Api::<Pod>::namespaced(client.clone(), ns)
             .delete(n, &DeleteParams::default())
             .await
@@ -155,7 +158,7 @@ pub async fn stop(
                 kube::Error::Api(s) if s.code == 404 => Ok(()),
                 e => Err(e.to_string()),
             }),
-        Kind::DaemonSet => Err("a DaemonSet cannot be stopped".into()),
+        Kind::DaemonSet | Kind::Foreign => Err(format!("{} cannot be stopped", w.kind.name())),
     }
 }
 
@@ -186,57 +189,81 @@ pub async fn start(
             patch::<Job>(client, ns, name, &back).await?;
             patch::<Job>(client, ns, name, &note(None)).await
         }
-        Kind::Pod | Kind::DaemonSet => Ok(()),
+        Kind::Pod | Kind::DaemonSet | Kind::Foreign => Ok(()),
     }
 }
 
-fn recorded(meta: &kube::api::ObjectMeta) -> Option<Recorded> {
-    let v = meta.annotations.as_ref()?.get(STOPPED_ANNOTATION)?;
-    serde_json::from_str(v).ok()
-}
-
-/// Every workload an in-place restore of `pvc` stopped and has not brought back (its record).
-pub fn stopped(seen: &Seen, pvc: &str) -> Vec<(Kind, String, Recorded)> {
+/// Every workload an in-place restore of `pvc` stopped and has not brought back (its record);
+/// an unreadable record is an error, never "not stopped".
+pub fn stopped(seen: &Seen, pvc: &str) -> Result<Vec<(Kind, String, Recorded)>, String> {
     let mut out = Vec::new();
-    let mut take = |kind: Kind, meta: &kube::api::ObjectMeta| {
-        if let Some(r) = recorded(meta)
+    let metas = seen
+        .deployments
+        .iter()
+        .map(|d| (Kind::Deployment, &d.metadata))
+        .chain(
+            seen.statefulsets
+                .iter()
+                .map(|d| (Kind::StatefulSet, &d.metadata)),
+        )
+        .chain(seen.cronjobs.iter().map(|d| (Kind::CronJob, &d.metadata)))
+        .chain(seen.jobs.iter().map(|d| (Kind::Job, &d.metadata)));
+    for (kind, meta) in metas {
+        if let Some(r) = crate::plan::restore::inplace::record_of(meta)?
             && r.pvc == pvc
         {
             out.push((kind, meta.name.clone().unwrap_or_default(), r));
         }
-    };
-    seen.deployments
-        .iter()
-        .for_each(|d| take(Kind::Deployment, &d.metadata));
-    seen.statefulsets
-        .iter()
-        .for_each(|d| take(Kind::StatefulSet, &d.metadata));
-    seen.cronjobs
-        .iter()
-        .for_each(|d| take(Kind::CronJob, &d.metadata));
-    seen.jobs.iter().for_each(|d| take(Kind::Job, &d.metadata));
-    out
+    }
+    Ok(out)
 }
 
-/// Pods (other than kentledge's) that mount `pvc`, terminating ones included: the volume is
-/// free only when they are gone.
+/// Whose pods [`pods_mounting`] looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whose {
+    /// The applications' (not kentledge's).
+    Apps,
+    /// kentledge's own movers.
+    Movers,
+    /// Both.
+    All,
+}
+
+/// Pods that mount `pvc` and have not finished, terminating ones included (the volume is free
+/// only when they are gone): the applications', kentledge's movers', or both.
 pub async fn pods_mounting(
     client: &kube::Client,
     ns: &str,
     pvc: &str,
+    whose: Whose,
 ) -> Result<Vec<String>, String> {
     let pods = Api::<Pod>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await
         .map_err(|e| e.to_string())?;
-    let ws = crate::plan::restore::inplace::workloads(
-        pvc,
-        &Observed {
-            pods: &pods.items,
-            ..Observed::default()
-        },
-    );
-    Ok(ws.into_iter().flat_map(|w| w.pods).collect())
+    let mut found: Vec<String> = Vec::new();
+    if whose != Whose::Movers {
+        found.extend(
+            crate::plan::restore::inplace::workloads(
+                pvc,
+                &Observed {
+                    pods: &pods.items,
+                    ..Observed::default()
+                },
+            )
+            .into_iter()
+            .flat_map(|w| w.pods),
+        );
+    }
+    if whose != Whose::Apps {
+        found.extend(
+            pods.items
+                .iter()
+                .filter(|p| crate::plan::restore::inplace::is_mover_mounting(p, pvc))
+                .filter_map(|p| p.metadata.name.clone()),
+        );
+    }
+    Ok(found)
 }
 
 /// Whether a workload brought back is ready (Deployments and StatefulSets: every replica ready

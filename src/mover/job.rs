@@ -456,6 +456,8 @@ pub enum MoverEvent {
     },
     /// An archive found by a `list` job.
     Listed(ArchiveEntry),
+    /// A restore or sync is about to write its volume (before it, the volume is untouched).
+    Writing,
     /// The result of a restore or a sync.
     Restored(Restored),
     /// The mover's last line, with its exit code: a log without it was not read to the end.

@@ -14,6 +14,9 @@ use crate::model::labels::{CONFIG, MANAGED_BY, MANAGER, PVC, RUN, short_hash};
 
 /// The label that says what a kentledge-made object is for (`mover`, `clone`).
 pub const ROLE: &str = "kentledge.io/role";
+/// The role of a mover that only reads a repository (list, check): such runs hold no lock, so
+/// a sweep deletes these pods only once they have ended.
+pub const READER_ROLE: &str = "reader";
 /// The label naming the repository a mover works on.
 pub const REPOSITORY: &str = "kentledge.io/repository";
 

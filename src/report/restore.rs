@@ -17,6 +17,8 @@ pub struct VolumeRestore {
     pub target: String,
     /// Whether it was restored in place.
     pub in_place: bool,
+    /// Whether this run resumed a killed run's in-place restore (`result` says what it did).
+    pub resumed: bool,
     /// What was restored (for `--resume`: what the killed run recorded).
     pub from: String,
     /// The source, when this run chose it.
@@ -80,19 +82,35 @@ impl WorkloadRecord {
             result: "LEFT STOPPED".into(),
         }
     }
+
+    /// A bare pod deleted before the restore (it is not recreated).
+    pub fn deleted_pod(name: &str) -> WorkloadRecord {
+        WorkloadRecord {
+            kind: Kind::Pod,
+            name: name.to_owned(),
+            replicas: None,
+            back: false,
+            ready: false,
+            result: "deleted before the restore: recreate it".into(),
+        }
+    }
 }
 
 impl VolumeRestore {
     /// The exit code: 0 when restored (and verified) and every workload is back and ready, 3
     /// when restored but a workload is not, 1 when not restored, an interruption's code.
     pub fn code(&self, lock_lost: bool) -> u8 {
-        let workloads = self.workloads.iter().map(|w| {
-            if w.ready {
-                Verdict::Ok
-            } else {
-                Verdict::Failed
-            }
-        });
+        let workloads = self
+            .workloads
+            .iter()
+            .filter(|w| w.kind != Kind::Pod)
+            .map(|w| {
+                if w.ready {
+                    Verdict::Ok
+                } else {
+                    Verdict::Failed
+                }
+            });
         report::exit_code(
             std::iter::once(self.outcome).chain(
                 if self.ok { Some(workloads) } else { None }
@@ -115,6 +133,10 @@ impl Render for VolumeRestore {
             format!("PVC {} into the new PVC {}", self.pvc, self.target)
         };
         let mut out = match self.outcome {
+            Verdict::Ok if self.resumed => format!(
+                "resumed the in-place restore of PVC {}: {}\n  from {}\n",
+                self.pvc, self.result, self.from
+            ),
             Verdict::Ok => format!("restored {into}\n  from {}\n", self.from),
             Verdict::Unknown => format!(
                 "restore of {into} NOT CONFIRMED: {}\n  from {}\n",

@@ -33,7 +33,7 @@ pub fn empty_pvc(tc: &TestCluster, name: &str) -> PathBuf {
 /// Mover pods and clone PVCs of kentledge in the namespace.
 pub fn leftovers(tc: &TestCluster) -> Vec<String> {
     let sel = ListParams::default()
-        .labels("app.kubernetes.io/managed-by=kentledge,kentledge.io/role in (mover,clone)");
+        .labels("app.kubernetes.io/managed-by=kentledge,kentledge.io/role in (mover,clone,reader,restore-target)");
     let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(tc.client(), &tc.namespace);
     let mut out: Vec<String> = tc

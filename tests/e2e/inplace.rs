@@ -394,7 +394,13 @@ fn sigkill_in_each_phase_then_resume_leaves_whole_data_and_the_workloads_back() 
             r.stdout
         );
         f.wait_ready();
-        assert_eq!(f.phase(), None, "{phase}: no mark left");
+        assert_eq!(
+            f.phase(),
+            None,
+            "{phase}: no mark left: {}{}",
+            r.stdout,
+            r.stderr
+        );
         assert!(
             leftovers(&f.tc).is_empty(),
             "{phase}: {:?}",

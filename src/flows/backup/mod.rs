@@ -80,7 +80,7 @@ pub async fn run(
         },
     )
     .await?;
-    crate::flows::restore::warn_unfinished(client, settings, &seen.pvcs).await;
+    let half = crate::flows::restore::warn_unfinished(client, settings, &seen.pvcs).await;
     if let Some(from) = &args.from
         && !seen
             .snapshots
@@ -111,6 +111,18 @@ pub async fn run(
         owner: owner.as_ref(),
     })
     .map_err(|problems| Error::Plan { problems })?;
+    // A PVC an in-place restore was writing when it was stopped: its snapshots are fine, but
+    // the restore must be finished first (the newest snapshot may be of half-written data).
+    let mut plan = plan;
+    for pvc in &half {
+        if plan.jobs.iter().any(|j| &j.pvc == pvc) {
+            plan.jobs.retain(|j| &j.pvc != pvc);
+            plan.skipped.push(plan::backup::SkippedVolume {
+                pvc: pvc.clone(),
+                reason: "an in-place restore of it did not finish: run `kentledge restore volume PVC --in-place --resume` first".into(),
+            });
+        }
+    }
     for s in &plan.skipped {
         tracing::warn!(pvc = %s.pvc, "skipped: {}", s.reason);
     }

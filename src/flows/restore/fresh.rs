@@ -80,7 +80,9 @@ pub(super) async fn run(
         )?;
         return Ok(exit::SUCCESS);
     };
-    super::sweep(client, settings, &run_id).await;
+    if let Err(e) = super::sweep(client, settings, &run_id).await {
+        tracing::warn!("{e}");
+    }
     let started = Instant::now();
     let mut report = execute(client, settings, &plan, &run_id, interrupt).await;
     report.seconds = started.elapsed().as_secs_f64();
@@ -169,6 +171,7 @@ fn record(plan: &Fresh, outcome: Verdict, result: String) -> VolumeRestore {
         pvc: plan.pvc.clone(),
         target: plan.target.clone(),
         in_place: false,
+        resumed: false,
         from: plan.source.describe(),
         source: Some(plan.source.clone()),
         ok: outcome == Verdict::Ok,
@@ -198,13 +201,17 @@ async fn execute(
         mark_in_use(client, ns, name, Some(&mark)).await;
     }
     tracing::info!(pvc = %plan.target, from = %plan.source.describe(), "creating the new PVC");
-    let mut rec = match pvcs.create(&PostParams::default(), &plan.target_pvc).await {
+    let created = pvcs.create(&PostParams::default(), &plan.target_pvc).await;
+    let made = created.is_ok();
+    let mut rec = match created {
         Ok(_) => match (&plan.mover, &plan.source) {
             (Some(pod), Source::Archive { repository, .. }) => {
                 fill(client, settings, plan, pod, repository, interrupt).await
             }
             _ => bind(client, settings, plan, interrupt).await,
         },
+        // Nothing was made, so nothing is deleted (a PVC of that name that appeared meanwhile
+        // is someone else's).
         Err(e) => record(
             plan,
             Verdict::Failed,
@@ -232,7 +239,7 @@ async fn execute(
                 plan.target
             );
         }
-    } else {
+    } else if made {
         mover::cleanup(client, ns, None, Some(&plan.target)).await;
         let gone = matches!(pvcs.get_opt(&plan.target).await, Ok(None));
         rec.notes.push(if gone {

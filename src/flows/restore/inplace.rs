@@ -11,14 +11,15 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::{Locks, VolumeOptions, read_pvc, source};
 use crate::error::{Error, exit};
 use crate::flows::movers as mover;
 use crate::kube::marks::set_in_use;
-use crate::kube::workloads::{self, Seen};
+use crate::kube::workloads::{self, Seen, Whose};
+use crate::model::snapshots::VolumeSnapshot;
 use crate::mover::job::{MoverEvent, Restored};
 use crate::plan::restore::inplace::{
     self, IN_PROGRESS_ANNOTATION, InPlace, Kind, Phase, Progress, ROLLBACK_INDEX, Recorded, Resume,
@@ -34,13 +35,32 @@ use crate::settings::Settings;
 /// How long stopped workloads' pods may take to go, and brought-back ones to be ready.
 const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn mark_of(pvc: &PersistentVolumeClaim) -> Option<Progress> {
-    let v = pvc
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(IN_PROGRESS_ANNOTATION)?;
-    serde_json::from_str(v).ok()
+/// The PVC's mark, read now; an unreadable mark stops the run.
+async fn read_mark(
+    client: &kube::Client,
+    ns: &str,
+    pvc: &str,
+) -> Result<(PersistentVolumeClaim, Option<Progress>), Error> {
+    let Some(target) = read_pvc(client, ns, pvc).await? else {
+        return Err(Error::Plan {
+            problems: vec![format!(
+                "PVC {pvc} does not exist: restore into a new PVC with --to {pvc}"
+            )],
+        });
+    };
+    let mark = inplace::mark(&target).map_err(|p| Error::Plan { problems: vec![p] })?;
+    Ok((target, mark))
+}
+
+fn unfinished_error(pvc: &str, m: &Progress) -> Error {
+    Error::Plan {
+        problems: vec![format!(
+            "an in-place restore of PVC {pvc} (run {}, from {}) did not finish: it stopped while {}; run `kentledge restore volume {pvc} --in-place --resume` to finish or roll it back",
+            m.run,
+            m.from,
+            m.phase.name()
+        )],
+    }
 }
 
 /// Records the restore's phase on the PVC (or removes the mark).
@@ -67,26 +87,12 @@ pub(super) async fn run(
     results: &mut output::Results,
 ) -> Result<u8, Error> {
     let ns = settings.namespace.as_str();
-    let plan_err = |p: String| Error::Plan { problems: vec![p] };
-    let Some(target) = read_pvc(client, ns, &opts.pvc).await? else {
-        return Err(plan_err(format!(
-            "PVC {} does not exist: restore into a new PVC with --to {}",
-            opts.pvc, opts.pvc
-        )));
-    };
-    let unfinished = mark_of(&target);
+    let (_, unfinished) = read_mark(client, ns, &opts.pvc).await?;
     if opts.resume {
-        return resume(settings, opts, unfinished, client, interrupt, results).await;
+        return resume(settings, opts, client, interrupt, results).await;
     }
     if let Some(m) = &unfinished {
-        return Err(plan_err(format!(
-            "an in-place restore of PVC {} (run {}, from {}) did not finish: it stopped while {}; run `kentledge restore volume {} --in-place --resume` to finish or roll it back",
-            opts.pvc,
-            m.run,
-            m.from,
-            m.phase.name(),
-            opts.pvc
-        )));
+        return Err(unfinished_error(&opts.pvc, m));
     }
     let run_id = crate::model::labels::new_run_id();
     let locks = if settings.dry_run {
@@ -94,7 +100,15 @@ pub(super) async fn run(
     } else {
         Some(Locks::take(client, settings, &run_id, opts.lock_timeout, interrupt).await?)
     };
-    let planned = plan(settings, opts, client, interrupt, &run_id, &target).await;
+    // Read again under the locks: a run that held them may have left its mark meanwhile.
+    let planned = async {
+        let (target, mark) = read_mark(client, ns, &opts.pvc).await?;
+        if let Some(m) = &mark {
+            return Err(unfinished_error(&opts.pvc, m));
+        }
+        plan(settings, opts, client, interrupt, &run_id, &target).await
+    }
+    .await;
     let plan = match planned {
         Ok(p) => p,
         Err(e) => {
@@ -111,7 +125,9 @@ pub(super) async fn run(
         )?;
         return Ok(exit::SUCCESS);
     };
-    super::sweep(client, settings, &run_id).await;
+    if let Err(e) = super::sweep(client, settings, &run_id).await {
+        tracing::warn!("{e}");
+    }
     let started = Instant::now();
     let mut report = execute(client, settings, &plan, &run_id, interrupt).await;
     report.seconds = started.elapsed().as_secs_f64();
@@ -132,7 +148,7 @@ async fn finish(
     if let Some(l) = &lost {
         report
             .notes
-            .push(format!("the run lock was lost during the restore: {l}"));
+            .push(format!("a lock was lost during the restore: {l}"));
     }
     if !report.ok {
         crate::kube::events::record(
@@ -221,6 +237,7 @@ fn record(
         pvc: plan_pvc.to_owned(),
         target: plan_pvc.to_owned(),
         in_place: true,
+        resumed: false,
         from: from.to_owned(),
         source: source.cloned(),
         ok: outcome == Verdict::Ok,
@@ -236,15 +253,24 @@ fn record(
     }
 }
 
+fn fail(rec: &mut VolumeRestore, why: String) {
+    rec.ok = false;
+    rec.outcome = Verdict::Failed;
+    rec.result = why;
+}
+
 /// What a run has done so far, for its cleanup.
 #[derive(Default)]
 struct Done {
     stopped: Vec<(Kind, String, Recorded)>,
+    deleted_pods: Vec<String>,
     safety: Option<String>,
-    /// The data step began: the volume may be half old, half new.
+    /// The data step may have written: the volume may be half old, half new.
     data_started: bool,
     /// The data step finished and was verified.
     data_done: bool,
+    /// Things to say that are not failures.
+    notes: Vec<String>,
 }
 
 async fn execute(
@@ -275,17 +301,19 @@ async fn execute(
         "ok".into(),
     );
     rec.safety_snapshot = done.safety.clone();
+    rec.notes.append(&mut done.notes);
     match outcome {
         Ok(restored) => rec.restored = restored,
         Err((why, restored)) => {
-            rec.ok = false;
-            rec.outcome = Verdict::Failed;
-            rec.result = why;
+            fail(&mut rec, why);
             rec.restored = restored;
         }
     }
+    for p in &done.deleted_pods {
+        rec.workloads.push(WorkloadRecord::deleted_pod(p));
+    }
     // Whatever happened: put the old data back if the volume may be half written, then bring
-    // the workloads back. A signal does not stop this (a second run would find the same work).
+    // the workloads back. A signal does not stop this (a later --resume would do the same).
     let calm = Interrupt::new();
     let mut data_whole = true;
     if !rec.ok && done.data_started && !done.data_done {
@@ -315,26 +343,60 @@ async fn execute(
     } else if !rec.ok {
         rec.notes.push("the data was not touched".into());
     }
-    if data_whole {
-        start_all(client, ns, &done.stopped, &mut rec).await;
-        if let Err(e) = set_mark(client, ns, &plan.pvc, None).await {
-            rec.notes.push(e);
-        }
-    } else {
-        for (k, n, _) in &done.stopped {
-            rec.workloads.push(WorkloadRecord::left_stopped(*k, n));
-        }
-        rec.notes.push(format!(
-            "the PVC's data may be half restored, so its workloads are LEFT STOPPED (recorded in their {} annotations); run `kentledge restore volume {} --in-place --resume` once the cause is fixed",
-            inplace::STOPPED_ANNOTATION, plan.pvc
-        ));
-    }
+    bring_back(client, ns, &plan.pvc, &done.stopped, data_whole, &mut rec).await;
     if let Some(s) = &done.safety {
         rec.notes.push(format!(
             "the safety snapshot {s} (pinned) holds the data as it was before the restore; remove its label kentledge.io/pin to let prune delete it"
         ));
     }
     rec
+}
+
+/// Brings the stopped workloads back when the data is whole (old or restored) and clears the
+/// PVC's mark once every one is back; otherwise leaves them stopped and the mark in place, and
+/// says so.
+async fn bring_back(
+    client: &kube::Client,
+    ns: &str,
+    pvc: &str,
+    stopped: &[(Kind, String, Recorded)],
+    data_whole: bool,
+    rec: &mut VolumeRestore,
+) {
+    if !data_whole {
+        for (k, n, _) in stopped {
+            rec.workloads.push(WorkloadRecord::left_stopped(*k, n));
+        }
+        rec.notes.push(format!(
+            "the PVC's data may be half restored, so its workloads are LEFT STOPPED (recorded in their {} annotations); run `kentledge restore volume {pvc} --in-place --resume` once the cause is fixed",
+            inplace::STOPPED_ANNOTATION
+        ));
+        return;
+    }
+    // No mover may still write the volume (one that outlived its run) when the apps start.
+    if let Err(e) = wait_free(client, ns, pvc, Whose::Movers, &Interrupt::new()).await {
+        for (k, n, _) in stopped {
+            rec.workloads.push(WorkloadRecord::left_stopped(*k, n));
+        }
+        rec.notes.push(format!(
+            "the workloads are LEFT STOPPED: {e}; run `kentledge restore volume {pvc} --in-place --resume` once it is gone"
+        ));
+        return;
+    }
+    start_all(client, ns, stopped, rec).await;
+    if rec
+        .workloads
+        .iter()
+        .all(|w| w.back || w.result.starts_with("deleted"))
+    {
+        if let Err(e) = set_mark(client, ns, pvc, None).await {
+            rec.notes.push(e);
+        }
+    } else {
+        rec.notes.push(format!(
+            "not every workload could be brought back: the PVC keeps its {IN_PROGRESS_ANNOTATION} mark; run `kentledge restore volume {pvc} --in-place --resume`"
+        ));
+    }
 }
 
 type StepError = (String, Option<Restored>);
@@ -368,14 +430,17 @@ async fn steps(
             suspend: w.suspended,
         };
         tracing::info!(pvc = %plan.pvc, "{}", inplace::stop_step(w));
-        workloads::stop(client, ns, w, &rec)
-            .await
-            .map_err(|e| fail(format!("could not stop {} {}: {e}", w.kind.name(), w.name)))?;
-        if w.kind != Kind::Pod {
+        let what = |e: String| fail(format!("could not stop {} {}: {e}", w.kind.name(), w.name));
+        workloads::record(client, ns, w, &rec).await.map_err(what)?;
+        // Recorded: from here on it is brought back whatever the next call does.
+        if w.kind == Kind::Pod {
+            done.deleted_pods.push(w.name.clone());
+        } else {
             done.stopped.push((w.kind, w.name.clone(), rec));
         }
+        workloads::halt(client, ns, w).await.map_err(what)?;
     }
-    wait_free(client, ns, &plan.pvc, interrupt)
+    wait_free(client, ns, &plan.pvc, Whose::Apps, interrupt)
         .await
         .map_err(fail)?;
     // 2. The safety snapshot.
@@ -384,10 +449,27 @@ async fn steps(
     set_mark(client, ns, &plan.pvc, Some(mark))
         .await
         .map_err(fail)?;
-    let name =
+    let taken =
         crate::flows::snapshot::take_one(client, settings, run_id, plan.safety.clone(), interrupt)
-            .await
-            .map_err(|e| fail(format!("the safety snapshot failed: {e}")))?;
+            .await;
+    let name = match taken {
+        Ok(n) => n,
+        Err(e) => {
+            // A pinned snapshot that is not a whole safety snapshot must not stay for ever.
+            let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
+            if let Ok(Some(_)) = api.get_opt(&plan.safety.name).await
+                && let Err(d) = api
+                    .delete(&plan.safety.name, &DeleteParams::default())
+                    .await
+            {
+                done.notes.push(format!(
+                    "the unfinished safety snapshot {} could not be deleted ({d}): delete it by hand",
+                    plan.safety.name
+                ));
+            }
+            return Err(fail(format!("the safety snapshot failed: {e}")));
+        }
+    };
     tracing::info!(pvc = %plan.pvc, snapshot = %name, "safety snapshot taken");
     done.safety = Some(name.clone());
     if interrupt.is_set() {
@@ -400,40 +482,39 @@ async fn steps(
     set_mark(client, ns, &plan.pvc, Some(mark))
         .await
         .map_err(fail)?;
-    done.data_started = true;
-    let restored = replace(client, settings, plan, run_id, interrupt).await?;
+    let (out, started) = replace(client, settings, plan, run_id, interrupt).await;
+    done.data_started = started;
+    let restored = out?;
     done.data_done = true;
     mark.phase = Phase::Replaced;
-    set_mark(client, ns, &plan.pvc, Some(mark))
-        .await
-        .map_err(fail)?;
+    if let Err(e) = set_mark(client, ns, &plan.pvc, Some(mark)).await {
+        // The data is restored and verified; the mark is cleared (or kept) below.
+        done.notes.push(e);
+    }
     phase(Phase::Replaced);
     Ok(Some(restored))
 }
 
-/// Waits until no pod mounts the PVC.
+/// Waits until no pod of `whose` mounts the PVC.
 async fn wait_free(
     client: &kube::Client,
     ns: &str,
     pvc: &str,
+    whose: Whose,
     interrupt: &Interrupt,
 ) -> Result<(), String> {
     let progress =
-        crate::runtime::progress::Progress::start("waiting for the workloads' pods to end");
-    let mut last = Vec::new();
+        crate::runtime::progress::Progress::start("waiting until no pod mounts the volume");
+    let mut last: Result<Vec<String>, String> = Ok(Vec::new());
     let polled = poll(
         Duration::from_millis(500),
         Some(tokio::time::Instant::now() + WORKLOAD_TIMEOUT),
         interrupt.token(),
-        async || match workloads::pods_mounting(client, ns, pvc).await {
-            Ok(p) if p.is_empty() => ControlFlow::Break(()),
-            Ok(p) => {
-                last = p;
-                ControlFlow::Continue(())
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "listing pods");
-                ControlFlow::Continue(())
+        async || {
+            last = workloads::pods_mounting(client, ns, pvc, whose).await;
+            match &last {
+                Ok(p) if p.is_empty() => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
             }
         },
     )
@@ -442,15 +523,21 @@ async fn wait_free(
     match polled {
         Polled::Done(()) => Ok(()),
         Polled::Interrupted => Err("interrupted".into()),
-        Polled::TimedOut => Err(format!(
-            "pods still mount PVC {pvc} after {}: {}",
-            crate::model::units::HumanDuration(WORKLOAD_TIMEOUT),
-            last.join(", ")
-        )),
+        Polled::TimedOut => Err(match last {
+            Ok(p) => format!(
+                "pods still mount PVC {pvc} after {}: {}",
+                crate::model::units::HumanDuration(WORKLOAD_TIMEOUT),
+                p.join(", ")
+            ),
+            Err(e) => {
+                format!("could not tell whether pods still mount PVC {pvc} (listing pods: {e})")
+            }
+        }),
     }
 }
 
-/// Runs the data step's pod (with its clone) and checks what it wrote.
+/// Runs the data step's pod (with its clone) and checks what it wrote; also whether the pod may
+/// have written the volume (it started, or said so).
 async fn run_data_pod(
     client: &kube::Client,
     settings: &Settings,
@@ -458,10 +545,12 @@ async fn run_data_pod(
     job: Option<&crate::mover::job::Job>,
     repository: Option<&str>,
     interrupt: &Interrupt,
-) -> Result<Restored, StepError> {
+) -> (Result<Restored, StepError>, bool) {
     let ns = settings.namespace.as_str();
     let progress = crate::runtime::progress::Progress::start("replacing the data");
+    let writing = std::sync::atomic::AtomicBool::new(false);
     let on_event = |e: &MoverEvent| match e {
+        MoverEvent::Writing => writing.store(true, std::sync::atomic::Ordering::SeqCst),
         MoverEvent::Progress { bytes, total, .. } => {
             let of = total
                 .map(|t| format!(" of {}", indicatif::HumanBytes(t)))
@@ -502,16 +591,25 @@ async fn run_data_pod(
         }
     };
     drop(progress);
+    let said = writing.load(std::sync::atomic::Ordering::SeqCst);
     match out {
-        Ok(o) if o.ok() => match o.restored {
-            Some(r) => Ok(r),
-            None => Err((
-                "the data step exited 0 without saying what it wrote".into(),
-                None,
-            )),
-        },
-        Ok(o) => Err((o.reason(), o.restored)),
-        Err(e) => Err((e.to_string(), None)),
+        // It may have written if it said so, ran to an exit, was stopped while running, or its
+        // log was not read; a pod that never started wrote nothing.
+        Ok(o) => {
+            let started = said || o.exit_code.is_some() || o.interrupted || o.log_error.is_some();
+            let result = if o.ok() {
+                o.restored.ok_or_else(|| {
+                    (
+                        "the data step exited 0 without saying what it wrote".to_owned(),
+                        None,
+                    )
+                })
+            } else {
+                Err((o.reason(), o.restored))
+            };
+            (result, started)
+        }
+        Err(e) => ((Err((e.to_string(), None))), said),
     }
 }
 
@@ -521,15 +619,11 @@ async fn replace(
     plan: &InPlace,
     run_id: &str,
     interrupt: &Interrupt,
-) -> Result<Restored, StepError> {
+) -> (Result<Restored, StepError>, bool) {
     let ns = settings.namespace.as_str();
-    let repository = match &plan.source {
-        Source::Archive { repository, .. } => Some(repository.as_str()),
-        Source::Snapshot { .. } => None,
-    };
-    let in_use = match &plan.source {
-        Source::Snapshot { name, .. } => Some(name.as_str()),
-        Source::Archive { .. } => None,
+    let (repository, in_use) = match &plan.source {
+        Source::Archive { repository, .. } => (Some(repository.as_str()), None),
+        Source::Snapshot { name, .. } => (None, Some(name.as_str())),
     };
     let mark = format!("restore/{run_id}");
     if let Some(s) = in_use {
@@ -550,7 +644,7 @@ async fn replace(
     out
 }
 
-/// Copies the safety snapshot back onto the PVC.
+/// Copies the safety snapshot back onto the PVC, once no other pod mounts it.
 async fn put_back(
     client: &kube::Client,
     settings: &Settings,
@@ -559,23 +653,25 @@ async fn put_back(
     run_id: &str,
     interrupt: &Interrupt,
 ) -> Result<(), String> {
+    let ns = settings.namespace.as_str();
+    // The writer that was cut (or a killed run's) must be gone before another one starts.
+    wait_free(client, ns, pvc, Whose::All, interrupt).await?;
     tracing::warn!(
         pvc,
         snapshot,
         "putting the old data back from the safety snapshot"
     );
-    let target = read_pvc(client, &settings.namespace, pvc)
-        .await
-        .map_err(|e| e.to_string())?;
+    let target = read_pvc(client, ns, pvc).await.map_err(|e| e.to_string())?;
     let ctx = Context {
         config: &settings.config,
-        namespace: &settings.namespace,
+        namespace: ns,
         run_id,
     };
     let replace =
         inplace::sync_from_snapshot(&ctx, ROLLBACK_INDEX, snapshot, pvc, target.as_ref(), None);
     run_data_pod(client, settings, &replace, None, None, interrupt)
         .await
+        .0
         .map(|_| ())
         .map_err(|(e, _)| e)
 }
@@ -587,6 +683,7 @@ async fn start_all(
     stopped: &[(Kind, String, Recorded)],
     rec: &mut VolumeRestore,
 ) {
+    let first = rec.workloads.len();
     for (kind, name, r) in stopped {
         let mut w = WorkloadRecord {
             kind: *kind,
@@ -598,15 +695,15 @@ async fn start_all(
         };
         match workloads::start(client, ns, *kind, name, r).await {
             Ok(()) => w.back = true,
-            Err(e) => w.result = format!("could not be brought back: {e}"),
+            Err(e) => w.result = format!("could NOT be brought back: {e}"),
         }
         rec.workloads.push(w);
     }
-    // Ready: every one at once, within the timeout.
+    // Ready: every one, within one timeout.
     let deadline = tokio::time::Instant::now() + WORKLOAD_TIMEOUT;
     let progress =
         crate::runtime::progress::Progress::start("waiting for the workloads to be ready");
-    for w in rec.workloads.iter_mut().filter(|w| w.back) {
+    for w in rec.workloads[first..].iter_mut().filter(|w| w.back) {
         let calm = Interrupt::new();
         let polled = poll(
             Duration::from_millis(500),
@@ -631,29 +728,49 @@ async fn start_all(
     drop(progress);
 }
 
-/// `--resume`: finishes or rolls back what a killed run left, from its marks.
+/// `--resume`: finishes or rolls back what a killed run left, from its marks as read under the
+/// locks (a run still alive holds them, so its marks are never taken for a dead run's).
 async fn resume(
     settings: &Settings,
     opts: &VolumeOptions,
-    mark: Option<Progress>,
     client: &kube::Client,
     interrupt: &Interrupt,
     results: &mut output::Results,
 ) -> Result<u8, Error> {
     let ns = settings.namespace.as_str();
-    let seen: Seen = workloads::read(client, ns).await?;
-    let stopped = workloads::stopped(&seen, &opts.pvc);
-    if mark.is_none() && stopped.is_empty() {
-        return Err(Error::Plan {
-            problems: vec![format!(
-                "--resume: no unfinished in-place restore of PVC {} (no {IN_PROGRESS_ANNOTATION} mark, no workload stopped by one)",
-                opts.pvc
-            )],
-        });
-    }
     let run_id = crate::model::labels::new_run_id();
-    if settings.dry_run {
-        let what = match mark.as_ref().map(inplace::resume) {
+    let locks = if settings.dry_run {
+        None
+    } else {
+        Some(Locks::take(client, settings, &run_id, opts.lock_timeout, interrupt).await?)
+    };
+    let read = async {
+        let (_, mark) = read_mark(client, ns, &opts.pvc).await?;
+        let seen: Seen = workloads::read(client, ns).await?;
+        let stopped = workloads::stopped(&seen, &opts.pvc).map_err(|p| Error::Plan { problems: vec![p] })?;
+        if mark.is_none() && stopped.is_empty() {
+            return Err(Error::Plan {
+                problems: vec![format!(
+                    "--resume: no unfinished in-place restore of PVC {} (no {IN_PROGRESS_ANNOTATION} mark, no workload stopped by one)",
+                    opts.pvc
+                )],
+            });
+        }
+        Ok((mark, stopped))
+    }
+    .await;
+    let (mark, stopped) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(l) = locks {
+                l.release().await;
+            }
+            return Err(e);
+        }
+    };
+    let decision = mark.as_ref().map(inplace::resume);
+    let Some(locks) = locks else {
+        let what = match &decision {
             Some(Resume::RollBack { snapshot }) => {
                 format!("put the old data back from {snapshot}, then ")
             }
@@ -667,8 +784,8 @@ async fn resume(
                     "{} {n} (to {})",
                     k.name(),
                     r.replicas
-                        .map(|x| x.to_string())
-                        .unwrap_or_else(|| "resume".into())
+                        .map(|x| format!("{x} replicas"))
+                        .unwrap_or_else(|| "its suspend state".into())
                 )
             })
             .collect();
@@ -687,59 +804,69 @@ async fn resume(
             || json!({"dryRun": true, "pvc": opts.pvc, "mark": mark, "stopped": names}),
         )?;
         return Ok(exit::SUCCESS);
-    }
-    let locks = Locks::take(client, settings, &run_id, opts.lock_timeout, interrupt).await?;
-    super::sweep(client, settings, &run_id).await;
-    let from = mark.as_ref().map(|m| m.from.clone()).unwrap_or_default();
+    };
+    let from = mark
+        .as_ref()
+        .map(|m| m.from.clone())
+        .unwrap_or_else(|| "(no mark on the PVC)".into());
     let mut rec = record(&opts.pvc, None, &from, Verdict::Ok, "ok".into());
+    rec.resumed = true;
     rec.safety_snapshot = mark.as_ref().and_then(|m| m.safety_snapshot.clone());
+    // The killed run's movers and clones must be gone before anything else writes the volume.
+    if let Err(e) = super::sweep(client, settings, &run_id).await {
+        fail(
+            &mut rec,
+            format!("{e}; nothing was changed, run --resume again"),
+        );
+        return finish(client, settings, locks, rec, interrupt, results).await;
+    }
+    let calm = Interrupt::new();
     let mut whole = true;
-    match mark.as_ref().map(inplace::resume) {
+    match decision {
         Some(Resume::RollBack { snapshot }) => {
-            let mut m = mark.clone().expect("a mark");
+            let mut m = mark.clone().expect("a decision comes from a mark");
             m.phase = Phase::RollingBack;
             let _ = set_mark(client, ns, &opts.pvc, Some(&m)).await;
-            match put_back(client, settings, &opts.pvc, &snapshot, &run_id, interrupt).await {
-                Ok(()) => rec.notes.push(format!(
-                    "the run {} was killed while the data was being replaced: the old data was put back from {snapshot}",
-                    m.run
-                )),
+            match put_back(client, settings, &opts.pvc, &snapshot, &run_id, &calm).await {
+                Ok(()) => {
+                    m.phase = Phase::RolledBack;
+                    let _ = set_mark(client, ns, &opts.pvc, Some(&m)).await;
+                    rec.result = format!(
+                        "rolled back: run {} was stopped while it wrote the data; the data before the restore was put back from {snapshot}",
+                        m.run
+                    );
+                }
                 Err(e) => {
                     whole = false;
-                    rec.ok = false;
-                    rec.outcome = Verdict::Failed;
-                    rec.result = format!("the old data could not be put back from {snapshot}: {e}");
+                    fail(
+                        &mut rec,
+                        format!("the old data could not be put back from {snapshot}: {e}"),
+                    );
                 }
             }
         }
         Some(Resume::Stuck) => {
             whole = false;
-            rec.ok = false;
-            rec.outcome = Verdict::Failed;
-            rec.result = "the run was killed while replacing the data before a safety snapshot was recorded: the data may be half restored; restore again (the workloads stay stopped)".into();
+            fail(&mut rec, "the run was stopped while it wrote the data, before a safety snapshot was recorded: the data may be half restored".into());
         }
         Some(Resume::Restart) => {
-            let m = mark.as_ref().expect("a mark");
-            rec.notes.push(match m.phase {
-                Phase::Replaced => format!("the run {} had restored the data: it is kept", m.run),
-                Phase::RolledBack => format!("the run {} had put the old data back", m.run),
-                _ => format!("the run {} was killed before the data was touched", m.run),
-            });
+            let m = mark.as_ref().expect("a decision comes from a mark");
+            rec.result = match m.phase {
+                Phase::Replaced => format!(
+                    "finished: run {} had restored and verified the data; it is kept",
+                    m.run
+                ),
+                Phase::RolledBack => format!("finished: run {} had put the old data back", m.run),
+                _ => format!(
+                    "finished: run {} was stopped before the data was touched; the data is the old one",
+                    m.run
+                ),
+            };
         }
-        None => rec
-            .notes
-            .push("no restore mark on the PVC: only workloads were left stopped".into()),
-    }
-    if whole {
-        start_all(client, ns, &stopped, &mut rec).await;
-        if let Err(e) = set_mark(client, ns, &opts.pvc, None).await {
-            rec.notes.push(e);
-        }
-    } else {
-        for (k, n, _) in &stopped {
-            rec.workloads.push(WorkloadRecord::left_stopped(*k, n));
+        None => {
+            rec.result = "finished: no restore mark on the PVC, only workloads left stopped".into()
         }
     }
-    rec.result = if rec.ok { "resumed".into() } else { rec.result };
+    bring_back(client, ns, &opts.pvc, &stopped, whole, &mut rec).await;
     finish(client, settings, locks, rec, interrupt, results).await
 }

@@ -173,47 +173,57 @@ pub(crate) async fn source(
 }
 
 /// What a restore clears first, under both locks: mover pods, clones and new PVCs of killed
-/// runs, and their in-use marks on snapshots. A failure is logged (the next run tries again).
-pub(crate) async fn sweep(client: &kube::Client, settings: &Settings, run_id: &str) {
+/// runs, and their in-use marks on snapshots. Says what could not be cleared.
+pub(crate) async fn sweep(
+    client: &kube::Client,
+    settings: &Settings,
+    run_id: &str,
+) -> Result<(), String> {
     let ns = settings.namespace.as_str();
-    if let Err(e) =
-        crate::flows::movers::delete_leftovers(client, ns, &settings.config.metadata.name, run_id)
-            .await
-    {
-        tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
-    }
-    match crate::flows::list::snapshots(client, settings).await {
-        Ok(snaps) => crate::kube::marks::release_stale(client, &snaps, ns, run_id).await,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read snapshots to release stale in-use marks")
-        }
-    }
+    crate::flows::movers::delete_leftovers(client, ns, &settings.config.metadata.name, run_id)
+        .await
+        .map_err(|e| format!("could not sweep the leftovers of earlier runs: {e}"))?;
+    let snaps = crate::flows::list::snapshots(client, settings)
+        .await
+        .map_err(|e| format!("could not read snapshots to release stale in-use marks: {e}"))?;
+    crate::kube::marks::release_stale(client, &snaps, ns, run_id).await;
+    Ok(())
 }
 
 /// Says loudly (an error line and a Warning Event on the PVC) that an in-place restore of this
 /// config did not finish: its workloads may still be stopped. Every command that reads the
-/// config's PVCs calls this, so a killed restore is never left silently.
-/// (A dry run only logs.)
+/// config's PVCs calls this, so a killed restore is never left silently (a dry run only logs).
+/// Returns the PVCs whose data may be half written (or whose mark cannot be read): snapshot and
+/// backup runs leave them out.
 pub async fn warn_unfinished(
     client: &kube::Client,
     settings: &Settings,
     pvcs: &[PersistentVolumeClaim],
-) {
+) -> std::collections::BTreeSet<String> {
+    use crate::plan::restore::inplace::Phase;
     let (ns, config) = (
         settings.namespace.as_str(),
         settings.config.metadata.name.as_str(),
     );
+    let mut half = std::collections::BTreeSet::new();
     for (pvc, m) in crate::plan::restore::inplace::unfinished(pvcs, config) {
-        let msg = format!(
-            "an in-place restore of PVC {pvc} (run {}) did not finish: it stopped while {}; its workloads may still be stopped. Run `kentledge restore volume {pvc} --in-place --resume`",
-            m.run,
-            m.phase.name()
-        );
+        let msg = match &m {
+            Ok(m) => format!(
+                "an in-place restore of PVC {pvc} (run {}) did not finish: it stopped while {}; its workloads may still be stopped. Run `kentledge restore volume {pvc} --in-place --resume`",
+                m.run,
+                m.phase.name()
+            ),
+            Err(e) => format!("{e}; run `kentledge restore volume {pvc} --in-place --resume`"),
+        };
+        if !matches!(&m, Ok(m) if !matches!(m.phase, Phase::Replacing | Phase::RollingBack)) {
+            half.insert(pvc.to_owned());
+        }
         tracing::error!(pvc, "{msg}");
         if !settings.dry_run {
             crate::kube::events::record(client, ns, pvc, "RestoreUnfinished", &msg).await;
         }
     }
+    half
 }
 
 /// Reads a PVC, `None` when it does not exist.

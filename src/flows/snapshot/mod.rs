@@ -159,7 +159,7 @@ pub async fn run(
     .await?;
     let (pvcs, deployments, statefulsets, pods) =
         (seen.pvcs, seen.deployments, seen.statefulsets, seen.pods);
-    crate::flows::restore::warn_unfinished(client, settings, &pvcs).await;
+    let half = crate::flows::restore::warn_unfinished(client, settings, &pvcs).await;
     let classes = read_classes(client, &pvcs).await?;
     let now = Timestamp::now();
     let run_id = crate::model::labels::run_id(now, crate::model::labels::random_u16());
@@ -179,6 +179,17 @@ pub async fn run(
         &args.targets,
     )
     .map_err(|problems| Error::Plan { problems })?;
+    // A PVC an in-place restore was writing when it was stopped is not a restore point.
+    let mut plan = plan;
+    for pvc in &half {
+        if plan.snapshots.iter().any(|s| &s.pvc == pvc) {
+            plan.snapshots.retain(|s| &s.pvc != pvc);
+            plan.skipped.push(crate::plan::selection::Skipped {
+                pvc: pvc.clone(),
+                reason: "an in-place restore of it did not finish and its data may be half written: run `kentledge restore volume PVC --in-place --resume` first".into(),
+            });
+        }
+    }
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }

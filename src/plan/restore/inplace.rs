@@ -38,6 +38,9 @@ pub enum Kind {
     DaemonSet,
     /// A pod of no workload: deleted, when accepted (not recreated).
     Pod,
+    /// A controller kentledge does not know how to stop (an operator's custom resource, a
+    /// ReplicationController, a ReplicaSet of no Deployment): refused. The name is `Kind/name`.
+    Foreign,
 }
 
 impl Kind {
@@ -50,6 +53,7 @@ impl Kind {
             Kind::Job => "Job",
             Kind::DaemonSet => "DaemonSet",
             Kind::Pod => "Pod",
+            Kind::Foreign => "controller",
         }
     }
 }
@@ -71,6 +75,8 @@ pub struct Workload {
     pub autoscaler: Option<String>,
     /// The GitOps controller that manages it (and may undo a scale-down).
     pub gitops: Option<String>,
+    /// The PVC of an unfinished in-place restore that stopped it already (its record).
+    pub stopped_for: Option<String>,
 }
 
 /// What is recorded on a workload before it is stopped, to bring it back as it was.
@@ -154,17 +160,57 @@ pub enum Resume {
     Stuck,
 }
 
-/// The PVCs with an in-place restore of `config` that did not finish, with their marks.
-pub fn unfinished<'a>(pvcs: &'a [PersistentVolumeClaim], config: &str) -> Vec<(&'a str, Progress)> {
+/// A PVC's in-progress mark: `None` when it has none; an error when it has one that cannot be
+/// read (never taken for none).
+pub fn mark(p: &PersistentVolumeClaim) -> Result<Option<Progress>, String> {
+    let Some(v) = p
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(IN_PROGRESS_ANNOTATION))
+    else {
+        return Ok(None);
+    };
+    serde_json::from_str(v).map(Some).map_err(|e| {
+        format!(
+            "PVC {}: its {IN_PROGRESS_ANNOTATION} annotation cannot be read ({e}): {v}",
+            p.metadata.name.as_deref().unwrap_or_default()
+        )
+    })
+}
+
+/// A workload's record of an in-place restore that stopped it (`None`: none; an unreadable one
+/// is an error).
+pub fn record_of(meta: &ObjectMeta) -> Result<Option<Recorded>, String> {
+    let Some(v) = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(STOPPED_ANNOTATION))
+    else {
+        return Ok(None);
+    };
+    serde_json::from_str(v).map(Some).map_err(|e| {
+        format!(
+            "{}: its {STOPPED_ANNOTATION} annotation cannot be read ({e}): {v}",
+            meta.name.as_deref().unwrap_or_default()
+        )
+    })
+}
+
+/// The PVCs with an in-place restore of `config` that did not finish, with their marks (or why
+/// a mark cannot be read).
+pub fn unfinished<'a>(
+    pvcs: &'a [PersistentVolumeClaim],
+    config: &str,
+) -> Vec<(&'a str, Result<Progress, String>)> {
     pvcs.iter()
         .filter_map(|p| {
-            let v = p
-                .metadata
-                .annotations
-                .as_ref()?
-                .get(IN_PROGRESS_ANNOTATION)?;
-            let m: Progress = serde_json::from_str(v).ok()?;
-            (m.config == config).then(|| (p.metadata.name.as_deref().unwrap_or_default(), m))
+            let name = p.metadata.name.as_deref().unwrap_or_default();
+            match mark(p) {
+                Ok(Some(m)) if m.config == config => Some((name, Ok(m))),
+                Ok(_) => None,
+                Err(e) => Some((name, Err(e))),
+            }
         })
         .collect()
 }
@@ -224,6 +270,24 @@ fn mounts(spec: Option<&PodSpec>, pvc: &str) -> bool {
         })
 }
 
+fn finished(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
+}
+
+/// Whether `p` is one of kentledge's own pods (a mover) that mounts `pvc` and has not finished.
+pub fn is_mover_mounting(p: &Pod, pvc: &str) -> bool {
+    let ours = p
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY))
+        .is_some_and(|v| v == MANAGER);
+    ours && !finished(p) && mounts(p.spec.as_ref(), pvc)
+}
+
 fn controller(meta: &ObjectMeta) -> Option<(String, String)> {
     meta.owner_references
         .as_ref()?
@@ -272,6 +336,7 @@ pub fn workloads(pvc: &str, o: &Observed<'_>) -> Vec<Workload> {
             pods: Vec::new(),
             autoscaler: None,
             gitops: None,
+            stopped_for: None,
         });
         if let Some(p) = pod {
             w.pods.push(p.to_owned());
@@ -279,7 +344,8 @@ pub fn workloads(pvc: &str, o: &Observed<'_>) -> Vec<Workload> {
     };
     for p in o.pods {
         let labels = p.metadata.labels.clone().unwrap_or_default();
-        if labels.get(MANAGED_BY).map(String::as_str) == Some(MANAGER)
+        if finished(p)
+            || labels.get(MANAGED_BY).map(String::as_str) == Some(MANAGER)
             || !mounts(p.spec.as_ref(), pvc)
         {
             continue;
@@ -290,8 +356,7 @@ pub fn workloads(pvc: &str, o: &Observed<'_>) -> Vec<Workload> {
                 let owner = by_name(o.replicasets, &rs).and_then(|r| controller(&r.metadata));
                 match owner {
                     Some((k, d)) if k == "Deployment" => add(Kind::Deployment, &d, Some(name)),
-                    // A ReplicaSet of no Deployment: treated as a bare pod (nothing to scale here).
-                    _ => add(Kind::Pod, name, Some(name)),
+                    _ => add(Kind::Foreign, &format!("ReplicaSet/{rs}"), Some(name)),
                 }
             }
             Some((k, s)) if k == "StatefulSet" => add(Kind::StatefulSet, &s, Some(name)),
@@ -306,7 +371,8 @@ pub fn workloads(pvc: &str, o: &Observed<'_>) -> Vec<Workload> {
                     _ => add(Kind::Job, &j, Some(name)),
                 }
             }
-            _ => add(Kind::Pod, name, Some(name)),
+            Some((k, o)) => add(Kind::Foreign, &format!("{k}/{o}"), Some(name)),
+            None => add(Kind::Pod, name, Some(name)),
         }
     }
     // Workloads that would start pods mounting it during the restore.
@@ -369,8 +435,14 @@ pub fn workloads(pvc: &str, o: &Observed<'_>) -> Vec<Workload> {
             }),
             Kind::DaemonSet => by_name(o.daemonsets, &w.name).map(|d| &d.metadata),
             Kind::Pod => by_name(o.pods, &w.name).map(|p| &p.metadata),
+            Kind::Foreign => None,
         };
         w.gitops = meta.and_then(gitops);
+        // An unreadable record is taken as stopped by someone (refused, never overwritten).
+        w.stopped_for = meta.and_then(|m| match record_of(m) {
+            Ok(r) => r.map(|r| r.pvc),
+            Err(e) => Some(e),
+        });
         w.autoscaler = o
             .autoscalers
             .iter()
@@ -390,9 +462,19 @@ pub fn refusals(workloads: &[Workload], accept: Accept) -> Vec<String> {
     let mut out = Vec::new();
     for w in workloads {
         let what = format!("{} {}", w.kind.name(), w.name);
+        if let Some(p) = &w.stopped_for {
+            out.push(format!(
+                "{what} was stopped by an in-place restore that did not finish ({STOPPED_ANNOTATION}: {p}): finish that one with --resume first"
+            ));
+        }
         match w.kind {
             Kind::DaemonSet => out.push(format!(
                 "{what} mounts the PVC: a DaemonSet cannot be scaled to zero; stop it yourself (delete it and apply it again afterwards), then restore"
+            )),
+            Kind::Foreign => out.push(format!(
+                "{} controls pods that mount the PVC ({}): kentledge cannot stop it; stop it yourself (scale it to zero), then restore",
+                w.name,
+                w.pods.join(", ")
             )),
             Kind::Pod if !accept.bare_pods => out.push(format!(
                 "{what} mounts the PVC and belongs to no workload: with --accept bare-pods it is deleted before the restore and NOT recreated (recreate it afterwards)"
@@ -439,6 +521,7 @@ pub fn stop_step(w: &Workload) -> String {
         ),
         Kind::Pod => format!("delete Pod {} (it is not recreated)", w.name),
         Kind::DaemonSet => format!("DaemonSet {} cannot be stopped", w.name),
+        Kind::Foreign => format!("{} cannot be stopped", w.name),
     }
 }
 
@@ -637,7 +720,7 @@ pub fn render(p: &InPlace) -> String {
             }
             Kind::CronJob | Kind::Job => format!("resume {} {}", w.kind.name(), w.name),
             Kind::Pod => format!("(Pod {} is not recreated: recreate it)", w.name),
-            Kind::DaemonSet => String::new(),
+            Kind::DaemonSet | Kind::Foreign => String::new(),
         };
         step(&mut out, back);
     }

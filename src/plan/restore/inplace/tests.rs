@@ -166,6 +166,73 @@ fn workloads_are_found_through_their_pods_owners_and_templates() {
 }
 
 #[test]
+fn finished_pods_foreign_controllers_and_stopped_workloads() {
+    let mut done = pod("report-1", "data", json!([]));
+    done.status = Some(obj(json!({"phase": "Succeeded"})));
+    let pods = vec![
+        done,
+        pod(
+            "pg-1",
+            "data",
+            json!([{"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "name": "pg", "uid": "u", "controller": true}]),
+        ),
+        pod("lone-x", "data", owner("ReplicaSet", "lone")),
+    ];
+    let deployments: Vec<Deployment> = vec![obj(json!({"metadata": {"name": "web",
+        "annotations": {STOPPED_ANNOTATION: r#"{"run":"r0","pvc":"logs","replicas":3}"#}},
+        "spec": {"replicas": 1, "selector": {}, "template": template("data")}}))];
+    let o = Observed {
+        pods: &pods,
+        deployments: &deployments,
+        ..Observed::default()
+    };
+    let found = workloads("data", &o);
+    let names: Vec<String> = found
+        .iter()
+        .map(|w| format!("{} {}", w.kind.name(), w.name))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Deployment web",
+            "controller Cluster/pg",
+            "controller ReplicaSet/lone"
+        ],
+        "a finished pod mounts nothing"
+    );
+    assert_eq!(found[0].stopped_for.as_deref(), Some("logs"));
+    let all = Accept {
+        bare_pods: true,
+        autoscaled: true,
+        gitops: true,
+    };
+    let refused = refusals(&found, all);
+    assert_eq!(refused.len(), 3, "{refused:#?}");
+    assert!(refused[0].contains("--resume"), "{}", refused[0]);
+    assert!(
+        refused[1].contains("Cluster/pg") && refused[1].contains("cannot stop it"),
+        "{}",
+        refused[1]
+    );
+    // An unreadable record is refused too, never overwritten.
+    let mut bad = deployments[0].clone();
+    bad.metadata.annotations = Some([(STOPPED_ANNOTATION.to_owned(), "{oops".to_owned())].into());
+    let found = workloads(
+        "data",
+        &Observed {
+            deployments: std::slice::from_ref(&bad),
+            ..Observed::default()
+        },
+    );
+    assert!(
+        found[0]
+            .stopped_for
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot be read"))
+    );
+}
+
+#[test]
 fn argo_cd_is_told_by_its_label_or_tracking_annotation() {
     let by_label: ObjectMeta = obj(json!({"labels": {"argocd.argoproj.io/instance": "shop"}}));
     assert_eq!(
@@ -223,6 +290,13 @@ fn a_killed_runs_mark_says_whether_to_roll_back() {
     ];
     assert_eq!(unfinished(&pvcs, "shop").len(), 1);
     assert!(unfinished(&pvcs, "blog").is_empty());
+    let broken: Vec<PersistentVolumeClaim> = vec![obj(
+        json!({"metadata": {"name": "data", "annotations": {IN_PROGRESS_ANNOTATION: "{"}}}),
+    )];
+    assert!(
+        unfinished(&broken, "blog")[0].1.is_err(),
+        "an unreadable mark is never taken for none"
+    );
 }
 
 #[test]
@@ -249,6 +323,7 @@ fn the_printed_plan_names_every_step() {
         pods: Vec::new(),
         autoscaler: None,
         gitops: None,
+        stopped_for: None,
     };
     let workloads = vec![
         w(Kind::Deployment, "web", Some(2), None),
