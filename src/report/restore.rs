@@ -97,6 +97,36 @@ impl WorkloadRecord {
 }
 
 impl VolumeRestore {
+    /// The record of a restore of `pvc` into `target` (itself when in place) from `from`, with
+    /// its verdict and result; the rest is filled as the restore goes.
+    pub fn new(
+        pvc: &str,
+        target: &str,
+        source: Option<&Source>,
+        from: String,
+        outcome: Verdict,
+        result: String,
+    ) -> VolumeRestore {
+        VolumeRestore {
+            pvc: pvc.to_owned(),
+            target: target.to_owned(),
+            in_place: pvc == target,
+            resumed: false,
+            from,
+            source: source.cloned(),
+            ok: outcome == Verdict::Ok,
+            outcome,
+            result,
+            restored: None,
+            bound: None,
+            safety_snapshot: None,
+            workloads: Vec::new(),
+            notes: Vec::new(),
+            seconds: 0.0,
+            interrupted: None,
+        }
+    }
+
     /// The exit code: 0 when restored (and verified) and every workload is back and ready, 3
     /// when restored but a workload is not, 1 when not restored, an interruption's code.
     pub fn code(&self, lock_lost: bool) -> u8 {

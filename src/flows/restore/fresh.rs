@@ -167,24 +167,15 @@ async fn plan(
 }
 
 fn record(plan: &Fresh, outcome: Verdict, result: String) -> VolumeRestore {
-    VolumeRestore {
-        pvc: plan.pvc.clone(),
-        target: plan.target.clone(),
-        in_place: false,
-        resumed: false,
-        from: plan.source.describe(),
-        source: Some(plan.source.clone()),
-        ok: outcome == Verdict::Ok,
+    let from = plan.source.describe();
+    VolumeRestore::new(
+        &plan.pvc,
+        &plan.target,
+        Some(&plan.source),
+        from,
         outcome,
         result,
-        restored: None,
-        bound: None,
-        safety_snapshot: None,
-        workloads: Vec::new(),
-        notes: Vec::new(),
-        seconds: 0.0,
-        interrupted: None,
-    }
+    )
 }
 
 async fn execute(
@@ -268,18 +259,13 @@ async fn fill(
     let job = plan.job.as_ref().expect("an archive restore has a job");
     let progress = crate::runtime::progress::Progress::start("restoring");
     let target = plan.target.as_str();
-    let on_event = |e: &MoverEvent| match e {
-        MoverEvent::Progress { bytes, total, .. } => {
-            let of = total
-                .map(|t| format!(" of {}", indicatif::HumanBytes(t)))
-                .unwrap_or_default();
-            progress.phase(format!(
-                "{} → {target}: {}{of}",
-                repository,
-                indicatif::HumanBytes(*bytes)
-            ));
-        }
-        _ => mover::relay(e, repository, Some(target)),
+    let on_event = |e: &MoverEvent| {
+        super::show_progress(
+            e,
+            &progress,
+            &format!("{repository} → {target}"),
+            repository,
+        )
     };
     let out = mover::run_with_locks(
         client,
@@ -355,6 +341,22 @@ async fn bind(
         return r;
     }
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &settings.namespace);
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(client.clone(), &settings.namespace);
+    // The class could not be read: the PV controller's Event on the claim tells a class that
+    // waits for a first consumer.
+    let waits_for_consumer = async || -> bool {
+        if mode.is_some() {
+            return false;
+        }
+        events.list(&ListParams::default()).await.is_ok_and(|l| {
+            l.items.iter().any(|e| {
+                e.reason.as_deref() == Some("WaitForFirstConsumer")
+                    && e.involved_object.name.as_deref() == Some(plan.target.as_str())
+                    && e.involved_object.kind.as_deref() == Some("PersistentVolumeClaim")
+            })
+        })
+    };
     let progress = crate::runtime::progress::Progress::start("waiting for the new PVC to bind");
     let deadline = tokio::time::Instant::now() + BIND_TIMEOUT;
     let polled = poll(
@@ -363,20 +365,21 @@ async fn bind(
         interrupt.token(),
         async || match pvcs.get_opt(&plan.target).await {
             Ok(Some(p)) if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound") => {
-                ControlFlow::Break(Ok(()))
+                ControlFlow::Break(Ok(true))
             }
             Ok(None) => {
                 ControlFlow::Break(Err("the new PVC was deleted by someone else".to_owned()))
             }
+            _ if waits_for_consumer().await => ControlFlow::Break(Ok(false)),
             _ => ControlFlow::Continue(()),
         },
     )
     .await;
     drop(progress);
     match polled {
-        Polled::Done(Ok(())) => {
+        Polled::Done(Ok(bound)) => {
             let mut r = record(plan, Verdict::Ok, "ok".into());
-            r.bound = Some(true);
+            r.bound = Some(bound);
             r
         }
         Polled::Done(Err(why)) => record(plan, Verdict::Failed, why),

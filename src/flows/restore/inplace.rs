@@ -233,24 +233,7 @@ fn record(
     outcome: Verdict,
     result: String,
 ) -> VolumeRestore {
-    VolumeRestore {
-        pvc: plan_pvc.to_owned(),
-        target: plan_pvc.to_owned(),
-        in_place: true,
-        resumed: false,
-        from: from.to_owned(),
-        source: source.cloned(),
-        ok: outcome == Verdict::Ok,
-        outcome,
-        result,
-        restored: None,
-        bound: None,
-        safety_snapshot: None,
-        workloads: Vec::new(),
-        notes: Vec::new(),
-        seconds: 0.0,
-        interrupted: None,
-    }
+    VolumeRestore::new(plan_pvc, plan_pvc, source, from.to_owned(), outcome, result)
 }
 
 fn fail(rec: &mut VolumeRestore, why: String) {
@@ -549,15 +532,11 @@ async fn run_data_pod(
     let ns = settings.namespace.as_str();
     let progress = crate::runtime::progress::Progress::start("replacing the data");
     let writing = std::sync::atomic::AtomicBool::new(false);
-    let on_event = |e: &MoverEvent| match e {
-        MoverEvent::Writing => writing.store(true, std::sync::atomic::Ordering::SeqCst),
-        MoverEvent::Progress { bytes, total, .. } => {
-            let of = total
-                .map(|t| format!(" of {}", indicatif::HumanBytes(t)))
-                .unwrap_or_default();
-            progress.phase(format!("writing: {}{of}", indicatif::HumanBytes(*bytes)));
+    let on_event = |e: &MoverEvent| {
+        if matches!(e, MoverEvent::Writing) {
+            writing.store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        _ => mover::relay(e, repository.unwrap_or("-"), None),
+        super::show_progress(e, &progress, "writing", repository.unwrap_or("-"));
     };
     let out = match (job, repository) {
         (Some(job), Some(r)) => {

@@ -226,6 +226,27 @@ pub async fn warn_unfinished(
     half
 }
 
+/// Shows a restore mover's progress on the terminal (`what: 12 MiB of 70 MiB, 30 MiB/s`) and
+/// passes its log messages on.
+pub(crate) fn show_progress(
+    e: &crate::mover::job::MoverEvent,
+    progress: &crate::runtime::progress::Progress,
+    what: &str,
+    repository: &str,
+) {
+    use crate::mover::job::MoverEvent;
+    match e {
+        MoverEvent::Progress { bytes, total, .. } => {
+            let of = total
+                .map(|t| format!(" of {}", indicatif::HumanBytes(t)))
+                .unwrap_or_default();
+            progress.phase(format!("{what}: {}{of}", indicatif::HumanBytes(*bytes)));
+        }
+        MoverEvent::Writing => {}
+        _ => crate::flows::movers::relay(e, repository, None),
+    }
+}
+
 /// Reads a PVC, `None` when it does not exist.
 pub(crate) async fn read_pvc(
     client: &kube::Client,
