@@ -413,3 +413,57 @@ fn sigkill_in_each_phase_then_resume_leaves_whole_data_and_the_workloads_back() 
     let r = f.restore(&["--resume"]);
     assert_eq!(r.code, 1, "nothing to resume: {}", r.stderr);
 }
+
+#[test]
+fn autoscaled_workloads_and_bare_pods_are_refused_unless_accepted() {
+    let f = fixture();
+    let _: k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler = f.tc.create(json!({
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 4},
+    }));
+    f.tc.sleeper("debug", &[], &[], &["data"]);
+    let r = f.restore(&["--snapshot", &f.snap]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    for want in [
+        "HorizontalPodAutoscaler web",
+        "--accept autoscaled",
+        "Pod debug",
+        "--accept bare-pods",
+        "nothing was changed",
+    ] {
+        assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
+    }
+    assert_eq!(f.replicas(), (2, 1, true), "nothing was stopped");
+    f.change();
+    let r = f.restore(&[
+        "--snapshot",
+        &f.snap,
+        "--accept",
+        "autoscaled",
+        "--accept",
+        "bare-pods",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let debug = v["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "debug")
+        .unwrap()
+        .clone();
+    assert!(
+        debug["result"].as_str().unwrap().contains("recreate it"),
+        "{debug}"
+    );
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(f.tc.client(), &f.tc.namespace);
+    assert!(
+        f.tc.block_on(pods.get_opt("debug")).unwrap().is_none(),
+        "the bare pod was deleted"
+    );
+    tree::assert_same(&f.reference(), &f.data);
+    f.wait_ready();
+}
