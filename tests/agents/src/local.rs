@@ -85,7 +85,8 @@ impl LocalCluster {
         let workloads = workloads::start(client.clone());
         // The server dials kubelets with a client certificate signed by its test CA.
         let mut node_opts = NodeOptions::new("node-1", data.join("node"))
-            .client_ca(kentledge_testcluster::tls::CA_PEM);
+            .client_ca(kentledge_testcluster::tls::CA_PEM)
+            .api_server_url(server.url());
         node_opts.images = opts.images;
         let node = Node::start(client.clone(), node_opts)
             .await

@@ -166,6 +166,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => kube::Config::infer().await?,
     };
+    let mut args = args;
+    if args.opts.api_server.is_none() {
+        // Containers reach the API server where this node does.
+        args.opts = args
+            .opts
+            .clone()
+            .api_server_url(&config.cluster_url.to_string());
+    }
     let client = kube::Client::try_from(config)?;
     let _storage = if args.storage {
         storage::install_defaults(&client, storage::DRIVER).await?;

@@ -380,6 +380,43 @@ pub fn expand_all(items: &[String], env: &[(String, String)]) -> Vec<String> {
     items.iter().map(|s| expand(s, &lookup)).collect()
 }
 
+/// The environment a real kubelet gives every container for the `kubernetes` Service of the
+/// `default` namespace (always, whatever `enableServiceLinks` says); the container's own
+/// variables win.
+pub fn add_service_env(env: &mut Vec<(String, String)>, api_server: Option<&(String, u16)>) {
+    let Some((host, port)) = api_server else {
+        return;
+    };
+    let hostport = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    for (k, v) in [
+        ("KUBERNETES_SERVICE_HOST", host.clone()),
+        ("KUBERNETES_SERVICE_PORT", port.to_string()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS", port.to_string()),
+        ("KUBERNETES_PORT", format!("tcp://{hostport}")),
+        (
+            &format!("KUBERNETES_PORT_{port}_TCP"),
+            format!("tcp://{hostport}"),
+        ),
+        (
+            &format!("KUBERNETES_PORT_{port}_TCP_PROTO"),
+            "tcp".to_owned(),
+        ),
+        (
+            &format!("KUBERNETES_PORT_{port}_TCP_PORT"),
+            port.to_string(),
+        ),
+        (&format!("KUBERNETES_PORT_{port}_TCP_ADDR"), host.clone()),
+    ] {
+        if !env.iter().any(|(name, _)| name == k) {
+            env.push((k.to_owned(), v));
+        }
+    }
+}
+
 /// Put the directory of the binaries that `image` provides (per [`super::NodeOptions::images`])
 /// first on the container's `PATH`.
 pub fn add_image_path(

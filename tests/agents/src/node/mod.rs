@@ -114,6 +114,10 @@ pub struct NodeOptions {
     pub serving_cert: Option<tls::ServingCert>,
     /// Faults a test can switch on while the node runs (none by default).
     pub faults: Faults,
+    /// The API server's host and port, given to every container as a real kubelet does for the
+    /// `kubernetes` Service (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`, …), so that
+    /// in-cluster clients (kube-rs `Config::incluster()`, kubectl) work in pods; none by default.
+    pub api_server: Option<(String, u16)>,
 }
 
 impl NodeOptions {
@@ -131,6 +135,7 @@ impl NodeOptions {
             images: Vec::new(),
             address: IpAddr::from([127, 0, 0, 1]),
             port: 0,
+            api_server: None,
             node_ip: None,
             client_ca: None,
             serving_cert: None,
@@ -145,6 +150,19 @@ impl NodeOptions {
     /// Accept API server client certificates signed by this CA (PEM).
     pub fn client_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.client_ca = Some(pem.into());
+        self
+    }
+    /// Tell containers where the API server is (see [`NodeOptions::api_server`]), from its URL
+    /// (`https://HOST:PORT`); an URL without a port means 443.
+    pub fn api_server_url(mut self, url: &str) -> Self {
+        let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse().unwrap_or(443)),
+            _ => (authority, 443),
+        };
+        let host = host.trim_matches(['[', ']']).to_owned();
+        self.api_server = Some((host, port));
         self
     }
     /// Serve with this certificate chain and key (PEM) instead of a self-signed certificate.

@@ -359,6 +359,7 @@ impl Worker {
             .await
             .map_err(|e| StartFailure::Wait("CreateContainerConfigError", e.to_string()))?;
         env::add_image_path(&mut env, spec.image.as_deref(), &self.ctx.opts.images);
+        env::add_service_env(&mut env, self.ctx.opts.api_server.as_ref());
         let mut argv = env::expand_all(spec.command.as_deref().unwrap_or_default(), &env);
         argv.extend(env::expand_all(
             spec.args.as_deref().unwrap_or_default(),

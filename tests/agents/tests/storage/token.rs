@@ -39,7 +39,9 @@ async fn the_kubelet_serves_the_projected_token_and_pods_without_one_still_run()
     std::fs::create_dir_all(&out).unwrap();
     let _node = Node::start(
         client.clone(),
-        NodeOptions::new("node-1", dir.path().join("node")).client_ca(CA_PEM),
+        NodeOptions::new("node-1", dir.path().join("node"))
+            .client_ca(CA_PEM)
+            .api_server_url(server.url()),
     )
     .await
     .expect("node starts");
@@ -49,7 +51,9 @@ async fn the_kubelet_serves_the_projected_token_and_pods_without_one_still_run()
         "spec": {"restartPolicy": "Never",
                  "volumes": [{"name": "out", "hostPath": {"path": out.display().to_string()}}],
                  "containers": [{"name": "c", "image": "busybox",
-                     "command": ["sh", "-c", format!("cp {MOUNT}/token {MOUNT}/ca.crt {MOUNT}/namespace /out/")],
+                     "command": ["sh", "-c", format!("cp {MOUNT}/token {MOUNT}/ca.crt {MOUNT}/namespace /out/; \
+                         echo \"$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT\" > /out/addr; \
+                         env -u HOME KUBECONFIG=/nonexistent kubectl auth can-i list pods > /out/can-i 2>&1; true")],
                      "volumeMounts": [{"name": "out", "mountPath": "/out"}]}]},
     }))
     .unwrap();
@@ -73,6 +77,20 @@ async fn the_kubelet_serves_the_projected_token_and_pods_without_one_still_run()
 
     let p = finished(&pods, "reader").await;
     assert_eq!(phase(&p), "Succeeded", "{:?}", p.status);
+    // The kubelet tells containers where the API server is, so in-cluster clients work.
+    let addr = std::fs::read_to_string(out.join("addr")).unwrap();
+    assert!(
+        server.url().ends_with(addr.trim()),
+        "{addr} vs {}",
+        server.url()
+    );
+    // kubectl (installed by scripts/install-test-deps.sh) in the pod, with its in-cluster config.
+    let can_i = std::fs::read_to_string(out.join("can-i")).unwrap();
+    assert_eq!(
+        can_i.trim(),
+        "no",
+        "kubectl in the pod, in-cluster config: {can_i}"
+    );
     assert_eq!(
         std::fs::read_to_string(out.join("namespace")).unwrap(),
         "app"
