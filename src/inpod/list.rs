@@ -97,11 +97,14 @@ pub(super) fn entries(
                 .unwrap_or_else(|| scope_tags(config, namespace));
             let argv = env.restic_argv(restic::snapshots(&tags));
             let o = with_lock_wait(env, |_| run(&argv, env, None, false))?;
-            for snap in parse_json("restic", &o.stdout)?
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+            let v = parse_json("restic", &o.stdout)?;
+            let Some(snaps) = v.as_array() else {
+                return Err(Fail::new(
+                    Failure::Failed,
+                    "restic's snapshot listing is not a list",
+                ));
+            };
+            for snap in snaps {
                 let tag =
                     |k: &str| {
                         snap["tags"].as_array().into_iter().flatten().find_map(|t| {

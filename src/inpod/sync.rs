@@ -45,6 +45,7 @@ pub(super) fn sync() -> Result<(), Fail> {
         "info",
         format!("copying {} onto {}", paths::SOURCE, paths::DATA),
     );
+    emit(&MoverEvent::Writing);
     let started = Instant::now();
     let out = Command::new(&argv[0])
         .args(&argv[1..])

@@ -1,7 +1,8 @@
 //! Workload controllers, as kube-controller-manager's: a Deployment owns one ReplicaSet per pod
 //! template (older ones are scaled to zero), a ReplicaSet keeps `replicas` pods, a StatefulSet
 //! keeps pods `<name>-0 … <name>-(n-1)` with a PVC per volumeClaimTemplate and ordinal
-//! (`<template>-<name>-<i>`, kept on scale-down). Enough for scale-down/up around restores.
+//! (`<template>-<name>-<i>`, kept on scale-down), a Job runs one pod at a time until one
+//! succeeds and stops its pods while suspended. Enough for stopping and starting around restores.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -44,13 +46,14 @@ impl Drop for WorkloadsHandle {
     }
 }
 
-/// Starts the Deployment, ReplicaSet and StatefulSet controllers.
+/// Starts the Deployment, ReplicaSet, Job and StatefulSet controllers.
 pub fn start(client: kube::Client) -> WorkloadsHandle {
     let ctx = Arc::new(Ctx { client });
     WorkloadsHandle {
         tasks: vec![
             tokio::spawn(run_deployments(ctx.clone())),
             tokio::spawn(run_replicasets(ctx.clone())),
+            tokio::spawn(run_jobs(ctx.clone())),
             tokio::spawn(run_statefulsets(ctx)),
         ],
     }
@@ -253,6 +256,61 @@ async fn reconcile_replicaset(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Acti
     Ok(Action::requeue(Duration::from_secs(1)))
 }
 
+/// A Job: one pod at a time (parallelism and completions 1) until one succeeds; `suspend: true`
+/// deletes its active pods and starts none (as the real Job controller does), resuming starts one.
+async fn reconcile_job(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, WorkloadError> {
+    if job.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = job.namespace().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let spec = job.spec.clone().unwrap_or_default();
+    let mine: Vec<Pod> = pods
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| owned_by(&p.metadata, job.metadata.uid.as_deref()))
+        .collect();
+    let phase = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default()
+    };
+    let succeeded = mine.iter().filter(|p| phase(p) == "Succeeded").count() as i32;
+    let failed = mine.iter().filter(|p| phase(p) == "Failed").count() as i32;
+    let active: Vec<&Pod> = mine.iter().filter(|p| is_active(p)).collect();
+    let suspended = spec.suspend.unwrap_or(false);
+    if suspended {
+        for p in &active {
+            pods.delete(&p.name_any(), &DeleteParams::default()).await?;
+        }
+    } else if succeeded == 0 && active.is_empty() && failed <= spec.backoff_limit.unwrap_or(6) {
+        let template = serde_json::to_value(&spec.template)?;
+        let labels = BTreeMap::from([("job-name".to_owned(), job.name_any())]);
+        let pod = pod_from_template(
+            &template,
+            None,
+            Some(&format!("{}-", job.name_any())),
+            &labels,
+            owner_ref(job.as_ref()),
+        )?;
+        pods.create(&PostParams::default(), &pod).await?;
+    }
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let active_now = if suspended { 0 } else { active.len() as i32 };
+    jobs.patch_status(
+        &job.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"active": active_now, "succeeded": succeeded, "failed": failed}}),
+        ),
+    )
+    .await?;
+    Ok(Action::requeue(Duration::from_secs(1)))
+}
+
 async fn reconcile_statefulset(
     s: Arc<StatefulSet>,
     ctx: Arc<Ctx>,
@@ -387,6 +445,15 @@ async fn run_replicasets(ctx: Arc<Ctx>) {
     .run(reconcile_replicaset, retry, ctx)
     .for_each(|_| async {})
     .await;
+}
+
+async fn run_jobs(ctx: Arc<Ctx>) {
+    let c = ctx.client.clone();
+    Controller::new(Api::<Job>::all(c.clone()), watcher::Config::default())
+        .owns(Api::<Pod>::all(c), watcher::Config::default())
+        .run(reconcile_job, retry, ctx)
+        .for_each(|_| async {})
+        .await;
 }
 
 async fn run_statefulsets(ctx: Arc<Ctx>) {
