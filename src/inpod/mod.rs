@@ -11,6 +11,7 @@ mod list;
 mod locks;
 mod process;
 mod prune;
+mod relay;
 mod restore;
 mod sync;
 
@@ -63,6 +64,10 @@ fn log(level: &str, message: impl Into<String>) {
 /// printed is always the `end` event with that code, so that the controller can tell a log it
 /// read to the end from one it could read only in part.
 pub fn main(job: &str) -> i32 {
+    if let Ok(AnyJob::Local(LocalJob::Relay { .. })) = serde_json::from_str::<AnyJob>(job) {
+        // A relay's stdout is the content an engine stores: no events on it.
+        return run_job(job);
+    }
     let code = run_job(job);
     emit(&MoverEvent::End { code });
     code
@@ -76,6 +81,22 @@ fn run_job(job: &str) -> i32 {
                 Ok(()) => 0,
                 Err(f) => fail(f),
             };
+        }
+        Ok(AnyJob::Local(LocalJob::Relay {
+            pod,
+            container,
+            command,
+            stdin_file,
+            end_marker,
+        })) => {
+            // Its stdout is the content: what it says goes to stderr, and no `end` event.
+            return relay::relay(&relay::Relay {
+                pod: &pod,
+                container: &container,
+                command: &command,
+                stdin_file: stdin_file.as_deref(),
+                end_marker: end_marker.as_deref(),
+            });
         }
         Err(e) => {
             emit(&MoverEvent::Failed {

@@ -322,3 +322,90 @@ mod tests {
         assert!(!Exit::TimedOut.ok());
     }
 }
+
+/// What a streamed command did: how it ended, the bytes it wrote to stdout, the end of its
+/// stdout (for an end marker), and its stderr (at most [`OUTPUT_LIMIT`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Streamed {
+    /// How it ended (from the exec status channel: a stream that closed without one failed).
+    pub exit: Exit,
+    /// Bytes copied from its stdout.
+    pub bytes: u64,
+    /// The last bytes of its stdout (up to 4 KiB).
+    pub tail: Vec<u8>,
+    /// Its stderr.
+    pub stderr: String,
+    /// Why copying to the sink failed, if it did.
+    pub sink_error: Option<String>,
+}
+
+/// Runs `argv` in a container, writes `stdin` (if any) to it and closes it, and copies its stdout
+/// into `sink` as it comes (no time limit: the stream is as long as the command runs).
+pub async fn stream(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    argv: &[String],
+    stdin: Option<&[u8]>,
+    sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+) -> Streamed {
+    let mut out = Streamed {
+        exit: Exit::Failed("not started".into()),
+        bytes: 0,
+        tail: Vec::new(),
+        stderr: String::new(),
+        sink_error: None,
+    };
+    let mut p = match pods
+        .exec(pod, argv.to_vec(), &params(container, stdin.is_some()))
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            out.exit = Exit::Failed(format!("exec failed: {e}"));
+            return out;
+        }
+    };
+    if let (Some(data), Some(mut w)) = (stdin, p.stdin()) {
+        // The v5 protocol closes stdin without losing the status; the writer is dropped here.
+        if let Err(e) = w.write_all(data).await {
+            out.exit = Exit::Failed(format!("writing the command's stdin: {e}"));
+            return out;
+        }
+        let _ = w.shutdown().await;
+    }
+    let err = Arc::new(Mutex::new(Capture::default()));
+    let se = p.stderr().map(|r| tokio::spawn(drain(r, err.clone())));
+    if let Some(mut r) = p.stdout() {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    out.bytes += n as u64;
+                    out.tail.extend_from_slice(&buf[..n]);
+                    if out.tail.len() > 4096 {
+                        out.tail.drain(..out.tail.len() - 4096);
+                    }
+                    if out.sink_error.is_none()
+                        && let Err(e) = sink.write_all(&buf[..n]).await
+                    {
+                        out.sink_error = Some(e.to_string());
+                    }
+                }
+                Err(e) => {
+                    out.sink_error
+                        .get_or_insert(format!("reading the command's stdout: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    let _ = sink.flush().await;
+    out.exit = exit_of(&mut p).await;
+    if let Some(t) = se {
+        let _ = t.await;
+    }
+    out.stderr = err.lock().await.text();
+    out
+}

@@ -261,6 +261,25 @@ pub enum LocalJob {
     /// clone, read-only): rsync with owners by number, modes, times, hard links, ACLs, xattrs and
     /// holes, deleting what the source does not have; then compare the two trees' tallies.
     Sync,
+    /// Run `command` in another pod's container by exec (with the pod's in-cluster credentials)
+    /// and copy its stdout to this process's stdout: the content of a database dump, for an
+    /// engine that reads it from a command (`borg create --content-from-command`). Exits non-zero
+    /// unless the exec status says Success and the stream ends with `end_marker` (when given).
+    #[serde(rename_all = "camelCase")]
+    Relay {
+        /// The pod.
+        pod: String,
+        /// Its container.
+        container: String,
+        /// The command (never a secret: secrets come from `stdin_file` or the container's env).
+        command: Vec<String>,
+        /// A mounted file whose contents are written to the command's stdin, which is then closed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stdin_file: Option<String>,
+        /// Text the end of the stream must contain (mariadb-dump's `-- Dump completed`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_marker: Option<String>,
+    },
 }
 
 impl LocalJob {

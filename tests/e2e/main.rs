@@ -11,6 +11,7 @@ mod list;
 mod manifests;
 mod mariadb;
 mod prune;
+mod relay;
 mod repo_prune;
 mod restore;
 mod retention_borg;
