@@ -11,9 +11,9 @@ use serde_json::json;
 
 use crate::cluster::TestCluster;
 
-const SOCKET: &str = "/var/lib/mysql/mysqld.sock";
+pub const SOCKET: &str = "/var/lib/mysql/mysqld.sock";
 
-fn mariadb_pod(tc: &TestCluster, name: &str, claim: &str) {
+pub fn mariadb_pod(tc: &TestCluster, name: &str, claim: &str) {
     let _: Pod = tc.create(json!({
         "metadata": {"name": name, "labels": {"app": name}},
         "spec": {"terminationGracePeriodSeconds": 10, "containers": [{"name": "mariadb", "image": "mariadb:10.11",
@@ -35,11 +35,32 @@ fn mariadb_pod(tc: &TestCluster, name: &str, claim: &str) {
     });
 }
 
-fn argv(a: &[&str]) -> Vec<String> {
+/// A fresh MariaDB data directory on PVC `claim` and a server pod `name` using it.
+pub fn running_mariadb(tc: &TestCluster, name: &str, claim: &str) {
+    let datadir = tc.pvc_with_files(claim, &[], &[]);
+    let init = std::process::Command::new("mariadb-install-db")
+        .args([
+            "--no-defaults",
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ])
+        .arg(format!("--datadir={}", datadir.display()))
+        .output()
+        .expect("mariadb-install-db (make install-test-deps)");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    mariadb_pod(tc, name, claim);
+}
+
+pub fn argv(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
-fn sql(tc: &TestCluster, pod: &str, statement: &str) -> String {
+pub fn sql(tc: &TestCluster, pod: &str, statement: &str) -> String {
     let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
     let o = tc.block_on(exec::run(
         &pods,
@@ -64,23 +85,7 @@ fn sql(tc: &TestCluster, pod: &str, statement: &str) -> String {
 #[test]
 fn a_held_read_lock_makes_the_snapshot_consistent_and_blocks_writes_only_while_frozen() {
     let tc = TestCluster::start("mariadb");
-    let datadir = tc.pvc_with_files("mysql", &[], &[]);
-    let init = std::process::Command::new("mariadb-install-db")
-        .args([
-            "--no-defaults",
-            "--user=root",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-        ])
-        .arg(format!("--datadir={}", datadir.display()))
-        .output()
-        .expect("mariadb-install-db (make install-test-deps)");
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    mariadb_pod(&tc, "db-0", "mysql");
+    running_mariadb(&tc, "db-0", "mysql");
     sql(
         &tc,
         "db-0",

@@ -13,31 +13,14 @@ use crate::cluster::TestCluster;
 /// Runs a relay pod for `job`; returns (exit code, stdout bytes, stderr text).
 fn relay(tc: &TestCluster, name: &str, job: serde_json::Value) -> (i32, Vec<u8>, String) {
     let out = tempfile::tempdir().unwrap();
-    let dir = out.path().to_owned();
-    let job = job.to_string();
-    let _: Pod = tc.create(json!({
-        "metadata": {"name": name},
-        "spec": {"restartPolicy": "Never", "serviceAccountName": "kentledge",
-            "volumes": [{"name": "out", "hostPath": {"path": dir.display().to_string()}}],
-            "containers": [{"name": "relay", "image": "ghcr.io/kentledge/kentledge",
-                "command": ["sh", "-c", "kentledge mover --job \"$JOB\" > /out/stdout 2> /out/stderr; echo $? > /out/code"],
-                "env": [{"name": "JOB", "value": job}],
-                "volumeMounts": [{"name": "out", "mountPath": "/out"}]}]},
-    }));
-    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
-    tc.wait(60, &format!("relay pod {name} to end"), || {
-        let p = tc.block_on(pods.get(name)).ok()?;
-        matches!(p.status?.phase.as_deref(), Some("Succeeded" | "Failed")).then_some(())
-    });
-    let code: i32 = std::fs::read_to_string(dir.join("code"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let script =
+        format!("kentledge mover --job \"$JOB\" > /out/{name}.stdout 2> /out/{name}.stderr");
+    let (code, _) = in_mover_pod(tc, name, out.path(), &script, &[("JOB", job.to_string())]);
+    let read = |ext: &str| std::fs::read(out.path().join(format!("{name}.{ext}"))).unwrap();
     (
         code,
-        std::fs::read(dir.join("stdout")).unwrap(),
-        std::fs::read_to_string(dir.join("stderr")).unwrap(),
+        read("stdout"),
+        String::from_utf8_lossy(&read("stderr")).into_owned(),
     )
 }
 
@@ -88,4 +71,139 @@ fn a_relay_streams_another_pods_output_and_fails_when_it_is_not_whole() {
     );
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("gone"), "{stderr}");
+}
+
+/// Runs `script` (sh) in a pod of the kentledge image with the `kentledge` ServiceAccount and a
+/// host directory at /out; returns its exit code and combined output.
+fn in_mover_pod(
+    tc: &TestCluster,
+    name: &str,
+    out: &std::path::Path,
+    script: &str,
+    env: &[(&str, String)],
+) -> (i32, String) {
+    let env: Vec<serde_json::Value> = env
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    let _: Pod = tc.create(json!({
+        "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "serviceAccountName": "kentledge",
+            "volumes": [{"name": "out", "hostPath": {"path": out.display().to_string()}}],
+            "containers": [{"name": "mover", "image": "ghcr.io/kentledge/kentledge",
+                "command": ["sh", "-c", format!("( {script} ) > /out/{name}.log 2>&1; echo $? > /out/{name}.code")],
+                "env": env,
+                "volumeMounts": [{"name": "out", "mountPath": "/out"}]}]},
+    }));
+    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    tc.wait(120, &format!("pod {name} to end"), || {
+        let p = tc.block_on(pods.get(name)).ok()?;
+        matches!(p.status?.phase.as_deref(), Some("Succeeded" | "Failed")).then_some(())
+    });
+    let code = std::fs::read_to_string(out.join(format!("{name}.code")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (
+        code,
+        std::fs::read_to_string(out.join(format!("{name}.log"))).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn a_real_mariadb_dump_relayed_into_borg_comes_back_and_a_failed_one_leaves_no_archive() {
+    use crate::mariadb::{SOCKET, running_mariadb, sql};
+    let tc = TestCluster::start("shop");
+    running_mariadb(&tc, "db-0", "mysql");
+    sql(
+        &tc,
+        "db-0",
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, note TEXT, blob_col BLOB) ENGINE=InnoDB; \
+        INSERT INTO shop.orders VALUES (1, 'ünïcødé ✓', UNHEX('00FF10')), (2, 'two', NULL);",
+    );
+    let want = sql(&tc, "db-0", "CHECKSUM TABLE shop.orders");
+    let out = tempfile::tempdir().unwrap();
+    let dump = |db: &str| {
+        json!({"action": "relay", "pod": "db-0", "container": "mariadb",
+        "command": ["mariadb-dump", "--socket", SOCKET, "-uroot", "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob", "--databases", db],
+        "endMarker": "-- Dump completed"}).to_string()
+    };
+    let env = |db: &str| {
+        vec![
+            ("BORG_PASSPHRASE", "p".to_owned()),
+            ("BORG_BASE_DIR", "/out/base".to_owned()),
+            ("RELAY", dump(db)),
+        ]
+    };
+    let script = "borg init -e repokey /out/repo 2>/dev/null; borg create --content-from-command --stdin-name db.sql /out/repo::$ARCHIVE -- kentledge mover --job \"$RELAY\"";
+    let mut e = env("shop");
+    e.push(("ARCHIVE", "shop-1".to_owned()));
+    let (code, log) = in_mover_pod(&tc, "dump-ok", out.path(), script, &e);
+    assert_eq!(code, 0, "{log}");
+    // A missing database: mariadb-dump fails, the relay exits 1, borg makes no archive.
+    let mut e = env("nope");
+    e.push(("ARCHIVE", "nope-1".to_owned()));
+    let (code, log) = in_mover_pod(&tc, "dump-missing", out.path(), script, &e);
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains("nope"), "the reason is named: {log}");
+    let listed = std::process::Command::new("borg")
+        .args(["list", "--short"])
+        .arg(out.path().join("repo"))
+        .env("BORG_PASSPHRASE", "p")
+        .env("BORG_BASE_DIR", out.path().join("base-host"))
+        .env("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes")
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert_eq!(
+        names.trim(),
+        "shop-1",
+        "only the whole dump is an archive: {names}"
+    );
+    // Restore the dump under another name and compare the table's checksum.
+    let extracted = std::process::Command::new("borg")
+        .args(["extract", "--stdout"])
+        .arg(format!("{}::shop-1", out.path().join("repo").display()))
+        .env("BORG_PASSPHRASE", "p")
+        .env("BORG_BASE_DIR", out.path().join("base-host"))
+        .output()
+        .unwrap();
+    assert!(
+        extracted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&extracted.stderr)
+    );
+    let text = String::from_utf8(extracted.stdout)
+        .unwrap()
+        .replace("`shop`", "`shop_restored`");
+    assert!(text.contains("-- Dump completed"));
+    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    let load = tc.block_on(async {
+        let mut p = pods
+            .exec(
+                "db-0",
+                crate::mariadb::argv(&["mariadb", "--socket", SOCKET, "-uroot"]),
+                &kube::api::AttachParams::default()
+                    .container("mariadb")
+                    .stdin(true)
+                    .stdout(true)
+                    .stderr(true),
+            )
+            .await
+            .unwrap();
+        let mut w = p.stdin().unwrap();
+        use tokio::io::AsyncWriteExt;
+        w.write_all(text.as_bytes()).await.unwrap();
+        w.shutdown().await.unwrap();
+        drop(w);
+        p.take_status().unwrap().await
+    });
+    assert_eq!(load.and_then(|s| s.status).as_deref(), Some("Success"));
+    let got = sql(&tc, "db-0", "CHECKSUM TABLE shop_restored.orders");
+    assert_eq!(
+        got.split_whitespace().last(),
+        want.split_whitespace().last(),
+        "{got} vs {want}"
+    );
 }
