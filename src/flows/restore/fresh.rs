@@ -91,7 +91,7 @@ pub(super) async fn run(
     if let Some(l) = &lost {
         report
             .notes
-            .push(format!("the run lock was lost during the restore: {l}"));
+            .push(format!("a lock was lost during the restore: {l}"));
     }
     if !report.ok {
         crate::kube::events::record(

@@ -79,8 +79,11 @@ impl Locks {
             settings.namespace.as_str(),
             settings.config.metadata.name.as_str(),
         );
+        let started = std::time::Instant::now();
         let run = lease::take(client, ns, name, Lock::Run, run_id, wait, interrupt).await?;
-        match lease::take(client, ns, name, Lock::Backup, run_id, wait, interrupt).await {
+        // One --lock-timeout for both: the second lock gets what the first left.
+        let rest = wait.saturating_sub(started.elapsed());
+        match lease::take(client, ns, name, Lock::Backup, run_id, rest, interrupt).await {
             Ok(backup) => Ok(Locks { run, backup }),
             Err(e) => {
                 run.release().await;
