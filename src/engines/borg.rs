@@ -52,6 +52,31 @@ pub fn create(repo: &Repo, series: &Series, cut: Timestamp, tuning: Tuning<'_>) 
     a
 }
 
+/// `borg create` of what `command` prints, stored as the file `file_name`, with the archive
+/// time `time` (a dump's start). borg makes no archive when the command exits non-zero.
+pub fn create_from_command(
+    repo: &Repo,
+    series: &Series,
+    time: Timestamp,
+    tuning: Tuning<'_>,
+    file_name: &str,
+    command: &[String],
+) -> Vec<String> {
+    let mut a: Vec<String> = ["borg", "create", "--log-json", "--json", "--timestamp"]
+        .map(String::from)
+        .into();
+    a.push(time.strftime("%Y-%m-%dT%H:%M:%S").to_string());
+    repo.common(&mut a);
+    tuning.push(&mut a, "--upload-ratelimit");
+    a.push("--content-from-command".into());
+    a.push("--stdin-name".into());
+    a.push(file_name.to_owned());
+    a.push(format!("{}::{}", repo.location, series.borg_archive(time)));
+    a.push("--".into());
+    a.extend(command.iter().cloned());
+    a
+}
+
 /// `borg compact`: frees the space of pruned archives (borg ≥ 1.2).
 pub fn compact(repo: &Repo) -> Vec<String> {
     let mut a: Vec<String> = ["borg", "compact", "--log-json"].map(String::from).into();

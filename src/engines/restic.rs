@@ -32,6 +32,27 @@ pub fn backup(series: &Series, cut: Timestamp, tuning: Tuning<'_>) -> Vec<String
     a
 }
 
+/// `restic backup --stdin` of what is piped in, stored as the file `file_name`, with the archive
+/// time `time` (restic 0.14 has no `--stdin-from-command`: a failed stream's snapshot is forgotten
+/// by the caller).
+pub fn backup_stdin(
+    series: &Series,
+    time: Timestamp,
+    tuning: Tuning<'_>,
+    file_name: &str,
+) -> Vec<String> {
+    let mut a: Vec<String> = ["restic", "backup", "--json", "--stdin", "--stdin-filename"]
+        .map(String::from)
+        .into();
+    a.push(file_name.to_owned());
+    a.extend(["--host".to_owned(), HOST.to_owned(), "--time".to_owned()]);
+    a.push(time.strftime("%Y-%m-%d %H:%M:%S").to_string());
+    a.push("--tag".into());
+    a.push(series.restic_tags().join(","));
+    tuning.push(&mut a, "--limit-upload");
+    a
+}
+
 /// `restic snapshots` carrying all of `tags` (a series' or a whole config's, see
 /// [`super::scope_tags`]), as JSON.
 pub fn snapshots(tags: &[String]) -> Vec<String> {

@@ -133,6 +133,16 @@ pub(super) fn backup(
             };
             Err(incomplete(env, &s.archive, &said))
         }
+        other => summary_or_fail(env, other),
+    }
+}
+
+/// Passes a copy's numbers on, or fails when the engine said none (never an empty success).
+pub(super) fn summary_or_fail(
+    env: &Env,
+    summary: Option<crate::engines::output::Summary>,
+) -> Result<(), Fail> {
+    match summary {
         Some(s) => {
             emit(&MoverEvent::Summary { summary: s });
             Ok(())

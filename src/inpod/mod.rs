@@ -6,6 +6,7 @@
 
 mod backup;
 mod check;
+mod dump;
 mod env;
 mod list;
 mod locks;
@@ -128,6 +129,13 @@ fn run_job(job: &str) -> i32 {
         } => prune(&env, config, namespace, retention, timezone, *now, *dry_run),
         Action::Check { read_data_subset } => check(&env, read_data_subset.as_deref()),
         Action::BreakLock => break_lock(&env),
+        Action::Dump {
+            series,
+            time,
+            file_name,
+            relay,
+            upload_limit,
+        } => dump::dump(&env, series, *time, file_name, relay, *upload_limit),
         Action::List {
             config,
             namespace,

@@ -192,6 +192,22 @@ pub enum Action {
     },
     /// Remove the repository's locks (only sent when every holder is a mover pod that is gone).
     BreakLock,
+    /// Store what a relay prints (a database dump streamed from its own pod) as one archive of
+    /// a series: whole or not at all.
+    #[serde(rename_all = "camelCase")]
+    Dump {
+        /// The series (kind `db`).
+        series: Series,
+        /// The archive's time (the dump's start).
+        time: Timestamp,
+        /// The file name the dump has in the archive (`shop.sql`).
+        file_name: String,
+        /// The relay job that produces it (a [`LocalJob::Relay`]).
+        relay: LocalJob,
+        /// Upload limit in bytes per second.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upload_limit: Option<u64>,
+    },
     /// List the archives of a config and namespace (or of one series), with sizes where the
     /// engine knows them, as `listed` events.
     List {
@@ -230,6 +246,7 @@ impl Action {
             Action::Check { .. } => "check",
             Action::BreakLock => "break-lock",
             Action::List { .. } => "list",
+            Action::Dump { .. } => "dump",
             Action::Restore { .. } => "restore",
         }
     }

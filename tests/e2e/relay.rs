@@ -207,3 +207,112 @@ fn a_real_mariadb_dump_relayed_into_borg_comes_back_and_a_failed_one_leaves_no_a
         "{got} vs {want}"
     );
 }
+
+#[test]
+fn the_dump_action_stores_a_whole_dump_in_borg_and_restic_and_no_archive_of_a_failed_one() {
+    use crate::mariadb::{SOCKET, running_mariadb, sql};
+    let tc = TestCluster::start("shop");
+    running_mariadb(&tc, "db-0", "mysql");
+    sql(
+        &tc,
+        "db-0",
+        "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'a'), (2, 'b');",
+    );
+    let _: k8s_openapi::api::core::v1::Secret =
+        tc.create(json!({"metadata": {"name": "pass"}, "stringData": {"passphrase": "p4ss"}}));
+    let repos = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let relay = |db: &str| {
+        json!({"action": "relay", "pod": "db-0", "container": "mariadb",
+        "command": ["mariadb-dump", "--socket", SOCKET, "-uroot", "--single-transaction", "--databases", db],
+        "endMarker": "-- Dump completed"})
+    };
+    let job = |engine: &str, db: &str| {
+        json!({
+        "repository": {"name": engine, "engine": engine, "location": format!("/repository/{engine}"),
+            "init": if engine == "borg" { "repokey" } else { "" }, "passphrase": true, "lockWaitSecs": 30, "moverPrefix": "kentledge-mover-x-"},
+        "action": "dump",
+        "series": {"config": "shop", "namespace": "shop", "kind": "db", "name": db},
+        "time": "2026-12-01T10:00:00Z", "fileName": format!("{db}.sql"), "relay": relay(db),
+    }).to_string()
+    };
+    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    let run_dump = |name: &str, engine: &str, db: &str| -> (i32, String) {
+        let _: Pod = tc.create(json!({
+            "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never", "serviceAccountName": "kentledge",
+                "volumes": [
+                    {"name": "out", "hostPath": {"path": out.path().display().to_string()}},
+                    {"name": "repo", "hostPath": {"path": repos.path().display().to_string()}},
+                    {"name": "secrets", "secret": {"secretName": "pass", "defaultMode": 0o400}},
+                    {"name": "cache", "emptyDir": {}}],
+                "containers": [{"name": "mover", "image": "ghcr.io/kentledge/kentledge",
+                    "command": ["sh", "-c", format!("kentledge mover --job \"$JOB\" > /out/{name}.log 2>&1; echo $? > /out/{name}.code")],
+                    "env": [{"name": "JOB", "value": job(engine, db)}],
+                    "volumeMounts": [{"name": "out", "mountPath": "/out"}, {"name": "repo", "mountPath": "/repository"},
+                        {"name": "secrets", "mountPath": "/kentledge/secrets"}, {"name": "cache", "mountPath": "/kentledge/cache"}]}]},
+        }));
+        tc.wait(120, &format!("pod {name} to end"), || {
+            let p = tc.block_on(pods.get(name)).ok()?;
+            matches!(p.status?.phase.as_deref(), Some("Succeeded" | "Failed")).then_some(())
+        });
+        let code = std::fs::read_to_string(out.path().join(format!("{name}.code")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        (
+            code,
+            std::fs::read_to_string(out.path().join(format!("{name}.log"))).unwrap_or_default(),
+        )
+    };
+    for engine in ["borg", "restic"] {
+        let (code, log) = run_dump(&format!("{engine}-ok"), engine, "shop");
+        assert_eq!(code, 0, "{engine}: {log}");
+        assert!(log.contains("\"event\":\"summary\""), "{engine}: {log}");
+        let (code, log) = run_dump(&format!("{engine}-missing"), engine, "nope");
+        assert_ne!(code, 0, "{engine}: {log}");
+        assert!(log.contains("nope"), "{engine}: the reason is named: {log}");
+    }
+    // Exactly one archive in each, and it is the whole dump.
+    let borg = std::process::Command::new("borg")
+        .args(["list", "--short"])
+        .arg(repos.path().join("borg"))
+        .env("BORG_PASSPHRASE", "p4ss")
+        .env("BORG_BASE_DIR", out.path().join("b"))
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&borg.stdout).into_owned();
+    assert_eq!(
+        names.trim(),
+        "kentledge_shop_shop_db_shop_2026-12-01T10-00-00Z",
+        "{names}{}",
+        String::from_utf8_lossy(&borg.stderr)
+    );
+    let pw = out.path().join("pw");
+    std::fs::write(&pw, "p4ss").unwrap();
+    let restic = |args: &[&str]| {
+        let o = std::process::Command::new("restic")
+            .args(args)
+            .env("RESTIC_REPOSITORY", repos.path().join("restic"))
+            .env("RESTIC_PASSWORD_FILE", &pw)
+            .env("RESTIC_CACHE_DIR", out.path().join("rc"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let snaps: serde_json::Value = serde_json::from_str(&restic(&["snapshots", "--json"])).unwrap();
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "the failed stream's snapshot was forgotten: {snaps}"
+    );
+    let dumped = restic(&["dump", "latest", "/shop.sql"]);
+    assert!(
+        dumped.contains("INSERT INTO `t`") && dumped.trim_end().ends_with(|c: char| c.is_ascii()),
+        "{}",
+        &dumped[..dumped.len().min(400)]
+    );
+    assert!(dumped.lines().last().unwrap().contains("-- Dump completed"));
+}
