@@ -372,7 +372,11 @@ pub async fn stream(
             out.exit = Exit::Failed(format!("writing the command's stdin: {e}"));
             return out;
         }
-        let _ = w.shutdown().await;
+        // The command may wait for the end of its input: a stdin that cannot be closed fails.
+        if let Err(e) = w.shutdown().await {
+            out.exit = Exit::Failed(format!("closing the command's stdin: {e}"));
+            return out;
+        }
     }
     let err = Arc::new(Mutex::new(Capture::default()));
     let se = p.stderr().map(|r| tokio::spawn(drain(r, err.clone())));
@@ -401,11 +405,18 @@ pub async fn stream(
             }
         }
     }
-    let _ = sink.flush().await;
-    out.exit = exit_of(&mut p).await;
-    if let Some(t) = se {
-        let _ = t.await;
+    if let Err(e) = sink.flush().await {
+        out.sink_error.get_or_insert(e.to_string());
     }
+    out.exit = exit_of(&mut p).await;
+    let stderr_read = match se {
+        Some(t) => t.await.map_err(|e| e.to_string()),
+        None => Ok(()),
+    };
     out.stderr = err.lock().await.text();
+    if let Err(e) = stderr_read {
+        out.stderr
+            .push_str(&format!("\n[the rest of stderr could not be read: {e}]"));
+    }
     out
 }

@@ -49,14 +49,24 @@ impl Seen {
     }
 }
 
-async fn list<K>(client: &kube::Client, ns: &str, what: &str) -> Result<Vec<K>, Error>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+/// A namespaced kind kube-rs can read and patch (every kind this module touches).
+trait Namespaced:
+    kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Namespaced for K where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
+        + std::fmt::Debug
 {
+}
+
+async fn list<K: Namespaced>(client: &kube::Client, ns: &str, what: &str) -> Result<Vec<K>, Error> {
     Ok(Api::<K>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await
@@ -82,19 +92,12 @@ fn note(rec: Option<&Recorded>) -> serde_json::Value {
     json!({"metadata": {"annotations": {STOPPED_ANNOTATION: rec.map(|r| serde_json::to_string(r).unwrap_or_default())}}})
 }
 
-async fn patch<K>(
+async fn patch<K: Namespaced>(
     client: &kube::Client,
     ns: &str,
     name: &str,
     body: &serde_json::Value,
-) -> Result<(), String>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
+) -> Result<(), String> {
     Api::<K>::namespaced(client.clone(), ns)
         .patch(name, &PatchParams::default(), &Patch::Merge(body))
         .await
@@ -102,14 +105,12 @@ where
         .map_err(|e| e.to_string())
 }
 
-async fn scale<K>(client: &kube::Client, ns: &str, name: &str, replicas: i32) -> Result<(), String>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
+async fn scale<K: Namespaced>(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+) -> Result<(), String> {
     Api::<K>::namespaced(client.clone(), ns)
         .patch_scale(
             name,

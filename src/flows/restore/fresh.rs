@@ -64,15 +64,7 @@ pub(super) async fn run(
         source_pvc.as_ref(),
     )
     .await;
-    let plan = match planned {
-        Ok(p) => p,
-        Err(e) => {
-            if let Some(l) = locks {
-                l.release().await;
-            }
-            return Err(e);
-        }
-    };
+    let (plan, locks) = super::or_release(locks, planned).await?;
     let Some(locks) = locks else {
         results.emit(
             || restore::render(&plan),
@@ -86,25 +78,7 @@ pub(super) async fn run(
     let started = Instant::now();
     let mut report = execute(client, settings, &plan, &run_id, interrupt).await;
     report.seconds = started.elapsed().as_secs_f64();
-    report.interrupted = interrupt.code();
-    let lost = locks.release().await;
-    if let Some(l) = &lost {
-        report
-            .notes
-            .push(format!("a lock was lost during the restore: {l}"));
-    }
-    if !report.ok {
-        crate::kube::events::record(
-            client,
-            ns,
-            &opts.pvc,
-            "RestoreFailed",
-            &format!("restore into {to} failed: {}", report.result),
-        )
-        .await;
-    }
-    results.report(&report)?;
-    Ok(report.code(lost.is_some()))
+    super::finish(client, settings, locks, report, interrupt, results).await
 }
 
 async fn plan(

@@ -109,15 +109,7 @@ pub(super) async fn run(
         plan(settings, opts, client, interrupt, &run_id, &target).await
     }
     .await;
-    let plan = match planned {
-        Ok(p) => p,
-        Err(e) => {
-            if let Some(l) = locks {
-                l.release().await;
-            }
-            return Err(e);
-        }
-    };
+    let (plan, locks) = super::or_release(locks, planned).await?;
     let Some(locks) = locks else {
         results.emit(
             || inplace::render(&plan),
@@ -131,37 +123,7 @@ pub(super) async fn run(
     let started = Instant::now();
     let mut report = execute(client, settings, &plan, &run_id, interrupt).await;
     report.seconds = started.elapsed().as_secs_f64();
-    finish(client, settings, locks, report, interrupt, results).await
-}
-
-/// Releases the locks, records a failure as an Event, prints the report; its exit code.
-async fn finish(
-    client: &kube::Client,
-    settings: &Settings,
-    locks: Locks,
-    mut report: VolumeRestore,
-    interrupt: &Interrupt,
-    results: &mut output::Results,
-) -> Result<u8, Error> {
-    report.interrupted = interrupt.code();
-    let lost = locks.release().await;
-    if let Some(l) = &lost {
-        report
-            .notes
-            .push(format!("a lock was lost during the restore: {l}"));
-    }
-    if !report.ok {
-        crate::kube::events::record(
-            client,
-            &settings.namespace,
-            &report.pvc,
-            "RestoreFailed",
-            &format!("in-place restore failed: {}", report.result),
-        )
-        .await;
-    }
-    results.report(&report)?;
-    Ok(report.code(lost.is_some()))
+    super::finish(client, settings, locks, report, interrupt, results).await
 }
 
 async fn plan(
@@ -303,11 +265,15 @@ async fn execute(
         data_whole = match &done.safety {
             Some(s) => {
                 mark.phase = Phase::RollingBack;
-                let _ = set_mark(client, ns, &plan.pvc, Some(&mark)).await;
+                if let Err(e) = set_mark(client, ns, &plan.pvc, Some(&mark)).await {
+                    rec.notes.push(e);
+                }
                 match put_back(client, settings, &plan.pvc, s, run_id, &calm).await {
                     Ok(()) => {
                         mark.phase = Phase::RolledBack;
-                        let _ = set_mark(client, ns, &plan.pvc, Some(&mark)).await;
+                        if let Err(e) = set_mark(client, ns, &plan.pvc, Some(&mark)).await {
+                            rec.notes.push(e);
+                        }
                         rec.notes.push(format!(
                             "the old data was put back from the safety snapshot {s}"
                         ));
@@ -738,15 +704,7 @@ async fn resume(
         Ok((mark, stopped))
     }
     .await;
-    let (mark, stopped) = match read {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(l) = locks {
-                l.release().await;
-            }
-            return Err(e);
-        }
-    };
+    let ((mark, stopped), locks) = super::or_release(locks, read).await?;
     let decision = mark.as_ref().map(inplace::resume);
     let Some(locks) = locks else {
         let what = match &decision {
@@ -797,7 +755,7 @@ async fn resume(
             &mut rec,
             format!("{e}; nothing was changed, run --resume again"),
         );
-        return finish(client, settings, locks, rec, interrupt, results).await;
+        return super::finish(client, settings, locks, rec, interrupt, results).await;
     }
     let calm = Interrupt::new();
     let mut whole = true;
@@ -805,11 +763,15 @@ async fn resume(
         Some(Resume::RollBack { snapshot }) => {
             let mut m = mark.clone().expect("a decision comes from a mark");
             m.phase = Phase::RollingBack;
-            let _ = set_mark(client, ns, &opts.pvc, Some(&m)).await;
+            if let Err(e) = set_mark(client, ns, &opts.pvc, Some(&m)).await {
+                rec.notes.push(e);
+            }
             match put_back(client, settings, &opts.pvc, &snapshot, &run_id, &calm).await {
                 Ok(()) => {
                     m.phase = Phase::RolledBack;
-                    let _ = set_mark(client, ns, &opts.pvc, Some(&m)).await;
+                    if let Err(e) = set_mark(client, ns, &opts.pvc, Some(&m)).await {
+                        rec.notes.push(e);
+                    }
                     rec.result = format!(
                         "rolled back: run {} was stopped while it wrote the data; the data before the restore was put back from {snapshot}",
                         m.run
@@ -847,5 +809,5 @@ async fn resume(
         }
     }
     bring_back(client, ns, &opts.pvc, &stopped, whole, &mut rec).await;
-    finish(client, settings, locks, rec, interrupt, results).await
+    super::finish(client, settings, locks, rec, interrupt, results).await
 }

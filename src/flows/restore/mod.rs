@@ -100,6 +100,58 @@ impl Locks {
     }
 }
 
+/// `planned`, or its error once the locks (if taken) are released.
+pub(crate) async fn or_release<T>(
+    locks: Option<Locks>,
+    planned: Result<T, Error>,
+) -> Result<(T, Option<Locks>), Error> {
+    match planned {
+        Ok(p) => Ok((p, locks)),
+        Err(e) => {
+            if let Some(l) = locks {
+                l.release().await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Releases the locks, notes a lost one, records a failure as a `RestoreFailed` Event on the
+/// PVC, prints the report; returns its exit code.
+pub(crate) async fn finish(
+    client: &kube::Client,
+    settings: &Settings,
+    locks: Locks,
+    mut report: crate::report::restore::VolumeRestore,
+    interrupt: &Interrupt,
+    results: &mut output::Results,
+) -> Result<u8, Error> {
+    report.interrupted = interrupt.code();
+    let lost = locks.release().await;
+    if let Some(l) = &lost {
+        report
+            .notes
+            .push(format!("a lock was lost during the restore: {l}"));
+    }
+    if !report.ok {
+        let what = if report.in_place {
+            "in-place restore failed".to_owned()
+        } else {
+            format!("restore into {} failed", report.target)
+        };
+        crate::kube::events::record(
+            client,
+            &settings.namespace,
+            &report.pvc,
+            "RestoreFailed",
+            &format!("{what}: {}", report.result),
+        )
+        .await;
+    }
+    results.report(&report)?;
+    Ok(report.code(lost.is_some()))
+}
+
 /// The repository the options name (checked against the config before any API call).
 fn repository<'a>(settings: &'a Settings, name: &str) -> &'a Repository {
     settings
