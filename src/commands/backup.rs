@@ -1,5 +1,6 @@
 //! `kentledge backup`: copies each selected PVC into every repository of
-//! `spec.offsite.volumes` (with `--snapshot-now`, after a snapshot run); the flows are
+//! `spec.offsite.volumes` (with `--snapshot-now`, after a snapshot run) and dumps the databases
+//! of `spec.offsite.databases`; the flows are
 //! [`crate::flows::snapshot`] and [`crate::flows::backup`].
 
 use crate::cli::{BackupArgs, GlobalArgs};
@@ -12,11 +13,11 @@ use crate::settings;
 pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
     let offsite = &settings.config.spec.offsite;
-    if offsite.volumes.is_none() && (!offsite.databases.is_empty() || !offsite.buckets.is_empty()) {
+    if offsite.volumes.is_none() && offsite.databases.is_empty() && !offsite.buckets.is_empty() {
         return Err(Error::NotImplemented {
-            command: "backup of databases and buckets".into(),
+            command: "backup of buckets".into(),
             version: env!("CARGO_PKG_VERSION"),
-            what: "this version copies volumes (spec.offsite.volumes) only",
+            what: "this version copies volumes and databases (spec.offsite.volumes, spec.offsite.databases) only",
         });
     }
     let mut results = output::Results::new(global.output.into());

@@ -28,25 +28,25 @@ impl Repo {
     }
 }
 
+/// `borg create` with progress and a JSON result, the archive's time, the repository's
+/// settings and the tuning: what every create starts with; `extra` goes before `--timestamp`.
+fn create_head(repo: &Repo, time: Timestamp, tuning: Tuning<'_>, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["borg", "create", "--log-json", "--progress", "--json"]
+        .map(String::from)
+        .into();
+    a.extend(extra.iter().map(|s| (*s).to_owned()));
+    a.push("--timestamp".into());
+    a.push(time.strftime("%Y-%m-%dT%H:%M:%S").to_string());
+    repo.common(&mut a);
+    tuning.push(&mut a, "--upload-ratelimit");
+    a
+}
+
 /// `borg create` of the current directory (the mounted clone), tuned for fresh clones: the files
 /// cache keys on mtime and size only (every clone has new inodes and ctimes), the archive time
 /// is the snapshot's cut.
 pub fn create(repo: &Repo, series: &Series, cut: Timestamp, tuning: Tuning<'_>) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "borg",
-        "create",
-        "--log-json",
-        "--progress",
-        "--json",
-        "--files-cache",
-        "mtime,size",
-        "--timestamp",
-    ]
-    .map(String::from)
-    .into();
-    a.push(cut.strftime("%Y-%m-%dT%H:%M:%S").to_string());
-    repo.common(&mut a);
-    tuning.push(&mut a, "--upload-ratelimit");
+    let mut a = create_head(repo, cut, tuning, &["--files-cache", "mtime,size"]);
     a.push(format!("{}::{}", repo.location, series.borg_archive(cut)));
     a.push(".".into());
     a
@@ -62,12 +62,7 @@ pub fn create_from_command(
     file_name: &str,
     command: &[String],
 ) -> Vec<String> {
-    let mut a: Vec<String> = ["borg", "create", "--log-json", "--json", "--timestamp"]
-        .map(String::from)
-        .into();
-    a.push(time.strftime("%Y-%m-%dT%H:%M:%S").to_string());
-    repo.common(&mut a);
-    tuning.push(&mut a, "--upload-ratelimit");
+    let mut a = create_head(repo, time, tuning, &[]);
     a.push("--content-from-command".into());
     a.push("--stdin-name".into());
     a.push(file_name.to_owned());

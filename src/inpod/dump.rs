@@ -1,23 +1,23 @@
-//! The `dump` action: store what a relay prints (a database dump streamed by exec from the
-//! database's own pod) as one archive of a series, whole or not at all. borg runs the relay
+//! One dump into one archive, whole or not at all: store what a relay prints (a database dump
+//! streamed by exec from the database's own pod) as one archive of a series. borg runs the relay
 //! itself (`--content-from-command`: no archive when it exits non-zero); restic 0.14 reads it on
-//! stdin, and a snapshot of a failed stream is forgotten at once.
+//! stdin, and a snapshot of a stream the relay did not call whole is forgotten at once.
 
 use std::process::{Command, Stdio};
 
 use jiff::Timestamp;
 
-use super::backup::{delete_archives, ensure_repository, summary_or_fail};
+use super::backup::delete_archives;
 use super::env::Env;
 use super::locks::with_lock_wait;
-use super::process::{diagnose, run};
+use super::process::{Output, diagnose, each_line, run};
 use super::{Fail, log};
 use crate::engines::output::{self, Event, Summary};
 use crate::engines::{Series, Tuning, borg, restic};
 use crate::mover::job::{Engine, Failure, LocalJob};
 
 /// The relay as a command line of this very binary.
-fn relay_argv(relay: &LocalJob) -> Result<Vec<String>, Fail> {
+pub(super) fn relay_argv(relay: &LocalJob) -> Result<Vec<String>, Fail> {
     let me = std::env::current_exe().map_err(|e| {
         Fail::new(
             Failure::Failed,
@@ -32,6 +32,44 @@ fn relay_argv(relay: &LocalJob) -> Result<Vec<String>, Fail> {
     ])
 }
 
+/// Why the relay did not call its stream whole, from what it said: its verdict (the last
+/// line), and what the command in the database's container wrote on stderr; `None` when it
+/// called the stream whole.
+pub(super) fn relay_reason(said: &[String]) -> Option<String> {
+    let (last, before) = said.split_last()?;
+    if last.contains(" bytes, complete") {
+        return None;
+    }
+    let mut why = last.clone();
+    let details: Vec<&str> = before.iter().map(String::as_str).collect();
+    if !details.is_empty() {
+        let mut d = details.join("; ");
+        if d.len() > 600 {
+            let mut cut = 600;
+            while !d.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            d.truncate(cut);
+            d.push('…');
+        }
+        why.push_str(&format!(" ({d})"));
+    }
+    Some(why)
+}
+
+/// Why a stream was not stored, in the relay's words when it said why, else the engine's.
+fn not_whole(relay: &[String], engine: Fail) -> Fail {
+    match relay_reason(relay) {
+        Some(why) => Fail::new(
+            engine.failure,
+            format!("the dump was not whole, no archive was made: {why}"),
+        ),
+        None => engine,
+    }
+}
+
+/// Stores what `relay` prints as the file `file_name` of a new archive of `series` at `time`;
+/// returns the engine's numbers.
 pub(super) fn dump(
     env: &Env,
     series: &Series,
@@ -39,20 +77,16 @@ pub(super) fn dump(
     file_name: &str,
     relay: &LocalJob,
     upload_limit: Option<u64>,
-) -> Result<(), Fail> {
-    ensure_repository(env)?;
+) -> Result<Summary, Fail> {
     let tuning = Tuning {
         compression: env.access.compression.as_deref(),
         upload_limit,
         exclude: &[],
     };
     let command = relay_argv(relay)?;
-    log(
-        "info",
-        format!("dumping into {} as {file_name}", env.access.name),
-    );
     let summary = match env.access.engine {
         Engine::Borg => {
+            let mut said = Vec::new();
             let out = with_lock_wait(env, |w| {
                 let argv = borg::create_from_command(
                     &env.borg_repo(w),
@@ -62,13 +96,21 @@ pub(super) fn dump(
                     file_name,
                     &command,
                 );
-                run(&argv, env, None, false)
-            })?;
+                let out = run(&argv, env, None, false)?;
+                said = out.relay.clone();
+                Ok(out)
+            })
+            .map_err(|f| not_whole(&said, f))?;
             output::borg_result(&out.stdout)
         }
         Engine::Restic => restic_dump(env, series, time, tuning, file_name, &command)?,
     };
-    summary_or_fail(env, summary)
+    summary.ok_or_else(|| {
+        Fail::new(
+            Failure::Failed,
+            format!("{} finished without a result", env.access.engine.name()),
+        )
+    })
 }
 
 /// restic 0.14: the relay's stdout piped into `restic backup --stdin`; a snapshot made of a
@@ -91,7 +133,21 @@ fn restic_dump(
         .map_err(|e| failed("starting the relay", e))?;
     let relay_out = relay.stdout.take().expect("piped");
     let relay_err = relay.stderr.take().expect("piped");
-    let said = std::thread::spawn(move || std::io::read_to_string(relay_err).unwrap_or_default());
+    // What the relay says is logged as it comes (it is the dump's progress and its verdict).
+    let said = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let _ = each_line(relay_err, |l| {
+            let l = l
+                .strip_prefix(super::relay::PREFIX)
+                .unwrap_or(&l)
+                .to_owned();
+            if !l.trim().is_empty() {
+                log("info", l.clone());
+                lines.push(l);
+            }
+        });
+        lines
+    });
     let argv = env.restic_argv(restic::backup_stdin(series, time, tuning, file_name));
     let engine = Command::new(&argv[0])
         .args(&argv[1..])
@@ -105,9 +161,6 @@ fn restic_dump(
         .wait()
         .map_err(|e| failed("waiting for the relay", e))?;
     let said = said.join().unwrap_or_default();
-    for line in said.lines().filter(|l| !l.trim().is_empty()) {
-        log("info", line.to_owned());
-    }
     let stdout = String::from_utf8_lossy(&engine.stdout);
     let summary = stdout
         .lines()
@@ -117,7 +170,7 @@ fn restic_dump(
             _ => None,
         });
     if !relay_status.success() {
-        let why = said.lines().last().unwrap_or("the relay failed").to_owned();
+        let why = relay_reason(&said).unwrap_or_else(|| "the relay failed".into());
         let removed = match &summary {
             Some(s) if !s.archive.is_empty() => {
                 match delete_archives(env, std::slice::from_ref(&s.archive)) {
@@ -132,11 +185,11 @@ fn restic_dump(
         };
         return Err(Fail::new(
             Failure::Failed,
-            format!("the dump was not whole: {why}{removed}"),
+            format!("the dump was not whole, no archive was kept: {why}{removed}"),
         ));
     }
     if !engine.status.success() {
-        let out = super::process::Output {
+        let out = Output {
             code: engine.status.code().unwrap_or(1),
             stdout: stdout.into_owned(),
             errors: String::from_utf8_lossy(&engine.stderr)
@@ -145,6 +198,7 @@ fn restic_dump(
                 .collect(),
             msgids: Vec::new(),
             unreadable: Vec::new(),
+            relay: said,
         };
         return Err(diagnose(env, &out));
     }

@@ -6,10 +6,12 @@
 
 mod backup;
 mod check;
+mod databases;
 mod dump;
 mod env;
 mod list;
 mod locks;
+mod pgdump;
 mod process;
 mod prune;
 mod relay;
@@ -87,16 +89,16 @@ fn run_job(job: &str) -> i32 {
             pod,
             container,
             command,
-            stdin_file,
-            end_marker,
+            stdin_lines,
+            check,
         })) => {
             // Its stdout is the content: what it says goes to stderr, and no `end` event.
             return relay::relay(&relay::Relay {
                 pod: &pod,
                 container: &container,
                 command: &command,
-                stdin_file: stdin_file.as_deref(),
-                end_marker: end_marker.as_deref(),
+                stdin_lines: &stdin_lines,
+                check: check.as_ref(),
             });
         }
         Err(e) => {
@@ -129,13 +131,7 @@ fn run_job(job: &str) -> i32 {
         } => prune(&env, config, namespace, retention, timezone, *now, *dry_run),
         Action::Check { read_data_subset } => check(&env, read_data_subset.as_deref()),
         Action::BreakLock => break_lock(&env),
-        Action::Dump {
-            series,
-            time,
-            file_name,
-            relay,
-            upload_limit,
-        } => dump::dump(&env, series, *time, file_name, relay, *upload_limit),
+        Action::Databases(job) => databases::databases(&env, job),
         Action::List {
             config,
             namespace,

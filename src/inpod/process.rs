@@ -21,6 +21,9 @@ pub(super) struct Output {
     pub(super) msgids: Vec<String>,
     /// Items the engine could not read (`path: why`).
     pub(super) unreadable: Vec<String>,
+    /// What a relay the engine ran said (its stderr lines, without their prefix): not the
+    /// engine's words, so never used to classify its failure.
+    pub(super) relay: Vec<String>,
 }
 
 /// Runs an engine command, turning its output into events as it comes.
@@ -70,10 +73,18 @@ pub(super) fn run_inner(
         let mut errors = Vec::new();
         let mut msgids = Vec::new();
         let mut unreadable = Vec::new();
+        let mut relay = Vec::new();
         let mut throttle = Throttle::default();
         let mut broke = None;
         if let Some(s) = stderr {
             broke = each_line(s, |line| {
+                if let Some(said) = line.strip_prefix(super::relay::PREFIX) {
+                    if !quiet {
+                        log("info", said.to_owned());
+                    }
+                    relay.push(said.to_owned());
+                    return;
+                }
                 // borg's --log-json lines and restic's JSON errors; anything else is plain text.
                 let event = match (line.starts_with('{'), engine) {
                     (false, _) => None,
@@ -115,7 +126,7 @@ pub(super) fn run_inner(
             })
             .err();
         }
-        (errors, msgids, unreadable, broke)
+        (errors, msgids, unreadable, relay, broke)
     });
     let mut stdout = String::new();
     let mut stdout_broke = None;
@@ -151,12 +162,13 @@ pub(super) fn run_inner(
         .map_err(|e| Fail::new(Failure::Failed, format!("waiting for {}: {e}", argv[0])))?;
     // What the engine said decides what its exit means (unreadable files, lock holders): output
     // that could not be read in full is a failure, never an empty list of problems.
-    let (errors, msgids, mut unreadable, stderr_broke) = err_thread.join().map_err(|_| {
-        Fail::new(
-            Failure::Failed,
-            format!("reading the messages of {} failed", argv[0]),
-        )
-    })?;
+    let (errors, msgids, mut unreadable, relay, stderr_broke) =
+        err_thread.join().map_err(|_| {
+            Fail::new(
+                Failure::Failed,
+                format!("reading the messages of {} failed", argv[0]),
+            )
+        })?;
     if let Some(e) = stderr_broke.or(stdout_broke) {
         return Err(Fail::new(
             Failure::Failed,
@@ -175,6 +187,7 @@ pub(super) fn run_inner(
         errors,
         msgids,
         unreadable,
+        relay,
     })
 }
 

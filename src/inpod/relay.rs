@@ -1,12 +1,15 @@
 //! The `relay` job: run a command in another pod by exec, with this pod's in-cluster
 //! credentials, and copy its stdout to this process's stdout, for an engine that stores what a
 //! command prints (`borg create --content-from-command`, `restic backup --stdin-from-command`).
-//! A stream is whole only when the exec status says Success, every byte reached stdout and its end
-//! has the marker the tool writes last; otherwise the exit code is non-zero, so the engine makes
-//! no archive of it. What it says goes to stderr, one line each.
+//! A stream is whole only when the exec status says Success, every byte reached stdout and its
+//! tool's own end is there (the marker it writes last, or a pg_dump archive read through);
+//! otherwise the exit code is non-zero, so the engine makes no archive of it. What it says goes to
+//! stderr, one line each, prefixed [`PREFIX`].
 
 use std::io::Write;
 
+use super::pgdump::PgCustomCheck;
+use crate::engines::databases::StreamCheck;
 use crate::kube::exec::{Exit, stream};
 
 /// What to relay.
@@ -14,38 +17,54 @@ pub(super) struct Relay<'a> {
     pub(super) pod: &'a str,
     pub(super) container: &'a str,
     pub(super) command: &'a [String],
-    pub(super) stdin_file: Option<&'a str>,
-    pub(super) end_marker: Option<&'a str>,
+    pub(super) stdin_lines: &'a [String],
+    pub(super) check: Option<&'a StreamCheck>,
 }
+
+/// The start of every line the relay writes on stderr.
+pub(super) const PREFIX: &str = "kentledge relay: ";
 
 fn say(text: &str) {
-    let _ = writeln!(std::io::stderr(), "kentledge relay: {text}");
+    let _ = writeln!(std::io::stderr(), "{PREFIX}{text}");
 }
 
-/// Whether a stream that ended with `tail` is whole, given the marker its tool writes last.
-pub(super) fn has_marker(tail: &[u8], marker: Option<&str>) -> bool {
-    match marker {
-        None => true,
-        Some(m) => {
-            let text = String::from_utf8_lossy(tail);
-            text.trim_end()
-                .lines()
-                .last()
-                .is_some_and(|l| l.contains(m))
-        }
+/// Whether a stream that ended with `tail` has the marker its tool writes last: on its last line
+/// with words (comment rulers `--` and blank lines may follow it).
+pub(super) fn has_marker(tail: &[u8], marker: &str) -> bool {
+    let text = String::from_utf8_lossy(tail);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().trim_start_matches('-').is_empty())
+        .is_some_and(|l| l.contains(marker))
+}
+
+/// The stdin of the command: each file as one line.
+fn stdin_of(files: &[String]) -> Result<Option<Vec<u8>>, String> {
+    if files.is_empty() {
+        return Ok(None);
     }
+    let mut out = Vec::new();
+    for f in files {
+        let mut b = std::fs::read(f).map_err(|e| format!("reading {f}: {e}"))?;
+        if b.last() == Some(&b'\n') {
+            b.pop();
+        }
+        if b.contains(&b'\n') {
+            return Err(format!("{f} holds more than one line"));
+        }
+        out.extend_from_slice(&b);
+        out.push(b'\n');
+    }
+    Ok(Some(out))
 }
 
 pub(super) fn relay(r: &Relay<'_>) -> i32 {
-    let stdin = match r.stdin_file {
-        Some(p) => match std::fs::read(p) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                say(&format!("reading {p}: {e}"));
-                return 1;
-            }
-        },
-        None => None,
+    let stdin = match stdin_of(r.stdin_lines) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&e);
+            return 1;
+        }
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -78,6 +97,12 @@ pub(super) fn relay(r: &Relay<'_>) -> i32 {
         };
         let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, &ns);
         let mut out = tokio::io::stdout();
+        let mut pg = matches!(r.check, Some(StreamCheck::PgCustom)).then(PgCustomCheck::new);
+        let mut inspect = |b: &[u8]| {
+            if let Some(c) = pg.as_mut() {
+                c.feed(b);
+            }
+        };
         let s = stream(
             &pods,
             r.pod,
@@ -85,8 +110,10 @@ pub(super) fn relay(r: &Relay<'_>) -> i32 {
             r.command,
             stdin.as_deref(),
             &mut out,
+            &mut inspect,
         )
         .await;
+        let read_through = pg.map(PgCustomCheck::finish);
         for line in s.stderr.lines().filter(|l| !l.trim().is_empty()) {
             say(&format!("{}/{}: {line}", r.pod, r.container));
         }
@@ -97,11 +124,17 @@ pub(super) fn relay(r: &Relay<'_>) -> i32 {
                 "the command in {}/{} ended with {}",
                 r.pod, r.container, s.exit
             ))
-        } else if !has_marker(&s.tail, r.end_marker) {
+        } else if let Some(StreamCheck::EndMarker(m)) = r.check
+            && !has_marker(&s.tail, m)
+        {
             Some(format!(
-                "the stream ({} bytes) does not end with {:?}: it was cut short",
-                s.bytes,
-                r.end_marker.unwrap_or_default()
+                "the stream ({} bytes) does not end with {m:?}: it was cut short",
+                s.bytes
+            ))
+        } else if let Some(Err(why)) = &read_through {
+            Some(format!(
+                "the stream ({} bytes) is not whole: {why}",
+                s.bytes
             ))
         } else {
             None
@@ -112,7 +145,11 @@ pub(super) fn relay(r: &Relay<'_>) -> i32 {
                 1
             }
             None => {
-                say(&format!("{} bytes, complete", s.bytes));
+                let what = match &read_through {
+                    Some(Ok(summary)) => format!(" ({summary})"),
+                    _ => String::new(),
+                };
+                say(&format!("{} bytes, complete{what}", s.bytes));
                 0
             }
         }
@@ -126,15 +163,15 @@ mod tests {
     #[test]
     fn a_stream_is_whole_only_with_its_end_marker_last() {
         let done = b"INSERT ...;\n-- Dump completed on 2026-12-01 10:00:00\n";
-        assert!(has_marker(done, Some("-- Dump completed")));
-        assert!(!has_marker(
-            b"INSERT ...;\nINSERT",
-            Some("-- Dump completed")
-        ));
+        assert!(has_marker(done, "-- Dump completed"));
+        assert!(!has_marker(b"INSERT ...;\nINSERT", "-- Dump completed"));
         assert!(
-            !has_marker(b"-- Dump completed\nmore rows\n", Some("-- Dump completed")),
+            !has_marker(b"-- Dump completed\nmore rows\n", "-- Dump completed"),
             "the marker must be last"
         );
-        assert!(has_marker(b"anything", None));
+        // pg_dumpall ends its marker with a comment ruler.
+        let all = b"--\n-- PostgreSQL database cluster dump complete\n--\n\n";
+        assert!(has_marker(all, "PostgreSQL database cluster dump complete"));
+        assert!(!has_marker(b"", "x"));
     }
 }

@@ -340,7 +340,8 @@ pub struct Streamed {
 }
 
 /// Runs `argv` in a container, writes `stdin` (if any) to it and closes it, and copies its stdout
-/// into `sink` as it comes (no time limit: the stream is as long as the command runs).
+/// into `sink` as it comes (no time limit: the stream is as long as the command runs); `inspect`
+/// sees every piece of stdout as it passes.
 pub async fn stream(
     pods: &Api<Pod>,
     pod: &str,
@@ -348,6 +349,7 @@ pub async fn stream(
     argv: &[String],
     stdin: Option<&[u8]>,
     sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    inspect: &mut (dyn FnMut(&[u8]) + Send),
 ) -> Streamed {
     let mut out = Streamed {
         exit: Exit::Failed("not started".into()),
@@ -386,6 +388,7 @@ pub async fn stream(
             match r.read(&mut buf).await {
                 Ok(0) => break,
                 Ok(n) => {
+                    inspect(&buf[..n]);
                     out.bytes += n as u64;
                     out.tail.extend_from_slice(&buf[..n]);
                     if out.tail.len() > 4096 {

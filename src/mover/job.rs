@@ -6,6 +6,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::engines::databases::{Client, StreamCheck};
 use crate::engines::output::Summary;
 use crate::engines::{Series, SeriesKind};
 use crate::model::policy::Policy;
@@ -30,6 +31,10 @@ pub mod paths {
     pub const SSH_KEY: &str = "/kentledge/secrets/ssh-key";
     /// The ssh known_hosts file.
     pub const KNOWN_HOSTS: &str = "/kentledge/secrets/known_hosts";
+    /// A database user from a Secret.
+    pub const DB_USER: &str = "/kentledge/secrets/db-user";
+    /// A database password from a Secret.
+    pub const DB_PASSWORD: &str = "/kentledge/secrets/db-password";
 }
 
 /// The mover's exit codes; the controller reads them from the container's state.
@@ -192,22 +197,9 @@ pub enum Action {
     },
     /// Remove the repository's locks (only sent when every holder is a mover pod that is gone).
     BreakLock,
-    /// Store what a relay prints (a database dump streamed from its own pod) as one archive of
-    /// a series: whole or not at all.
-    #[serde(rename_all = "camelCase")]
-    Dump {
-        /// The series (kind `db`).
-        series: Series,
-        /// The archive's time (the dump's start).
-        time: Timestamp,
-        /// The file name the dump has in the archive (`shop.sql`).
-        file_name: String,
-        /// The relay job that produces it (a [`LocalJob::Relay`]).
-        relay: LocalJob,
-        /// Upload limit in bytes per second.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        upload_limit: Option<u64>,
-    },
+    /// Dump the databases of one server (each its own series) and its users and roles into the
+    /// repository, each whole or not at all, by relays that exec the server's own client.
+    Databases(DatabasesJob),
     /// List the archives of a config and namespace (or of one series), with sizes where the
     /// engine knows them, as `listed` events.
     List {
@@ -246,10 +238,37 @@ impl Action {
             Action::Check { .. } => "check",
             Action::BreakLock => "break-lock",
             Action::List { .. } => "list",
-            Action::Dump { .. } => "dump",
+            Action::Databases(_) => "databases",
             Action::Restore { .. } => "restore",
         }
     }
+}
+
+/// The dumps of one database server into one repository.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabasesJob {
+    /// The config's name.
+    pub config: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The `spec.offsite.databases` entry.
+    pub name: String,
+    /// The database pod.
+    pub pod: String,
+    /// Its container with the client.
+    pub container: String,
+    /// How the client authenticates.
+    pub client: Client,
+    /// Mounted Secret files written to the client's stdin, one line each (user, password).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stdin_lines: Vec<String>,
+    /// Only these databases; empty: every database but the server's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
+    /// Upload limit in bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_limit: Option<u64>,
 }
 
 /// A whole job.
@@ -288,14 +307,15 @@ pub enum LocalJob {
         pod: String,
         /// Its container.
         container: String,
-        /// The command (never a secret: secrets come from `stdin_file` or the container's env).
+        /// The command (never a secret: secrets come from `stdin_lines` or the container's env).
         command: Vec<String>,
-        /// A mounted file whose contents are written to the command's stdin, which is then closed.
+        /// Mounted files written to the command's stdin, one line each (a trailing newline of
+        /// the file dropped); then stdin is closed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        stdin_lines: Vec<String>,
+        /// How the stream is known to be whole (an end marker, or a pg_dump archive read through).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        stdin_file: Option<String>,
-        /// Text the end of the stream must contain (mariadb-dump's `-- Dump completed`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        end_marker: Option<String>,
+        check: Option<StreamCheck>,
     },
 }
 
@@ -422,6 +442,29 @@ pub struct ArchiveEntry {
     pub files: Option<u64>,
 }
 
+/// What one dump did.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Dumped {
+    /// The database; none for the users and roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// The series' name.
+    pub series: String,
+    /// Whether it is in the repository, whole.
+    pub ok: bool,
+    /// `ok`, or why not.
+    pub message: String,
+    /// The archive name or snapshot id (when made).
+    pub archive: String,
+    /// Bytes of the dump.
+    pub bytes: u64,
+    /// New bytes stored.
+    pub bytes_added: u64,
+    /// How long the dump took.
+    pub seconds: f64,
+}
+
 /// What a restore wrote, against what the archive lists.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -492,6 +535,14 @@ pub enum MoverEvent {
     },
     /// An archive found by a `list` job.
     Listed(ArchiveEntry),
+    /// A dump is starting (`database` none: the users and roles).
+    Dumping {
+        /// The database.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        database: Option<String>,
+    },
+    /// One dump of a `databases` job, done or not.
+    Dumped(Dumped),
     /// A restore or sync is about to write its volume (before it, the volume is untouched).
     Writing,
     /// The result of a restore or a sync.

@@ -175,6 +175,45 @@ pub fn mover_pod(
     data: Data<'_>,
     pvc_label: Option<&str>,
 ) -> Pod {
+    repository_pod(ctx, name, mover, repo, job, data, pvc_label, None)
+}
+
+/// The default ServiceAccount of mover pods that dump databases.
+pub const DUMPER_ACCOUNT: &str = "kentledge-dumper";
+
+/// What a mover that dumps databases has beyond a repository mover: a ServiceAccount token (it
+/// execs into the database's pod) and the database credentials' Secrets as files.
+#[derive(Clone, Debug)]
+pub struct Dumper<'a> {
+    /// The ServiceAccount (`spec.mover.dumpServiceAccountName`, else [`DUMPER_ACCOUNT`]).
+    pub service_account: &'a str,
+    /// Secret keys and the file paths they are mounted at.
+    pub files: Vec<(&'a SecretKeyRef, &'static str)>,
+}
+
+/// A mover pod that dumps databases into a repository.
+pub fn dump_pod(
+    ctx: &Context<'_>,
+    name: &str,
+    mover: &Mover,
+    repo: &Repository,
+    job: &Job,
+    dumper: &Dumper<'_>,
+) -> Pod {
+    repository_pod(ctx, name, mover, repo, job, Data::None, None, Some(dumper))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn repository_pod(
+    ctx: &Context<'_>,
+    name: &str,
+    mover: &Mover,
+    repo: &Repository,
+    job: &Job,
+    data: Data<'_>,
+    pvc_label: Option<&str>,
+    dumper: Option<&Dumper<'_>>,
+) -> Pod {
     let mut extra = vec![(REPOSITORY, repo.name.as_str())];
     if let Some(p) = pvc_label {
         extra.push((PVC, p));
@@ -188,7 +227,13 @@ pub fn mover_pod(
         );
         mounts.push(json!({"name": "data", "mountPath": paths::DATA, "readOnly": read_only}));
     }
-    let secrets = secret_files(repo);
+    let mut secrets = secret_files(repo);
+    if let Some(d) = dumper {
+        for (r, path) in &d.files {
+            let file_name = path.rsplit('/').next().unwrap_or(path);
+            secrets.push(file(r, file_name));
+        }
+    }
     if !secrets.is_empty() {
         volumes.push(
             json!({"name": "secrets", "projected": {"defaultMode": 0o400, "sources": secrets}}),
@@ -212,17 +257,20 @@ pub fn mover_pod(
         mounts,
         volumes,
         working_dir: if data == Data::None { "/" } else { paths::DATA },
+        token_of: dumper.map(|d| d.service_account.to_owned()),
     };
     build(ctx, name, mover, labels, container)
 }
 
-/// What differs between a mover pod and another: its job, env, volumes and working directory.
+/// What differs between a mover pod and another: its job, env, volumes, working directory, and
+/// the ServiceAccount whose token it needs (none: no token is mounted).
 struct Container {
     job: String,
     env: Value,
     mounts: Vec<Value>,
     volumes: Vec<Value>,
     working_dir: &'static str,
+    token_of: Option<String>,
 }
 
 /// A pod that runs `kentledge mover --job …` with the config's image, resources, security
@@ -276,6 +324,10 @@ fn build(
     if let Some(sa) = &mover.service_account_name {
         spec["serviceAccountName"] = json!(sa);
     }
+    if let Some(sa) = &c.token_of {
+        spec["serviceAccountName"] = json!(sa);
+        spec["automountServiceAccountToken"] = json!(true);
+    }
     if !mover.node_selector.is_empty() {
         spec["nodeSelector"] = json!(mover.node_selector);
     }
@@ -317,6 +369,7 @@ pub fn sync_pod(
         mounts,
         volumes,
         working_dir: "/",
+        token_of: None,
     };
     build(ctx, name, mover, labels, container)
 }

@@ -255,17 +255,34 @@ pub fn storage_request(p: &PersistentVolumeClaim) -> Option<String> {
 /// Plans a run; every problem is reported at once.
 pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
     let mut problems = Vec::new();
-    let Some(volumes) = &i.config.spec.offsite.volumes else {
-        return Err(vec![
-            "spec.offsite.volumes is not set: the config copies no volumes offsite".into(),
-        ]);
+    let offsite = &i.config.spec.offsite;
+    let databases: Vec<&String> = offsite.databases.iter().map(|d| &d.name).collect();
+    let no_volumes = crate::config::VolumeBackups::default();
+    let volumes = match &offsite.volumes {
+        Some(v) => v,
+        None if !databases.is_empty() => &no_volumes,
+        None => {
+            return Err(vec![
+                "spec.offsite has neither volumes nor databases: the config copies nothing offsite"
+                    .into(),
+            ]);
+        }
     };
     // Repositories, in the config's order, narrowed by --repository.
+    let offered: BTreeSet<&String> = volumes
+        .repositories
+        .iter()
+        .chain(offsite.databases.iter().flat_map(|d| &d.repositories))
+        .collect();
     for r in i.repositories {
-        if !volumes.repositories.contains(r) {
+        if !offered.contains(r) {
             problems.push(format!(
-                "--repository {r}: not one of spec.offsite.volumes.repositories ({})",
-                volumes.repositories.join(", ")
+                "--repository {r}: not a repository spec.offsite copies to ({})",
+                offered
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -278,7 +295,19 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
     // Volumes and their sources.
     let mut skipped = Vec::new();
     let mut sources: Vec<(String, &VolumeSnapshot)> = Vec::new();
-    if let Some(from) = i.from {
+    if offsite.volumes.is_none() {
+        if let Some(from) = i.from {
+            problems.push(format!(
+                "--from {from}: spec.offsite.volumes is not set: the config copies no volumes"
+            ));
+        }
+        for t in i.targets.iter().filter(|t| !databases.contains(t)) {
+            problems.push(format!(
+                "--target {t}: not a volume or database this config backs up"
+            ));
+        }
+    }
+    if let Some(from) = i.from.filter(|_| offsite.volumes.is_some()) {
         match i
             .snapshots
             .iter()
@@ -298,7 +327,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
                 )),
             },
         }
-    } else {
+    } else if offsite.volumes.is_some() {
         let chosen: Vec<String> = match &volumes.pvcs {
             Some(list) => list.clone(),
             None => {
@@ -313,13 +342,18 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
         };
         let set: BTreeSet<&String> = chosen.iter().collect();
         for t in i.targets {
-            if !set.contains(t) {
-                problems.push(format!("--target {t}: not a volume this config backs up"));
+            if !set.contains(t) && !databases.contains(&t) {
+                problems.push(format!(
+                    "--target {t}: not a volume or database this config backs up"
+                ));
             }
         }
+        let only_databases =
+            !i.targets.is_empty() && i.targets.iter().all(|t| databases.contains(&t));
         for pvc in chosen
             .iter()
             .filter(|p| i.targets.is_empty() || i.targets.contains(p))
+            .filter(|_| !only_databases)
         {
             match newest_ready(i.snapshots, pvc) {
                 Some(s) => sources.push((pvc.clone(), s)),

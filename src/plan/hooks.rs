@@ -107,7 +107,7 @@ pub fn resolve_container(pod: &Pod, wanted: Option<&str>) -> Result<String, Stri
 }
 
 /// The running pods a selector picks, by name.
-fn pick<'a>(selector: &PodSelector, pods: &'a [Pod]) -> Vec<&'a Pod> {
+pub(crate) fn pick<'a>(selector: &PodSelector, pods: &'a [Pod]) -> Vec<&'a Pod> {
     let mut out: Vec<&Pod> = pods
         .iter()
         .filter(|p| is_running(p))

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::exit;
 use crate::plan::backup::{AlreadyCopied, SkippedVolume};
+use crate::plan::dumps::SkippedDatabase;
 use crate::report::table::{Column, Table};
 use crate::report::{self, Render, Run, Verdict};
 
@@ -43,6 +44,59 @@ pub struct JobRecord {
     pub seconds: f64,
 }
 
+/// What a dump record is of.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", tag = "part", content = "database")]
+pub enum DumpPart {
+    /// One database.
+    Database(String),
+    /// The server's users and grants, or roles.
+    Users,
+    /// The whole entry (nothing was dumped, or the mover failed beyond its dumps).
+    Server,
+}
+
+/// What happened to one dump (or to a server's dumps as a whole).
+#[derive(Clone, Debug, Serialize)]
+pub struct DumpRecord {
+    /// The `spec.offsite.databases` entry.
+    pub name: String,
+    /// Which dump.
+    #[serde(flatten)]
+    pub part: DumpPart,
+    /// The database pod.
+    pub pod: String,
+    /// The repository.
+    pub repository: String,
+    /// `borg` or `restic`.
+    pub engine: &'static str,
+    /// The archive name or snapshot id, when one was made.
+    pub archive: String,
+    /// Whether it worked (and was seen to).
+    pub ok: bool,
+    /// `ok`, `failed` or `unknown`.
+    pub outcome: Verdict,
+    /// `ok` or what went wrong.
+    pub result: String,
+    /// Bytes of the dump.
+    pub bytes: u64,
+    /// New bytes stored.
+    pub bytes_added: u64,
+    /// How long the dump took.
+    pub seconds: f64,
+}
+
+impl DumpRecord {
+    /// `entry/database`, `entry (users and roles)` or `entry`.
+    pub fn target(&self) -> String {
+        match &self.part {
+            DumpPart::Database(d) => format!("{}/{d}", self.name),
+            DumpPart::Users => format!("{} (users)", self.name),
+            DumpPart::Server => self.name.clone(),
+        }
+    }
+}
+
 /// The run's result.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -56,6 +110,10 @@ pub struct Report {
     pub skipped: Vec<SkippedVolume>,
     /// Copies an earlier run made.
     pub already: Vec<AlreadyCopied>,
+    /// The database dumps.
+    pub dumps: Vec<DumpRecord>,
+    /// Database entries left out.
+    pub skipped_databases: Vec<SkippedDatabase>,
     /// What the config asks for that this version cannot copy yet (databases, buckets).
     pub unavailable: Vec<String>,
     /// The signal's exit code, when interrupted.
@@ -67,10 +125,11 @@ impl Report {
     /// labelled, and for each PVC skipped and each thing the config asks for that this version
     /// cannot copy.
     pub fn outcomes(&self) -> impl Iterator<Item = Verdict> + '_ {
-        let not_done = self.skipped.len() + self.unavailable.len();
+        let not_done = self.skipped.len() + self.unavailable.len() + self.skipped_databases.len();
         self.jobs
             .iter()
             .map(|j| j.outcome)
+            .chain(self.dumps.iter().map(|d| d.outcome))
             .chain(
                 self.jobs
                     .iter()
@@ -136,7 +195,42 @@ impl Render for Report {
                 },
             ]);
         }
-        out.push_str(&table.render());
+        if !self.jobs.is_empty() || self.dumps.is_empty() {
+            out.push_str(&table.render());
+        }
+        if !self.dumps.is_empty() {
+            let mut t = Table::new(
+                "  ",
+                vec![
+                    Column::left("DATABASE").width(20),
+                    Column::left("REPOSITORY").width(14),
+                    Column::left("ENGINE").width(7),
+                    Column::right("DUMPED").width(10),
+                    Column::right("ADDED").width(10),
+                    Column::right("TIME").width(8),
+                    Column::left("RESULT").gap(2),
+                ],
+            );
+            for d in &self.dumps {
+                t.row([
+                    d.target(),
+                    d.repository.clone(),
+                    d.engine.to_owned(),
+                    HumanBytes(d.bytes).to_string(),
+                    HumanBytes(d.bytes_added).to_string(),
+                    format!("{:.1}s", d.seconds),
+                    if d.ok {
+                        format!("ok: {}", d.archive)
+                    } else {
+                        d.result.clone()
+                    },
+                ]);
+            }
+            out.push_str(&t.render());
+        }
+        for s in &self.skipped_databases {
+            out.push_str(&format!("  skipped database {}: {}\n", s.name, s.reason));
+        }
         for a in &self.already {
             out.push_str(&format!(
                 "  {} → {}: already copied from {} ({})\n",
@@ -152,8 +246,17 @@ impl Render for Report {
             ));
         }
         let ok = self.jobs.iter().filter(|j| j.ok).count();
+        let dumps = if self.dumps.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} of {} dumps",
+                self.dumps.iter().filter(|d| d.ok).count(),
+                self.dumps.len()
+            )
+        };
         out.push_str(&format!(
-            "{ok} of {} copies done{}\n",
+            "{ok} of {} copies{dumps} done{}\n",
             self.jobs.len(),
             match self.interrupted {
                 Some(c) => format!("; interrupted (exit {c}): clones and mover pods were deleted"),
@@ -227,7 +330,41 @@ mod tests {
                 repository: "offsite".into(),
                 at: "2026-11-22T12-03-00Z".into(),
             }],
-            unavailable: vec!["database shopdb".into()],
+            dumps: vec![
+                DumpRecord {
+                    name: "maria".into(),
+                    part: DumpPart::Database("shop".into()),
+                    pod: "db-0".into(),
+                    repository: "offsite".into(),
+                    engine: "borg",
+                    archive: "kentledge_shop_shop_db_maria.shop_2026-11-22T12-00-03Z".into(),
+                    ok: true,
+                    outcome: Verdict::Ok,
+                    result: "ok".into(),
+                    bytes: 120 * 1024 * 1024,
+                    bytes_added: 3 * 1024 * 1024,
+                    seconds: 9.5,
+                },
+                DumpRecord {
+                    name: "maria".into(),
+                    part: DumpPart::Users,
+                    pod: "db-0".into(),
+                    repository: "offsite".into(),
+                    engine: "borg",
+                    archive: String::new(),
+                    ok: false,
+                    outcome: Verdict::Failed,
+                    result: "the dump was not whole, no archive was made: Access denied".into(),
+                    bytes: 0,
+                    bytes_added: 0,
+                    seconds: 0.4,
+                },
+            ],
+            skipped_databases: vec![SkippedDatabase {
+                name: "pg".into(),
+                reason: "no running pod matches its pod selector".into(),
+            }],
+            unavailable: vec!["bucket media".into()],
             interrupted: None,
         }
     }
@@ -250,6 +387,8 @@ mod tests {
         r.skipped.clear();
         r.already.clear();
         r.unavailable.clear();
+        r.dumps.clear();
+        r.skipped_databases.clear();
         r.interrupted = Some(exit::INTERRUPTED_SIGTERM);
         insta::assert_snapshot!("text_interrupted", r.text());
     }
@@ -264,6 +403,8 @@ mod tests {
             skipped: Vec::new(),
             already: Vec::new(),
             unavailable: Vec::new(),
+            dumps: Vec::new(),
+            skipped_databases: Vec::new(),
             ..every_row()
         };
         let with = |f: &dyn Fn(&mut Report)| {

@@ -150,6 +150,12 @@ impl TestCluster {
         self.cluster().faults()
     }
 
+    /// Every request the API server received so far (`METHOD /path?query`), as an audit log
+    /// records them.
+    pub fn requests(&self) -> Vec<String> {
+        self.cluster().server().requests()
+    }
+
     /// An admin client.
     pub fn client(&self) -> kube::Client {
         self.cluster().client()

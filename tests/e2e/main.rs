@@ -5,6 +5,7 @@ mod backup;
 mod backup_failures;
 mod cli;
 mod cluster;
+mod databases;
 mod engines;
 mod inplace;
 mod list;

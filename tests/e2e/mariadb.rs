@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::cluster::TestCluster;
 
-pub const SOCKET: &str = "/var/lib/mysql/mysqld.sock";
+/// The server's socket where clients look for it by default (a directory of the pod's own).
+pub const SOCKET: &str = "/run/mysqld/mysqld.sock";
 
 pub fn mariadb_pod(tc: &TestCluster, name: &str, claim: &str) {
     let _: Pod = tc.create(json!({
@@ -19,8 +20,8 @@ pub fn mariadb_pod(tc: &TestCluster, name: &str, claim: &str) {
         "spec": {"terminationGracePeriodSeconds": 10, "containers": [{"name": "mariadb", "image": "mariadb:10.11",
             "command": ["/usr/sbin/mariadbd", "--no-defaults", "--user=root", "--datadir=/var/lib/mysql",
                         format!("--socket={SOCKET}"), "--skip-networking", "--pid-file=/var/lib/mysql/mysqld.pid"],
-            "volumeMounts": [{"name": "data", "mountPath": "/var/lib/mysql"}]}],
-            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]},
+            "volumeMounts": [{"name": "data", "mountPath": "/var/lib/mysql"}, {"name": "run", "mountPath": "/run/mysqld"}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}, {"name": "run", "emptyDir": {}}]},
     }));
     let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
     tc.wait(30, &format!("{name} to answer"), || {

@@ -19,6 +19,10 @@ pub struct Mover {
     /// The ServiceAccount mover pods run as; default: the namespace's default.
     #[serde(default)]
     pub service_account_name: Option<String>,
+    /// The ServiceAccount of mover pods that dump databases (they exec into the database's pod
+    /// with its token, so it needs `pods/exec`); default `kentledge-dumper` (manifests/rbac.yaml).
+    #[serde(default)]
+    pub dump_service_account_name: Option<String>,
     /// CPU and memory requests and limits.
     #[serde(default)]
     pub resources: Resources,
@@ -51,6 +55,7 @@ impl Default for Mover {
             image: default_image(),
             image_pull_policy: None,
             service_account_name: None,
+            dump_service_account_name: None,
             resources: Resources::default(),
             security_context: MoverSecurityContext::default(),
             node_selector: BTreeMap::new(),

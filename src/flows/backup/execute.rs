@@ -1,5 +1,6 @@
-//! Carrying a backup plan out: mover pods under the concurrency and per-repository limits,
-//! their events relayed, records kept, and `backed-up` labels written on success.
+//! Carrying a backup plan out: mover pods (volume copies and database dumps) under the
+//! concurrency and per-repository limits, their events relayed, records kept, and `backed-up`
+//! labels written on successful volume copies.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -18,61 +19,134 @@ use crate::model::labels::{backed_up_label, label_time};
 use crate::model::snapshots::VolumeSnapshot;
 use crate::mover::job::{Engine, MoverEvent};
 use crate::plan::backup::{Plan, VolumeJob};
+use crate::plan::dumps::DumpJob;
 use crate::report::Verdict;
+use crate::report::backup::{DumpPart, DumpRecord};
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
+
+/// The limits every mover of a run goes through: at most `mover.concurrency` at once, one at a
+/// time per borg repository, and the first into each repository alone (it may create the
+/// repository; two concurrent `restic init`s would write two different keys).
+struct Gates<'a> {
+    permits: Semaphore,
+    borg: BTreeMap<&'a str, tokio::sync::Mutex<()>>,
+    first: BTreeMap<&'a str, tokio::sync::Mutex<bool>>,
+}
+
+/// A mover's way through the gates: dropped when it ends.
+struct Passed<'g> {
+    _lane: Option<tokio::sync::MutexGuard<'g, ()>>,
+    opening: Option<tokio::sync::MutexGuard<'g, bool>>,
+    _permit: Option<tokio::sync::SemaphorePermit<'g>>,
+}
+
+impl<'a> Gates<'a> {
+    fn new(concurrency: u32, repositories: impl Iterator<Item = (&'a str, Engine)>) -> Self {
+        let mut g = Gates {
+            permits: Semaphore::new(concurrency.max(1) as usize),
+            borg: BTreeMap::new(),
+            first: BTreeMap::new(),
+        };
+        for (r, engine) in repositories {
+            if engine == Engine::Borg {
+                g.borg
+                    .entry(r)
+                    .or_insert_with(|| tokio::sync::Mutex::new(()));
+            }
+            g.first
+                .entry(r)
+                .or_insert_with(|| tokio::sync::Mutex::new(false));
+        }
+        g
+    }
+
+    async fn enter(&self, repository: &str) -> Passed<'_> {
+        let lane = match self.borg.get(repository) {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        };
+        let mut opening = match self.first.get(repository) {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        };
+        if opening.as_deref() == Some(&true) {
+            opening = None; // the repository is known to exist: run in parallel
+        }
+        Passed {
+            _lane: lane,
+            opening,
+            _permit: self.permits.acquire().await.ok(),
+        }
+    }
+}
+
+impl Passed<'_> {
+    /// After the first mover into a repository: whether it is known to exist now (exit 0
+    /// means it does, whether or not the log could be read).
+    fn opened(&mut self, out: &Result<mover::MoverResult, crate::error::Error>) {
+        if let Some(mut g) = self.opening.take() {
+            *g = matches!(out, Ok(o) if o.succeeded());
+        }
+    }
+}
+
+/// The progress line of a run: one part per running mover.
+struct Status<'a> {
+    parts: Mutex<BTreeMap<usize, String>>,
+    progress: &'a crate::runtime::progress::Progress,
+}
+
+impl Status<'_> {
+    fn show(&self, index: usize, text: String) {
+        if let Ok(mut s) = self.parts.lock() {
+            s.insert(index, text);
+            self.progress
+                .phase(s.values().cloned().collect::<Vec<_>>().join(" | "));
+        }
+    }
+
+    fn done(&self, index: usize) {
+        if let Ok(mut s) = self.parts.lock() {
+            s.remove(&index);
+        }
+    }
+}
 
 pub(super) async fn execute(
     client: &kube::Client,
     settings: &Settings,
     plan: &Plan,
+    dumps: &[DumpJob],
     interrupt: &Interrupt,
     progress: &crate::runtime::progress::Progress,
-) -> Vec<JobRecord> {
+) -> (Vec<JobRecord>, Vec<DumpRecord>) {
     let config = &settings.config;
-    let permits = Semaphore::new(config.spec.mover.concurrency.max(1) as usize);
-    let borg_lanes: BTreeMap<&str, tokio::sync::Mutex<()>> = plan
-        .jobs
-        .iter()
-        .filter(|j| j.engine == Engine::Borg)
-        .map(|j| (j.repository.as_str(), tokio::sync::Mutex::new(())))
-        .collect();
-    // The first copy into each repository runs alone (it may create the repository; two
-    // concurrent `restic init`s would write two different keys).
-    let first: BTreeMap<&str, tokio::sync::Mutex<bool>> = plan
-        .jobs
-        .iter()
-        .map(|j| (j.repository.as_str(), tokio::sync::Mutex::new(false)))
-        .collect();
-    let status: Mutex<BTreeMap<usize, String>> = Mutex::new(BTreeMap::new());
+    let gates = Gates::new(
+        config.spec.mover.concurrency,
+        plan.jobs
+            .iter()
+            .map(|j| (j.repository.as_str(), j.engine))
+            .chain(
+                dumps
+                    .iter()
+                    .map(|d| (d.repository.as_str(), d.repository_engine)),
+            ),
+    );
+    let status = Status {
+        parts: Mutex::new(BTreeMap::new()),
+        progress,
+    };
     let runs = plan.jobs.iter().map(|j| {
-        let permits = &permits;
-        let lane = borg_lanes.get(j.repository.as_str());
-        let first = first.get(j.repository.as_str());
+        let gates = &gates;
         let status = &status;
         async move {
-            let _lane = match lane {
-                Some(m) => Some(m.lock().await),
-                None => None,
-            };
-            let mut opening = match first {
-                Some(m) => Some(m.lock().await),
-                None => None,
-            };
-            if opening.as_deref() == Some(&true) {
-                opening = None; // the repository is known to exist: run in parallel
-            }
-            let _permit = permits.acquire().await;
+            let mut passed = gates.enter(&j.repository).await;
             if interrupt.is_set() {
                 return record(j, Verdict::Failed, "not started: interrupted".into(), None, 0.0);
             }
             let started = Instant::now();
-            let shown = |text: String| {
-                if let Ok(mut s) = status.lock() {
-                    s.insert(j.index, text);
-                    progress.phase(s.values().cloned().collect::<Vec<_>>().join(" | "));
-                }
-            };
+            let shown = |text: String| status.show(j.index, text);
             shown(format!("{} → {}: starting", j.pvc, j.repository));
             let on_event = |e: &MoverEvent| on_event(j, e, started, &shown);
             let task = mover::Task {
@@ -85,13 +159,8 @@ pub(super) async fn execute(
                 mover: &config.spec.mover,
             };
             let out = mover::run_with_locks(client, &task, interrupt, &on_event).await;
-            if let Some(mut g) = opening.take() {
-                // Exit 0 means the repository exists, whether or not the log could be read.
-                *g = matches!(&out, Ok(o) if o.succeeded());
-            }
-            if let Ok(mut s) = status.lock() {
-                s.remove(&j.index);
-            }
+            passed.opened(&out);
+            status.done(j.index);
             let seconds = started.elapsed().as_secs_f64();
             match out {
                 Ok(o) if o.ok() => {
@@ -123,7 +192,136 @@ pub(super) async fn execute(
             }
         }
     });
-    join_all(runs).await
+    let dump_runs = dumps.iter().map(|d| {
+        let gates = &gates;
+        let status = &status;
+        async move {
+            let mut passed = gates.enter(&d.repository).await;
+            if interrupt.is_set() {
+                return vec![server_record(d, Verdict::Failed, "not started: interrupted".into())];
+            }
+            let started = Instant::now();
+            let current = Mutex::new(d.name.clone());
+            status.show(d.index, format!("{} → {}: starting", d.name, d.repository));
+            let on_event = |e: &MoverEvent| match e {
+                MoverEvent::Dumping { database } => {
+                    if let Ok(mut c) = current.lock() {
+                        *c = match database {
+                            Some(db) => format!("{}/{db}", d.name),
+                            None => format!("{} (users)", d.name),
+                        };
+                        status.show(d.index, format!("{c} → {}: dumping", d.repository));
+                    }
+                }
+                MoverEvent::Progress { bytes, .. } => {
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    let rate = HumanBytes((*bytes as f64 / secs) as u64);
+                    let what = current.lock().map(|c| c.clone()).unwrap_or_default();
+                    status.show(
+                        d.index,
+                        format!("{what} → {}: {}, {rate}/s", d.repository, HumanBytes(*bytes)),
+                    );
+                    tracing::debug!(database = %what, repository = %d.repository, bytes, "dumping");
+                }
+                MoverEvent::Dumped(r) => {
+                    let what = match &r.database {
+                        Some(db) => format!("{}/{db}", d.name),
+                        None => format!("{} (users)", d.name),
+                    };
+                    if r.ok {
+                        tracing::info!(database = %what, repository = %d.repository, archive = %r.archive,
+                            bytes = r.bytes, added = r.bytes_added, seconds = r.seconds, "dumped");
+                    } else {
+                        tracing::error!(database = %what, repository = %d.repository, "dump failed: {}", r.message);
+                    }
+                }
+                _ => mover::relay(e, &d.repository, None),
+            };
+            let task = mover::Task {
+                namespace: &settings.namespace,
+                config: &config.metadata.name,
+                pod: &d.mover,
+                clone: None,
+                access: &d.job.repository,
+                repository: &d.repo,
+                mover: &config.spec.mover,
+            };
+            let out = mover::run_with_locks(client, &task, interrupt, &on_event).await;
+            passed.opened(&out);
+            status.done(d.index);
+            dump_records(d, out)
+        }
+    });
+    let (volumes, dumps) = futures::join!(join_all(runs), join_all(dump_runs));
+    (volumes, dumps.into_iter().flatten().collect())
+}
+
+/// A record of a server's dumps as a whole.
+fn server_record(d: &DumpJob, outcome: Verdict, result: String) -> DumpRecord {
+    DumpRecord {
+        name: d.name.clone(),
+        part: DumpPart::Server,
+        pod: d.pod.clone(),
+        repository: d.repository.clone(),
+        engine: d.repository_engine.name(),
+        archive: String::new(),
+        ok: outcome == Verdict::Ok,
+        outcome,
+        result,
+        bytes: 0,
+        bytes_added: 0,
+        seconds: 0.0,
+    }
+}
+
+/// The records of one server's dumps: one per dump the mover reported; and one for the server
+/// when the mover failed beyond them (nothing listed, stopped, killed) or its log was not seen.
+fn dump_records(
+    d: &DumpJob,
+    out: Result<mover::MoverResult, crate::error::Error>,
+) -> Vec<DumpRecord> {
+    let o = match out {
+        Ok(o) => o,
+        Err(e) => return vec![server_record(d, Verdict::Failed, e.to_string())],
+    };
+    let mut records: Vec<DumpRecord> = o
+        .dumps
+        .iter()
+        .map(|r| DumpRecord {
+            part: match &r.database {
+                Some(db) => DumpPart::Database(db.clone()),
+                None => DumpPart::Users,
+            },
+            archive: r.archive.clone(),
+            ok: r.ok,
+            outcome: if r.ok { Verdict::Ok } else { Verdict::Failed },
+            result: r.message.clone(),
+            bytes: r.bytes,
+            bytes_added: r.bytes_added,
+            seconds: r.seconds,
+            ..server_record(d, Verdict::Failed, String::new())
+        })
+        .collect();
+    let a_dump_failed = o.dumps.iter().any(|r| !r.ok);
+    match o.verdict() {
+        Verdict::Ok if o.dumps.is_empty() => records.push(server_record(
+            d,
+            Verdict::Failed,
+            "the mover ended without dumping anything (the server has no databases of its own?)"
+                .into(),
+        )),
+        Verdict::Ok => {}
+        // A failure the dump records already explain needs no second row.
+        Verdict::Failed if a_dump_failed => {}
+        v => records.push(server_record(d, v, o.reason())),
+    }
+    if o.verdict() == Verdict::Unknown {
+        // The mover exited 0 but not all of its log was read: dumps not seen are not claimed.
+        for r in records.iter_mut().filter(|r| r.ok) {
+            r.result = "ok (the rest of the mover's log could not be read)".into();
+        }
+    }
+    records
 }
 
 pub(super) fn record(

@@ -1,6 +1,7 @@
 //! The backup flow (`kentledge backup`): copies each selected PVC, at the cut of its newest ready
 //! snapshot (or `--from`), into every repository of `spec.offsite.volumes`, through a clone PVC
-//! and a mover pod per copy. borg repositories take one volume at a time; at most
+//! and a mover pod per copy; and dumps each database server of `spec.offsite.databases` into its
+//! repositories, by a mover pod per repository that execs the server's own client. borg repositories take one volume at a time; at most
 //! `mover.concurrency` movers run at once. Stale locks of gone movers are broken; others are
 //! waited for, then reported. The source snapshot is marked in use while copied and labelled
 //! `backed-up.kentledge.io/<repo>` when the copy is done. Clones and pods are deleted on every
@@ -75,7 +76,7 @@ pub async fn run(
         client,
         ns,
         crate::kube::observe::Also {
-            pods: false,
+            pods: !config.spec.offsite.databases.is_empty(),
             snapshots: Some(&crate::model::labels::config_selector(cfg_name)),
         },
     )
@@ -123,12 +124,33 @@ pub async fn run(
             });
         }
     }
+    let ctx = crate::mover::pod::Context {
+        namespace: ns,
+        config: cfg_name,
+        run_id: &run_id,
+        owner: owner.as_ref(),
+    };
+    let (dumps, skipped_databases) = plan::dumps::plan(&plan::dumps::Inputs {
+        config,
+        ctx: &ctx,
+        pods: &seen.pods,
+        targets: &args.targets,
+        repositories: &args.repositories,
+        first_index: plan.jobs.len(),
+    });
     for s in &plan.skipped {
         tracing::warn!(pvc = %s.pvc, "skipped: {}", s.reason);
     }
+    for s in &skipped_databases {
+        tracing::warn!(database = %s.name, "skipped: {}", s.reason);
+    }
     if settings.dry_run {
         results.emit(
-            || plan::backup::render(&plan, config, ns),
+            || {
+                let mut text = plan::backup::render(&plan, config, ns);
+                text.push_str(&plan::dumps::render(&dumps, &skipped_databases, config));
+                text
+            },
             || {
                 json!({
                     "run": plan.run_id,
@@ -136,7 +158,9 @@ pub async fn run(
                     "jobs": plan.jobs,
                     "skipped": plan.skipped,
                     "already": plan.already,
-                    "pods": plan.jobs.iter().map(|j| &j.pod).collect::<Vec<_>>(),
+                    "dumps": dumps,
+                    "skippedDatabases": skipped_databases,
+                    "pods": plan.jobs.iter().map(|j| &j.pod).chain(dumps.iter().map(|d| &d.mover)).collect::<Vec<_>>(),
                     "clones": plan.jobs.iter().map(|j| &j.clone).collect::<Vec<_>>(),
                 })
             },
@@ -154,7 +178,7 @@ pub async fn run(
         interrupt,
     )
     .await?;
-    tracing::info!(run = %run_id, copies = plan.jobs.len(), "backup lock taken");
+    tracing::info!(run = %run_id, copies = plan.jobs.len(), dumps = dumps.len(), "backup lock taken");
     progress.phase("sweeping leftovers of earlier runs");
     let swept = mover::delete_leftovers(client, ns, cfg_name, &run_id).await;
     if let Err(e) = &swept {
@@ -162,7 +186,9 @@ pub async fn run(
     }
     crate::kube::marks::release_stale(client, &seen.snapshots, ns, &run_id).await;
     for r in &config.spec.repositories {
-        if plan.jobs.iter().any(|j| j.repository == r.name) {
+        if plan.jobs.iter().any(|j| j.repository == r.name)
+            || dumps.iter().any(|d| d.repository == r.name)
+        {
             mover::ensure_cache(client, ns, cfg_name, r).await?;
         }
     }
@@ -171,7 +197,7 @@ pub async fn run(
     for s in &sources {
         set_in_use(client, ns, s, Some(&mark)).await;
     }
-    let records = execute(client, settings, &plan, interrupt, &progress).await;
+    let (records, dumped) = execute(client, settings, &plan, &dumps, interrupt, &progress).await;
     progress.phase("cleaning up");
     for s in &sources {
         set_in_use(client, ns, s, None).await;
@@ -184,20 +210,14 @@ pub async fn run(
         jobs: records,
         skipped: plan.skipped.clone(),
         already: plan.already.clone(),
+        dumps: dumped,
+        skipped_databases,
         unavailable: config
             .spec
             .offsite
-            .databases
+            .buckets
             .iter()
-            .map(|d| format!("database {}", d.name))
-            .chain(
-                config
-                    .spec
-                    .offsite
-                    .buckets
-                    .iter()
-                    .map(|b| format!("bucket {}", b.name)),
-            )
+            .map(|b| format!("bucket {}", b.name))
             .collect(),
         interrupted: interrupt.code(),
     };
@@ -212,6 +232,26 @@ pub async fn run(
             &j.pvc,
             reason,
             &format!("backup to {} {what}: {}", j.repository, j.result),
+        )
+        .await;
+    }
+    for d in report.dumps.iter().filter(|d| !d.ok) {
+        let (reason, what) = match d.outcome {
+            Verdict::Unknown => ("DumpResultUnknown", "not confirmed"),
+            _ => ("DumpFailed", "failed"),
+        };
+        crate::kube::events::record_on(
+            client,
+            ns,
+            "Pod",
+            &d.pod,
+            reason,
+            &format!(
+                "dump of {} to {} {what}: {}",
+                d.target(),
+                d.repository,
+                d.result
+            ),
         )
         .await;
     }

@@ -208,8 +208,8 @@ fn target_and_repository_narrow_the_copies_and_unknown_ones_are_errors() {
     assert_eq!(
         e,
         [
-            "--repository x: not one of spec.offsite.volumes.repositories (r, b)",
-            "--target cache: not a volume this config backs up",
+            "--repository x: not a repository spec.offsite copies to (b, r)",
+            "--target cache: not a volume or database this config backs up",
         ]
     );
 }

@@ -100,6 +100,9 @@ pub struct Cluster {
     pub stream_translator: bool,
     /// Set to `true` when the server stops; background tasks end then.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Every request's method and URL (path and query), in arrival order: what an audit log of
+    /// a real API server records.
+    pub requests: std::sync::Mutex<Vec<String>>,
 }
 
 impl Cluster {

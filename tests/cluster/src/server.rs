@@ -197,6 +197,7 @@ impl ApiServer {
             kubelet_tls,
             stream_translator: opts.stream_translator,
             shutdown,
+            requests: std::sync::Mutex::new(Vec::new()),
         });
         bootstrap::bootstrap(&cluster);
         controllers::reconcile(&cluster);
@@ -227,8 +228,11 @@ async fn serve<I>(io: I, cl: Arc<Cluster>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let cl = cl.clone();
+        if let Ok(mut log) = cl.requests.lock() {
+            log.push(format!("{} {}", req.method(), req.uri()));
+        }
         async move { Ok::<_, std::convert::Infallible>(router::handle(cl, req).await) }
     });
     if let Err(e) = http1::Builder::new()
@@ -290,6 +294,14 @@ impl ServerHandle {
     /// `https://127.0.0.1:PORT` (the CA is [`crate::tls::CA_PEM`]; the kubeconfigs carry it).
     pub fn url(&self) -> &str {
         &self.url
+    }
+    /// Every request so far (`METHOD /path?query`), as an audit log records them.
+    pub fn requests(&self) -> Vec<String> {
+        self.cluster
+            .requests
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
     /// `http://127.0.0.1:PORT`: the same listener without TLS.
     pub fn http_url(&self) -> String {

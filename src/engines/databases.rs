@@ -1,0 +1,434 @@
+//! Database clients as data: the command lines run in a database's own container (list the
+//! databases, dump one, dump the users and roles), how a dump is known to be whole, and the
+//! series each database's dumps form. Pure functions, never a secret: a password reaches the
+//! client through the container's environment or its stdin, so it is in no exec URL.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::config::DatabaseEngine;
+
+/// Where a credential comes from, as the command in the database's container sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Credential {
+    /// A literal value (only ever a user name).
+    Literal(String),
+    /// The named environment variable of the container.
+    Env(String),
+    /// A line written to the command's stdin (from a Secret mounted in the mover).
+    Stdin,
+}
+
+/// How to reach a database server from inside its container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Client {
+    /// The engine.
+    pub engine: DatabaseEngine,
+    /// The user, unless the client's default applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Credential>,
+    /// The password, unless none is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Credential>,
+}
+
+/// How a dump is known to have ended where its tool ended it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StreamCheck {
+    /// The stream's last comment line contains this text (`-- Dump completed`).
+    EndMarker(String),
+    /// A `pg_dump --format=custom` archive, read through: every data block its table of contents
+    /// announces is there and whole.
+    PgCustom,
+}
+
+/// The server's own databases, never dumped unless named.
+pub fn is_system(engine: DatabaseEngine, db: &str) -> bool {
+    match engine {
+        DatabaseEngine::Mariadb | DatabaseEngine::Mysql => matches!(
+            db,
+            "information_schema" | "performance_schema" | "mysql" | "sys"
+        ),
+        DatabaseEngine::Postgresql => matches!(db, "template0" | "template1"),
+    }
+}
+
+/// `sh -c SCRIPT kentledge ARGS…`: the script sets up credentials then runs `"$@"`; `tools` are
+/// tried in order (the first the container has).
+fn shell(client: &Client, tools: &[&str], args: Vec<String>) -> Vec<String> {
+    let mysql = client.engine != DatabaseEngine::Postgresql;
+    let mut script = String::new();
+    // Stdin lines come first: the user, then the password.
+    let read = |var: &str| format!("IFS= read -r {var} || exit 111; ");
+    let user_var = match &client.user {
+        Some(Credential::Stdin) => {
+            script.push_str(&read("KENTLEDGE_USER"));
+            Some("KENTLEDGE_USER".to_owned())
+        }
+        Some(Credential::Env(v)) => Some(v.clone()),
+        _ => None,
+    };
+    let pass_var = match &client.password {
+        Some(Credential::Stdin) => {
+            script.push_str(&read("KENTLEDGE_PASSWORD"));
+            Some("KENTLEDGE_PASSWORD".to_owned())
+        }
+        Some(Credential::Env(v)) => Some(v.clone()),
+        _ => None,
+    };
+    if let Some(v) = &pass_var {
+        let name = if mysql { "MYSQL_PWD" } else { "PGPASSWORD" };
+        script.push_str(&format!("{name}=\"${v}\"; export {name}; "));
+    }
+    if let Some(v) = &user_var {
+        if mysql {
+            script.push_str(&format!("set -- \"--user=${v}\" \"$@\"; "));
+        } else {
+            script.push_str(&format!("PGUSER=\"${v}\"; export PGUSER; "));
+        }
+    }
+    let mut tool = String::from("T=; for t in");
+    for t in tools {
+        tool.push(' ');
+        tool.push_str(t);
+    }
+    tool.push_str(
+        "; do if command -v \"$t\" >/dev/null 2>&1; then T=$t; break; fi; done; \
+         [ -n \"$T\" ] || { echo \"none of the clients ($(echo",
+    );
+    for t in tools {
+        tool.push(' ');
+        tool.push_str(t);
+    }
+    tool.push_str(")) is in this container\" >&2; exit 127; }; exec \"$T\" \"$@\"");
+    script.push_str(&tool);
+    let mut argv = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        script,
+        "kentledge".to_owned(),
+    ];
+    if let Some(Credential::Literal(u)) = &client.user {
+        argv.push(if mysql {
+            format!("--user={u}")
+        } else {
+            format!("--username={u}")
+        });
+    }
+    argv.extend(args);
+    argv
+}
+
+fn mysql_tools(
+    engine: DatabaseEngine,
+    mariadb: &'static str,
+    mysql: &'static str,
+) -> Vec<&'static str> {
+    match engine {
+        DatabaseEngine::Mysql => vec![mysql, mariadb],
+        _ => vec![mariadb, mysql],
+    }
+}
+
+fn owned(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The command that prints the server's databases, one per line.
+pub fn list_databases(client: &Client) -> Vec<String> {
+    match client.engine {
+        DatabaseEngine::Postgresql => shell(
+            client,
+            &["psql"],
+            owned(&[
+                "--no-password",
+                "--no-psqlrc",
+                "--dbname=postgres",
+                "--tuples-only",
+                "--no-align",
+                "--command=SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1",
+            ]),
+        ),
+        e => shell(
+            client,
+            &mysql_tools(e, "mariadb", "mysql"),
+            owned(&["--batch", "--skip-column-names", "--execute=SHOW DATABASES"]),
+        ),
+    }
+}
+
+/// The command that dumps one database to stdout (restorable under any name), and how its end
+/// is checked.
+pub fn dump(client: &Client, db: &str) -> (Vec<String>, StreamCheck) {
+    match client.engine {
+        DatabaseEngine::Postgresql => (
+            shell(
+                client,
+                &["pg_dump"],
+                vec![
+                    "--no-password".into(),
+                    "--format=custom".into(),
+                    format!("--dbname={db}"),
+                ],
+            ),
+            StreamCheck::PgCustom,
+        ),
+        e => {
+            let mut a = owned(&[
+                "--single-transaction",
+                "--routines",
+                "--triggers",
+                "--events",
+                "--hex-blob",
+                "--comments",
+                "--dump-date",
+                "--",
+            ]);
+            a.push(db.to_owned());
+            (
+                shell(client, &mysql_tools(e, "mariadb-dump", "mysqldump"), a),
+                StreamCheck::EndMarker(MYSQL_END.into()),
+            )
+        }
+    }
+}
+
+/// mariadb-dump's and mysqldump's last line.
+pub const MYSQL_END: &str = "-- Dump completed";
+/// pg_dumpall's last comment.
+pub const PG_GLOBALS_END: &str = "PostgreSQL database cluster dump complete";
+
+/// The command that dumps the server's users and grants (MariaDB) or roles and tablespaces
+/// (PostgreSQL); `None` for MySQL, whose dump tool has no such mode.
+pub fn dump_globals(client: &Client) -> Option<(Vec<String>, StreamCheck)> {
+    match client.engine {
+        DatabaseEngine::Postgresql => Some((
+            shell(
+                client,
+                &["pg_dumpall"],
+                owned(&["--no-password", "--globals-only"]),
+            ),
+            StreamCheck::EndMarker(PG_GLOBALS_END.into()),
+        )),
+        DatabaseEngine::Mariadb => Some((
+            shell(
+                client,
+                &["mariadb-dump", "mysqldump"],
+                owned(&["--system=users", "--comments", "--dump-date"]),
+            ),
+            StreamCheck::EndMarker(MYSQL_END.into()),
+        )),
+        DatabaseEngine::Mysql => None,
+    }
+}
+
+/// The file a dump has in its archive.
+pub fn file_name(engine: DatabaseEngine, db: Option<&str>) -> String {
+    let ext = match engine {
+        DatabaseEngine::Postgresql if db.is_some() => "pgdump",
+        _ => "sql",
+    };
+    match db {
+        Some(d) => format!("{}.{ext}", encode(d)),
+        None if engine == DatabaseEngine::Postgresql => format!("globals.{ext}"),
+        None => format!("users.{ext}"),
+    }
+}
+
+/// The series of one database of a `spec.offsite.databases` entry (`name.db`), or of its users
+/// and roles (`name`). Database names may hold any character, and archive names must not hold
+/// `_`: everything but lowercase letters, digits and `-` is written `.` and two hex digits per
+/// byte, so the name comes back exactly ([`decode_series`]).
+pub fn series_name(backup: &str, db: Option<&str>) -> String {
+    match db {
+        Some(d) => format!("{backup}.{}", encode(d)),
+        None => backup.to_owned(),
+    }
+}
+
+fn encode(db: &str) -> String {
+    let mut out = String::new();
+    for b in db.bytes() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' => out.push(b as char),
+            _ => out.push_str(&format!(".{b:02x}")),
+        }
+    }
+    out
+}
+
+/// The entry and database (`None`: users and roles) a database series name stands for.
+pub fn decode_series(series: &str) -> Option<(String, Option<String>)> {
+    let Some((backup, rest)) = series.split_once('.') else {
+        return Some((series.to_owned(), None));
+    };
+    let mut bytes = Vec::new();
+    let raw = rest.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'.' {
+            let hex = rest.get(i + 1..i + 3)?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            bytes.push(raw[i]);
+            i += 1;
+        }
+    }
+    Some((backup.to_owned(), Some(String::from_utf8(bytes).ok()?)))
+}
+
+/// The words for a database series in reports: `shop (entry db)` or `users of db`.
+pub fn describe_series(series: &str) -> String {
+    match decode_series(series) {
+        Some((backup, Some(db))) => format!("{backup}/{db}"),
+        Some((backup, None)) => format!("{backup} (users and roles)"),
+        None => series.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_sh(argv: &[String], env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
+        use std::io::Write;
+        let mut c = std::process::Command::new(&argv[0]);
+        c.args(&argv[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// The script with the tool replaced by one that prints what it got.
+    fn probe(argv: &[String], tool: &str) -> Vec<String> {
+        let mut a = argv.to_vec();
+        a[2] = a[2].replace(
+            "exec \"$T\" \"$@\"",
+            "echo \"$T|MYSQL_PWD=$MYSQL_PWD|PGPASSWORD=$PGPASSWORD|PGUSER=$PGUSER\"; for x in \"$@\"; do echo \"[$x]\"; done",
+        );
+        a[2] = a[2].replace(&format!("for t in {tool}"), "for t in sh");
+        a
+    }
+
+    #[test]
+    fn secrets_reach_the_client_by_env_or_stdin_never_as_arguments() {
+        let from_env = Client {
+            engine: DatabaseEngine::Mariadb,
+            user: Some(Credential::Env("DB_USER".into())),
+            password: Some(Credential::Env("DB_PASS".into())),
+        };
+        let (argv, check) = dump(&from_env, "shop");
+        assert_eq!(check, StreamCheck::EndMarker("-- Dump completed".into()));
+        assert!(!argv.iter().any(|a| a.contains("s3cr3t")));
+        let (code, out, err) = run_sh(
+            &probe(&argv, "mariadb-dump"),
+            &[("DB_USER", "backup"), ("DB_PASS", "s3cr3t")],
+            "",
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("MYSQL_PWD=s3cr3t|"), "{out}");
+        assert!(out.contains("[--user=backup]"), "{out}");
+        assert!(
+            out.contains("[--single-transaction]") && out.ends_with("[--]\n[shop]\n"),
+            "{out}"
+        );
+
+        let from_stdin = Client {
+            engine: DatabaseEngine::Postgresql,
+            user: Some(Credential::Stdin),
+            password: Some(Credential::Stdin),
+        };
+        let (argv, check) = dump(&from_stdin, "it's");
+        assert_eq!(check, StreamCheck::PgCustom);
+        let (code, out, err) = run_sh(&probe(&argv, "pg_dump"), &[], "app\npa ss'word\n");
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("PGPASSWORD=pa ss'word|PGUSER=app"), "{out}");
+        assert!(out.contains("[--dbname=it's]"), "{out}");
+        // No stdin line: the script stops instead of running without credentials.
+        let (code, _, _) = run_sh(&probe(&argv, "pg_dump"), &[], "");
+        assert_eq!(code, 111);
+
+        let literal = Client {
+            engine: DatabaseEngine::Postgresql,
+            user: Some(Credential::Literal("postgres".into())),
+            password: None,
+        };
+        let argv = list_databases(&literal);
+        assert!(argv.contains(&"--username=postgres".to_owned()));
+    }
+
+    #[test]
+    fn a_missing_client_is_named() {
+        let c = Client {
+            engine: DatabaseEngine::Mysql,
+            user: None,
+            password: None,
+        };
+        let (mut argv, _) = dump(&c, "shop");
+        argv[2] = argv[2].replace("mysqldump mariadb-dump", "no-such-dump-a no-such-dump-b");
+        let (code, _, err) = run_sh(&argv, &[], "");
+        assert_eq!(code, 127);
+        assert!(
+            err.contains("none of the clients (no-such-dump-a no-such-dump-b)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn series_names_are_archive_safe_and_come_back_exactly() {
+        for db in ["shop", "my_app", "Ünï code", "a.b", "x-1", "..", "ABC"] {
+            let s = series_name("maria", Some(db));
+            assert!(!s.contains('_') && !s.contains('/'), "{s}");
+            assert!(
+                s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
+                "{s}"
+            );
+            assert_eq!(
+                decode_series(&s),
+                Some(("maria".to_owned(), Some(db.to_owned())))
+            );
+        }
+        assert_eq!(series_name("maria", Some("my_app")), "maria.my.5fapp");
+        assert_eq!(decode_series("maria"), Some(("maria".into(), None)));
+        assert_ne!(series_name("m", Some("a")), series_name("m", None));
+        assert_eq!(decode_series("maria.x.zz"), None);
+        assert_eq!(describe_series("maria.shop"), "maria/shop");
+        assert_eq!(
+            file_name(DatabaseEngine::Postgresql, Some("app")),
+            "app.pgdump"
+        );
+        assert_eq!(file_name(DatabaseEngine::Postgresql, None), "globals.sql");
+        assert_eq!(
+            file_name(DatabaseEngine::Mariadb, Some("my_app")),
+            "my.5fapp.sql"
+        );
+    }
+
+    #[test]
+    fn system_databases() {
+        assert!(is_system(DatabaseEngine::Mariadb, "performance_schema"));
+        assert!(!is_system(DatabaseEngine::Mariadb, "shop"));
+        assert!(is_system(DatabaseEngine::Postgresql, "template1"));
+        assert!(!is_system(DatabaseEngine::Postgresql, "postgres"));
+    }
+}

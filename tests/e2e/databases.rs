@@ -1,0 +1,342 @@
+//! Database dumps through `kentledge backup` on the local test cluster, with a real MariaDB
+//! 10.11 and PostgreSQL 15 running as pods and real borg and restic repositories: each database
+//! its own series, streamed from the database's own client by a mover pod; a failed dump is no
+//! restore point; no password anywhere.
+
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kentledge::kube::exec::{self, Exit};
+use kube::api::Api;
+use serde_json::{Value, json};
+
+use crate::backup::{PASSPHRASE, empty_pvc, leftovers, passphrase_secret};
+use crate::cluster::TestCluster;
+use crate::mariadb::{SOCKET, argv, running_mariadb, sql};
+use crate::support::run;
+
+/// The database user's password: it must appear nowhere kentledge writes or sends.
+const DB_PASSWORD: &str = "Dump-Pa55-8c1f0e";
+
+/// The repositories (borg and restic on PVCs) and a MariaDB entry using them.
+fn maria_spec(credentials: &str) -> String {
+    format!(
+        r#"  repositories:
+    - name: borg-local
+      borg:
+        pvc: {{claimName: borg-repo, path: shop}}
+        passphrase: {{secret: repo-pass, key: passphrase}}
+        init: true
+    - name: restic-local
+      restic:
+        pvc: {{claimName: restic-repo}}
+        password: {{secret: repo-pass, key: passphrase}}
+        init: true
+  offsite:
+    databases:
+      - name: maria
+        engine: mariadb
+        pod: {{selector: {{matchLabels: {{app: db-0}}}}}}
+        container: mariadb
+        credentials: {credentials}
+        repositories: [borg-local, restic-local]
+"#
+    )
+}
+
+/// A MariaDB pod `db-0` with a `backup` user (password [`DB_PASSWORD`] in Secret `db-pass`)
+/// and databases `shop` (InnoDB tables with unicode text and BLOBs, a view, a trigger, a
+/// routine, an event) and `my_app`.
+fn shop_server(tc: &TestCluster) {
+    passphrase_secret(tc);
+    empty_pvc(tc, "borg-repo");
+    empty_pvc(tc, "restic-repo");
+    let _: Secret = tc.create(json!({
+        "metadata": {"name": "db-pass"}, "stringData": {"password": DB_PASSWORD}}));
+    running_mariadb(tc, "db-0", "mysql");
+    sql(
+        tc,
+        "db-0",
+        &format!(
+            "CREATE USER backup@localhost IDENTIFIED BY '{DB_PASSWORD}'; GRANT ALL ON *.* TO backup@localhost; \
+        CREATE DATABASE shop; USE shop; \
+        CREATE TABLE orders (id INT PRIMARY KEY AUTO_INCREMENT, note TEXT, photo MEDIUMBLOB, total DECIMAL(10,2)) ENGINE=InnoDB; \
+        CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, order_id INT) ENGINE=InnoDB; \
+        CREATE TRIGGER orders_ai AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit (order_id) VALUES (NEW.id); \
+        INSERT INTO orders (note, photo, total) VALUES ('ünïcødé ✓ 東京', UNHEX('00FF10FE'), 9.99), ('two', NULL, 1.50), ('three', REPEAT(UNHEX('AB'), 70000), 70.00); \
+        CREATE VIEW big_orders AS SELECT id, total FROM orders WHERE total > 5; \
+        CREATE FUNCTION double_it(x INT) RETURNS INT DETERMINISTIC RETURN x * 2; \
+        CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM audit WHERE id < 0; \
+        CREATE DATABASE my_app; CREATE TABLE my_app.kv (k VARCHAR(10) PRIMARY KEY, v INT) ENGINE=InnoDB; INSERT INTO my_app.kv VALUES ('a', 1), ('b', 2);"
+        ),
+    );
+}
+
+fn checksum(tc: &TestCluster, table: &str) -> String {
+    sql(tc, "db-0", &format!("CHECKSUM TABLE {table}"))
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Loads an SQL dump into database `db` (created) by exec stdin, as root.
+fn load(tc: &TestCluster, db: &str, dump: &[u8]) {
+    sql(tc, "db-0", &format!("CREATE DATABASE `{db}`"));
+    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    let mut sink = tokio::io::sink();
+    let o = tc.block_on(exec::stream(
+        &pods,
+        "db-0",
+        "mariadb",
+        &argv(&["mariadb", "--socket", SOCKET, "-uroot", db]),
+        Some(dump),
+        &mut sink,
+        &mut |_| {},
+    ));
+    assert_eq!(o.exit, Exit::Code(0), "{}", o.stderr);
+}
+
+fn borg_extract(repo: &Path, archive: &str, base: &Path) -> Vec<u8> {
+    let o = std::process::Command::new("borg")
+        .args(["extract", "--stdout"])
+        .arg(format!("{}::{archive}", repo.display()))
+        .env("BORG_PASSPHRASE", PASSPHRASE)
+        .env("BORG_BASE_DIR", base)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+}
+
+/// Every text kentledge and the cluster hold after a run, for a secret search: kentledge's
+/// output, the API server's request log (exec URLs) from request `since` on (the test's own
+/// setup came before), pod specs, Events.
+fn nowhere(tc: &TestCluster, since: usize, outputs: &[&str], secret: &str) {
+    for (i, o) in outputs.iter().enumerate() {
+        assert!(!o.contains(secret), "output {i} holds the password: {o}");
+    }
+    let requests = tc.requests().split_off(since);
+    assert!(
+        requests.iter().any(|r| r.contains("/exec?")),
+        "exec requests are in the log"
+    );
+    let leaked: Vec<&String> = requests.iter().filter(|r| r.contains(secret)).collect();
+    assert!(
+        leaked.is_empty(),
+        "request URLs hold the password: {leaked:?}"
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(tc.client(), &tc.namespace);
+    let events =
+        serde_json::to_string(&tc.block_on(events.list(&Default::default())).unwrap()).unwrap();
+    assert!(!events.contains(secret), "Events hold the password");
+    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    let pods =
+        serde_json::to_string(&tc.block_on(pods.list(&Default::default())).unwrap()).unwrap();
+    assert!(!pods.contains(secret), "pod specs hold the password");
+}
+
+#[test]
+fn mariadb_databases_are_dumped_each_into_its_own_series_and_load_back_equal() {
+    let tc = TestCluster::start("shop");
+    shop_server(&tc);
+    let since = tc.requests().len();
+    let cfg = tc.config(
+        "shop",
+        &maria_spec("{user: backup, passwordSecret: {secret: db-pass, key: password}}"),
+    );
+    let dry = run(tc.kentledge(&cfg).args(["backup", "--dry-run"]));
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    assert!(
+        dry.stdout.contains("database maria (mariadb) → borg-local")
+            && dry.stdout.contains("dumped in  db-0/mariadb"),
+        "{}",
+        dry.stdout
+    );
+
+    let r = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for row in ["maria/shop", "maria/my_app", "maria (users)"] {
+        assert_eq!(
+            r.stdout
+                .lines()
+                .filter(|l| l.contains(row) && l.contains("ok: "))
+                .count(),
+            2,
+            "{row} in borg and restic: {}",
+            r.stdout
+        );
+    }
+    assert!(
+        r.stdout.contains("0 of 0 copies, 6 of 6 dumps done"),
+        "{}",
+        r.stdout
+    );
+    assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
+
+    // Each database is its own series in both repositories, and list shows them.
+    let l = run(tc.kentledge(&cfg).args(["list", "archives", "-o", "json"]));
+    assert_eq!(l.code, 0, "{}{}", l.stdout, l.stderr);
+    let v: Value = serde_json::from_str(&l.stdout).unwrap();
+    let mut series: Vec<String> = v["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["kind"].as_str().unwrap(),
+                s["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    series.sort();
+    assert_eq!(
+        series,
+        [
+            "database maria",
+            "database maria.my.5fapp",
+            "database maria.shop"
+        ],
+        "{}",
+        l.stdout
+    );
+
+    // The borg archive of shop loads into another database and compares equal.
+    let repo = tc.volume_dir("borg-repo").join("shop");
+    let base = tempfile::tempdir().unwrap();
+    let names = std::process::Command::new("borg")
+        .args(["list", "--short"])
+        .arg(&repo)
+        .env("BORG_PASSPHRASE", PASSPHRASE)
+        .env("BORG_BASE_DIR", base.path())
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout).into_owned();
+    let shop = names
+        .lines()
+        .find(|n| n.starts_with("kentledge_shop_shop_db_maria.shop_"))
+        .unwrap_or_else(|| panic!("{names}"));
+    let dump = borg_extract(&repo, shop, base.path());
+    assert!(String::from_utf8_lossy(&dump).contains("-- Dump completed"));
+    load(&tc, "shop_restored", &dump);
+    for t in ["orders", "audit"] {
+        assert_eq!(
+            checksum(&tc, &format!("shop_restored.{t}")),
+            checksum(&tc, &format!("shop.{t}")),
+            "{t}"
+        );
+    }
+    assert_eq!(
+        sql(
+            &tc,
+            "db-0",
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA='shop_restored'"
+        ),
+        "1"
+    );
+    assert_eq!(sql(&tc, "db-0", "SELECT shop_restored.double_it(21)"), "42");
+    assert_eq!(
+        sql(
+            &tc,
+            "db-0",
+            "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA='shop_restored'"
+        ),
+        "1"
+    );
+    assert_eq!(
+        sql(&tc, "db-0", "SELECT COUNT(*) FROM shop_restored.big_orders"),
+        "2"
+    );
+    // The users dump holds the backup user.
+    let users = names
+        .lines()
+        .find(|n| n.starts_with("kentledge_shop_shop_db_maria_"))
+        .unwrap_or_else(|| panic!("{names}"));
+    let users = String::from_utf8(borg_extract(&repo, users, base.path())).unwrap();
+    assert!(users.contains("`backup`@`localhost`"), "{users}");
+
+    nowhere(
+        &tc,
+        since,
+        &[&r.stdout, &r.stderr, &l.stdout, &l.stderr, &dry.stdout],
+        DB_PASSWORD,
+    );
+}
+
+#[test]
+fn a_failed_dump_is_no_restore_point_and_says_which_database_and_why() {
+    let tc = TestCluster::start("shop");
+    shop_server(&tc);
+    let since = tc.requests().len();
+    // A wrong password: every dump fails, no archive in either repository.
+    let _: Secret = tc.create(json!({
+        "metadata": {"name": "wrong"}, "stringData": {"password": "not-it"}}));
+    let cfg = tc.config(
+        "shop",
+        &maria_spec("{user: backup, passwordSecret: {secret: wrong, key: password}}"),
+    );
+    let r = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Access denied"), "{}", r.stdout);
+    assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
+    let l = run(tc.kentledge(&cfg).args(["list", "archives", "-o", "json"]));
+    let v: Value = serde_json::from_str(&l.stdout).unwrap();
+    assert_eq!(v["series"], json!([]), "{}", l.stdout);
+
+    // A missing database: that one fails and is named; the users dump is still made.
+    let cfg = tc.config(
+        "shop",
+        &maria_spec("{user: backup, passwordSecret: {secret: db-pass, key: password}}").replace(
+            "        container: mariadb\n",
+            "        container: mariadb\n        databases: [shop, nope]\n",
+        ),
+    );
+    let r = run(tc
+        .kentledge(&cfg)
+        .args(["backup", "--repository", "borg-local"]));
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    let nope = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("maria/nope"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(
+        nope.contains("Unknown database") && nope.contains("no archive"),
+        "{nope}"
+    );
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.contains("maria/shop") && l.contains("ok: ")),
+        "{}",
+        r.stdout
+    );
+    let l = run(tc.kentledge(&cfg).args(["list", "archives", "-o", "json"]));
+    let v: Value = serde_json::from_str(&l.stdout).unwrap();
+    let names: Vec<&str> = v["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("nope")), "{names:?}");
+
+    // The pod does not exist: skipped, named, exit 1, nothing made.
+    let cfg = tc.config(
+        "shop",
+        &maria_spec("{user: backup}")
+            .replace("{selector: {matchLabels: {app: db-0}}}", "{name: db-9}"),
+    );
+    let r = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("skipped database maria: pod db-9 is not running"),
+        "{}",
+        r.stdout
+    );
+    assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
+    nowhere(&tc, since, &[&r.stdout, &r.stderr], DB_PASSWORD);
+}
