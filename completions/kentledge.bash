@@ -582,7 +582,7 @@ _kentledge() {
             return 0
             ;;
         kentledge__subcmd__restore__subcmd__database)
-            opts="-c -n -o -v -q -h -V --repository --archive --as-of --database --lock-timeout --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
+            opts="-c -n -o -v -q -h -V --repository --archive --as-of --database --to-database --replace --lock-timeout --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -601,6 +601,10 @@ _kentledge() {
                     return 0
                     ;;
                 --database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to-database)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

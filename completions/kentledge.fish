@@ -147,7 +147,8 @@ complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l repository -d 'Restore from an archive in this repository' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l archive -d 'The archive (borg archive name or restic snapshot id); default: the newest' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l as-of -d 'The newest archive taken at or before this time (RFC 3339)' -r
-complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l database -d 'Only this database of the dump' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l database -d 'This database of the entry\'s dumps [default: the only one the repository has dumps of]' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l to-database -d 'Load it into this database (created; the usual way to get a table back without touching production) [default: the database\'s own name]' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l lock-timeout -d 'How long to wait for another run of this config to finish before failing' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -s c -l config -d 'The config file' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l kubeconfig -d 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]' -r -F
@@ -158,6 +159,7 @@ json\t'One JSON document for machines'"
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l log-format -d 'Format of log lines on stderr: auto is text on a terminal, JSON lines otherwise' -r -f -a "auto\t'Text on a terminal, JSON lines otherwise'
 text\t'Human-readable lines'
 json\t'One JSON object per line'"
+complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l replace -d 'Replace the target database if it exists, after dumping it into the same repository (the safety dump, named in the output); without it an existing target is refused'
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -l dry-run -d 'Print the plan and change nothing'
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from database" -s q -l quiet -d 'Less log detail (-q warnings only, -qq errors only)'

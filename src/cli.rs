@@ -311,9 +311,17 @@ pub struct RestoreDatabaseArgs {
     pub name: String,
     #[command(flatten)]
     pub source: RestoreSource,
-    /// Only this database of the dump.
+    /// This database of the entry's dumps [default: the only one the repository has dumps of].
     #[arg(long, value_name = "DB")]
     pub database: Option<String>,
+    /// Load it into this database (created; the usual way to get a table back without
+    /// touching production) [default: the database's own name].
+    #[arg(long, value_name = "DB")]
+    pub to_database: Option<String>,
+    /// Replace the target database if it exists, after dumping it into the same repository
+    /// (the safety dump, named in the output); without it an existing target is refused.
+    #[arg(long)]
+    pub replace: bool,
     #[command(flatten)]
     pub lock: LockArgs,
 }

@@ -1,7 +1,7 @@
-//! `kentledge restore volume` ([`crate::flows::restore`]); database and bucket restores are not
-//! in this version yet and say so.
+//! `kentledge restore volume` and `restore database` ([`crate::flows::restore`]); bucket
+//! restores are not in this version yet and say so.
 
-use crate::cli::{self, GlobalArgs, RestoreCommand, RestoreVolumeArgs};
+use crate::cli::{self, GlobalArgs, RestoreCommand, RestoreDatabaseArgs, RestoreVolumeArgs};
 use crate::error::Error;
 use crate::flows::restore::{Target, VolumeOptions};
 use crate::model::names::check_dns1123_subdomain;
@@ -14,11 +14,22 @@ pub fn run(global: &GlobalArgs, cmd: &RestoreCommand) -> Result<u8, Error> {
     let settings = settings::load(global)?;
     let args = match cmd {
         RestoreCommand::Volume(a) => a,
-        RestoreCommand::Database(_) | RestoreCommand::Bucket(_) => {
+        RestoreCommand::Database(a) => {
+            let opts = database_options(&settings, a)?;
+            let mut results = output::Results::new(global.output.into());
+            let code = super::runtime()?.block_on(async {
+                let (client, interrupt) = super::connect(global).await?;
+                crate::flows::restore::database(&settings, &opts, &client, &interrupt, &mut results)
+                    .await
+            });
+            results.finish()?;
+            return code;
+        }
+        RestoreCommand::Bucket(_) => {
             return Err(Error::NotImplemented {
-                command: "restore".into(),
+                command: "restore bucket".into(),
                 version: env!("CARGO_PKG_VERSION"),
-                what: "database and bucket restores land with database and bucket backups",
+                what: "bucket restores land with bucket backups",
             });
         }
     };
@@ -76,6 +87,78 @@ fn options(settings: &settings::Settings, a: &RestoreVolumeArgs) -> Result<Volum
             gitops: a.accept.contains(&cli::Accept::Gitops),
         },
         resume: a.resume,
+        lock_timeout: a.lock.lock_timeout.0,
+    })
+}
+
+/// A database name kentledge passes to a client as it is: no quotes, slashes, spaces or NUL.
+fn check_database_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 {
+        return Err("must be 1 to 63 characters".into());
+    }
+    if name.contains(['/', '\\', '\0', '\'', '"', '`', ' ', '.']) {
+        return Err("must not hold quotes, slashes, dots, spaces or NUL".into());
+    }
+    Ok(())
+}
+
+/// The options of a database restore, checked against the config before any API call.
+fn database_options(
+    settings: &settings::Settings,
+    a: &RestoreDatabaseArgs,
+) -> Result<crate::flows::restore::DatabaseOptions, Error> {
+    let bad = |flag, value: &str, reason: String| Error::BadArgument {
+        flag,
+        value: value.to_owned(),
+        reason,
+    };
+    let entries = &settings.config.spec.offsite.databases;
+    let Some(entry) = entries.iter().find(|d| d.name == a.name) else {
+        return Err(bad(
+            "NAME",
+            &a.name,
+            if entries.is_empty() {
+                "spec.offsite.databases is empty".into()
+            } else {
+                format!(
+                    "not one of spec.offsite.databases ({})",
+                    entries
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        ));
+    };
+    if let Some(r) = &a.source.repository {
+        super::check_repository(settings, r)?;
+        if !entry.repositories.contains(r) {
+            return Err(bad(
+                "--repository",
+                r,
+                format!(
+                    "database {} is dumped to {}, not to it",
+                    entry.name,
+                    entry.repositories.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(db) = &a.database {
+        check_database_name(db).map_err(|r| bad("--database", db, r))?;
+    }
+    if let Some(db) = &a.to_database {
+        check_database_name(db).map_err(|r| bad("--to-database", db, r))?;
+    }
+    Ok(crate::flows::restore::DatabaseOptions {
+        name: a.name.clone(),
+        repository: a.source.repository.clone(),
+        archive: a.source.archive.clone(),
+        as_of: a.source.as_of,
+        database: a.database.clone(),
+        to_database: a.to_database.clone(),
+        replace: a.replace,
         lock_timeout: a.lock.lock_timeout.0,
     })
 }

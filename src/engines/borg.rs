@@ -133,6 +133,17 @@ pub fn extract(repo: &Repo, archive: &str) -> Vec<String> {
     a
 }
 
+/// `borg extract --stdout REPO::ARCHIVE FILE`: one file of an archive (a dump) on stdout.
+pub fn extract_stdout(repo: &Repo, archive: &str, file: &str) -> Vec<String> {
+    let mut a: Vec<String> = ["borg", "extract", "--log-json", "--stdout"]
+        .map(String::from)
+        .into();
+    repo.common(&mut a);
+    a.push(format!("{}::{archive}", repo.location));
+    a.push(file.to_owned());
+    a
+}
+
 /// `borg list --json-lines REPO::ARCHIVE`: every item of an archive, one JSON object a line.
 pub fn items(repo: &Repo, archive: &str) -> Vec<String> {
     let mut a: Vec<String> = ["borg", "list", "--json-lines", "--log-json"]

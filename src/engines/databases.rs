@@ -195,6 +195,128 @@ pub fn dump(client: &Client, db: &str) -> (Vec<String>, StreamCheck) {
     }
 }
 
+/// `name` as an SQL identifier of the engine: backquoted for MariaDB/MySQL, double-quoted for
+/// PostgreSQL, the quote doubled inside.
+pub fn ident(engine: DatabaseEngine, name: &str) -> String {
+    match engine {
+        DatabaseEngine::Postgresql => format!("\"{}\"", name.replace('"', "\"\"")),
+        _ => format!("`{}`", name.replace('`', "``")),
+    }
+}
+
+/// `name` as an SQL string literal (single quotes doubled; MariaDB's backslashes doubled too).
+fn literal(engine: DatabaseEngine, name: &str) -> String {
+    let s = name.replace('\'', "''");
+    match engine {
+        DatabaseEngine::Postgresql => format!("'{s}'"),
+        _ => format!("'{}'", s.replace('\\', "\\\\")),
+    }
+}
+
+/// The command that runs one SQL statement on the server (not in a database).
+pub fn statement(client: &Client, sql: &str) -> Vec<String> {
+    match client.engine {
+        DatabaseEngine::Postgresql => shell(
+            client,
+            &["psql"],
+            vec![
+                "--no-password".into(),
+                "--no-psqlrc".into(),
+                "--dbname=postgres".into(),
+                "--set=ON_ERROR_STOP=1".into(),
+                "--tuples-only".into(),
+                "--no-align".into(),
+                format!("--command={sql}"),
+            ],
+        ),
+        e => shell(
+            client,
+            &mysql_tools(e, "mariadb", "mysql"),
+            vec![
+                "--batch".into(),
+                "--skip-column-names".into(),
+                format!("--execute={sql}"),
+            ],
+        ),
+    }
+}
+
+/// `CREATE DATABASE`.
+pub fn create_database(client: &Client, db: &str) -> Vec<String> {
+    statement(
+        client,
+        &format!("CREATE DATABASE {}", ident(client.engine, db)),
+    )
+}
+
+/// `DROP DATABASE IF EXISTS` (PostgreSQL: its sessions are ended first).
+pub fn drop_database(client: &Client, db: &str) -> Vec<String> {
+    let sql = match client.engine {
+        DatabaseEngine::Postgresql => format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            ident(client.engine, db)
+        ),
+        e => format!("DROP DATABASE IF EXISTS {}", ident(e, db)),
+    };
+    statement(client, &sql)
+}
+
+/// The command that prints how many tables database `db` has (base tables, no views).
+pub fn count_tables(client: &Client, db: &str) -> Vec<String> {
+    match client.engine {
+        DatabaseEngine::Postgresql => shell(
+            client,
+            &["psql"],
+            vec![
+                "--no-password".into(),
+                "--no-psqlrc".into(),
+                format!("--dbname={db}"),
+                "--tuples-only".into(),
+                "--no-align".into(),
+                "--command=SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')".into(),
+            ],
+        ),
+        e => statement(
+            client,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE'",
+                literal(e, db)
+            ),
+        ),
+    }
+}
+
+/// The command that loads a dump read on stdin into database `db`, stopping at the first
+/// error: MariaDB/MySQL `mariadb --one-database` (statements run as they come: DDL cannot be
+/// one transaction); PostgreSQL `pg_restore --single-transaction --exit-on-error` (all or
+/// nothing), with `--clean --if-exists` to replace what the dump holds.
+pub fn load(client: &Client, db: &str, replace: bool) -> Vec<String> {
+    match client.engine {
+        DatabaseEngine::Postgresql => {
+            let mut a: Vec<String> = ["--no-password", "--exit-on-error", "--single-transaction"]
+                .map(String::from)
+                .into();
+            if replace {
+                a.push("--clean".into());
+                a.push("--if-exists".into());
+            }
+            a.push(format!("--dbname={db}"));
+            shell(client, &["pg_restore"], a)
+        }
+        e => shell(
+            client,
+            &mysql_tools(e, "mariadb", "mysql"),
+            // --one-database keeps to the database named as the argument (not --database=).
+            vec![
+                "--batch".into(),
+                "--one-database".into(),
+                "--".into(),
+                db.to_owned(),
+            ],
+        ),
+    }
+}
+
 /// mariadb-dump's and mysqldump's last line.
 pub const MYSQL_END: &str = "-- Dump completed";
 /// pg_dumpall's last comment.
@@ -422,6 +544,27 @@ mod tests {
             file_name(DatabaseEngine::Mariadb, Some("my_app")),
             "my.5fapp.sql"
         );
+    }
+
+    #[test]
+    fn identifiers_and_literals_are_quoted_for_their_engine() {
+        assert_eq!(ident(DatabaseEngine::Mariadb, "a`b"), "`a``b`");
+        assert_eq!(ident(DatabaseEngine::Postgresql, "a\"b"), "\"a\"\"b\"");
+        assert_eq!(literal(DatabaseEngine::Mariadb, "it's\\"), "'it''s\\\\'");
+        assert_eq!(literal(DatabaseEngine::Postgresql, "it's\\"), "'it''s\\'");
+        let c = Client {
+            engine: DatabaseEngine::Postgresql,
+            user: None,
+            password: None,
+        };
+        assert!(
+            drop_database(&c, "x")
+                .last()
+                .unwrap()
+                .ends_with("DROP DATABASE IF EXISTS \"x\" WITH (FORCE)")
+        );
+        assert!(load(&c, "x", true).contains(&"--clean".to_owned()));
+        assert!(!load(&c, "x", false).contains(&"--clean".to_owned()));
     }
 
     #[test]

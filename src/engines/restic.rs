@@ -93,6 +93,16 @@ pub fn restore(id: &str, target: &str, sparse: bool) -> Vec<String> {
     a
 }
 
+/// `restic dump ID /FILE`: one file of a snapshot (a dump stored from stdin) on stdout.
+pub fn dump(id: &str, file: &str) -> Vec<String> {
+    vec![
+        "restic".into(),
+        "dump".into(),
+        id.to_owned(),
+        format!("/{file}"),
+    ]
+}
+
 /// `restic ls --json ID`: the snapshot, then every node, one JSON object a line.
 pub fn ls(id: &str) -> Vec<String> {
     ["restic", "ls", "--json", id].map(String::from).into()

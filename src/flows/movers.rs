@@ -16,7 +16,9 @@ use crate::config::Repository;
 use crate::error::Error;
 use crate::kube::pods::{self as pods_state, End};
 use crate::model::labels::RUN;
-use crate::mover::job::{ArchiveDecision, ArchiveEntry, Dumped, Failure, MoverEvent, Restored};
+use crate::mover::job::{
+    ArchiveDecision, ArchiveEntry, Dumped, Failure, Loaded, MoverEvent, Restored,
+};
 use crate::mover::pod::{self as moverpod, ROLE};
 use crate::report::Verdict;
 use crate::runtime::poll::{Polled, poll};
@@ -45,6 +47,8 @@ pub struct MoverResult {
     pub restored: Option<Restored>,
     /// The dumps a databases job made or tried.
     pub dumps: Vec<Dumped>,
+    /// What a database restore did.
+    pub loaded: Option<Loaded>,
     /// Whether the run was interrupted while the mover ran.
     pub interrupted: bool,
     /// Why the mover's log could not be read to its last line, when it could not: then the
@@ -396,6 +400,7 @@ async fn watch(
             MoverEvent::Listed(a) => out.listed.push(a),
             MoverEvent::Restored(r) => out.restored = Some(r),
             MoverEvent::Dumped(d) => out.dumps.push(d),
+            MoverEvent::Loaded(l) => out.loaded = Some(l),
             MoverEvent::Deleted { series, archives } => {
                 for a in out.archives.iter_mut() {
                     if a.series == series && archives.contains(&a.archive) {

@@ -18,46 +18,61 @@ use crate::engines::{Series, SeriesKind};
 use crate::mover::job::{DatabasesJob, Dumped, Failure, LocalJob, MoverEvent};
 
 impl DatabasesJob {
-    fn relay(&self, command: Vec<String>, check: Option<databases::StreamCheck>) -> LocalJob {
+    /// Runs `command` in the database's container by a relay; its stdout, or why it failed.
+    pub(super) fn run(&self, command: Vec<String>, what: &str) -> Result<String, Fail> {
+        let argv = relay_argv(&self.relay(command, None))?;
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Fail::new(Failure::Failed, format!("starting the relay: {e}")))?;
+        if !out.status.success() {
+            let said: Vec<String> = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .filter_map(|l| l.strip_prefix(super::relay::PREFIX))
+                .map(String::from)
+                .collect();
+            return Err(Fail::new(
+                Failure::Failed,
+                format!(
+                    "{what} in {}/{} failed: {}",
+                    self.pod,
+                    self.container,
+                    super::dump::relay_reason(&said).unwrap_or_else(|| "the relay failed".into())
+                ),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The server's databases, its own system databases left out.
+    pub(super) fn list(&self) -> Result<Vec<String>, Fail> {
+        let out = self.run(
+            databases::list_databases(&self.client),
+            "listing the databases",
+        )?;
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && !databases::is_system(self.client.engine, d))
+            .map(String::from)
+            .collect())
+    }
+
+    /// A relay job of `command` in the database's container.
+    pub(super) fn relay(
+        &self,
+        command: Vec<String>,
+        check: Option<databases::StreamCheck>,
+    ) -> LocalJob {
         LocalJob::Relay {
             pod: self.pod.clone(),
             container: self.container.clone(),
             command,
             stdin_lines: self.stdin_lines.clone(),
             check,
+            feed: false,
         }
-    }
-
-    /// The server's databases, its own system databases left out.
-    fn list(&self) -> Result<Vec<String>, Fail> {
-        let argv = relay_argv(&self.relay(databases::list_databases(&self.client), None))?;
-        let out = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Fail::new(Failure::Failed, format!("starting the relay: {e}")))?;
-        let said = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            let why: Vec<&str> = said
-                .lines()
-                .filter_map(|l| l.strip_prefix(super::relay::PREFIX))
-                .collect();
-            return Err(Fail::new(
-                Failure::Failed,
-                format!(
-                    "listing the databases in {}/{} failed: {}",
-                    self.pod,
-                    self.container,
-                    why.join("; ")
-                ),
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::trim)
-            .filter(|d| !d.is_empty() && !databases::is_system(self.client.engine, d))
-            .map(String::from)
-            .collect())
     }
 }
 
@@ -95,60 +110,20 @@ pub(super) fn databases(env: &Env, server: &DatabasesJob) -> Result<(), Fail> {
     let mut failed = Vec::new();
     let total = todo.len();
     for db in todo {
-        emit(&MoverEvent::Dumping {
-            database: db.clone(),
-        });
-        let (command, check) = match &db {
-            Some(d) => databases::dump(&server.client, d),
-            None => databases::dump_globals(&server.client).expect("checked above"),
-        };
-        let series = Series {
-            config: server.config.clone(),
-            namespace: server.namespace.clone(),
-            kind: SeriesKind::Database,
-            name: databases::series_name(&server.name, db.as_deref()),
-        };
         let what = match &db {
             Some(d) => format!("database {d}"),
             None => "the users and roles".to_owned(),
         };
-        let started = Instant::now();
-        let result = dump(
-            env,
-            &series,
-            Timestamp::now(),
-            &databases::file_name(engine, db.as_deref()),
-            &server.relay(command, Some(check)),
-            server.upload_limit,
-        );
-        let mut record = Dumped {
-            database: db,
-            series: series.name.clone(),
-            seconds: started.elapsed().as_secs_f64(),
-            ..Dumped::default()
-        };
-        match result {
-            Ok(s) => {
-                record.ok = true;
-                record.message = "ok".into();
-                record.archive = s.archive;
-                record.bytes = s.bytes_read;
-                record.bytes_added = s.bytes_added;
-                emit(&MoverEvent::Dumped(record));
+        if let Err(f) = dump_one(env, server, db.as_deref()) {
+            log("error", format!("{what}: {}", f.message));
+            if matches!(
+                f.failure,
+                Failure::Locked | Failure::Passphrase | Failure::Unreachable
+            ) {
+                // The repository, not the database: the next dumps would fail the same way.
+                return Err(f);
             }
-            Err(f) => {
-                log("error", format!("{what}: {}", f.message));
-                record.message = f.message.clone();
-                emit(&MoverEvent::Dumped(record));
-                if matches!(
-                    f.failure,
-                    Failure::Locked | Failure::Passphrase | Failure::Unreachable
-                ) {
-                    // The repository, not the database: the next dumps would fail the same way.
-                    return Err(f);
-                }
-                failed.push(what);
-            }
+            failed.push(what);
         }
     }
     if failed.is_empty() {
@@ -163,4 +138,59 @@ pub(super) fn databases(env: &Env, server: &DatabasesJob) -> Result<(), Fail> {
             ),
         ))
     }
+}
+
+/// Dumps one database (`None`: the users and roles) into its series, saying so before
+/// (`dumping`) and after (`dumped`); the archive made, or why there is none.
+pub(super) fn dump_one(env: &Env, server: &DatabasesJob, db: Option<&str>) -> Result<String, Fail> {
+    emit(&MoverEvent::Dumping {
+        database: db.map(String::from),
+    });
+    let engine = server.client.engine;
+    let (command, check) = match db {
+        Some(d) => databases::dump(&server.client, d),
+        None => databases::dump_globals(&server.client).ok_or_else(|| {
+            Fail::new(
+                Failure::Failed,
+                format!("{} has no dump of its users", engine.name()),
+            )
+        })?,
+    };
+    let series = Series {
+        config: server.config.clone(),
+        namespace: server.namespace.clone(),
+        kind: SeriesKind::Database,
+        name: databases::series_name(&server.name, db),
+    };
+    let started = Instant::now();
+    let result = dump(
+        env,
+        &series,
+        Timestamp::now(),
+        &databases::file_name(engine, db),
+        &server.relay(command, Some(check)),
+        server.upload_limit,
+    );
+    let mut record = Dumped {
+        database: db.map(String::from),
+        series: series.name.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        ..Dumped::default()
+    };
+    let out = match result {
+        Ok(s) => {
+            record.ok = true;
+            record.message = "ok".into();
+            record.archive = s.archive.clone();
+            record.bytes = s.bytes_read;
+            record.bytes_added = s.bytes_added;
+            Ok(s.archive)
+        }
+        Err(f) => {
+            record.message = f.message.clone();
+            Err(f)
+        }
+    };
+    emit(&MoverEvent::Dumped(record));
+    out
 }

@@ -10,6 +10,7 @@ mod databases;
 mod dump;
 mod env;
 mod list;
+mod load;
 mod locks;
 mod pgdump;
 mod process;
@@ -91,6 +92,7 @@ fn run_job(job: &str) -> i32 {
             command,
             stdin_lines,
             check,
+            feed,
         })) => {
             // Its stdout is the content: what it says goes to stderr, and no `end` event.
             return relay::relay(&relay::Relay {
@@ -99,6 +101,7 @@ fn run_job(job: &str) -> i32 {
                 command: &command,
                 stdin_lines: &stdin_lines,
                 check: check.as_ref(),
+                feed,
             });
         }
         Err(e) => {
@@ -132,6 +135,7 @@ fn run_job(job: &str) -> i32 {
         Action::Check { read_data_subset } => check(&env, read_data_subset.as_deref()),
         Action::BreakLock => break_lock(&env),
         Action::Databases(job) => databases::databases(&env, job),
+        Action::RestoreDatabase(job) => load::restore_database(&env, job),
         Action::List {
             config,
             namespace,

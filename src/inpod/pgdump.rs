@@ -225,6 +225,8 @@ pub(crate) struct PgCustomCheck {
     entries: HashMap<i64, Data>,
     block: Block,
     blocks: u64,
+    /// TOC entries of tables (desc `TABLE`).
+    tables: u64,
 }
 
 impl PgCustomCheck {
@@ -245,7 +247,13 @@ impl PgCustomCheck {
             entries: HashMap::new(),
             block: Block::default(),
             blocks: 0,
+            tables: 0,
         }
+    }
+
+    /// How many tables the archive's TOC creates (so far).
+    pub(crate) fn tables(&self) -> u64 {
+        self.tables
     }
 
     /// Feeds the next bytes of the stream.
@@ -658,7 +666,11 @@ impl PgCustomCheck {
             Step::FieldBody(field) => {
                 if field == Field::Desc && self.entry.desc_seen <= DESC_CAP {
                     let entry = &mut self.entry;
-                    entry.kind = Kind::from_desc(&entry.desc[..entry.desc_seen]);
+                    let desc = &entry.desc[..entry.desc_seen];
+                    entry.kind = Kind::from_desc(desc);
+                    if desc == b"TABLE" {
+                        self.tables += 1;
+                    }
                 }
                 Step::Field(field.next(self.version.1))
             }
@@ -796,6 +808,16 @@ mod tests {
             );
             // 3 blocks: two TABLE DATA, one BLOBS, after the TOC.
             assert_eq!(boundaries(bytes).len(), 4, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_tables_of_the_toc_are_counted() {
+        for (name, bytes) in fixtures() {
+            let mut c = PgCustomCheck::new();
+            c.feed(bytes);
+            // sales.orders, inventory.items
+            assert_eq!(c.tables(), 2, "{name}");
         }
     }
 

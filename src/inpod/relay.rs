@@ -10,7 +10,7 @@ use std::io::Write;
 
 use super::pgdump::PgCustomCheck;
 use crate::engines::databases::StreamCheck;
-use crate::kube::exec::{Exit, stream};
+use crate::kube::exec::{Exit, Stdin, stream};
 
 /// What to relay.
 pub(super) struct Relay<'a> {
@@ -19,6 +19,7 @@ pub(super) struct Relay<'a> {
     pub(super) command: &'a [String],
     pub(super) stdin_lines: &'a [String],
     pub(super) check: Option<&'a StreamCheck>,
+    pub(super) feed: bool,
 }
 
 /// The start of every line the relay writes on stderr.
@@ -103,12 +104,19 @@ pub(super) fn relay(r: &Relay<'_>) -> i32 {
                 c.feed(b);
             }
         };
+        let mut own = tokio::io::stdin();
+        let head = stdin.as_deref().unwrap_or_default();
+        let input = match (r.feed, &stdin) {
+            (true, _) => Stdin::Then(head, &mut own),
+            (false, Some(_)) => Stdin::Bytes(head),
+            (false, None) => Stdin::None,
+        };
         let s = stream(
             &pods,
             r.pod,
             r.container,
             r.command,
-            stdin.as_deref(),
+            input,
             &mut out,
             &mut inspect,
         )
@@ -149,7 +157,12 @@ pub(super) fn relay(r: &Relay<'_>) -> i32 {
                     Some(Ok(summary)) => format!(" ({summary})"),
                     _ => String::new(),
                 };
-                say(&format!("{} bytes, complete{what}", s.bytes));
+                let fed = if r.feed {
+                    format!("{} bytes fed, ", s.fed)
+                } else {
+                    String::new()
+                };
+                say(&format!("{fed}{} bytes, complete{what}", s.bytes));
                 0
             }
         }

@@ -331,6 +331,8 @@ pub struct Streamed {
     pub exit: Exit,
     /// Bytes copied from its stdout.
     pub bytes: u64,
+    /// Bytes written to its stdin.
+    pub fed: u64,
     /// The last bytes of its stdout (up to 4 KiB).
     pub tail: Vec<u8>,
     /// Its stderr.
@@ -339,27 +341,39 @@ pub struct Streamed {
     pub sink_error: Option<String>,
 }
 
-/// Runs `argv` in a container, writes `stdin` (if any) to it and closes it, and copies its stdout
-/// into `sink` as it comes (no time limit: the stream is as long as the command runs); `inspect`
-/// sees every piece of stdout as it passes.
+/// What a streamed command reads on stdin.
+pub enum Stdin<'a> {
+    /// Nothing: stdin is not attached.
+    None,
+    /// These bytes, then the end of input.
+    Bytes(&'a [u8]),
+    /// These bytes, then everything `rest` gives until its end, then the end of input.
+    Then(&'a [u8], &'a mut (dyn tokio::io::AsyncRead + Unpin + Send)),
+}
+
+/// Runs `argv` in a container, writes `stdin` to it and closes it (the v5 protocol closes stdin
+/// without losing the status), and copies its stdout into `sink` as it comes (no time limit: the
+/// stream is as long as the command runs); `inspect` sees every piece of stdout as it passes.
 pub async fn stream(
     pods: &Api<Pod>,
     pod: &str,
     container: &str,
     argv: &[String],
-    stdin: Option<&[u8]>,
+    stdin: Stdin<'_>,
     sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     inspect: &mut (dyn FnMut(&[u8]) + Send),
 ) -> Streamed {
     let mut out = Streamed {
         exit: Exit::Failed("not started".into()),
         bytes: 0,
+        fed: 0,
         tail: Vec::new(),
         stderr: String::new(),
         sink_error: None,
     };
+    let attach = !matches!(stdin, Stdin::None);
     let mut p = match pods
-        .exec(pod, argv.to_vec(), &params(container, stdin.is_some()))
+        .exec(pod, argv.to_vec(), &params(container, attach))
         .await
     {
         Ok(p) => p,
@@ -368,21 +382,36 @@ pub async fn stream(
             return out;
         }
     };
-    if let (Some(data), Some(mut w)) = (stdin, p.stdin()) {
-        // The v5 protocol closes stdin without losing the status; the writer is dropped here.
-        if let Err(e) = w.write_all(data).await {
-            out.exit = Exit::Failed(format!("writing the command's stdin: {e}"));
-            return out;
+    let writer = if attach { p.stdin() } else { None };
+    let feed = async move {
+        let Some(mut w) = writer else {
+            return Ok(0);
+        };
+        let (head, rest) = match stdin {
+            Stdin::None => return Ok(0),
+            Stdin::Bytes(b) => (b, None),
+            Stdin::Then(b, r) => (b, Some(r)),
+        };
+        w.write_all(head)
+            .await
+            .map_err(|e| format!("writing the command's stdin: {e}"))?;
+        let mut fed = head.len() as u64;
+        if let Some(r) = rest {
+            fed += tokio::io::copy(r, &mut w)
+                .await
+                .map_err(|e| format!("writing the command's stdin: {e}"))?;
         }
         // The command may wait for the end of its input: a stdin that cannot be closed fails.
-        if let Err(e) = w.shutdown().await {
-            out.exit = Exit::Failed(format!("closing the command's stdin: {e}"));
-            return out;
-        }
-    }
+        w.shutdown()
+            .await
+            .map_err(|e| format!("closing the command's stdin: {e}"))?;
+        Ok::<u64, String>(fed)
+    };
     let err = Arc::new(Mutex::new(Capture::default()));
     let se = p.stderr().map(|r| tokio::spawn(drain(r, err.clone())));
-    if let Some(mut r) = p.stdout() {
+    let stdout = p.stdout();
+    let read = async {
+        let Some(mut r) = stdout else { return };
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match r.read(&mut buf).await {
@@ -407,16 +436,23 @@ pub async fn stream(
                 }
             }
         }
-    }
+    };
+    let (fed, ()) = futures::join!(feed, read);
     if let Err(e) = sink.flush().await {
         out.sink_error.get_or_insert(e.to_string());
     }
     out.exit = exit_of(&mut p).await;
+    match fed {
+        Ok(n) => out.fed = n,
+        // The command's own failure, when it has one, says more than a broken stdin.
+        Err(e) if out.exit.ok() => out.exit = Exit::Failed(e),
+        Err(e) => out.stderr.push_str(&format!("[{e}]\n")),
+    }
     let stderr_read = match se {
         Some(t) => t.await.map_err(|e| e.to_string()),
         None => Ok(()),
     };
-    out.stderr = err.lock().await.text();
+    out.stderr = format!("{}{}", err.lock().await.text(), out.stderr);
     if let Err(e) = stderr_read {
         out.stderr
             .push_str(&format!("\n[the rest of stderr could not be read: {e}]"));

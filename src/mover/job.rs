@@ -200,6 +200,9 @@ pub enum Action {
     /// Dump the databases of one server (each its own series) and its users and roles into the
     /// repository, each whole or not at all, by relays that exec the server's own client.
     Databases(DatabasesJob),
+    /// Load a database dump from the repository into a database of its server, by a relay
+    /// that feeds it to the server's own client; checked afterwards (the tables are there).
+    RestoreDatabase(RestoreDatabaseJob),
     /// List the archives of a config and namespace (or of one series), with sizes where the
     /// engine knows them, as `listed` events.
     List {
@@ -239,6 +242,7 @@ impl Action {
             Action::BreakLock => "break-lock",
             Action::List { .. } => "list",
             Action::Databases(_) => "databases",
+            Action::RestoreDatabase(_) => "restore-database",
             Action::Restore { .. } => "restore",
         }
     }
@@ -269,6 +273,48 @@ pub struct DatabasesJob {
     /// Upload limit in bytes per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_limit: Option<u64>,
+}
+
+/// A database restore: which dump, into which database of the server.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreDatabaseJob {
+    /// The server (its `databases` and `upload_limit` unused).
+    pub server: DatabasesJob,
+    /// The database the dump is of.
+    pub source: String,
+    /// borg archive name or restic snapshot id.
+    pub archive: String,
+    /// The dump's file in the archive.
+    pub file_name: String,
+    /// The database to load it into.
+    pub target: String,
+    /// Replace `target` if it exists (after a safety dump of it into the repository);
+    /// otherwise an existing `target` is refused and nothing is changed.
+    pub replace: bool,
+}
+
+/// What a database restore did.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Loaded {
+    /// The database loaded into.
+    pub target: String,
+    /// Whether it was made by this restore (it did not exist).
+    pub created: bool,
+    /// The archive of the safety dump of the replaced database, when one was replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_archive: Option<String>,
+    /// Bytes of the dump fed to the client.
+    pub bytes: u64,
+    /// Tables the dump creates.
+    pub expected_tables: u64,
+    /// Tables found in the database afterwards.
+    pub tables: u64,
+    /// The client's stop-at-first-error mode, in its own words.
+    pub mode: String,
+    /// Seconds the load took.
+    pub seconds: f64,
 }
 
 /// A whole job.
@@ -316,6 +362,10 @@ pub enum LocalJob {
         /// How the stream is known to be whole (an end marker, or a pg_dump archive read through).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         check: Option<StreamCheck>,
+        /// After `stdin_lines`, pass this process's own stdin on to the command's until it
+        /// ends (a dump loaded into a database).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        feed: bool,
     },
 }
 
@@ -541,8 +591,10 @@ pub enum MoverEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         database: Option<String>,
     },
-    /// One dump of a `databases` job, done or not.
+    /// One dump of a `databases` job (or a restore's safety dump), done or not.
     Dumped(Dumped),
+    /// The result of a database restore.
+    Loaded(Loaded),
     /// A restore or sync is about to write its volume (before it, the volume is untouched).
     Writing,
     /// The result of a restore or a sync.

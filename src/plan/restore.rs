@@ -15,6 +15,7 @@ use crate::mover::job::{Action, ArchiveEntry, Engine, Job};
 use crate::mover::pod::{self, CloneSource, Data};
 use crate::plan::backup::{access, snapshot_pvc, storage_request};
 
+pub mod database;
 pub mod inplace;
 
 /// What a restore reads.
@@ -137,8 +138,31 @@ pub fn choose_archive(
     pvc: &str,
     q: ArchiveQuery<'_>,
 ) -> Result<Source, String> {
+    choose_series_archive(entries, repository, SeriesKind::Volume, pvc, q)
+}
+
+/// For people: `PVC data`, `database maria/shop`.
+fn series_words(kind: SeriesKind, series: &str) -> String {
+    match kind {
+        SeriesKind::Database => format!(
+            "database {}",
+            crate::engines::databases::describe_series(series)
+        ),
+        k => format!("{} {series}", kind_word(k)),
+    }
+}
+
+/// The archive of series `series` of `kind` the query names, among `entries`.
+pub fn choose_series_archive(
+    entries: &[ArchiveEntry],
+    repository: &Repository,
+    kind: SeriesKind,
+    series: &str,
+    q: ArchiveQuery<'_>,
+) -> Result<Source, String> {
     let repo = &repository.name;
-    let ours = |e: &&ArchiveEntry| e.kind == SeriesKind::Volume && e.series == pvc;
+    let ours = |e: &&ArchiveEntry| e.kind == kind && e.series == series;
+    let wanted = series_words(kind, series);
     let chosen = if let Some(id) = q.archive {
         let exact: Vec<&ArchiveEntry> = entries.iter().filter(|e| e.archive == id).collect();
         let matches = if exact.is_empty() && repository.engine() == Engine::Restic {
@@ -157,9 +181,8 @@ pub fn choose_archive(
             }
             [one] if !ours(&one) => {
                 return Err(format!(
-                    "--archive {id}: it is an archive of {} {}, not of PVC {pvc}",
-                    kind_word(one.kind),
-                    one.series
+                    "--archive {id}: it is an archive of {}, not of {wanted}",
+                    series_words(one.kind, &one.series)
                 ));
             }
             [one] => one,
@@ -174,7 +197,7 @@ pub fn choose_archive(
         of_pvc.sort_by_key(|e| e.time);
         let Some(oldest) = of_pvc.first() else {
             return Err(format!(
-                "repository {repo} has no archive of PVC {pvc} (see `kentledge list archives --repository {repo}`)"
+                "repository {repo} has no archive of {wanted} (see `kentledge list archives --repository {repo}`)"
             ));
         };
         match q.as_of {
@@ -182,7 +205,7 @@ pub fn choose_archive(
                 Some(e) => *e,
                 None => {
                     return Err(format!(
-                        "--as-of {t}: repository {repo} has no archive of PVC {pvc} taken at or \
+                        "--as-of {t}: repository {repo} has no archive of {wanted} taken at or \
                          before then (the oldest was taken {}); nothing was restored",
                         oldest.time
                     ));

@@ -1,5 +1,5 @@
-//! What a volume restore did: from what, into what, how it was verified, what is left and
-//! where, the exit code, and the text rendering (JSON is the serialized form).
+//! What a restore did (a volume or a database): from what, into what, how it was verified, what
+//! is left and where, the exit code, and the text rendering (JSON is the serialized form).
 
 use serde::Serialize;
 
@@ -231,5 +231,99 @@ impl Render for VolumeRestore {
 
     fn json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// What a database restore did.
+#[derive(Clone, Debug, Serialize)]
+pub struct DatabaseRestore {
+    /// The `spec.offsite.databases` entry.
+    pub name: String,
+    /// The database the dump is of.
+    pub database: String,
+    /// The database loaded into.
+    pub target: String,
+    /// Where: `pod/container`.
+    pub server: String,
+    /// The repository.
+    pub repository: String,
+    /// The archive.
+    pub archive: String,
+    /// Whether it was restored and checked.
+    pub ok: bool,
+    /// `ok`, `failed` or `unknown`.
+    pub outcome: Verdict,
+    /// `ok` or what went wrong.
+    pub result: String,
+    /// What the mover reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<crate::mover::job::Loaded>,
+    /// What else to know.
+    pub notes: Vec<String>,
+    /// The whole restore's duration.
+    pub seconds: f64,
+    /// The signal's exit code, when interrupted.
+    pub interrupted: Option<u8>,
+}
+
+impl DatabaseRestore {
+    /// 0 restored and checked, 1 not, an interruption's code.
+    pub fn code(&self, lock_lost: bool) -> u8 {
+        report::exit_code(
+            [self.outcome],
+            Run {
+                lock_lost,
+                ..Run::new(self.interrupted)
+            },
+        )
+    }
+}
+
+impl Render for DatabaseRestore {
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let head = format!(
+            "database {} of {} from archive {} in repository {} into database {} in {}",
+            self.database, self.name, self.archive, self.repository, self.target, self.server
+        );
+        if self.ok {
+            out.push_str(&format!("restored {head}\n"));
+        } else {
+            out.push_str(&format!("NOT restored: {head}\n  {}\n", self.result));
+        }
+        if let Some(l) = &self.loaded {
+            if let Some(a) = &l.safety_archive {
+                out.push_str(&format!(
+                    "  safety dump of the replaced database {}: {a} (in repository {})\n",
+                    l.target, self.repository
+                ));
+            }
+            if self.ok {
+                out.push_str(&format!(
+                    "  {} loaded in {:.1}s by {}; {} tables there (the dump creates {}){}\n",
+                    indicatif::HumanBytes(l.bytes),
+                    l.seconds,
+                    l.mode,
+                    l.tables,
+                    l.expected_tables,
+                    if l.created {
+                        "; a new database"
+                    } else {
+                        "; it replaced the database"
+                    }
+                ));
+            }
+        }
+        for n in &self.notes {
+            out.push_str(&format!("  note: {n}\n"));
+        }
+        if let Some(c) = self.interrupted {
+            out.push_str(&format!("  interrupted (exit {c})\n"));
+        }
+        out
     }
 }

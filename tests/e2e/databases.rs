@@ -6,13 +6,12 @@
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kentledge::kube::exec::{self, Exit};
 use kube::api::Api;
 use serde_json::{Value, json};
 
 use crate::backup::{PASSPHRASE, empty_pvc, leftovers, passphrase_secret};
 use crate::cluster::TestCluster;
-use crate::mariadb::{SOCKET, argv, running_mariadb, sql};
+use crate::mariadb::{running_mariadb, sql};
 use crate::support::run;
 
 /// The database user's password: it must appear nowhere kentledge writes or sends.
@@ -80,23 +79,6 @@ fn checksum(tc: &TestCluster, table: &str) -> String {
         .to_owned()
 }
 
-/// Loads an SQL dump into database `db` (created) by exec stdin, as root.
-fn load(tc: &TestCluster, db: &str, dump: &[u8]) {
-    sql(tc, "db-0", &format!("CREATE DATABASE `{db}`"));
-    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
-    let mut sink = tokio::io::sink();
-    let o = tc.block_on(exec::stream(
-        &pods,
-        "db-0",
-        "mariadb",
-        &argv(&["mariadb", "--socket", SOCKET, "-uroot", db]),
-        Some(dump),
-        &mut sink,
-        &mut |_| {},
-    ));
-    assert_eq!(o.exit, Exit::Code(0), "{}", o.stderr);
-}
-
 fn borg_extract(repo: &Path, archive: &str, base: &Path) -> Vec<u8> {
     let o = std::process::Command::new("borg")
         .args(["extract", "--stdout"])
@@ -146,13 +128,14 @@ fn mariadb_databases_are_dumped_each_into_its_own_series_and_load_back_equal() {
         "shop",
         &maria_spec("{user: backup, passwordSecret: {secret: db-pass, key: password}}"),
     );
-    let dry = run(tc.kentledge(&cfg).args(["backup", "--dry-run"]));
-    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    let dry0 = run(tc.kentledge(&cfg).args(["backup", "--dry-run"]));
+    assert_eq!(dry0.code, 0, "{}{}", dry0.stdout, dry0.stderr);
     assert!(
-        dry.stdout.contains("database maria (mariadb) → borg-local")
-            && dry.stdout.contains("dumped in  db-0/mariadb"),
+        dry0.stdout
+            .contains("database maria (mariadb) → borg-local")
+            && dry0.stdout.contains("dumped in  db-0/mariadb"),
         "{}",
-        dry.stdout
+        dry0.stdout
     );
 
     let r = run(tc.kentledge(&cfg).arg("backup"));
@@ -203,24 +186,52 @@ fn mariadb_databases_are_dumped_each_into_its_own_series_and_load_back_equal() {
         l.stdout
     );
 
-    // The borg archive of shop loads into another database and compares equal.
-    let repo = tc.volume_dir("borg-repo").join("shop");
-    let base = tempfile::tempdir().unwrap();
-    let names = std::process::Command::new("borg")
-        .args(["list", "--short"])
-        .arg(&repo)
-        .env("BORG_PASSPHRASE", PASSPHRASE)
-        .env("BORG_BASE_DIR", base.path())
-        .output()
-        .unwrap();
-    let names = String::from_utf8_lossy(&names.stdout).into_owned();
-    let shop = names
-        .lines()
-        .find(|n| n.starts_with("kentledge_shop_shop_db_maria.shop_"))
-        .unwrap_or_else(|| panic!("{names}"));
-    let dump = borg_extract(&repo, shop, base.path());
-    assert!(String::from_utf8_lossy(&dump).contains("-- Dump completed"));
-    load(&tc, "shop_restored", &dump);
+    // kentledge restores shop from borg under another name: equal tables, and the view,
+    // trigger, routine and event are there.
+    let dry = run(tc.kentledge(&cfg).args([
+        "restore",
+        "database",
+        "maria",
+        "--repository",
+        "borg-local",
+        "--database",
+        "shop",
+        "--to-database",
+        "shop_restored",
+        "--dry-run",
+    ]));
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    assert!(
+        dry.stdout
+            .contains("into       database shop_restored in db-0/mariadb"),
+        "{}",
+        dry.stdout
+    );
+    let restore = |args: &[&str]| {
+        let mut a = vec!["restore", "database", "maria"];
+        a.extend_from_slice(args);
+        run(tc.kentledge(&cfg).args(&a))
+    };
+    let r1 = restore(&[
+        "--repository",
+        "borg-local",
+        "--database",
+        "shop",
+        "--to-database",
+        "shop_restored",
+    ]);
+    assert_eq!(r1.code, 0, "{}{}", r1.stdout, r1.stderr);
+    assert!(
+        r1.stdout.contains("restored database shop of maria"),
+        "{}",
+        r1.stdout
+    );
+    assert!(
+        r1.stdout
+            .contains("2 tables there (the dump creates 2); a new database"),
+        "{}",
+        r1.stdout
+    );
     for t in ["orders", "audit"] {
         assert_eq!(
             checksum(&tc, &format!("shop_restored.{t}")),
@@ -249,20 +260,102 @@ fn mariadb_databases_are_dumped_each_into_its_own_series_and_load_back_equal() {
         sql(&tc, "db-0", "SELECT COUNT(*) FROM shop_restored.big_orders"),
         "2"
     );
+    // From restic: my_app (a name with `_`) under another name.
+    let r2 = restore(&[
+        "--repository",
+        "restic-local",
+        "--database",
+        "my_app",
+        "--to-database",
+        "my_app_copy",
+    ]);
+    assert_eq!(r2.code, 0, "{}{}", r2.stdout, r2.stderr);
+    assert_eq!(checksum(&tc, "my_app_copy.kv"), checksum(&tc, "my_app.kv"));
+    // Several databases and no --database: refused, naming them.
+    let r3 = restore(&["--repository", "borg-local"]);
+    assert_eq!(r3.code, 1, "{}{}", r3.stdout, r3.stderr);
+    assert!(
+        r3.stderr
+            .contains("say which with --database (my_app, shop)"),
+        "{}",
+        r3.stderr
+    );
+    // Into an existing database: refused without --replace, nothing changed.
+    sql(
+        &tc,
+        "db-0",
+        "INSERT INTO shop.orders (note, total) VALUES ('after the dump', 3.00)",
+    );
+    let changed = checksum(&tc, "shop.orders");
+    let r4 = restore(&["--repository", "borg-local", "--database", "shop"]);
+    assert_eq!(r4.code, 1, "{}{}", r4.stdout, r4.stderr);
+    assert!(
+        r4.stdout.contains("already exists") && r4.stdout.contains("--replace"),
+        "{}",
+        r4.stdout
+    );
+    assert_eq!(checksum(&tc, "shop.orders"), changed, "nothing was changed");
+    // With --replace: a safety dump first (named), then the dump's state.
+    let r5 = restore(&[
+        "--repository",
+        "borg-local",
+        "--database",
+        "shop",
+        "--replace",
+    ]);
+    assert_eq!(r5.code, 0, "{}{}", r5.stdout, r5.stderr);
+    assert!(
+        r5.stdout.contains(
+            "safety dump of the replaced database shop: kentledge_shop_shop_db_maria.shop_"
+        ),
+        "{}",
+        r5.stdout
+    );
+    assert_eq!(
+        checksum(&tc, "shop.orders"),
+        checksum(&tc, "shop_restored.orders")
+    );
+    let safety = r5
+        .stdout
+        .split("safety dump of the replaced database shop: ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    // The safety dump is a restore point of what was replaced.
+    let r6 = restore(&[
+        "--repository",
+        "borg-local",
+        "--archive",
+        &safety,
+        "--to-database",
+        "shop_before",
+    ]);
+    assert_eq!(r6.code, 0, "{}{}", r6.stdout, r6.stderr);
+    assert_eq!(checksum(&tc, "shop_before.orders"), changed);
+    assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
     // The users dump holds the backup user.
+    let repo = tc.volume_dir("borg-repo").join("shop");
+    let base = tempfile::tempdir().unwrap();
+    let names = std::process::Command::new("borg")
+        .args(["list", "--short"])
+        .arg(&repo)
+        .env("BORG_PASSPHRASE", PASSPHRASE)
+        .env("BORG_BASE_DIR", base.path())
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout).into_owned();
     let users = names
         .lines()
         .find(|n| n.starts_with("kentledge_shop_shop_db_maria_"))
         .unwrap_or_else(|| panic!("{names}"));
     let users = String::from_utf8(borg_extract(&repo, users, base.path())).unwrap();
     assert!(users.contains("`backup`@`localhost`"), "{users}");
-
-    nowhere(
-        &tc,
-        since,
-        &[&r.stdout, &r.stderr, &l.stdout, &l.stderr, &dry.stdout],
-        DB_PASSWORD,
-    );
+    let said: Vec<&str> = [&r, &l, &dry0, &dry, &r1, &r2, &r3, &r4, &r5, &r6]
+        .iter()
+        .flat_map(|x| [x.stdout.as_str(), x.stderr.as_str()])
+        .collect();
+    nowhere(&tc, since, &said, DB_PASSWORD);
 }
 
 #[test]

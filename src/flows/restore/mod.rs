@@ -4,8 +4,11 @@
 //! deletes the source meanwhile and no other run sweeps the restore's objects. Into a new PVC:
 //! [`fresh`]; in place: [`inplace`].
 
+mod database;
 mod fresh;
 mod inplace;
+
+pub use database::{DatabaseOptions, database};
 
 use std::time::Duration;
 

@@ -1,0 +1,369 @@
+//! The `restore-database` action: load a dump from the repository into a database of its
+//! server. An existing target is refused unless asked to replace it, and then dumped first (a
+//! safety dump into the same repository). The engine extracts the dump to a pipe; the mover
+//! reads it through (the end marker of an SQL dump, a pg_dump archive's blocks, the tables it
+//! creates) and feeds it to a relay that runs the server's own client, set to stop at the first
+//! error (PostgreSQL: one transaction). Afterwards the tables are counted. A database this
+//! restore created is dropped again when the load fails.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use super::LOCK_POLL_SECS;
+use super::databases::dump_one;
+use super::dump::{relay_argv, relay_reason};
+use super::env::Env;
+use super::pgdump::PgCustomCheck;
+use super::process::each_line;
+use super::relay::has_marker;
+use super::{Fail, emit, log};
+use crate::engines::databases::{self, DatabaseEngine, MYSQL_END};
+use crate::engines::{borg, restic};
+use crate::mover::job::{Engine, Failure, Loaded, LocalJob, MoverEvent, RestoreDatabaseJob};
+
+/// What the fed stream held, read as it passed.
+enum Scan {
+    /// An SQL dump: its `CREATE TABLE` lines, and its last bytes (for the end marker).
+    Sql {
+        tables: u64,
+        line: Vec<u8>,
+        tail: Vec<u8>,
+    },
+    /// A pg_dump custom archive.
+    Pg(Box<PgCustomCheck>),
+}
+
+impl Scan {
+    fn new(engine: DatabaseEngine) -> Scan {
+        match engine {
+            DatabaseEngine::Postgresql => Scan::Pg(Box::new(PgCustomCheck::new())),
+            _ => Scan::Sql {
+                tables: 0,
+                line: Vec::new(),
+                tail: Vec::new(),
+            },
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        match self {
+            Scan::Pg(c) => c.feed(bytes),
+            Scan::Sql { tables, line, tail } => {
+                for &b in bytes {
+                    if b == b'\n' {
+                        if line.starts_with(b"CREATE TABLE `") {
+                            *tables += 1;
+                        }
+                        line.clear();
+                    } else if line.len() < 16 {
+                        line.push(b);
+                    }
+                }
+                tail.extend_from_slice(bytes);
+                if tail.len() > 4096 {
+                    tail.drain(..tail.len() - 4096);
+                }
+            }
+        }
+    }
+
+    /// The tables the dump creates, or why it is not whole.
+    fn finish(self) -> Result<u64, String> {
+        match self {
+            Scan::Pg(c) => {
+                let tables = c.tables();
+                c.finish().map(|_| tables)
+            }
+            Scan::Sql { tables, tail, .. } => {
+                if has_marker(&tail, MYSQL_END) {
+                    Ok(tables)
+                } else {
+                    Err(format!("the dump does not end with {MYSQL_END:?}"))
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn restore_database(env: &Env, job: &RestoreDatabaseJob) -> Result<(), Fail> {
+    let server = &job.server;
+    let engine = server.client.engine;
+    let target = job.target.as_str();
+    let place = format!("{}/{}", server.pod, server.container);
+    let exists = server.list()?.iter().any(|d| d == target);
+    if exists && !job.replace {
+        return Err(Fail::new(
+            Failure::Failed,
+            format!(
+                "database {target} already exists in {place}; nothing was changed: restore under another name with --to-database NEW, or replace it with --replace (it is dumped into the repository first)"
+            ),
+        ));
+    }
+    let mut loaded = Loaded {
+        target: target.to_owned(),
+        mode: match engine {
+            DatabaseEngine::Postgresql => {
+                "pg_restore --single-transaction --exit-on-error".to_owned()
+            }
+            _ => "mariadb --one-database (stops at the first error)".to_owned(),
+        },
+        ..Loaded::default()
+    };
+    if exists {
+        log(
+            "info",
+            format!("dumping database {target} before it is replaced"),
+        );
+        let archive = dump_one(env, server, Some(target)).map_err(|f| {
+            Fail::new(
+                f.failure,
+                format!(
+                    "the safety dump of database {target} failed, so it was not replaced: {}",
+                    f.message
+                ),
+            )
+        })?;
+        log("info", format!("safety dump of {target}: {archive}"));
+        loaded.safety_archive = Some(archive);
+    }
+    // PostgreSQL replaces in one transaction (pg_restore --clean); MariaDB drops and recreates.
+    let recreate = !exists || engine != DatabaseEngine::Postgresql;
+    if exists && recreate {
+        server.run(
+            databases::drop_database(&server.client, target),
+            "dropping the database",
+        )?;
+    }
+    if recreate {
+        server.run(
+            databases::create_database(&server.client, target),
+            "creating the database",
+        )?;
+        loaded.created = !exists;
+    }
+    let started = Instant::now();
+    let fed = feed(env, job, exists && !recreate).and_then(|(bytes, expected)| {
+        let out = server.run(
+            databases::count_tables(&server.client, target),
+            "counting the tables",
+        )?;
+        let found: u64 = out.trim().parse().map_err(|_| {
+            Fail::new(
+                Failure::Failed,
+                format!("counting the tables of {target} gave {out:?}"),
+            )
+        })?;
+        if found < expected {
+            return Err(Fail::new(
+                Failure::Failed,
+                format!("the dump creates {expected} tables but {target} has {found}"),
+            ));
+        }
+        Ok((bytes, expected, found))
+    });
+    loaded.seconds = started.elapsed().as_secs_f64();
+    match fed {
+        Ok((bytes, expected, found)) => {
+            loaded.bytes = bytes;
+            loaded.expected_tables = expected;
+            loaded.tables = found;
+            emit(&MoverEvent::Loaded(loaded));
+            Ok(())
+        }
+        Err(mut f) => {
+            if loaded.created {
+                // Never leave a half-loaded database behind that did not exist before.
+                match server.run(
+                    databases::drop_database(&server.client, target),
+                    "dropping the half-restored database",
+                ) {
+                    Ok(_) => f
+                        .message
+                        .push_str(&format!("; the new database {target} was dropped again")),
+                    Err(d) => f.message.push_str(&format!(
+                        "; the new database {target} could NOT be dropped ({}): drop it by hand",
+                        d.message
+                    )),
+                }
+            } else if let Some(a) = &loaded.safety_archive {
+                let rolled_back = engine == DatabaseEngine::Postgresql;
+                f.message.push_str(&if rolled_back {
+                    format!("; pg_restore ran in one transaction, so {target} is as it was (its safety dump is {a})")
+                } else {
+                    format!(
+                        "; {target} may be half restored: its contents before are archive {a} (restore it with --archive {a} --replace)"
+                    )
+                });
+            }
+            Err(f)
+        }
+    }
+}
+
+/// Streams the dump from the repository through the scan into the relay; the bytes fed and the
+/// tables the dump creates.
+fn feed(env: &Env, job: &RestoreDatabaseJob, replace: bool) -> Result<(u64, u64), Fail> {
+    let failed = |what: &str, e: std::io::Error| Fail::new(Failure::Failed, format!("{what}: {e}"));
+    let server = &job.server;
+    let engine = server.client.engine;
+    let relay = LocalJob::Relay {
+        pod: server.pod.clone(),
+        container: server.container.clone(),
+        command: databases::load(&server.client, &job.target, replace),
+        stdin_lines: server.stdin_lines.clone(),
+        check: None,
+        feed: true,
+    };
+    let relay_cmd = relay_argv(&relay)?;
+    let extract = match env.access.engine {
+        Engine::Borg => borg::extract_stdout(
+            &env.borg_repo(env.access.lock_wait_secs.max(LOCK_POLL_SECS)),
+            &job.archive,
+            &job.file_name,
+        ),
+        Engine::Restic => env.restic_argv(restic::dump(&job.archive, &job.file_name)),
+    };
+    log(
+        "info",
+        format!(
+            "loading {} of {} into database {} in {}/{}",
+            job.file_name, job.archive, job.target, server.pod, server.container
+        ),
+    );
+    let mut source = Command::new(&extract[0])
+        .args(&extract[1..])
+        .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(&format!("starting {}", extract[0]), e))?;
+    let mut client = Command::new(&relay_cmd[0])
+        .args(&relay_cmd[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed("starting the relay", e))?;
+    let source_err = source.stderr.take().expect("piped");
+    let engine_said = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let _ = each_line(source_err, |l| {
+            if !l.trim().is_empty() {
+                lines.push(l);
+            }
+        });
+        lines
+    });
+    let relay_err = client.stderr.take().expect("piped");
+    let relay_said = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let _ = each_line(relay_err, |l| {
+            let l = l
+                .strip_prefix(super::relay::PREFIX)
+                .unwrap_or(&l)
+                .to_owned();
+            if !l.trim().is_empty() {
+                log("info", l.clone());
+                lines.push(l);
+            }
+        });
+        lines
+    });
+    let mut relay_out = client.stdout.take().expect("piped");
+    let drain = std::thread::spawn(move || std::io::copy(&mut relay_out, &mut std::io::sink()));
+    let mut scan = Scan::new(engine);
+    let mut bytes = 0u64;
+    let mut write_error = None;
+    {
+        let mut from = source.stdout.take().expect("piped");
+        let mut to = client.stdin.take().expect("piped");
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut last = Instant::now();
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    write_error = Some(format!("reading the dump: {e}"));
+                    break;
+                }
+            };
+            scan.feed(&buf[..n]);
+            bytes += n as u64;
+            if let Err(e) = to.write_all(&buf[..n]) {
+                write_error = Some(format!("passing the dump on: {e}"));
+                break;
+            }
+            if last.elapsed().as_secs() >= 1 {
+                last = Instant::now();
+                emit(&MoverEvent::Progress {
+                    bytes,
+                    total: None,
+                    files: 0,
+                });
+            }
+        }
+        // `to` is dropped here: the relay sees the end of its input and closes the exec's stdin.
+    }
+    let source_status = source
+        .wait()
+        .map_err(|e| failed("waiting for the engine", e))?;
+    let client_status = client
+        .wait()
+        .map_err(|e| failed("waiting for the relay", e))?;
+    let _ = drain.join();
+    let engine_said = engine_said.join().unwrap_or_default();
+    let relay_said = relay_said.join().unwrap_or_default();
+    let whole = scan.finish();
+    if !source_status.success() {
+        return Err(Fail::new(
+            Failure::Failed,
+            format!(
+                "{} could not read {} from the repository: {}",
+                env.access.engine.name(),
+                job.archive,
+                engine_said
+                    .iter()
+                    .filter_map(|l| message_of(l))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ));
+    }
+    if !client_status.success() {
+        return Err(Fail::new(
+            Failure::Failed,
+            format!(
+                "loading into database {} failed: {}",
+                job.target,
+                relay_reason(&relay_said).unwrap_or_else(|| "the relay failed".into())
+            ),
+        ));
+    }
+    if let Some(e) = write_error {
+        return Err(Fail::new(Failure::Failed, e));
+    }
+    let tables = whole.map_err(|why| {
+        Fail::new(
+            Failure::Failed,
+            format!("the dump read from {} is not whole: {why}", job.archive),
+        )
+    })?;
+    Ok((bytes, tables))
+}
+
+/// The text of an engine's stderr line (borg's `--log-json` lines by their message).
+fn message_of(line: &str) -> Option<String> {
+    if line.starts_with('{') {
+        match crate::engines::output::borg_line(line) {
+            Some(crate::engines::output::Event::Log { message, .. }) if !message.is_empty() => {
+                Some(message)
+            }
+            _ => None,
+        }
+    } else {
+        Some(line.to_owned())
+    }
+}
