@@ -70,6 +70,15 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mariadb 2
   systemctl stop mariadb >/dev/null 2>&1 || true
 fi
 
+# PostgreSQL 15 server and client (database dumps and restores on a real server in a pod; the
+# tests run their own server as the postgres user, never the packaged cluster).
+if [ ! -x /usr/lib/postgresql/15/bin/postgres ] || [ ! -x /usr/lib/postgresql/15/bin/pg_dump ]; then
+  apt_install postgresql-15 postgresql-client-15
+fi
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet postgresql 2>/dev/null; then
+  systemctl stop postgresql >/dev/null 2>&1 || true
+fi
+
 # OpenSSH server (borg over ssh:// to a private sshd on 127.0.0.1, started by the tests).
 if [ ! -x /usr/sbin/sshd ]; then
   apt_install openssh-server

@@ -433,3 +433,143 @@ fn a_failed_dump_is_no_restore_point_and_says_which_database_and_why() {
     assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
     nowhere(&tc, since, &[&r.stdout, &r.stderr], DB_PASSWORD);
 }
+
+/// The ordered md5 of every row of a table, and the sequence's and large objects' state.
+fn pg_state(tc: &TestCluster, db: &str) -> Vec<String> {
+    [
+        "SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM sales.orders t",
+        "SELECT md5(string_agg(t::text, '|' ORDER BY sku)) FROM inventory.items t",
+        "SELECT last_value FROM inventory.ticket",
+        "SELECT tableowner FROM pg_tables WHERE schemaname = 'sales' AND tablename = 'orders'",
+        "SELECT string_agg(encode(lo_get(oid), 'escape'), ',' ORDER BY oid) FROM pg_largeobject_metadata",
+    ]
+    .iter()
+    .map(|q| crate::postgres::psql(tc, "pg-0", db, q))
+    .collect()
+}
+
+#[test]
+fn postgresql_databases_are_dumped_in_custom_format_and_restored_under_another_name() {
+    use crate::postgres::{PG_PASSWORD, psql, running_postgres};
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    empty_pvc(&tc, "borg-repo");
+    empty_pvc(&tc, "restic-repo");
+    running_postgres(&tc, "pg-0", "pgdata");
+    psql(&tc, "pg-0", "postgres", "CREATE ROLE app LOGIN");
+    psql(&tc, "pg-0", "postgres", "CREATE DATABASE shop OWNER app");
+    for q in [
+        "CREATE SCHEMA sales AUTHORIZATION app",
+        "CREATE SCHEMA inventory AUTHORIZATION app",
+        "CREATE TABLE sales.orders (id serial PRIMARY KEY, note text, photo bytea, total numeric(10,2))",
+        "ALTER TABLE sales.orders OWNER TO app",
+        "INSERT INTO sales.orders (note, photo, total) VALUES ('ünïcødé ✓ 東京', '\\x00ff10fe', 9.99), ('two', NULL, 1.5), ('three', decode(repeat('ab', 70000), 'hex'), 70)",
+        "CREATE TABLE inventory.items (sku text PRIMARY KEY, qty int)",
+        "INSERT INTO inventory.items VALUES ('a-1', 3), ('b-2', 0)",
+        "CREATE SEQUENCE inventory.ticket START 100",
+        "SELECT nextval('inventory.ticket'), nextval('inventory.ticket'), nextval('inventory.ticket')",
+        "SELECT lo_from_bytea(0, 'large object bytes')",
+    ] {
+        psql(&tc, "pg-0", "shop", q);
+    }
+    let want = pg_state(&tc, "shop");
+    assert_eq!(want[2], "102");
+    assert_eq!(want[3], "app");
+    let since = tc.requests().len();
+    let spec = maria_spec("{user: postgres, passwordFromEnv: POSTGRES_PASSWORD}")
+        .replace(
+            "name: maria\n        engine: mariadb",
+            "name: pg\n        engine: postgresql",
+        )
+        .replace("app: db-0", "app: pg-0")
+        .replace("container: mariadb", "container: postgres");
+    let cfg = tc.config("shop", &spec);
+    let r = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for row in ["pg/shop", "pg/postgres", "pg (users)"] {
+        assert_eq!(
+            r.stdout
+                .lines()
+                .filter(|l| l.contains(row) && l.contains("ok: "))
+                .count(),
+            2,
+            "{row} in borg and restic: {}",
+            r.stdout
+        );
+    }
+    assert!(
+        r.stderr.contains("pg_dump custom archive"),
+        "the relay read it through: {}",
+        r.stderr
+    );
+    let mut said = vec![r.stdout.clone(), r.stderr.clone()];
+    for (repo, to) in [("borg-local", "shop_borg"), ("restic-local", "shop_restic")] {
+        let x = run(tc.kentledge(&cfg).args([
+            "restore",
+            "database",
+            "pg",
+            "--repository",
+            repo,
+            "--database",
+            "shop",
+            "--to-database",
+            to,
+        ]));
+        assert_eq!(x.code, 0, "{}{}", x.stdout, x.stderr);
+        assert!(
+            x.stdout.contains("2 tables there (the dump creates 2)"),
+            "{}",
+            x.stdout
+        );
+        assert!(
+            x.stdout
+                .contains("pg_restore --single-transaction --exit-on-error"),
+            "{}",
+            x.stdout
+        );
+        // Large objects are per database in PostgreSQL: the copy has its own.
+        assert_eq!(pg_state(&tc, to), want, "{to}");
+        said.extend([x.stdout, x.stderr]);
+    }
+    // --replace of an existing database: one transaction (pg_restore --clean), after a safety dump.
+    psql(&tc, "pg-0", "shop", "DELETE FROM inventory.items");
+    let x = run(tc.kentledge(&cfg).args([
+        "restore",
+        "database",
+        "pg",
+        "--repository",
+        "borg-local",
+        "--database",
+        "shop",
+        "--replace",
+    ]));
+    assert_eq!(x.code, 0, "{}{}", x.stdout, x.stderr);
+    assert!(
+        x.stdout
+            .contains("safety dump of the replaced database shop: kentledge_shop_shop_db_pg.shop_"),
+        "{}",
+        x.stdout
+    );
+    assert_eq!(pg_state(&tc, "shop")[..4], want[..4]);
+    said.extend([x.stdout, x.stderr]);
+    // The roles dump holds the role that owns the tables.
+    let repo = tc.volume_dir("borg-repo").join("shop");
+    let base = tempfile::tempdir().unwrap();
+    let names = std::process::Command::new("borg")
+        .args(["list", "--short"])
+        .arg(&repo)
+        .env("BORG_PASSPHRASE", PASSPHRASE)
+        .env("BORG_BASE_DIR", base.path())
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout).into_owned();
+    let globals = names
+        .lines()
+        .find(|n| n.starts_with("kentledge_shop_shop_db_pg_"))
+        .unwrap_or_else(|| panic!("{names}"));
+    let globals = String::from_utf8(borg_extract(&repo, globals, base.path())).unwrap();
+    assert!(globals.contains("CREATE ROLE app"), "{globals}");
+    assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
+    let said: Vec<&str> = said.iter().map(String::as_str).collect();
+    nowhere(&tc, since, &said, PG_PASSWORD);
+}

@@ -11,6 +11,7 @@ mod inplace;
 mod list;
 mod manifests;
 mod mariadb;
+mod postgres;
 mod prune;
 mod relay;
 mod repo_prune;
