@@ -573,3 +573,197 @@ fn postgresql_databases_are_dumped_in_custom_format_and_restored_under_another_n
     let said: Vec<&str> = said.iter().map(String::as_str).collect();
     nowhere(&tc, since, &said, PG_PASSWORD);
 }
+
+/// Database `name` on db-0: 55 rows of 1 MiB of bytes (a dump of over 100 MB in hex), and a
+/// counter with its log.
+fn big_database(tc: &TestCluster, name: &str) {
+    sql(
+        tc,
+        "db-0",
+        &format!(
+            "CREATE DATABASE {name}; USE {name}; \
+         CREATE TABLE blobs (id INT PRIMARY KEY AUTO_INCREMENT, pad LONGBLOB) ENGINE=InnoDB; \
+         INSERT INTO blobs (pad) SELECT REPEAT(RANDOM_BYTES(1024), 1024) FROM seq_1_to_55; \
+         CREATE TABLE counter (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; INSERT INTO counter VALUES (1, 0); \
+         CREATE TABLE log (id INT PRIMARY KEY AUTO_INCREMENT) ENGINE=InnoDB;"
+        ),
+    );
+}
+
+fn big_spec(name: &str) -> String {
+    maria_spec("{user: backup, passwordSecret: {secret: db-pass, key: password}}").replace(
+        "        container: mariadb\n",
+        &format!("        container: mariadb\n        databases: [{name}]\n"),
+    )
+}
+
+#[test]
+fn a_dump_of_over_100_mb_streams_whole_and_writes_during_it_do_not_break_its_consistency() {
+    let tc = TestCluster::start("shop");
+    shop_server(&tc);
+    big_database(&tc, "big");
+    let cfg = tc.config("shop", &big_spec("big"));
+    // A writer moves the counter and its log together, one transaction a step, until told to stop.
+    let stop = tempfile::tempdir().unwrap();
+    let flag = stop.path().join("stop");
+    let script = format!(
+        "while [ ! -e {} ]; do echo 'START TRANSACTION; UPDATE big.counter SET v = v + 1; INSERT INTO big.log VALUES (); COMMIT;'; done | mariadb -uroot",
+        flag.display()
+    );
+    let r = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+            tc.block_on(kentledge::kube::exec::run(
+                &pods,
+                "db-0",
+                "mariadb",
+                &["sh".to_owned(), "-c".to_owned(), script.clone()],
+                std::time::Duration::from_secs(300),
+            ))
+        });
+        tc.wait(30, "the writer to start", || {
+            (sql(&tc, "db-0", "SELECT v FROM big.counter") != "0").then_some(())
+        });
+        let r = run(tc
+            .kentledge(&cfg)
+            .args(["backup", "--repository", "borg-local"]));
+        std::fs::write(&flag, "").unwrap();
+        let w = writer.join().unwrap();
+        assert!(w.exit.ok(), "the writer: {}", w.stderr);
+        r
+    });
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("maria/big"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    let dumped: f64 = row.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let unit = row.split_whitespace().nth(4).unwrap();
+    assert!(
+        unit == "MiB" && dumped > 100.0,
+        "a dump of over 100 MB: {row}"
+    );
+    let x = run(tc.kentledge(&cfg).args([
+        "restore",
+        "database",
+        "maria",
+        "--repository",
+        "borg-local",
+        "--to-database",
+        "big_copy",
+    ]));
+    assert_eq!(x.code, 0, "{}{}", x.stdout, x.stderr);
+    assert_eq!(
+        sql(&tc, "db-0", "SELECT COUNT(*) FROM big_copy.blobs"),
+        "55"
+    );
+    assert_eq!(checksum(&tc, "big_copy.blobs"), checksum(&tc, "big.blobs"));
+    // One consistent point: the counter equals its log, and writes went on after it.
+    let v: u64 = sql(&tc, "db-0", "SELECT v FROM big_copy.counter")
+        .parse()
+        .unwrap();
+    let n: u64 = sql(&tc, "db-0", "SELECT COUNT(*) FROM big_copy.log")
+        .parse()
+        .unwrap();
+    assert_eq!(v, n, "the dump is of one transaction's view");
+    assert!(v > 0);
+    let later: u64 = sql(&tc, "db-0", "SELECT v FROM big.counter")
+        .parse()
+        .unwrap();
+    assert!(
+        later > v,
+        "the writer wrote during the dump ({later} > {v})"
+    );
+}
+
+/// The host pids of running mariadb-dump processes of database `halfway` (the test cluster's
+/// containers are processes of this machine; no other test has a database of that name).
+fn dumps_of_halfway() -> Vec<String> {
+    let o = std::process::Command::new("pgrep")
+        .args(["-f", "^mariadb-dump .*-- halfway$"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_dump_killed_or_a_database_pod_deleted_half_way_is_no_restore_point() {
+    let tc = TestCluster::start("shop");
+    shop_server(&tc);
+    big_database(&tc, "halfway");
+    let cfg = tc.config("shop", &big_spec("halfway"));
+    let archives = |tc: &TestCluster| -> Vec<String> {
+        let l = run(tc.kentledge(&cfg).args(["list", "archives", "-o", "json"]));
+        let v: Value =
+            serde_json::from_str(&l.stdout).unwrap_or_else(|_| panic!("{}{}", l.stdout, l.stderr));
+        v["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Half way through, each dump is killed (SIGKILL), or the database pod is deleted.
+    for how in ["kill", "delete"] {
+        let child = tc
+            .kentledge(&cfg)
+            .arg("backup")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pids = tc.wait(60, "the dumps to start", || {
+            let p = dumps_of_halfway();
+            (p.len() == 2).then_some(p)
+        });
+        match how {
+            "kill" => {
+                let st = std::process::Command::new("kill")
+                    .arg("-9")
+                    .args(&pids)
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            }
+            _ => {
+                let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+                tc.block_on(
+                    pods.delete("db-0", &kube::api::DeleteParams::default().grace_period(0)),
+                )
+                .unwrap();
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // Killed dumps: the users dumps after them are still made (partial); a deleted pod: none.
+        assert_eq!(
+            out.status.code(),
+            Some(if how == "kill" { 3 } else { 1 }),
+            "{how}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.contains("maria/halfway"))
+            .collect();
+        assert_eq!(rows.len(), 2, "{how}: {stdout}");
+        for row in rows {
+            assert!(
+                row.contains("not whole") || row.contains("no archive"),
+                "{how}: {row}"
+            );
+        }
+        assert!(
+            !archives(&tc).iter().any(|s| s.contains("halfway")),
+            "{how}: no restore point of a cut dump"
+        );
+        assert!(leftovers(&tc).is_empty(), "{how}: {:?}", leftovers(&tc));
+        if how == "delete" {
+            break;
+        }
+    }
+}
