@@ -129,8 +129,16 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether series `name` is asked for: by its name, or (a database series `entry.db`) by
+    /// its `spec.offsite.databases` entry's name.
     fn series(&self, name: &str) -> bool {
-        self.series.is_empty() || self.series.iter().any(|s| s == name)
+        self.series.is_empty()
+            || self.series.iter().any(|s| {
+                s == name
+                    || name
+                        .strip_prefix(s.as_str())
+                        .is_some_and(|r| r.starts_with('.'))
+            })
     }
 
     fn time(&self, t: Option<Timestamp>) -> bool {
@@ -321,7 +329,16 @@ impl Render for Listing {
             out.push_str("none found\n");
         }
         for s in &self.series {
-            out.push_str(&format!("{} {}\n", s.kind, s.name));
+            if s.kind == "database" {
+                // `maria.my.5fapp` is database my_app of entry maria.
+                out.push_str(&format!(
+                    "database {} (series {})\n",
+                    crate::engines::databases::describe_series(&s.name),
+                    s.name
+                ));
+            } else {
+                out.push_str(&format!("{} {}\n", s.kind, s.name));
+            }
             if !s.snapshots.is_empty() {
                 let mut t = Table::new(
                     "  ",
@@ -443,6 +460,16 @@ fn local_of(t: Timestamp, zone: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_entry_selects_its_databases_series() {
+        let f = Filter {
+            series: vec!["maria".into()],
+            ..Filter::default()
+        };
+        assert!(f.series("maria") && f.series("maria.shop") && f.series("maria.my.5fapp"));
+        assert!(!f.series("mariadb.x") && !f.series("other"));
+    }
     use serde_json::json;
 
     fn snapshot(name: &str, pvc: &str, cut: &str, labels: serde_json::Value) -> VolumeSnapshot {

@@ -195,10 +195,7 @@ fn a_bad_config_never_leads_to_an_api_call() {
 #[test]
 fn commands_not_available_yet_say_so_exit_69_and_change_nothing() {
     let wire = Tripwire::new();
-    for args in [
-        vec!["restore", "database", "shopdb", "--repository", "offsite"],
-        vec!["restore", "bucket", "media", "--repository", "r"],
-    ] {
+    for args in [vec!["restore", "bucket", "media", "--repository", "r"]] {
         let r = run(kentledge()
             .args(&args)
             .args(["--log-format", "text", "-c"])
@@ -268,8 +265,8 @@ fn a_config_without_namespace_needs_one() {
     let r = run(kentledge()
         .args([
             "restore",
-            "database",
-            "shopdb",
+            "bucket",
+            "media",
             "--repository",
             "offsite",
             "--log-format",
@@ -292,8 +289,8 @@ fn logs_are_json_lines_when_asked_or_not_on_a_terminal() {
     let r = run(kentledge()
         .args([
             "restore",
-            "database",
-            "shopdb",
+            "bucket",
+            "media",
             "--repository",
             "offsite",
             "-v",
@@ -320,8 +317,8 @@ fn logs_are_json_lines_when_asked_or_not_on_a_terminal() {
     let r = run(kentledge()
         .args([
             "restore",
-            "database",
-            "shopdb",
+            "bucket",
+            "media",
             "--repository",
             "offsite",
             "-q",
@@ -378,11 +375,50 @@ fn an_unreachable_api_server_is_a_run_failure_that_says_what_failed() {
 }
 
 #[test]
-fn backup_of_databases_only_is_not_available_yet_and_makes_no_api_call() {
+fn a_restore_of_a_database_the_config_does_not_dump_is_refused_before_any_api_call() {
+    let wire = Tripwire::new();
+    for (args, said) in [(
+        vec!["restore", "database", "shopdb", "--repository", "offsite"],
+        "spec.offsite.databases is empty",
+    )] {
+        let r = run(kentledge()
+            .args(&args)
+            .args(["--log-format", "text", "-c"])
+            .arg(example("minimal.yaml"))
+            .arg("--kubeconfig")
+            .arg(&wire.kubeconfig));
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(said), "{args:?}: {}", r.stderr);
+    }
+    for (args, said) in [
+        (
+            vec!["restore", "database", "catalog", "--repository", "borg-ssh"],
+            "database catalog is dumped to restic-s3, not to it",
+        ),
+        (
+            vec!["restore", "database", "catalog", "--to-database", "a'b"],
+            "must not hold quotes",
+        ),
+    ] {
+        let r = run(kentledge()
+            .args(&args)
+            .args(["--log-format", "text", "-c"])
+            .arg(example("full.yaml"))
+            .arg("--kubeconfig")
+            .arg(&wire.kubeconfig));
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(said), "{args:?}: {}", r.stderr);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(wire.connections(), 0);
+}
+
+#[test]
+fn backup_of_buckets_only_is_not_available_yet_and_makes_no_api_call() {
     let wire = Tripwire::new();
     let (_d, path) = write_temp(
         "k.yaml",
-        "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata:\n  name: a\n  namespace: shop\nspec:\n  repositories:\n    - name: r\n      restic:\n        repository: rest:http://127.0.0.1:1/\n        password: {secret: s, key: k}\n  offsite:\n    databases:\n      - name: db\n        engine: mariadb\n        pod: {name: db-0}\n        repositories: [r]\n",
+        "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata:\n  name: a\n  namespace: shop\nspec:\n  repositories:\n    - name: r\n      restic:\n        repository: rest:http://127.0.0.1:1/\n        password: {secret: s, key: k}\n  offsite:\n    buckets:\n      - name: media\n        endpoint: http://127.0.0.1:1\n        bucket: media\n        credentials: {accessKeyId: {secret: s3, key: id}, secretAccessKey: {secret: s3, key: secret}}\n        repositories: [r]\n",
     );
     let r = run(kentledge()
         .args(["backup", "--log-format", "text", "-c"])
@@ -391,7 +427,7 @@ fn backup_of_databases_only_is_not_available_yet_and_makes_no_api_call() {
         .arg(&wire.kubeconfig));
     assert_eq!(r.code, 69, "{}", r.stderr);
     assert!(
-        r.stderr.contains("volumes (spec.offsite.volumes) only"),
+        r.stderr.contains("volumes and databases") && r.stderr.contains("backup of buckets"),
         "{}",
         r.stderr
     );
