@@ -61,23 +61,17 @@ fn shell(client: &Client, tools: &[&str], args: Vec<String>) -> Vec<String> {
     let mysql = client.engine != DatabaseEngine::Postgresql;
     let mut script = String::new();
     // Stdin lines come first: the user, then the password.
-    let read = |var: &str| format!("IFS= read -r {var} || exit 111; ");
-    let user_var = match &client.user {
+    // The variable a credential is in: the container's own, or one read from stdin.
+    let mut var = |c: &Option<Credential>, stdin_var: &str| match c {
         Some(Credential::Stdin) => {
-            script.push_str(&read("KENTLEDGE_USER"));
-            Some("KENTLEDGE_USER".to_owned())
+            script.push_str(&format!("IFS= read -r {stdin_var} || exit 111; "));
+            Some(stdin_var.to_owned())
         }
         Some(Credential::Env(v)) => Some(v.clone()),
         _ => None,
     };
-    let pass_var = match &client.password {
-        Some(Credential::Stdin) => {
-            script.push_str(&read("KENTLEDGE_PASSWORD"));
-            Some("KENTLEDGE_PASSWORD".to_owned())
-        }
-        Some(Credential::Env(v)) => Some(v.clone()),
-        _ => None,
-    };
+    let user_var = var(&client.user, "KENTLEDGE_USER");
+    let pass_var = var(&client.password, "KENTLEDGE_PASSWORD");
     if let Some(v) = &pass_var {
         let name = if mysql { "MYSQL_PWD" } else { "PGPASSWORD" };
         script.push_str(&format!("{name}=\"${v}\"; export {name}; "));
@@ -136,26 +130,45 @@ fn owned(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// `psql` running one statement in database `db`, stopping at an error, tuples only.
+fn psql(client: &Client, db: &str, sql: &str) -> Vec<String> {
+    shell(
+        client,
+        &["psql"],
+        vec![
+            "--no-password".into(),
+            "--no-psqlrc".into(),
+            format!("--dbname={db}"),
+            "--set=ON_ERROR_STOP=1".into(),
+            "--tuples-only".into(),
+            "--no-align".into(),
+            format!("--command={sql}"),
+        ],
+    )
+}
+
+/// `mariadb` (or `mysql`) running one statement, rows without column names.
+fn mysql(client: &Client, sql: &str) -> Vec<String> {
+    shell(
+        client,
+        &mysql_tools(client.engine, "mariadb", "mysql"),
+        vec![
+            "--batch".into(),
+            "--skip-column-names".into(),
+            format!("--execute={sql}"),
+        ],
+    )
+}
+
 /// The command that prints the server's databases, one per line.
 pub fn list_databases(client: &Client) -> Vec<String> {
     match client.engine {
-        DatabaseEngine::Postgresql => shell(
+        DatabaseEngine::Postgresql => psql(
             client,
-            &["psql"],
-            owned(&[
-                "--no-password",
-                "--no-psqlrc",
-                "--dbname=postgres",
-                "--tuples-only",
-                "--no-align",
-                "--command=SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1",
-            ]),
+            "postgres",
+            "SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1",
         ),
-        e => shell(
-            client,
-            &mysql_tools(e, "mariadb", "mysql"),
-            owned(&["--batch", "--skip-column-names", "--execute=SHOW DATABASES"]),
-        ),
+        _ => mysql(client, "SHOW DATABASES"),
     }
 }
 
@@ -216,28 +229,8 @@ fn literal(engine: DatabaseEngine, name: &str) -> String {
 /// The command that runs one SQL statement on the server (not in a database).
 pub fn statement(client: &Client, sql: &str) -> Vec<String> {
     match client.engine {
-        DatabaseEngine::Postgresql => shell(
-            client,
-            &["psql"],
-            vec![
-                "--no-password".into(),
-                "--no-psqlrc".into(),
-                "--dbname=postgres".into(),
-                "--set=ON_ERROR_STOP=1".into(),
-                "--tuples-only".into(),
-                "--no-align".into(),
-                format!("--command={sql}"),
-            ],
-        ),
-        e => shell(
-            client,
-            &mysql_tools(e, "mariadb", "mysql"),
-            vec![
-                "--batch".into(),
-                "--skip-column-names".into(),
-                format!("--execute={sql}"),
-            ],
-        ),
+        DatabaseEngine::Postgresql => psql(client, "postgres", sql),
+        _ => mysql(client, sql),
     }
 }
 
@@ -264,19 +257,12 @@ pub fn drop_database(client: &Client, db: &str) -> Vec<String> {
 /// The command that prints how many tables database `db` has (base tables, no views).
 pub fn count_tables(client: &Client, db: &str) -> Vec<String> {
     match client.engine {
-        DatabaseEngine::Postgresql => shell(
+        DatabaseEngine::Postgresql => psql(
             client,
-            &["psql"],
-            vec![
-                "--no-password".into(),
-                "--no-psqlrc".into(),
-                format!("--dbname={db}"),
-                "--tuples-only".into(),
-                "--no-align".into(),
-                "--command=SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')".into(),
-            ],
+            db,
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
         ),
-        e => statement(
+        e => mysql(
             client,
             &format!(
                 "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE'",

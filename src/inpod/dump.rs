@@ -32,6 +32,30 @@ pub(super) fn relay_argv(relay: &LocalJob) -> Result<Vec<String>, Fail> {
     ])
 }
 
+/// Reads a child's stderr in a thread: its non-empty lines (a relay's without their prefix,
+/// and logged as they come when `relay`).
+pub(super) fn read_lines(
+    r: impl std::io::Read + Send + 'static,
+    relay: bool,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let _ = each_line(r, |l| {
+            let l = match l.strip_prefix(super::relay::PREFIX) {
+                Some(said) if relay => said.to_owned(),
+                _ => l,
+            };
+            if !l.trim().is_empty() {
+                if relay {
+                    log("info", l.clone());
+                }
+                lines.push(l);
+            }
+        });
+        lines
+    })
+}
+
 /// Why the relay did not call its stream whole, from what it said: its verdict (the last
 /// line), and what the command in the database's container wrote on stderr; `None` when it
 /// called the stream whole.
@@ -134,20 +158,7 @@ fn restic_dump(
     let relay_out = relay.stdout.take().expect("piped");
     let relay_err = relay.stderr.take().expect("piped");
     // What the relay says is logged as it comes (it is the dump's progress and its verdict).
-    let said = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let _ = each_line(relay_err, |l| {
-            let l = l
-                .strip_prefix(super::relay::PREFIX)
-                .unwrap_or(&l)
-                .to_owned();
-            if !l.trim().is_empty() {
-                log("info", l.clone());
-                lines.push(l);
-            }
-        });
-        lines
-    });
+    let said = read_lines(relay_err, true);
     let argv = env.restic_argv(restic::backup_stdin(series, time, tuning, file_name));
     let engine = Command::new(&argv[0])
         .args(&argv[1..])

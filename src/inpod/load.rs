@@ -12,10 +12,9 @@ use std::time::Instant;
 
 use super::LOCK_POLL_SECS;
 use super::databases::dump_one;
-use super::dump::{relay_argv, relay_reason};
+use super::dump::{read_lines, relay_argv, relay_reason};
 use super::env::Env;
 use super::pgdump::PgCustomCheck;
-use super::process::each_line;
 use super::relay::has_marker;
 use super::{Fail, emit, log};
 use crate::engines::databases::{self, DatabaseEngine, MYSQL_END};
@@ -246,31 +245,8 @@ fn feed(env: &Env, job: &RestoreDatabaseJob, replace: bool) -> Result<(u64, u64)
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| failed("starting the relay", e))?;
-    let source_err = source.stderr.take().expect("piped");
-    let engine_said = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let _ = each_line(source_err, |l| {
-            if !l.trim().is_empty() {
-                lines.push(l);
-            }
-        });
-        lines
-    });
-    let relay_err = client.stderr.take().expect("piped");
-    let relay_said = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let _ = each_line(relay_err, |l| {
-            let l = l
-                .strip_prefix(super::relay::PREFIX)
-                .unwrap_or(&l)
-                .to_owned();
-            if !l.trim().is_empty() {
-                log("info", l.clone());
-                lines.push(l);
-            }
-        });
-        lines
-    });
+    let engine_said = read_lines(source.stderr.take().expect("piped"), false);
+    let relay_said = read_lines(client.stderr.take().expect("piped"), true);
     let mut relay_out = client.stdout.take().expect("piped");
     let drain = std::thread::spawn(move || std::io::copy(&mut relay_out, &mut std::io::sink()));
     let mut scan = Scan::new(engine);

@@ -108,6 +108,21 @@ pub fn client(
     )
 }
 
+/// What a mover that dumps or restores databases needs: the dumper account's token and the
+/// credentials' Secret files.
+pub fn dumper<'a>(
+    mover: &'a crate::config::Mover,
+    files: Vec<(&'a crate::config::SecretKeyRef, &'static str)>,
+) -> Dumper<'a> {
+    Dumper {
+        service_account: mover
+            .dump_service_account_name
+            .as_deref()
+            .unwrap_or(DUMPER_ACCOUNT),
+        files,
+    }
+}
+
 /// Where an entry's dumps run: the first running pod its selector picks (by name) and the
 /// container; or why none.
 pub fn server(d: &DatabaseBackup, pods: &[Pod]) -> Result<(String, String), String> {
@@ -150,13 +165,7 @@ pub fn plan(i: &Inputs<'_>) -> (Vec<DumpJob>, Vec<SkippedDatabase>) {
         };
         let (client, files) = client(d.engine, &d.credentials);
         let stdin_lines: Vec<String> = files.iter().map(|(_, p)| (*p).to_owned()).collect();
-        let dumper = Dumper {
-            service_account: mover
-                .dump_service_account_name
-                .as_deref()
-                .unwrap_or(DUMPER_ACCOUNT),
-            files,
-        };
+        let dumper = dumper(mover, files);
         for repo in d
             .repositories
             .iter()

@@ -71,12 +71,43 @@ fn shop_server(tc: &TestCluster) {
     );
 }
 
+/// Each of `rows` (`entry/database`) has an ok row for borg and one for restic.
+fn dumped_to_both(stdout: &str, rows: &[&str]) {
+    for row in rows {
+        let ok = stdout
+            .lines()
+            .filter(|l| l.contains(row) && l.contains("ok: "))
+            .count();
+        assert_eq!(ok, 2, "{row} in borg and restic: {stdout}");
+    }
+}
+
 fn checksum(tc: &TestCluster, table: &str) -> String {
     sql(tc, "db-0", &format!("CHECKSUM TABLE {table}"))
         .split_whitespace()
         .last()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// The dump in the newest archive whose name starts with `prefix` in the borg repository on
+/// PVC borg-repo (read with borg itself, on the host).
+fn newest_borg_file(tc: &TestCluster, prefix: &str) -> String {
+    let repo = tc.volume_dir("borg-repo").join("shop");
+    let base = tempfile::tempdir().unwrap();
+    let names = std::process::Command::new("borg")
+        .args(["list", "--short"])
+        .arg(&repo)
+        .env("BORG_PASSPHRASE", PASSPHRASE)
+        .env("BORG_BASE_DIR", base.path())
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout).into_owned();
+    let archive = names
+        .lines()
+        .rfind(|n| n.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}… in {names}"));
+    String::from_utf8(borg_extract(&repo, archive, base.path())).unwrap()
 }
 
 fn borg_extract(repo: &Path, archive: &str, base: &Path) -> Vec<u8> {
@@ -140,17 +171,7 @@ fn mariadb_databases_are_dumped_each_into_its_own_series_and_load_back_equal() {
 
     let r = run(tc.kentledge(&cfg).arg("backup"));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    for row in ["maria/shop", "maria/my_app", "maria (users)"] {
-        assert_eq!(
-            r.stdout
-                .lines()
-                .filter(|l| l.contains(row) && l.contains("ok: "))
-                .count(),
-            2,
-            "{row} in borg and restic: {}",
-            r.stdout
-        );
-    }
+    dumped_to_both(&r.stdout, &["maria/shop", "maria/my_app", "maria (users)"]);
     assert!(
         r.stdout.contains("0 of 0 copies, 6 of 6 dumps done"),
         "{}",
@@ -335,21 +356,7 @@ fn mariadb_databases_are_dumped_each_into_its_own_series_and_load_back_equal() {
     assert_eq!(checksum(&tc, "shop_before.orders"), changed);
     assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
     // The users dump holds the backup user.
-    let repo = tc.volume_dir("borg-repo").join("shop");
-    let base = tempfile::tempdir().unwrap();
-    let names = std::process::Command::new("borg")
-        .args(["list", "--short"])
-        .arg(&repo)
-        .env("BORG_PASSPHRASE", PASSPHRASE)
-        .env("BORG_BASE_DIR", base.path())
-        .output()
-        .unwrap();
-    let names = String::from_utf8_lossy(&names.stdout).into_owned();
-    let users = names
-        .lines()
-        .find(|n| n.starts_with("kentledge_shop_shop_db_maria_"))
-        .unwrap_or_else(|| panic!("{names}"));
-    let users = String::from_utf8(borg_extract(&repo, users, base.path())).unwrap();
+    let users = newest_borg_file(&tc, "kentledge_shop_shop_db_maria_");
     assert!(users.contains("`backup`@`localhost`"), "{users}");
     let said: Vec<&str> = [&r, &l, &dry0, &dry, &r1, &r2, &r3, &r4, &r5, &r6]
         .iter()
@@ -486,17 +493,7 @@ fn postgresql_databases_are_dumped_in_custom_format_and_restored_under_another_n
     let cfg = tc.config("shop", &spec);
     let r = run(tc.kentledge(&cfg).arg("backup"));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    for row in ["pg/shop", "pg/postgres", "pg (users)"] {
-        assert_eq!(
-            r.stdout
-                .lines()
-                .filter(|l| l.contains(row) && l.contains("ok: "))
-                .count(),
-            2,
-            "{row} in borg and restic: {}",
-            r.stdout
-        );
-    }
+    dumped_to_both(&r.stdout, &["pg/shop", "pg/postgres", "pg (users)"]);
     assert!(
         r.stderr.contains("pg_dump custom archive"),
         "the relay read it through: {}",
@@ -553,21 +550,7 @@ fn postgresql_databases_are_dumped_in_custom_format_and_restored_under_another_n
     assert_eq!(pg_state(&tc, "shop")[..4], want[..4]);
     said.extend([x.stdout, x.stderr]);
     // The roles dump holds the role that owns the tables.
-    let repo = tc.volume_dir("borg-repo").join("shop");
-    let base = tempfile::tempdir().unwrap();
-    let names = std::process::Command::new("borg")
-        .args(["list", "--short"])
-        .arg(&repo)
-        .env("BORG_PASSPHRASE", PASSPHRASE)
-        .env("BORG_BASE_DIR", base.path())
-        .output()
-        .unwrap();
-    let names = String::from_utf8_lossy(&names.stdout).into_owned();
-    let globals = names
-        .lines()
-        .find(|n| n.starts_with("kentledge_shop_shop_db_pg_"))
-        .unwrap_or_else(|| panic!("{names}"));
-    let globals = String::from_utf8(borg_extract(&repo, globals, base.path())).unwrap();
+    let globals = newest_borg_file(&tc, "kentledge_shop_shop_db_pg_");
     assert!(globals.contains("CREATE ROLE app"), "{globals}");
     assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
     let said: Vec<&str> = said.iter().map(String::as_str).collect();

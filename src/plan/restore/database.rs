@@ -13,7 +13,7 @@ use crate::config::{Config, DatabaseBackup, Repository};
 use crate::engines::SeriesKind;
 use crate::engines::databases::{DatabaseEngine, decode_series, file_name, series_name};
 use crate::mover::job::{Action, ArchiveEntry, DatabasesJob, Job, RestoreDatabaseJob};
-use crate::mover::pod::{self, DUMPER_ACCOUNT, Dumper};
+use crate::mover::pod;
 use crate::plan::backup::access;
 use crate::plan::dumps::client;
 
@@ -175,13 +175,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<DatabaseRestorePlan, String> {
         }),
     };
     let (pod_name, _) = pod::names(i.ctx.namespace, i.ctx.run_id, i.index);
-    let dumper = Dumper {
-        service_account: mover
-            .dump_service_account_name
-            .as_deref()
-            .unwrap_or(DUMPER_ACCOUNT),
-        files,
-    };
+    let dumper = crate::plan::dumps::dumper(mover, files);
     let mover_pod = pod::dump_pod(i.ctx, &pod_name, mover, i.repo, &job, &dumper);
     Ok(DatabaseRestorePlan {
         name: d.name.clone(),
