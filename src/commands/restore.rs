@@ -91,13 +91,15 @@ fn options(settings: &settings::Settings, a: &RestoreVolumeArgs) -> Result<Volum
     })
 }
 
-/// A database name kentledge passes to a client as it is: no quotes, slashes, spaces or NUL.
+/// A database name kentledge can pass on (as an argument, or quoted as an identifier): not
+/// empty, at most 63 bytes (PostgreSQL's limit; MariaDB's is 64 characters), no NUL or line
+/// breaks.
 fn check_database_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 63 {
-        return Err("must be 1 to 63 characters".into());
+        return Err("must be 1 to 63 bytes".into());
     }
-    if name.contains(['/', '\\', '\0', '\'', '"', '`', ' ', '.']) {
-        return Err("must not hold quotes, slashes, dots, spaces or NUL".into());
+    if name.contains(['\0', '\n', '\r']) {
+        return Err("must not hold NUL or line breaks".into());
     }
     Ok(())
 }
@@ -150,6 +152,13 @@ fn database_options(
     }
     if let Some(db) = &a.to_database {
         check_database_name(db).map_err(|r| bad("--to-database", db, r))?;
+        if crate::engines::databases::is_system(entry.engine, db) {
+            return Err(bad(
+                "--to-database",
+                db,
+                "is one of the server's own databases: kentledge never restores into it".into(),
+            ));
+        }
     }
     Ok(crate::flows::restore::DatabaseOptions {
         name: a.name.clone(),

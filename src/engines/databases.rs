@@ -130,21 +130,28 @@ fn owned(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// `psql` running one statement in database `db`, stopping at an error, tuples only.
-fn psql(client: &Client, db: &str, sql: &str) -> Vec<String> {
-    shell(
-        client,
-        &["psql"],
-        vec![
-            "--no-password".into(),
-            "--no-psqlrc".into(),
-            format!("--dbname={db}"),
-            "--set=ON_ERROR_STOP=1".into(),
-            "--tuples-only".into(),
-            "--no-align".into(),
-            format!("--command={sql}"),
-        ],
+/// `--dbname=` of a PostgreSQL client: always a connection string, so that a database name
+/// holding `=` or looking like a URI is taken as a name.
+fn pg_dbname(db: &str) -> String {
+    format!(
+        "--dbname=dbname='{}'",
+        db.replace('\\', "\\\\").replace('\'', "\\'")
     )
+}
+
+/// `psql` running statements (each its own `--command`, so `DROP DATABASE` is not in a
+/// transaction block) in database `db`, stopping at an error, tuples only.
+fn psql(client: &Client, db: &str, sql: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "--no-password".into(),
+        "--no-psqlrc".into(),
+        pg_dbname(db),
+        "--set=ON_ERROR_STOP=1".into(),
+        "--tuples-only".into(),
+        "--no-align".into(),
+    ];
+    a.extend(sql.iter().map(|q| format!("--command={q}")));
+    shell(client, &["psql"], a)
 }
 
 /// `mariadb` (or `mysql`) running one statement, rows without column names.
@@ -160,16 +167,42 @@ fn mysql(client: &Client, sql: &str) -> Vec<String> {
     )
 }
 
-/// The command that prints the server's databases, one per line.
+/// The command that prints the server's databases, one per line, each name in hex (a name may
+/// hold any character, a newline too): see [`listed_names`].
 pub fn list_databases(client: &Client) -> Vec<String> {
     match client.engine {
         DatabaseEngine::Postgresql => psql(
             client,
             "postgres",
-            "SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1",
+            &[
+                "SELECT encode(convert_to(datname, 'UTF8'), 'hex') FROM pg_database WHERE datallowconn ORDER BY 1",
+            ],
         ),
-        _ => mysql(client, "SHOW DATABASES"),
+        _ => mysql(
+            client,
+            "SELECT HEX(SCHEMA_NAME) FROM information_schema.SCHEMATA ORDER BY 1",
+        ),
     }
+}
+
+/// The names a [`list_databases`] output stands for; an unreadable line is an error.
+pub fn listed_names(out: &str) -> Result<Vec<String>, String> {
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let bytes = (0..l.len())
+                .step_by(2)
+                .map(|i| l.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                .collect::<Option<Vec<u8>>>()
+                .filter(|_| l.len() % 2 == 0);
+            bytes
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    format!("the database listing has a line that is not a name in hex: {l:?}")
+                })
+        })
+        .collect()
 }
 
 /// The command that dumps one database to stdout (restorable under any name), and how its end
@@ -183,7 +216,7 @@ pub fn dump(client: &Client, db: &str) -> (Vec<String>, StreamCheck) {
                 vec![
                     "--no-password".into(),
                     "--format=custom".into(),
-                    format!("--dbname={db}"),
+                    pg_dbname(db),
                 ],
             ),
             StreamCheck::PgCustom,
@@ -191,6 +224,7 @@ pub fn dump(client: &Client, db: &str) -> (Vec<String>, StreamCheck) {
         e => {
             let mut a = owned(&[
                 "--single-transaction",
+                "--default-character-set=utf8mb4",
                 "--routines",
                 "--triggers",
                 "--events",
@@ -226,32 +260,39 @@ fn literal(engine: DatabaseEngine, name: &str) -> String {
     }
 }
 
-/// The command that runs one SQL statement on the server (not in a database).
-pub fn statement(client: &Client, sql: &str) -> Vec<String> {
+/// `CREATE DATABASE` (PostgreSQL: from `template0`, so that what was added to `template1`
+/// cannot clash with what the dump creates).
+pub fn create_database(client: &Client, db: &str) -> Vec<String> {
     match client.engine {
-        DatabaseEngine::Postgresql => psql(client, "postgres", sql),
-        _ => mysql(client, sql),
+        DatabaseEngine::Postgresql => psql(
+            client,
+            "postgres",
+            &[&format!(
+                "CREATE DATABASE {} TEMPLATE template0",
+                ident(client.engine, db)
+            )],
+        ),
+        e => mysql(client, &format!("CREATE DATABASE {}", ident(e, db))),
     }
 }
 
-/// `CREATE DATABASE`.
-pub fn create_database(client: &Client, db: &str) -> Vec<String> {
-    statement(
-        client,
-        &format!("CREATE DATABASE {}", ident(client.engine, db)),
-    )
-}
-
-/// `DROP DATABASE IF EXISTS` (PostgreSQL: its sessions are ended first).
+/// `DROP DATABASE IF EXISTS` (PostgreSQL: its other sessions are ended first, which works
+/// before version 13's `WITH (FORCE)` too).
 pub fn drop_database(client: &Client, db: &str) -> Vec<String> {
-    let sql = match client.engine {
-        DatabaseEngine::Postgresql => format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            ident(client.engine, db)
+    match client.engine {
+        DatabaseEngine::Postgresql => psql(
+            client,
+            "postgres",
+            &[
+                &format!(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid()",
+                    literal(client.engine, db)
+                ),
+                &format!("DROP DATABASE IF EXISTS {}", ident(client.engine, db)),
+            ],
         ),
-        e => format!("DROP DATABASE IF EXISTS {}", ident(e, db)),
-    };
-    statement(client, &sql)
+        e => mysql(client, &format!("DROP DATABASE IF EXISTS {}", ident(e, db))),
+    }
 }
 
 /// The command that prints how many tables database `db` has (base tables, no views).
@@ -260,12 +301,14 @@ pub fn count_tables(client: &Client, db: &str) -> Vec<String> {
         DatabaseEngine::Postgresql => psql(
             client,
             db,
-            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+            &[
+                "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+            ],
         ),
         e => mysql(
             client,
             &format!(
-                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE'",
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')",
                 literal(e, db)
             ),
         ),
@@ -286,7 +329,7 @@ pub fn load(client: &Client, db: &str, replace: bool) -> Vec<String> {
                 a.push("--clean".into());
                 a.push("--if-exists".into());
             }
-            a.push(format!("--dbname={db}"));
+            a.push(pg_dbname(db));
             shell(client, &["pg_restore"], a)
         }
         e => shell(
@@ -303,10 +346,10 @@ pub fn load(client: &Client, db: &str, replace: bool) -> Vec<String> {
     }
 }
 
-/// mariadb-dump's and mysqldump's last line.
+/// How mariadb-dump's and mysqldump's last line starts.
 pub const MYSQL_END: &str = "-- Dump completed";
-/// pg_dumpall's last comment.
-pub const PG_GLOBALS_END: &str = "PostgreSQL database cluster dump complete";
+/// How pg_dumpall's last comment line starts.
+pub const PG_GLOBALS_END: &str = "-- PostgreSQL database cluster dump complete";
 
 /// The command that dumps the server's users and grants (MariaDB) or roles and tablespaces
 /// (PostgreSQL); `None` for MySQL, whose dump tool has no such mode.
@@ -367,8 +410,45 @@ fn encode(db: &str) -> String {
     out
 }
 
+/// The series of the safety dumps of database `db` of an entry: what a restore with
+/// `--replace` dumped before it replaced the database. Its own series (never the newest dump
+/// of the database, and retention counts it apart); `..` cannot come out of [`series_name`].
+pub fn safety_series(backup: &str, db: &str) -> String {
+    format!("{}{SAFETY}", series_name(backup, Some(db)))
+}
+
+const SAFETY: &str = "..safety";
+
+/// What a database series name stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// The `spec.offsite.databases` entry.
+    pub entry: String,
+    /// The database; `None`: the users and roles.
+    pub database: Option<String>,
+    /// A safety dump's series.
+    pub safety: bool,
+}
+
+/// What a database series name stands for ([`series_name`], [`safety_series`]).
+pub fn decode(series: &str) -> Option<Decoded> {
+    let (name, safety) = match series.strip_suffix(SAFETY) {
+        Some(n) => (n, true),
+        None => (series, false),
+    };
+    let (entry, database) = decode_series(name)?;
+    if safety && database.is_none() {
+        return None;
+    }
+    Some(Decoded {
+        entry,
+        database,
+        safety,
+    })
+}
+
 /// The entry and database (`None`: users and roles) a database series name stands for.
-pub fn decode_series(series: &str) -> Option<(String, Option<String>)> {
+fn decode_series(series: &str) -> Option<(String, Option<String>)> {
     let Some((backup, rest)) = series.split_once('.') else {
         return Some((series.to_owned(), None));
     };
@@ -388,11 +468,19 @@ pub fn decode_series(series: &str) -> Option<(String, Option<String>)> {
     Some((backup.to_owned(), Some(String::from_utf8(bytes).ok()?)))
 }
 
-/// The words for a database series in reports: `shop (entry db)` or `users of db`.
+/// The words for a database series in reports: `maria/shop`, `maria/shop (safety dumps)` or
+/// `maria (users and roles)`.
 pub fn describe_series(series: &str) -> String {
-    match decode_series(series) {
-        Some((backup, Some(db))) => format!("{backup}/{db}"),
-        Some((backup, None)) => format!("{backup} (users and roles)"),
+    match decode(series) {
+        Some(Decoded {
+            entry,
+            database: Some(db),
+            safety,
+        }) => format!(
+            "{entry}/{db}{}",
+            if safety { " (safety dumps)" } else { "" }
+        ),
+        Some(d) => format!("{} (users and roles)", d.entry),
         None => series.to_owned(),
     }
 }
@@ -470,7 +558,7 @@ mod tests {
         let (code, out, err) = run_sh(&probe(&argv, "pg_dump"), &[], "app\npa ss'word\n");
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("PGPASSWORD=pa ss'word|PGUSER=app"), "{out}");
-        assert!(out.contains("[--dbname=it's]"), "{out}");
+        assert!(out.contains("[--dbname=dbname='it\\'s']"), "{out}");
         // No stdin line: the script stops instead of running without credentials.
         let (code, _, _) = run_sh(&probe(&argv, "pg_dump"), &[], "");
         assert_eq!(code, 111);
@@ -521,6 +609,26 @@ mod tests {
         assert_ne!(series_name("m", Some("a")), series_name("m", None));
         assert_eq!(decode_series("maria.x.zz"), None);
         assert_eq!(describe_series("maria.shop"), "maria/shop");
+        let safety = safety_series("maria", "my_app");
+        assert_eq!(safety, "maria.my.5fapp..safety");
+        assert_eq!(
+            decode(&safety),
+            Some(Decoded {
+                entry: "maria".into(),
+                database: Some("my_app".into()),
+                safety: true
+            })
+        );
+        assert_eq!(describe_series(&safety), "maria/my_app (safety dumps)");
+        assert_eq!(decode("maria..safety"), None);
+        assert_eq!(decode("maria.shop").map(|d| d.safety), Some(false));
+        assert_eq!(
+            listed_names("73686f70\n6d795f617070\n0a20\n"),
+            Ok(vec!["shop".into(), "my_app".into(), "\n ".into()])
+        );
+        assert!(listed_names("zz\n").is_err());
+        assert!(listed_names("abc\n").is_err());
+        assert_eq!(pg_dbname("a'b=c"), "--dbname=dbname='a\\'b=c'");
         assert_eq!(
             file_name(DatabaseEngine::Postgresql, Some("app")),
             "app.pgdump"
@@ -547,7 +655,7 @@ mod tests {
             drop_database(&c, "x")
                 .last()
                 .unwrap()
-                .ends_with("DROP DATABASE IF EXISTS \"x\" WITH (FORCE)")
+                .ends_with("DROP DATABASE IF EXISTS \"x\"")
         );
         assert!(load(&c, "x", true).contains(&"--clean".to_owned()));
         assert!(!load(&c, "x", false).contains(&"--clean".to_owned()));

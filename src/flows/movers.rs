@@ -45,6 +45,8 @@ pub struct MoverResult {
     pub listed: Vec<ArchiveEntry>,
     /// What a restore job wrote.
     pub restored: Option<Restored>,
+    /// The dumps a databases job was about to make (`None`: the users and roles), once it said.
+    pub dump_plan: Option<Vec<Option<String>>>,
     /// The dumps a databases job made or tried.
     pub dumps: Vec<Dumped>,
     /// What a database restore did.
@@ -400,6 +402,7 @@ async fn watch(
             MoverEvent::Listed(a) => out.listed.push(a),
             MoverEvent::Restored(r) => out.restored = Some(r),
             MoverEvent::Dumped(d) => out.dumps.push(d),
+            MoverEvent::DumpPlan { databases } => out.dump_plan = Some(databases),
             MoverEvent::Loaded(l) => out.loaded = Some(l),
             MoverEvent::Deleted { series, archives } => {
                 for a in out.archives.iter_mut() {

@@ -51,11 +51,10 @@ impl DatabasesJob {
             databases::list_databases(&self.client),
             "listing the databases",
         )?;
-        Ok(out
-            .lines()
-            .map(str::trim)
-            .filter(|d| !d.is_empty() && !databases::is_system(self.client.engine, d))
-            .map(String::from)
+        let names = databases::listed_names(&out).map_err(|e| Fail::new(Failure::Failed, e))?;
+        Ok(names
+            .into_iter()
+            .filter(|d| !databases::is_system(self.client.engine, d))
             .collect())
     }
 
@@ -107,6 +106,9 @@ pub(super) fn databases(env: &Env, server: &DatabasesJob) -> Result<(), Fail> {
             ),
         );
     }
+    emit(&MoverEvent::DumpPlan {
+        databases: todo.clone(),
+    });
     let mut failed = Vec::new();
     let total = todo.len();
     for db in todo {
@@ -114,7 +116,7 @@ pub(super) fn databases(env: &Env, server: &DatabasesJob) -> Result<(), Fail> {
             Some(d) => format!("database {d}"),
             None => "the users and roles".to_owned(),
         };
-        if let Err(f) = dump_one(env, server, db.as_deref()) {
+        if let Err(f) = dump_one(env, server, db.as_deref(), false) {
             log("error", format!("{what}: {}", f.message));
             if matches!(
                 f.failure,
@@ -140,9 +142,15 @@ pub(super) fn databases(env: &Env, server: &DatabasesJob) -> Result<(), Fail> {
     }
 }
 
-/// Dumps one database (`None`: the users and roles) into its series, saying so before
-/// (`dumping`) and after (`dumped`); the archive made, or why there is none.
-pub(super) fn dump_one(env: &Env, server: &DatabasesJob, db: Option<&str>) -> Result<String, Fail> {
+/// Dumps one database (`None`: the users and roles) into its series (a `safety` dump into the
+/// database's safety series), saying so before (`dumping`) and after (`dumped`); the archive
+/// made, or why there is none.
+pub(super) fn dump_one(
+    env: &Env,
+    server: &DatabasesJob,
+    db: Option<&str>,
+    safety: bool,
+) -> Result<String, Fail> {
     emit(&MoverEvent::Dumping {
         database: db.map(String::from),
     });
@@ -160,7 +168,10 @@ pub(super) fn dump_one(env: &Env, server: &DatabasesJob, db: Option<&str>) -> Re
         config: server.config.clone(),
         namespace: server.namespace.clone(),
         kind: SeriesKind::Database,
-        name: databases::series_name(&server.name, db),
+        name: match db {
+            Some(d) if safety => databases::safety_series(&server.name, d),
+            _ => databases::series_name(&server.name, db),
+        },
     };
     let started = Instant::now();
     let result = dump(

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use super::backup::delete_archives;
 use super::env::Env;
 use super::locks::with_lock_wait;
-use super::process::{Output, diagnose, each_line, run};
+use super::process::{Output, Throttle, diagnose, each_line, run};
 use super::{Fail, log};
 use crate::engines::output::{self, Event, Summary};
 use crate::engines::{Series, Tuning, borg, restic};
@@ -160,26 +160,58 @@ fn restic_dump(
     // What the relay says is logged as it comes (it is the dump's progress and its verdict).
     let said = read_lines(relay_err, true);
     let argv = env.restic_argv(restic::backup_stdin(series, time, tuning, file_name));
-    let engine = Command::new(&argv[0])
+    let mut engine = Command::new(&argv[0])
         .args(&argv[1..])
         .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::from(relay_out))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| failed("running restic", e))?;
+    let engine_err = read_lines(engine.stderr.take().expect("piped"), false);
+    // restic's JSON status lines are the dump's progress; the last summary is its result.
+    let mut summary = None;
+    let mut throttle = Throttle::default();
+    let mut stdout = String::new();
+    let _ = each_line(engine.stdout.take().expect("piped"), |l| {
+        match output::restic_line(&l) {
+            Some(Event::Summary(s)) => summary = Some(s),
+            Some(Event::Progress {
+                bytes_done,
+                files_done,
+                ..
+            }) => throttle.progress(bytes_done, None, files_done),
+            _ => {}
+        }
+        stdout.push_str(&l);
+        stdout.push('\n');
+    });
+    let status = engine.wait().map_err(|e| failed("waiting for restic", e))?;
     let relay_status = relay
         .wait()
         .map_err(|e| failed("waiting for the relay", e))?;
     let said = said.join().unwrap_or_default();
-    let stdout = String::from_utf8_lossy(&engine.stdout);
-    let summary = stdout
-        .lines()
-        .rev()
-        .find_map(|l| match output::restic_line(l) {
-            Some(Event::Summary(s)) => Some(s),
-            _ => None,
-        });
+    let engine_errors = engine_err.join().unwrap_or_default();
+    // restic that could not use the repository (locked, wrong password, unreachable) ends the
+    // relay's stream early: that, not the cut stream, is the reason, and it is the repository's.
+    let engine_fail = (!status.success()).then(|| {
+        diagnose(
+            env,
+            &Output {
+                code: status.code().unwrap_or(1),
+                stdout: stdout.clone(),
+                errors: engine_errors.clone(),
+                msgids: Vec::new(),
+                unreadable: Vec::new(),
+                relay: said.clone(),
+            },
+        )
+    });
+    if let Some(f) = &engine_fail
+        && f.failure != Failure::Failed
+    {
+        return Err(Fail::new(f.failure, f.message.clone()));
+    }
     if !relay_status.success() {
         let why = relay_reason(&said).unwrap_or_else(|| "the relay failed".into());
         let removed = match &summary {
@@ -199,19 +231,8 @@ fn restic_dump(
             format!("the dump was not whole, no archive was kept: {why}{removed}"),
         ));
     }
-    if !engine.status.success() {
-        let out = Output {
-            code: engine.status.code().unwrap_or(1),
-            stdout: stdout.into_owned(),
-            errors: String::from_utf8_lossy(&engine.stderr)
-                .lines()
-                .map(String::from)
-                .collect(),
-            msgids: Vec::new(),
-            unreadable: Vec::new(),
-            relay: said,
-        };
-        return Err(diagnose(env, &out));
+    if let Some(f) = engine_fail {
+        return Err(f);
     }
     Ok(summary)
 }

@@ -1,13 +1,14 @@
 //! The `restore-database` action: load a dump from the repository into a database of its
 //! server. An existing target is refused unless asked to replace it, and then dumped first (a
-//! safety dump into the same repository). The engine extracts the dump to a pipe; the mover
-//! reads it through (the end marker of an SQL dump, a pg_dump archive's blocks, the tables it
-//! creates) and feeds it to a relay that runs the server's own client, set to stop at the first
-//! error (PostgreSQL: one transaction). Afterwards the tables are counted. A database this
-//! restore created is dropped again when the load fails.
+//! safety dump into the database's safety series). The engine extracts the dump to a pipe; the
+//! mover reads it through (the end marker of an SQL dump, a pg_dump archive's blocks, the tables
+//! it creates) and feeds it to a relay that runs the server's own client, set to stop at the
+//! first error (PostgreSQL: one transaction). Afterwards the tables are counted. A database this
+//! restore created is dropped again when the load fails or the mover is stopped (SIGTERM).
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::LOCK_POLL_SECS;
@@ -15,11 +16,38 @@ use super::databases::dump_one;
 use super::dump::{read_lines, relay_argv, relay_reason};
 use super::env::Env;
 use super::pgdump::PgCustomCheck;
-use super::relay::has_marker;
+use super::relay::{COMMAND_FAILED, has_marker};
 use super::{Fail, emit, log};
 use crate::engines::databases::{self, DatabaseEngine, MYSQL_END};
 use crate::engines::{borg, restic};
 use crate::mover::job::{Engine, Failure, Loaded, LocalJob, MoverEvent, RestoreDatabaseJob};
+
+/// Set when the mover is asked to stop (its pod deleted: SIGTERM), so that the load stops and
+/// what it created is removed within the pod's grace period.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// From now on SIGTERM sets [`STOP`] instead of ending the process.
+fn stop_on_sigterm() {
+    std::thread::spawn(|| {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                term.recv().await;
+                STOP.store(true, Ordering::SeqCst);
+            }
+        });
+    });
+}
+
+fn stopped() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
 
 /// What the fed stream held, read as it passed.
 enum Scan {
@@ -85,7 +113,24 @@ impl Scan {
     }
 }
 
+/// A failed load, and whether the client itself said so (its own exit status arrived): only
+/// then did a client that runs in one transaction roll it back.
+struct LoadFail {
+    fail: Fail,
+    client_failed: bool,
+}
+
+impl From<Fail> for LoadFail {
+    fn from(fail: Fail) -> Self {
+        LoadFail {
+            fail,
+            client_failed: false,
+        }
+    }
+}
+
 pub(super) fn restore_database(env: &Env, job: &RestoreDatabaseJob) -> Result<(), Fail> {
+    stop_on_sigterm();
     let server = &job.server;
     let engine = server.client.engine;
     let target = job.target.as_str();
@@ -109,12 +154,25 @@ pub(super) fn restore_database(env: &Env, job: &RestoreDatabaseJob) -> Result<()
         },
         ..Loaded::default()
     };
+    // PostgreSQL replaces in one transaction (pg_restore --clean); MariaDB drops and recreates,
+    // so there the dump is read through first: a bad archive never costs the database.
+    let recreate = !exists || engine != DatabaseEngine::Postgresql;
+    if exists && recreate {
+        let tables = verify(env, job)?;
+        log(
+            "info",
+            format!(
+                "{} of {} is whole ({tables} tables): replacing database {target}",
+                job.file_name, job.archive
+            ),
+        );
+    }
     if exists {
         log(
             "info",
             format!("dumping database {target} before it is replaced"),
         );
-        let archive = dump_one(env, server, Some(target)).map_err(|f| {
+        let archive = dump_one(env, server, Some(target), true).map_err(|f| {
             Fail::new(
                 f.failure,
                 format!(
@@ -126,19 +184,27 @@ pub(super) fn restore_database(env: &Env, job: &RestoreDatabaseJob) -> Result<()
         log("info", format!("safety dump of {target}: {archive}"));
         loaded.safety_archive = Some(archive);
     }
-    // PostgreSQL replaces in one transaction (pg_restore --clean); MariaDB drops and recreates.
-    let recreate = !exists || engine != DatabaseEngine::Postgresql;
+    if stopped() {
+        return Err(Fail::new(
+            Failure::Failed,
+            format!("stopped (SIGTERM) before database {target} was changed"),
+        ));
+    }
     if exists && recreate {
-        server.run(
-            databases::drop_database(&server.client, target),
-            "dropping the database",
-        )?;
+        server
+            .run(
+                databases::drop_database(&server.client, target),
+                "dropping the database",
+            )
+            .map_err(|f| with_safety(f, &loaded, target))?;
     }
     if recreate {
-        server.run(
-            databases::create_database(&server.client, target),
-            "creating the database",
-        )?;
+        server
+            .run(
+                databases::create_database(&server.client, target),
+                "creating the database",
+            )
+            .map_err(|f| with_safety(f, &loaded, target))?;
         loaded.created = !exists;
     }
     let started = Instant::now();
@@ -154,10 +220,10 @@ pub(super) fn restore_database(env: &Env, job: &RestoreDatabaseJob) -> Result<()
             )
         })?;
         if found < expected {
-            return Err(Fail::new(
+            return Err(LoadFail::from(Fail::new(
                 Failure::Failed,
                 format!("the dump creates {expected} tables but {target} has {found}"),
-            ));
+            )));
         }
         Ok((bytes, expected, found))
     });
@@ -170,39 +236,126 @@ pub(super) fn restore_database(env: &Env, job: &RestoreDatabaseJob) -> Result<()
             emit(&MoverEvent::Loaded(loaded));
             Ok(())
         }
-        Err(mut f) => {
+        Err(LoadFail {
+            mut fail,
+            client_failed,
+        }) => {
             if loaded.created {
                 // Never leave a half-loaded database behind that did not exist before.
                 match server.run(
                     databases::drop_database(&server.client, target),
                     "dropping the half-restored database",
                 ) {
-                    Ok(_) => f
+                    Ok(_) => fail
                         .message
                         .push_str(&format!("; the new database {target} was dropped again")),
-                    Err(d) => f.message.push_str(&format!(
+                    Err(d) => fail.message.push_str(&format!(
                         "; the new database {target} could NOT be dropped ({}): drop it by hand",
                         d.message
                     )),
                 }
             } else if let Some(a) = &loaded.safety_archive {
-                let rolled_back = engine == DatabaseEngine::Postgresql;
-                f.message.push_str(&if rolled_back {
-                    format!("; pg_restore ran in one transaction, so {target} is as it was (its safety dump is {a})")
+                let rolled_back = engine == DatabaseEngine::Postgresql && client_failed;
+                fail.message.push_str(&if rolled_back {
+                    format!(
+                        "; pg_restore failed in its one transaction, so {target} is as it was (its safety dump is {a})"
+                    )
                 } else {
                     format!(
                         "; {target} may be half restored: its contents before are archive {a} (restore it with --archive {a} --replace)"
                     )
                 });
             }
-            Err(f)
+            Err(fail)
         }
     }
 }
 
+/// `f`, saying that the database was dumped first (when it was) and where that dump is.
+fn with_safety(mut f: Fail, loaded: &Loaded, target: &str) -> Fail {
+    if let Some(a) = &loaded.safety_archive {
+        f.message.push_str(&format!(
+            "; database {target} may be gone: its contents before are archive {a} (restore it with --archive {a})"
+        ));
+    }
+    f
+}
+
+/// The engine reading the dump out of the archive onto its stdout.
+fn extract(env: &Env, job: &RestoreDatabaseJob) -> Result<Child, Fail> {
+    let argv = match env.access.engine {
+        Engine::Borg => borg::extract_stdout(
+            &env.borg_repo(env.access.lock_wait_secs.max(LOCK_POLL_SECS)),
+            &job.archive,
+            &job.file_name,
+        ),
+        Engine::Restic => env.restic_argv(restic::dump(&job.archive, &job.file_name)),
+    };
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Fail::new(Failure::Failed, format!("starting {}: {e}", argv[0])))
+}
+
+/// Why the engine could not read the dump, in its words.
+fn unreadable(env: &Env, job: &RestoreDatabaseJob, said: &[String]) -> Fail {
+    Fail::new(
+        Failure::Failed,
+        format!(
+            "{} could not read {} from the repository: {}",
+            env.access.engine.name(),
+            job.archive,
+            said.iter()
+                .filter_map(|l| message_of(l))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    )
+}
+
+/// Reads the dump through without loading it; the tables it creates, or why it is not whole.
+fn verify(env: &Env, job: &RestoreDatabaseJob) -> Result<u64, Fail> {
+    let mut source = extract(env, job)?;
+    let said = read_lines(source.stderr.take().expect("piped"), false);
+    let mut scan = Scan::new(job.server.client.engine);
+    let mut from = source.stdout.take().expect("piped");
+    let mut buf = vec![0u8; 256 * 1024];
+    let read = loop {
+        match from.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => scan.feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !stopped() => {}
+            Err(e) => break Err(e),
+        }
+    };
+    let status = source
+        .wait()
+        .map_err(|e| Fail::new(Failure::Failed, format!("waiting for the engine: {e}")))?;
+    let said = said.join().unwrap_or_default();
+    if !status.success() {
+        return Err(unreadable(env, job, &said));
+    }
+    if let Err(e) = read {
+        return Err(Fail::new(Failure::Failed, format!("reading the dump: {e}")));
+    }
+    scan.finish().map_err(|why| {
+        Fail::new(
+            Failure::Failed,
+            format!(
+                "the dump read from {} is not whole ({why}): nothing was changed",
+                job.archive
+            ),
+        )
+    })
+}
+
 /// Streams the dump from the repository through the scan into the relay; the bytes fed and the
 /// tables the dump creates.
-fn feed(env: &Env, job: &RestoreDatabaseJob, replace: bool) -> Result<(u64, u64), Fail> {
+fn feed(env: &Env, job: &RestoreDatabaseJob, replace: bool) -> Result<(u64, u64), LoadFail> {
     let failed = |what: &str, e: std::io::Error| Fail::new(Failure::Failed, format!("{what}: {e}"));
     let server = &job.server;
     let engine = server.client.engine;
@@ -215,14 +368,6 @@ fn feed(env: &Env, job: &RestoreDatabaseJob, replace: bool) -> Result<(u64, u64)
         feed: true,
     };
     let relay_cmd = relay_argv(&relay)?;
-    let extract = match env.access.engine {
-        Engine::Borg => borg::extract_stdout(
-            &env.borg_repo(env.access.lock_wait_secs.max(LOCK_POLL_SECS)),
-            &job.archive,
-            &job.file_name,
-        ),
-        Engine::Restic => env.restic_argv(restic::dump(&job.archive, &job.file_name)),
-    };
     log(
         "info",
         format!(
@@ -230,14 +375,7 @@ fn feed(env: &Env, job: &RestoreDatabaseJob, replace: bool) -> Result<(u64, u64)
             job.file_name, job.archive, job.target, server.pod, server.container
         ),
     );
-    let mut source = Command::new(&extract[0])
-        .args(&extract[1..])
-        .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(&format!("starting {}", extract[0]), e))?;
+    let mut source = extract(env, job)?;
     let mut client = Command::new(&relay_cmd[0])
         .args(&relay_cmd[1..])
         .stdin(Stdio::piped())
@@ -258,9 +396,18 @@ fn feed(env: &Env, job: &RestoreDatabaseJob, replace: bool) -> Result<(u64, u64)
         let mut buf = vec![0u8; 256 * 1024];
         let mut last = Instant::now();
         loop {
+            if stopped() {
+                write_error = Some("stopped (SIGTERM) while loading".to_owned());
+                // Cut the exec instead of ending its input: the client must not take a
+                // shortened dump for a whole one.
+                let _ = client.kill();
+                let _ = source.kill();
+                break;
+            }
             let n = match from.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     write_error = Some(format!("reading the dump: {e}"));
                     break;
@@ -293,33 +440,37 @@ fn feed(env: &Env, job: &RestoreDatabaseJob, replace: bool) -> Result<(u64, u64)
     let engine_said = engine_said.join().unwrap_or_default();
     let relay_said = relay_said.join().unwrap_or_default();
     let whole = scan.finish();
-    if !source_status.success() {
-        return Err(Fail::new(
-            Failure::Failed,
-            format!(
-                "{} could not read {} from the repository: {}",
-                env.access.engine.name(),
-                job.archive,
-                engine_said
-                    .iter()
-                    .filter_map(|l| message_of(l))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        ));
-    }
-    if !client_status.success() {
-        return Err(Fail::new(
+    let client_failed = client_status.code() == Some(COMMAND_FAILED);
+    let client_error = || LoadFail {
+        fail: Fail::new(
             Failure::Failed,
             format!(
                 "loading into database {} failed: {}",
                 job.target,
                 relay_reason(&relay_said).unwrap_or_else(|| "the relay failed".into())
             ),
-        ));
+        ),
+        client_failed,
+    };
+    if stopped() {
+        return Err(Fail::new(
+            Failure::Failed,
+            write_error.unwrap_or_else(|| "stopped (SIGTERM) while loading".into()),
+        )
+        .into());
+    }
+    // A client that stopped at an error closes the pipe: its error says more than the engine's.
+    if !client_status.success() && (write_error.is_some() || source_status.success()) {
+        return Err(client_error());
+    }
+    if !source_status.success() {
+        return Err(unreadable(env, job, &engine_said).into());
+    }
+    if !client_status.success() {
+        return Err(client_error());
     }
     if let Some(e) = write_error {
-        return Err(Fail::new(Failure::Failed, e));
+        return Err(Fail::new(Failure::Failed, e).into());
     }
     let tables = whole.map_err(|why| {
         Fail::new(

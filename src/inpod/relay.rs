@@ -25,18 +25,22 @@ pub(super) struct Relay<'a> {
 /// The start of every line the relay writes on stderr.
 pub(super) const PREFIX: &str = "kentledge relay: ";
 
+/// The relay's exit code when the command ran and its own exit status, which arrived, was not
+/// 0 (other failures, such as a stream that ended without a status, exit 1).
+pub(super) const COMMAND_FAILED: i32 = 4;
+
 fn say(text: &str) {
     let _ = writeln!(std::io::stderr(), "{PREFIX}{text}");
 }
 
-/// Whether a stream that ended with `tail` has the marker its tool writes last: on its last line
-/// with words (comment rulers `--` and blank lines may follow it).
+/// Whether a stream that ended with `tail` has the marker its tool writes last: the start of its
+/// last line with words (comment rulers `--` and blank lines may follow it).
 pub(super) fn has_marker(tail: &[u8], marker: &str) -> bool {
     let text = String::from_utf8_lossy(tail);
     text.lines()
         .rev()
         .find(|l| !l.trim().trim_start_matches('-').is_empty())
-        .is_some_and(|l| l.contains(marker))
+        .is_some_and(|l| l.starts_with(marker))
 }
 
 /// The stdin of the command: each file as one line.
@@ -150,7 +154,11 @@ pub(super) fn relay(r: &Relay<'_>) -> i32 {
         match problem {
             Some(p) => {
                 say(&p);
-                1
+                if s.sink_error.is_none() && matches!(s.exit, Exit::Code(c) if c != 0) {
+                    COMMAND_FAILED
+                } else {
+                    1
+                }
             }
             None => {
                 let what = match &read_through {
@@ -184,7 +192,11 @@ mod tests {
         );
         // pg_dumpall ends its marker with a comment ruler.
         let all = b"--\n-- PostgreSQL database cluster dump complete\n--\n\n";
-        assert!(has_marker(all, "PostgreSQL database cluster dump complete"));
+        assert!(has_marker(all, crate::engines::databases::PG_GLOBALS_END));
+        assert!(
+            !has_marker(b"INSERT '-- Dump completed';\n", "-- Dump completed"),
+            "the marker starts its line"
+        );
         assert!(!has_marker(b"", "x"));
     }
 }

@@ -585,6 +585,11 @@ pub enum MoverEvent {
     },
     /// An archive found by a `list` job.
     Listed(ArchiveEntry),
+    /// The dumps a `databases` job is about to make, in order (`None`: the users and roles).
+    DumpPlan {
+        /// The databases.
+        databases: Vec<Option<String>>,
+    },
     /// A dump is starting (`database` none: the users and roles).
     Dumping {
         /// The database.

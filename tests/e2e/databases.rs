@@ -327,7 +327,7 @@ fn mariadb_databases_are_dumped_each_into_its_own_series_and_load_back_equal() {
     assert_eq!(r5.code, 0, "{}{}", r5.stdout, r5.stderr);
     assert!(
         r5.stdout.contains(
-            "safety dump of the replaced database shop: kentledge_shop_shop_db_maria.shop_"
+            "safety dump of the replaced database shop: kentledge_shop_shop_db_maria.shop..safety_"
         ),
         "{}",
         r5.stdout
@@ -489,7 +489,11 @@ fn postgresql_databases_are_dumped_in_custom_format_and_restored_under_another_n
             "name: pg\n        engine: postgresql",
         )
         .replace("app: db-0", "app: pg-0")
-        .replace("container: mariadb", "container: postgres");
+        .replace("container: mariadb", "container: postgres")
+        .replace(
+            "        init: true\n    - name: restic-local",
+            "        init: true\n      retention: {last: 1}\n    - name: restic-local",
+        );
     let cfg = tc.config("shop", &spec);
     let r = run(tc.kentledge(&cfg).arg("backup"));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -542,13 +546,71 @@ fn postgresql_databases_are_dumped_in_custom_format_and_restored_under_another_n
     ]));
     assert_eq!(x.code, 0, "{}{}", x.stdout, x.stderr);
     assert!(
-        x.stdout
-            .contains("safety dump of the replaced database shop: kentledge_shop_shop_db_pg.shop_"),
+        x.stdout.contains(
+            "safety dump of the replaced database shop: kentledge_shop_shop_db_pg.shop..safety_"
+        ),
         "{}",
         x.stdout
     );
     assert_eq!(pg_state(&tc, "shop")[..4], want[..4]);
     said.extend([x.stdout, x.stderr]);
+    // Database series are pruned like volume series: borg keeps the newest dump of each.
+    let borg_archives = |tc: &TestCluster| -> Vec<String> {
+        let l = run(tc.kentledge(&cfg).args([
+            "list",
+            "archives",
+            "--repository",
+            "borg-local",
+            "-o",
+            "json",
+        ]));
+        assert_eq!(l.code, 0, "{}{}", l.stdout, l.stderr);
+        let v: Value = serde_json::from_str(&l.stdout).unwrap();
+        let mut names: Vec<String> = v["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                s["archives"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["archive"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    // A second backup: two dumps of each database, one safety dump of shop in its own series.
+    let b = run(tc
+        .kentledge(&cfg)
+        .args(["backup", "--repository", "borg-local"]));
+    assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
+    let before = borg_archives(&tc);
+    let shop: Vec<&String> = before
+        .iter()
+        .filter(|a| a.contains("_db_pg.shop_"))
+        .collect();
+    assert_eq!(shop.len(), 2, "two dumps: {before:?}");
+    assert_eq!(
+        before
+            .iter()
+            .filter(|a| a.contains("_db_pg.shop..safety_"))
+            .count(),
+        1,
+        "the safety dump: {before:?}"
+    );
+    let p = run(tc.kentledge(&cfg).args(["prune", "--only", "repositories"]));
+    assert_eq!(p.code, 0, "{}{}", p.stdout, p.stderr);
+    let after = borg_archives(&tc);
+    // One dump of shop, one of postgres and one of the roles went; the safety dump stays.
+    assert_eq!(after.len(), before.len() - 3, "{before:?} → {after:?}");
+    assert!(
+        !after.contains(shop[0]) && after.contains(shop[1]),
+        "the older dump went: {after:?}"
+    );
+    said.extend([p.stdout, p.stderr]);
     // The roles dump holds the role that owns the tables.
     let globals = newest_borg_file(&tc, "kentledge_shop_shop_db_pg_");
     assert!(globals.contains("CREATE ROLE app"), "{globals}");
@@ -749,4 +811,74 @@ fn a_dump_killed_or_a_database_pod_deleted_half_way_is_no_restore_point() {
             break;
         }
     }
+}
+
+#[test]
+fn a_restore_stopped_by_sigterm_half_way_drops_the_database_it_created() {
+    let tc = TestCluster::start("shop");
+    shop_server(&tc);
+    big_database(&tc, "stopme");
+    let cfg = tc.config("shop", &big_spec("stopme"));
+    let b = run(tc
+        .kentledge(&cfg)
+        .args(["backup", "--repository", "borg-local"]));
+    assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
+    let exists = |db: &str| {
+        sql(
+            &tc,
+            "db-0",
+            &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'"),
+        ) == "1"
+    };
+    let child = tc
+        .kentledge(&cfg)
+        .args([
+            "restore",
+            "database",
+            "maria",
+            "--repository",
+            "borg-local",
+            "--to-database",
+            "stopme_copy",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tc.wait(60, "the restore to create its database", || {
+        exists("stopme_copy").then_some(())
+    });
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("NOT restored"), "{stdout}");
+    tc.wait(30, "the half-restored database to be dropped", || {
+        (!exists("stopme_copy")).then_some(())
+    });
+    assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
+    // The next restore works.
+    let r = run(tc.kentledge(&cfg).args([
+        "restore",
+        "database",
+        "maria",
+        "--repository",
+        "borg-local",
+        "--to-database",
+        "stopme_copy",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        checksum(&tc, "stopme_copy.blobs"),
+        checksum(&tc, "stopme.blobs")
+    );
 }

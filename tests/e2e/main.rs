@@ -3,6 +3,7 @@
 
 mod backup;
 mod backup_failures;
+mod bench;
 mod cli;
 mod cluster;
 mod databases;

@@ -50,7 +50,7 @@ fn a_relay_streams_another_pods_output_and_fails_when_it_is_not_whole() {
         json!({"action": "relay", "pod": "db", "container": "main",
         "command": ["sh", "-c", "seq 1 1000; echo broken >&2; exit 3"], "check": {"endMarker": "-- Dump completed"}}),
     );
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 4, "the command's own failure: {stderr}");
     assert!(
         stderr.contains("exit code 3") && stderr.contains("broken"),
         "{stderr}"

@@ -201,27 +201,34 @@ pub(super) async fn execute(
                 return vec![server_record(d, Verdict::Failed, "not started: interrupted".into())];
             }
             let started = Instant::now();
-            let current = Mutex::new(d.name.clone());
+            let current = Mutex::new((d.name.clone(), Instant::now()));
             status.show(d.index, format!("{} → {}: starting", d.name, d.repository));
             let on_event = |e: &MoverEvent| match e {
                 MoverEvent::Dumping { database } => {
                     if let Ok(mut c) = current.lock() {
-                        *c = match database {
+                        let what = match database {
                             Some(db) => format!("{}/{db}", d.name),
                             None => format!("{} (users)", d.name),
                         };
-                        status.show(d.index, format!("{c} → {}: dumping", d.repository));
+                        status.show(d.index, format!("{what} → {}: dumping", d.repository));
+                        *c = (what, Instant::now());
                     }
                 }
                 MoverEvent::Progress { bytes, .. } => {
-                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    let (what, since) = current
+                        .lock()
+                        .map(|c| c.clone())
+                        .unwrap_or_else(|_| (d.name.clone(), started));
+                    let secs = since.elapsed().as_secs_f64().max(0.001);
                     let rate = HumanBytes((*bytes as f64 / secs) as u64);
-                    let what = current.lock().map(|c| c.clone()).unwrap_or_default();
                     status.show(
                         d.index,
                         format!("{what} → {}: {}, {rate}/s", d.repository, HumanBytes(*bytes)),
                     );
-                    tracing::debug!(database = %what, repository = %d.repository, bytes, "dumping");
+                    if progress_line_due(d.index) {
+                        tracing::info!(database = %what, repository = %d.repository, bytes,
+                            rate = (*bytes as f64 / secs) as u64, "dumping");
+                    }
                 }
                 MoverEvent::Dumped(r) => {
                     let what = match &r.database {
@@ -302,7 +309,32 @@ fn dump_records(
             ..server_record(d, Verdict::Failed, String::new())
         })
         .collect();
-    let a_dump_failed = o.dumps.iter().any(|r| !r.ok);
+    // Dumps the mover was about to make but never reported: not made, for the mover's reason.
+    let reported: Vec<&Option<String>> = o.dumps.iter().map(|r| &r.database).collect();
+    let missing: Vec<Option<String>> = o
+        .dump_plan
+        .iter()
+        .flatten()
+        .filter(|db| !reported.contains(db))
+        .cloned()
+        .collect();
+    for db in &missing {
+        records.push(DumpRecord {
+            part: match db {
+                Some(name) => DumpPart::Database(name.clone()),
+                None => DumpPart::Users,
+            },
+            ..server_record(
+                d,
+                if o.verdict() == Verdict::Unknown {
+                    Verdict::Unknown
+                } else {
+                    Verdict::Failed
+                },
+                format!("not dumped: {}", o.reason()),
+            )
+        });
+    }
     match o.verdict() {
         Verdict::Ok if o.dumps.is_empty() => records.push(server_record(
             d,
@@ -311,8 +343,8 @@ fn dump_records(
                 .into(),
         )),
         Verdict::Ok => {}
-        // A failure the dump records already explain needs no second row.
-        Verdict::Failed if a_dump_failed => {}
+        // The mover said what it was about to dump: every dump has its row.
+        _ if o.dump_plan.is_some() && !records.is_empty() => {}
         v => records.push(server_record(d, v, o.reason())),
     }
     if o.verdict() == Verdict::Unknown {
@@ -383,15 +415,25 @@ pub(super) fn on_event(
     }
 }
 
-/// In a CronJob (no terminal), progress appears as an info line at most every 10 seconds per copy.
-pub(super) fn throttled_progress_log(j: &VolumeJob, bytes: u64, files: u64) {
+/// Whether mover `index`'s progress is due as a log line: at most every 10 seconds per mover,
+/// so a CronJob's log (no terminal) shows a copy or a dump going on.
+fn progress_line_due(index: usize) -> bool {
     static LAST: Mutex<BTreeMap<usize, Instant>> = Mutex::new(BTreeMap::new());
-    let Ok(mut last) = LAST.lock() else { return };
+    let Ok(mut last) = LAST.lock() else {
+        return false;
+    };
     let due = last
-        .get(&j.index)
+        .get(&index)
         .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
     if due {
-        last.insert(j.index, Instant::now());
+        last.insert(index, Instant::now());
+    }
+    due
+}
+
+/// In a CronJob (no terminal), progress appears as an info line at most every 10 seconds per copy.
+pub(super) fn throttled_progress_log(j: &VolumeJob, bytes: u64, files: u64) {
+    if progress_line_due(j.index) {
         tracing::info!(pvc = %j.pvc, repository = %j.repository, bytes, files, "copying");
     }
 }

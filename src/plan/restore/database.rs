@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{ArchiveQuery, Source, choose_series_archive};
 use crate::config::{Config, DatabaseBackup, Repository};
 use crate::engines::SeriesKind;
-use crate::engines::databases::{DatabaseEngine, decode_series, file_name, series_name};
+use crate::engines::databases::{DatabaseEngine, Decoded, decode, file_name, series_name};
 use crate::mover::job::{Action, ArchiveEntry, DatabasesJob, Job, RestoreDatabaseJob};
 use crate::mover::pod;
 use crate::plan::backup::access;
@@ -49,13 +49,17 @@ pub struct DatabaseRestorePlan {
     pub repo: Repository,
 }
 
-/// The databases an entry's dumps in a listing are of, by name.
+/// The databases an entry's dumps (not its safety dumps) in a listing are of, by name.
 pub fn databases_in(entries: &[ArchiveEntry], entry: &str) -> Vec<String> {
     let mut out: Vec<String> = entries
         .iter()
         .filter(|e| e.kind == SeriesKind::Database)
-        .filter_map(|e| match decode_series(&e.series) {
-            Some((b, Some(db))) if b == entry => Some(db),
+        .filter_map(|e| match decode(&e.series) {
+            Some(Decoded {
+                entry: b,
+                database: Some(db),
+                safety: false,
+            }) if b == entry => Some(db),
             _ => None,
         })
         .collect();
@@ -122,25 +126,34 @@ pub struct Inputs<'a> {
 /// Plans a database restore; a refusal says why, and nothing is changed.
 pub fn plan(i: &Inputs<'_>) -> Result<DatabaseRestorePlan, String> {
     let d = i.entry;
-    // An archive named without --database: the database it is a dump of.
-    let of_archive: Vec<String> = match (i.database, i.query.archive) {
-        (None, Some(id)) => i
+    // A named archive: the database it is a dump of (a safety dump's too).
+    let of_archive: Vec<(String, String)> = match i.query.archive {
+        Some(id) => i
             .entries
             .iter()
+            .filter(|e| e.kind == SeriesKind::Database)
             .filter(|e| e.archive == id || e.archive.starts_with(id))
-            .filter_map(|e| match decode_series(&e.series) {
-                Some((b, Some(db))) if b == d.name && e.kind == SeriesKind::Database => Some(db),
+            .filter_map(|e| match decode(&e.series) {
+                Some(Decoded {
+                    entry,
+                    database: Some(db),
+                    ..
+                }) if entry == d.name && i.database.is_none_or(|w| w == db) => {
+                    Some((db, e.series.clone()))
+                }
                 _ => None,
             })
             .collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
     };
-    let wanted = match &of_archive[..] {
-        [one] => Some(one.as_str()),
-        _ => i.database,
+    let (database, series) = match &of_archive[..] {
+        [(db, series)] => (db.clone(), series.clone()),
+        _ => {
+            let db = choose_database(i.entries, &d.name, &i.repo.name, i.database)?;
+            let series = series_name(&d.name, Some(&db));
+            (db, series)
+        }
     };
-    let database = choose_database(i.entries, &d.name, &i.repo.name, wanted)?;
-    let series = series_name(&d.name, Some(&database));
     let source = choose_series_archive(i.entries, i.repo, SeriesKind::Database, &series, i.query)?;
     let Source::Archive { entry, .. } = &source else {
         unreachable!("archives only")
@@ -242,6 +255,8 @@ mod tests {
     fn the_database_is_the_only_one_or_the_one_named() {
         let listing = [
             entry("maria", "u1", "2026-12-01T10:00:00Z"),
+            entry("maria.shop..safety", "x1", "2026-12-01T11:00:00Z"),
+            entry("maria.gone..safety", "x2", "2026-12-01T11:00:00Z"),
             entry("maria.shop", "s1", "2026-12-01T10:00:00Z"),
             entry("maria.my.5fapp", "a1", "2026-12-01T10:00:00Z"),
             entry("other.shop", "o1", "2026-12-01T10:00:00Z"),

@@ -1,0 +1,112 @@
+//! `make bench` measures that need the local cluster (ignored in `make test`): each prints one
+//! row — measure, kentledge, reference, ratio, goal — and asserts nothing about speed.
+//!
+//! P2: a MariaDB dump streamed into borg through kentledge (mover pod, relay by exec, `borg create
+//! --content-from-command`) against the same dump piped into `borg create -` directly in the
+//! database's pod, as throughput (bytes of the dump per second of dumping).
+
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use serde_json::Value;
+
+use crate::backup::{PASSPHRASE, empty_pvc, passphrase_secret};
+use crate::cluster::TestCluster;
+use crate::mariadb::{running_mariadb, sql};
+use crate::support::run;
+
+/// Rows of 1 MiB in the benchmark's database (its dump is twice that: `--hex-blob`).
+const MIB: u64 = 100;
+
+fn row(measure: &str, ours: f64, reference: f64, unit: &str, goal: &str) {
+    let line = format!(
+        "{measure:<48} {ours:>10.1} {unit:<5} {reference:>10.1} {unit:<5} {:>6.2}  {goal}",
+        ours / reference
+    );
+    println!("{line}");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(
+        dir.join(format!("{}.txt", &measure[..2])),
+        format!("{line}\n"),
+    );
+}
+
+#[test]
+#[ignore = "a benchmark: make bench"]
+fn p2_dump_into_borg_through_kentledge_vs_directly() {
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    empty_pvc(&tc, "borg-repo");
+    running_mariadb(&tc, "db-0", "mysql");
+    sql(
+        &tc,
+        "db-0",
+        &format!(
+            "CREATE DATABASE bench; CREATE TABLE bench.blobs (id INT PRIMARY KEY AUTO_INCREMENT, pad LONGBLOB) ENGINE=InnoDB; \
+             INSERT INTO bench.blobs (pad) SELECT REPEAT(RANDOM_BYTES(1024), 1024) FROM seq_1_to_{MIB};"
+        ),
+    );
+    let cfg = tc.config(
+        "shop",
+        "  repositories:\n    - name: borg-local\n      borg:\n        pvc: {claimName: borg-repo, path: shop}\n        passphrase: {secret: repo-pass, key: passphrase}\n        init: true\n  offsite:\n    databases:\n      - name: maria\n        engine: mariadb\n        pod: {name: db-0}\n        container: mariadb\n        credentials: {user: root}\n        databases: [bench]\n        repositories: [borg-local]\n",
+    );
+    // Once to create the repository and warm the server's buffers, then measured.
+    let warm = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(warm.code, 0, "{}{}", warm.stdout, warm.stderr);
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let dump = v["dumps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["database"] == "bench")
+        .unwrap()
+        .clone();
+    let bytes = dump["bytes"].as_u64().unwrap() as f64;
+    let ours = bytes / dump["seconds"].as_f64().unwrap();
+
+    // The same dump piped into borg create directly, in the database's pod (same CPU, no relay).
+    let repo = tempfile::tempdir().unwrap();
+    let script = format!(
+        "set -e; export BORG_PASSPHRASE='{PASSPHRASE}' BORG_BASE_DIR={base}; \
+         borg init -e repokey {repo}/r >/dev/null 2>&1; \
+         mariadb-dump -uroot --single-transaction --routines --triggers --events --hex-blob --comments --dump-date -- bench \
+         | borg create --stdin-name bench.sql {repo}/r::warm - ; \
+         start=$(date +%s.%N); \
+         mariadb-dump -uroot --single-transaction --routines --triggers --events --hex-blob --comments --dump-date -- bench \
+         | borg create --stdin-name bench.sql {repo}/r::measured - ; \
+         end=$(date +%s.%N); echo \"$start $end\"",
+        base = repo.path().join("base").display(),
+        repo = repo.path().display()
+    );
+    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    let started = Instant::now();
+    let o = tc.block_on(kentledge::kube::exec::run(
+        &pods,
+        "db-0",
+        "mariadb",
+        &["sh".to_owned(), "-c".to_owned(), script],
+        std::time::Duration::from_secs(600),
+    ));
+    assert!(o.exit.ok(), "{}", o.stderr);
+    let times: Vec<f64> = o
+        .stdout
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let secs = match times[..] {
+        [a, b] => b - a,
+        _ => started.elapsed().as_secs_f64(),
+    };
+    let reference = bytes / secs;
+    row(
+        &format!("P2 dump into borg ({:.0} MB), throughput", bytes / 1e6),
+        ours / 1e6,
+        reference / 1e6,
+        "MB/s",
+        "≥ 0.9×",
+    );
+}
