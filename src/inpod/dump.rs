@@ -137,8 +137,11 @@ pub(super) fn dump(
     })
 }
 
-/// restic 0.14: the relay's stdout piped into `restic backup --stdin`; a snapshot made of a
-/// stream the relay did not call whole is forgotten.
+/// restic 0.14 (no `--stdin-from-command`): the relay's stdout passed on to `restic backup
+/// --stdin` by this process, which ends restic's input only once the relay has called the stream
+/// whole; otherwise restic is killed before it reads an end, so it makes no snapshot. restic dies
+/// with this process (`PR_SET_PDEATHSIG`), so a mover killed half way cannot hand it an end
+/// either. (A snapshot of a failed stream, should one exist anyway, is forgotten.)
 fn restic_dump(
     env: &Env,
     series: &Series,
@@ -148,6 +151,16 @@ fn restic_dump(
     command: &[String],
 ) -> Result<Option<Summary>, Fail> {
     let failed = |what: &str, e: std::io::Error| Fail::new(Failure::Failed, format!("{what}: {e}"));
+    let argv = env.restic_argv(restic::backup_stdin(series, time, tuning, file_name));
+    let mut engine = Command::new(&argv[0]);
+    engine
+        .args(&argv[1..])
+        .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    die_with_parent(&mut engine);
+    let mut engine = engine.spawn().map_err(|e| failed("running restic", e))?;
     let mut relay = Command::new(&command[0])
         .args(&command[1..])
         .stdin(Stdio::null())
@@ -155,41 +168,44 @@ fn restic_dump(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| failed("starting the relay", e))?;
-    let relay_out = relay.stdout.take().expect("piped");
-    let relay_err = relay.stderr.take().expect("piped");
     // What the relay says is logged as it comes (it is the dump's progress and its verdict).
-    let said = read_lines(relay_err, true);
-    let argv = env.restic_argv(restic::backup_stdin(series, time, tuning, file_name));
-    let mut engine = Command::new(&argv[0])
-        .args(&argv[1..])
-        .envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::from(relay_out))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed("running restic", e))?;
+    let said = read_lines(relay.stderr.take().expect("piped"), true);
     let engine_err = read_lines(engine.stderr.take().expect("piped"), false);
     // restic's JSON status lines are the dump's progress; the last summary is its result.
-    let mut summary = None;
-    let mut throttle = Throttle::default();
-    let mut stdout = String::new();
-    let _ = each_line(engine.stdout.take().expect("piped"), |l| {
-        match output::restic_line(&l) {
-            Some(Event::Summary(s)) => summary = Some(s),
-            Some(Event::Progress {
-                bytes_done,
-                files_done,
-                ..
-            }) => throttle.progress(bytes_done, None, files_done),
-            _ => {}
-        }
-        stdout.push_str(&l);
-        stdout.push('\n');
+    let engine_out = engine.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut summary = None;
+        let mut throttle = Throttle::default();
+        let mut stdout = String::new();
+        let _ = each_line(engine_out, |l| {
+            match output::restic_line(&l) {
+                Some(Event::Summary(s)) => summary = Some(s),
+                Some(Event::Progress {
+                    bytes_done,
+                    files_done,
+                    ..
+                }) => throttle.progress(bytes_done, None, files_done),
+                _ => {}
+            }
+            stdout.push_str(&l);
+            stdout.push('\n');
+        });
+        (summary, stdout)
     });
-    let status = engine.wait().map_err(|e| failed("waiting for restic", e))?;
+    let mut to_engine = engine.stdin.take().expect("piped");
+    let copied = std::io::copy(&mut relay.stdout.take().expect("piped"), &mut to_engine);
     let relay_status = relay
         .wait()
         .map_err(|e| failed("waiting for the relay", e))?;
+    let whole = relay_status.success() && copied.is_ok();
+    if whole {
+        drop(to_engine); // the end of restic's input: now it makes the snapshot
+    } else {
+        let _ = engine.kill();
+        drop(to_engine);
+    }
+    let status = engine.wait().map_err(|e| failed("waiting for restic", e))?;
+    let (summary, stdout) = reader.join().unwrap_or_default();
     let said = said.join().unwrap_or_default();
     let engine_errors = engine_err.join().unwrap_or_default();
     // restic that could not use the repository (locked, wrong password, unreachable) ends the
@@ -212,8 +228,12 @@ fn restic_dump(
     {
         return Err(Fail::new(f.failure, f.message.clone()));
     }
-    if !relay_status.success() {
-        let why = relay_reason(&said).unwrap_or_else(|| "the relay failed".into());
+    if !whole {
+        let why = match (&copied, relay_reason(&said)) {
+            (_, Some(why)) => why,
+            (Err(e), None) => format!("passing the stream on to restic: {e}"),
+            (Ok(_), None) => "the relay failed".into(),
+        };
         let removed = match &summary {
             Some(s) if !s.archive.is_empty() => {
                 match delete_archives(env, std::slice::from_ref(&s.archive)) {
@@ -228,11 +248,26 @@ fn restic_dump(
         };
         return Err(Fail::new(
             Failure::Failed,
-            format!("the dump was not whole, no archive was kept: {why}{removed}"),
+            format!("the dump was not whole, no snapshot was made: {why}{removed}"),
         ));
     }
     if let Some(f) = engine_fail {
         return Err(f);
     }
     Ok(summary)
+}
+
+/// The child is killed when this process (the mover) dies, whatever kills it.
+fn die_with_parent(c: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
 }

@@ -814,6 +814,73 @@ fn a_dump_killed_or_a_database_pod_deleted_half_way_is_no_restore_point() {
 }
 
 #[test]
+fn a_mover_killed_half_way_through_a_restic_dump_leaves_no_snapshot() {
+    let tc = TestCluster::start("shop");
+    shop_server(&tc);
+    big_database(&tc, "moverkill");
+    let cfg = tc.config("shop", &big_spec("moverkill"));
+    let child = tc
+        .kentledge(&cfg)
+        .args(["backup", "--repository", "restic-local"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The mover pod's own process (its job names this test's database), while it dumps.
+    let mover = tc.wait(60, "the dump to start", || {
+        let dumping = std::process::Command::new("pgrep")
+            .args(["-f", "^mariadb-dump .*-- moverkill$"])
+            .output()
+            .ok()?;
+        if dumping.stdout.is_empty() {
+            return None;
+        }
+        let o = std::process::Command::new("pgrep")
+            .args([
+                "-f",
+                "kentledge mover --job .*\"databases\":\\[\"moverkill\"\\]",
+            ])
+            .output()
+            .ok()?;
+        let pids = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+        (!pids.is_empty() && !pids.contains('\n')).then_some(pids)
+    });
+    let st = std::process::Command::new("kill")
+        .args(["-9", &mover])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.contains("maria/moverkill"))
+        .unwrap_or_else(|| panic!("a row for the dump in flight: {stdout}"));
+    assert!(!row.contains("ok: "), "{row}");
+    let l = run(tc.kentledge(&cfg).args([
+        "list",
+        "archives",
+        "--repository",
+        "restic-local",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(l.code, 0, "{}{}", l.stdout, l.stderr);
+    assert!(
+        !l.stdout.contains("moverkill"),
+        "no snapshot of a cut dump: {}",
+        l.stdout
+    );
+    assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
+}
+
+#[test]
 fn a_restore_stopped_by_sigterm_half_way_drops_the_database_it_created() {
     let tc = TestCluster::start("shop");
     shop_server(&tc);
