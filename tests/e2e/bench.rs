@@ -27,10 +27,8 @@ fn row(measure: &str, ours: f64, reference: f64, unit: &str, goal: &str) {
     println!("{line}");
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
     let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(
-        dir.join(format!("{}.txt", &measure[..2])),
-        format!("{line}\n"),
-    );
+    let id = measure.split_whitespace().next().unwrap_or("bench");
+    let _ = std::fs::write(dir.join(format!("{id}.txt")), format!("{line}\n"));
 }
 
 #[test]
