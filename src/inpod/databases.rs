@@ -20,7 +20,33 @@ use crate::mover::job::{DatabasesJob, Dumped, Failure, LocalJob, MoverEvent};
 impl DatabasesJob {
     /// Runs `command` in the database's container by a relay; its stdout, or why it failed.
     pub(super) fn run(&self, command: Vec<String>, what: &str) -> Result<String, Fail> {
-        let argv = relay_argv(&self.relay(command, None))?;
+        self.run_relay(self.relay(command, None), what)
+    }
+
+    /// Whether an exec's stdin can be closed and its status still arrive (the v5 exec
+    /// protocol, Kubernetes 1.30 and newer): a restore feeds the dump on stdin, so it checks
+    /// this before it changes anything.
+    pub(super) fn probe_stdin(&self) -> Result<(), Fail> {
+        let mut relay = self.relay(
+            vec!["sh".into(), "-c".into(), "cat >/dev/null".into()],
+            None,
+        );
+        if let LocalJob::Relay { feed, .. } = &mut relay {
+            *feed = true;
+        }
+        self.run_relay(relay, "closing an exec's stdin").map(|_| ()).map_err(|f| {
+            Fail::new(
+                f.failure,
+                format!(
+                    "{}: kentledge writes Secret credentials and dumps to an exec's stdin and must close it without losing the exec's status, which needs the v5 exec protocol (Kubernetes 1.30 or newer); nothing was changed",
+                    f.message
+                ),
+            )
+        })
+    }
+
+    fn run_relay(&self, relay: LocalJob, what: &str) -> Result<String, Fail> {
+        let argv = relay_argv(&relay)?;
         let out = Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(Stdio::null())
@@ -77,6 +103,10 @@ impl DatabasesJob {
 
 pub(super) fn databases(env: &Env, server: &DatabasesJob) -> Result<(), Fail> {
     ensure_repository(env)?;
+    if !server.stdin_lines.is_empty() {
+        // The credentials go on stdin: say plainly when the API server cannot close it.
+        server.probe_stdin()?;
+    }
     let engine = server.client.engine;
     let listed = if server.databases.is_empty() {
         server.list()?

@@ -135,6 +135,7 @@ pub(super) fn restore_database(env: &Env, job: &RestoreDatabaseJob) -> Result<()
     let engine = server.client.engine;
     let target = job.target.as_str();
     let place = format!("{}/{}", server.pod, server.container);
+    server.probe_stdin()?;
     let exists = server.list()?.iter().any(|d| d == target);
     if exists && !job.replace {
         return Err(Fail::new(
