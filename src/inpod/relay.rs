@@ -63,6 +63,35 @@ fn stdin_of(files: &[String]) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(out))
 }
 
+/// This process's stdout written in place: the relay's runtime has nothing else to do while a
+/// write blocks (the engine reading it sets the pace), and tokio's stdout would hand every
+/// piece to another thread.
+struct BlockingStdout(std::io::Stdout);
+
+impl tokio::io::AsyncWrite for BlockingStdout {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(self.get_mut().0.write(buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(self.get_mut().0.flush())
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
 pub(super) fn relay(r: &Relay<'_>) -> i32 {
     let stdin = match stdin_of(r.stdin_lines) {
         Ok(s) => s,
@@ -101,7 +130,7 @@ pub(super) fn relay(r: &Relay<'_>) -> i32 {
             }
         };
         let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, &ns);
-        let mut out = tokio::io::stdout();
+        let mut out = BlockingStdout(std::io::stdout());
         let mut pg = matches!(r.check, Some(StreamCheck::PgCustom)).then(PgCustomCheck::new);
         let mut inspect = |b: &[u8]| {
             if let Some(c) = pg.as_mut() {
