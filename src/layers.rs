@@ -25,8 +25,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("report", 6),
     // Signals, stdout results, terminal progress, logging.
     ("runtime", 7),
-    // Adapters over kube-rs.
+    // Adapters over kube-rs, and the S3 client.
     ("kube", 8),
+    ("s3", 8),
     // Validated settings: the CLI turned into the types above.
     ("settings", 9),
     // The in-pod subcommand, and execution that always cleans up.

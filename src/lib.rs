@@ -17,6 +17,7 @@ pub mod mover;
 pub mod plan;
 pub mod report;
 pub mod runtime;
+pub mod s3;
 pub mod settings;
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod relay;
 mod repo_prune;
 mod restore;
 mod retention_borg;
+mod s3;
 mod servers;
 mod snapshot;
 mod support;
