@@ -179,16 +179,32 @@ fn read_headers(headers: &hyper::HeaderMap) -> Metadata {
     }
 }
 
+/// The text of the first `<name>` element of an XML answer, unescaped. Read this way, not by a
+/// strict schema: servers name the root elements differently (rclone answers
+/// `InitiateMultipartUpload` where S3 says `InitiateMultipartUploadResult`).
+fn xml_text(body: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&close)? + start;
+    Some(
+        body[start..end]
+            .replace("&quot;", "\"")
+            .replace("&#34;", "\"")
+            .replace("&apos;", "'")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
 /// S3's `<Error><Code>…</Code><Message>…</Message></Error>`.
 fn error_parts(body: &str) -> (Option<String>, String) {
-    let tag = |name: &str| {
-        let open = format!("<{name}>");
-        let close = format!("</{name}>");
-        let start = body.find(&open)? + open.len();
-        let end = body[start..].find(&close)? + start;
-        Some(body[start..end].to_owned())
-    };
-    (tag("Code"), tag("Message").unwrap_or_default())
+    (
+        xml_text(body, "Code"),
+        xml_text(body, "Message").unwrap_or_default(),
+    )
 }
 
 /// Percent-decoding of a listing's `encoding-type=url` key, for a server that encodes although
@@ -326,16 +342,7 @@ impl Client {
             if resp.status() != StatusCode::OK {
                 return Err(Self::failed(&what, resp).await);
             }
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| S3Error::Transport {
-                    what: what.clone(),
-                    why: e.to_string(),
-                })?
-                .to_bytes();
-            let text = String::from_utf8_lossy(&body);
+            let text = Self::text(&what, resp).await?;
             let page = ListObjectsV2::parse_response(&text).map_err(|e| S3Error::Answer {
                 what: what.clone(),
                 why: e.to_string(),
@@ -454,6 +461,166 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned())
+    }
+
+    /// Writes an object read from `source` in parts of `part_size` bytes (at least 5 MiB, as S3
+    /// requires of every part but the last) by a multipart upload, with its metadata; returns the
+    /// new ETag. Memory holds one part. An upload that fails is aborted, so no parts are left.
+    pub async fn put_multipart(
+        &self,
+        key: &str,
+        meta: &Metadata,
+        source: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+        part_size: usize,
+    ) -> Result<String, S3Error> {
+        let what = format!("writing object {key:?} in parts");
+        self.object_url(key)?;
+        let headers = write_headers(meta);
+        let mut create = self
+            .bucket
+            .create_multipart_upload(Some(&self.credentials), key);
+        for (k, v) in &headers {
+            create.headers_mut().insert(k.clone(), v.clone());
+        }
+        let url = create.sign(SIGNED_FOR);
+        let resp = self
+            .send(&what, Method::POST, url, &headers, Bytes::new())
+            .await?;
+        if resp.status() != StatusCode::OK {
+            return Err(Self::failed(&what, resp).await);
+        }
+        let text = Self::text(&what, resp).await?;
+        let upload_id = xml_text(&text, "UploadId")
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| S3Error::Answer {
+                what: what.clone(),
+                why: "no UploadId in the answer".into(),
+            })?;
+        match self
+            .upload_parts(&what, key, &upload_id, source, part_size.max(5 << 20))
+            .await
+        {
+            Ok(etag) => Ok(etag),
+            Err(e) => {
+                let abort = self
+                    .bucket
+                    .abort_multipart_upload(Some(&self.credentials), key, &upload_id)
+                    .sign(SIGNED_FOR);
+                if let Err(a) = self
+                    .send(&what, Method::DELETE, abort, &[], Bytes::new())
+                    .await
+                {
+                    tracing::warn!(key, error = %a, "could not abort a failed multipart upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        what: &str,
+        key: &str,
+        upload_id: &str,
+        source: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+        part_size: usize,
+    ) -> Result<String, S3Error> {
+        use tokio::io::AsyncReadExt;
+        let mut etags: Vec<String> = Vec::new();
+        let mut buf = vec![0u8; part_size];
+        loop {
+            let mut filled = 0;
+            while filled < part_size {
+                let n = source
+                    .read(&mut buf[filled..])
+                    .await
+                    .map_err(|e| S3Error::Transport {
+                        what: what.to_owned(),
+                        why: format!("reading the object to write: {e}"),
+                    })?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 && !etags.is_empty() {
+                break;
+            }
+            let number = u16::try_from(etags.len() + 1).map_err(|_| {
+                S3Error::Config(format!(
+                    "{what}: more than {} parts: use a larger part size",
+                    u16::MAX
+                ))
+            })?;
+            let url = self
+                .bucket
+                .upload_part(Some(&self.credentials), key, number, upload_id)
+                .sign(SIGNED_FOR);
+            let resp = self
+                .send(
+                    what,
+                    Method::PUT,
+                    url,
+                    &[],
+                    Bytes::copy_from_slice(&buf[..filled]),
+                )
+                .await?;
+            if resp.status() != StatusCode::OK {
+                return Err(Self::failed(what, resp).await);
+            }
+            let etag = resp
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+                .ok_or_else(|| S3Error::Answer {
+                    what: what.to_owned(),
+                    why: format!("part {number} has no ETag"),
+                })?;
+            etags.push(etag);
+            if filled < part_size {
+                break;
+            }
+        }
+        let complete = self.bucket.complete_multipart_upload(
+            Some(&self.credentials),
+            key,
+            upload_id,
+            etags.iter().map(String::as_str),
+        );
+        let url = complete.sign(SIGNED_FOR);
+        let body = complete.body();
+        let resp = self
+            .send(what, Method::POST, url, &[], Bytes::from(body))
+            .await?;
+        if resp.status() != StatusCode::OK {
+            return Err(Self::failed(what, resp).await);
+        }
+        // S3 may answer 200 and still fail the completion in the body.
+        let text = Self::text(what, resp).await?;
+        if text.contains("<Error>") {
+            let (code, message) = error_parts(&text);
+            return Err(S3Error::Status {
+                what: what.to_owned(),
+                status: 200,
+                code,
+                message,
+            });
+        }
+        Ok(xml_text(&text, "ETag").unwrap_or_default())
+    }
+
+    async fn text(what: &str, resp: Response<hyper::body::Incoming>) -> Result<String, S3Error> {
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| S3Error::Transport {
+                what: what.to_owned(),
+                why: e.to_string(),
+            })?
+            .to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     /// Deletes an object (a missing one is not an error, as in S3).

@@ -169,3 +169,58 @@ fn errors_say_what_and_never_hold_the_secret() {
         "{e}"
     );
 }
+
+/// Gives `n` bytes of a pattern, then fails.
+struct Breaks {
+    left: usize,
+}
+
+impl tokio::io::AsyncRead for Breaks {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other("the source broke")));
+        }
+        let n = self.left.min(buf.remaining()).min(64 * 1024);
+        buf.put_slice(&vec![b'k'; n]);
+        self.left -= n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[test]
+fn large_objects_go_up_in_parts_with_their_metadata_and_a_broken_upload_leaves_nothing() {
+    let server = s3();
+    std::fs::create_dir(server.dir.path().join("media")).unwrap();
+    let c = Client::new(&endpoint(server.port, "media", S3_SECRET)).unwrap();
+    let rt = rt();
+    let data: Vec<u8> = (0..12 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
+    let mut meta = Metadata {
+        content_type: Some("application/octet-stream".into()),
+        ..Metadata::default()
+    };
+    meta.user.insert("kind".into(), "video".into());
+    let etag = rt
+        .block_on(c.put_multipart("big/video.bin", &meta, &mut &data[..], 5 << 20))
+        .unwrap();
+    assert!(!etag.is_empty());
+    let mut got = Vec::new();
+    let m = rt.block_on(c.get("big/video.bin", &mut got)).unwrap();
+    assert!(got == data, "the bytes come back");
+    assert_eq!(m.user, meta.user);
+    assert_eq!(m.content_type, meta.content_type);
+    // A source that breaks half way: an error, and no object.
+    let e = rt
+        .block_on(c.put_multipart(
+            "big/broken.bin",
+            &meta,
+            &mut Breaks { left: 7 << 20 },
+            5 << 20,
+        ))
+        .unwrap_err();
+    assert!(e.to_string().contains("the source broke"), "{e}");
+    assert_eq!(rt.block_on(c.head("big/broken.bin")).unwrap(), None);
+}
