@@ -366,9 +366,20 @@ impl Client {
                 });
             }
             total += objects.len() as u64;
+            let empty = objects.is_empty();
             on_page(objects)?;
             match page.next_continuation_token {
-                Some(t) if !t.is_empty() => token = Some(t),
+                // Some servers send a token on the last page too: an empty page ends the
+                // listing, and a token that comes back again would never end it.
+                Some(t) if !t.is_empty() && !empty => {
+                    if token.as_deref() == Some(t.as_str()) {
+                        return Err(S3Error::Answer {
+                            what,
+                            why: "the server gave the same continuation token twice".into(),
+                        });
+                    }
+                    token = Some(t);
+                }
                 _ => return Ok(total),
             }
         }
