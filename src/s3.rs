@@ -21,6 +21,10 @@ use tokio::io::AsyncWriteExt;
 /// How long a signed request stays valid.
 const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
 
+/// How long a server may leave a request without an answer, or a body without its next piece,
+/// before the call fails (a stalled connection must not hang a mover until its deadline).
+const IDLE: Duration = Duration::from_secs(120);
+
 /// Why an S3 call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
@@ -285,27 +289,26 @@ impl Client {
             what: what.to_owned(),
             why: e.to_string(),
         })?;
-        self.http
-            .request(req)
+        let answer = tokio::time::timeout(IDLE, self.http.request(req))
             .await
-            .map_err(|e| S3Error::Transport {
+            .map_err(|_| S3Error::Transport {
                 what: what.to_owned(),
-                // The error's display never holds the URL's query (hyper-util says "client error
-                // (Connect)" and its source the socket's words).
-                why: std::error::Error::source(&e)
-                    .map(|s| format!("{e}: {s}"))
-                    .unwrap_or_else(|| e.to_string()),
-            })
+                why: format!("no answer within {} s", IDLE.as_secs()),
+            })?;
+        answer.map_err(|e| S3Error::Transport {
+            what: what.to_owned(),
+            // The error's display never holds the URL's query (hyper-util says "client error
+            // (Connect)" and its source the socket's words).
+            why: std::error::Error::source(&e)
+                .map(|s| format!("{e}: {s}"))
+                .unwrap_or_else(|| e.to_string()),
+        })
     }
 
     async fn failed(what: &str, resp: Response<hyper::body::Incoming>) -> S3Error {
         let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-            .unwrap_or_default();
+        // An error whose body cannot be read is still the status's error.
+        let body = Self::text(what, resp).await.unwrap_or_default();
         let (code, message) = error_parts(&body);
         S3Error::Status {
             what: what.to_owned(),
@@ -425,7 +428,14 @@ impl Client {
         let mut meta = read_headers(resp.headers());
         let mut body = resp.into_body();
         let mut written = 0u64;
-        while let Some(frame) = body.frame().await {
+        loop {
+            let next = tokio::time::timeout(IDLE, body.frame())
+                .await
+                .map_err(|_| S3Error::Transport {
+                    what: what.clone(),
+                    why: format!("the body stalled for {} s", IDLE.as_secs()),
+                })?;
+            let Some(frame) = next else { break };
             let frame = frame.map_err(|e| S3Error::Transport {
                 what: what.clone(),
                 why: e.to_string(),
@@ -622,10 +632,12 @@ impl Client {
     }
 
     async fn text(what: &str, resp: Response<hyper::body::Incoming>) -> Result<String, S3Error> {
-        let body = resp
-            .into_body()
-            .collect()
+        let body = tokio::time::timeout(IDLE, resp.into_body().collect())
             .await
+            .map_err(|_| S3Error::Transport {
+                what: what.to_owned(),
+                why: format!("the answer stalled for {} s", IDLE.as_secs()),
+            })?
             .map_err(|e| S3Error::Transport {
                 what: what.to_owned(),
                 why: e.to_string(),
