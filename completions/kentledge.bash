@@ -508,7 +508,7 @@ _kentledge() {
             return 0
             ;;
         kentledge__subcmd__restore__subcmd__bucket)
-            opts="-c -n -o -v -q -h -V --repository --archive --as-of --to-bucket --to-prefix --lock-timeout --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
+            opts="-c -n -o -v -q -h -V --repository --archive --as-of --to-bucket --to-prefix --overwrite --delete-extra --lock-timeout --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -169,7 +169,7 @@ complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l archive -d 'The archive (borg archive name or restic snapshot id); default: the newest' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l as-of -d 'The newest archive taken at or before this time (RFC 3339)' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l to-bucket -d 'Restore into this bucket instead of the original' -r
-complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l to-prefix -d 'Restore under this prefix instead of the original' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l to-prefix -d 'Restore under this prefix instead of the original (the archive\'s prefix is replaced by it in every key)' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l lock-timeout -d 'How long to wait for another run of this config to finish before failing' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -s c -l config -d 'The config file' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l kubeconfig -d 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]' -r -F
@@ -180,6 +180,8 @@ json\t'One JSON document for machines'"
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l log-format -d 'Format of log lines on stderr: auto is text on a terminal, JSON lines otherwise' -r -f -a "auto\t'Text on a terminal, JSON lines otherwise'
 text\t'Human-readable lines'
 json\t'One JSON object per line'"
+complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l overwrite -d 'Rewrite objects of the target prefix whose bytes differ from the archive\'s; without it such objects stop the restore before anything is written'
+complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l delete-extra -d 'Delete objects of the target prefix the archive does not have; without it (or --overwrite, which leaves them) such objects stop the restore before anything is written'
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -l dry-run -d 'Print the plan and change nothing'
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
 complete -c kentledge -n "__fish_kentledge_using_subcommand restore; and __fish_seen_subcommand_from bucket" -s q -l quiet -d 'Less log detail (-q warnings only, -qq errors only)'

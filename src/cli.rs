@@ -336,9 +336,18 @@ pub struct RestoreBucketArgs {
     /// Restore into this bucket instead of the original.
     #[arg(long, value_name = "BUCKET")]
     pub to_bucket: Option<String>,
-    /// Restore under this prefix instead of the original.
+    /// Restore under this prefix instead of the original (the archive's prefix is replaced by
+    /// it in every key).
     #[arg(long, value_name = "PREFIX")]
     pub to_prefix: Option<String>,
+    /// Rewrite objects of the target prefix whose bytes differ from the archive's; without it
+    /// such objects stop the restore before anything is written.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Delete objects of the target prefix the archive does not have; without it (or
+    /// --overwrite, which leaves them) such objects stop the restore before anything is written.
+    #[arg(long)]
+    pub delete_extra: bool,
     #[command(flatten)]
     pub lock: LockArgs,
 }

@@ -15,7 +15,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rusty_s3::actions::{ListObjectsV2, S3Action};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 /// How long a signed request stays valid.
@@ -66,6 +65,15 @@ pub enum S3Error {
     },
 }
 
+/// Whether this client can address `key` exactly: not empty, no leading `/`, no `//`, no `.`
+/// or `..` segment (a URL normalises those to another path).
+pub fn addressable(key: &str) -> bool {
+    !(key.is_empty()
+        || key.starts_with('/')
+        || key.contains("//")
+        || key.split('/').any(|seg| seg == "." || seg == ".."))
+}
+
 /// Where a bucket is and how to sign for it.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
@@ -83,54 +91,7 @@ pub struct Endpoint {
     pub secret_key: String,
 }
 
-/// An object as a listing gives it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Object {
-    /// Its key.
-    pub key: String,
-    /// Bytes.
-    pub size: u64,
-    /// Its ETag, as the server writes it (quotes included).
-    pub etag: String,
-    /// Last-Modified, as the listing writes it (RFC 3339).
-    pub last_modified: String,
-}
-
-/// What makes an object the same object again: its headers and user metadata, and what the
-/// server says of it (size, ETag, Last-Modified; recorded, a write cannot set them).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Metadata {
-    /// Bytes.
-    pub size: u64,
-    /// `Content-Type`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    /// `Content-Encoding`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_encoding: Option<String>,
-    /// `Content-Language`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_language: Option<String>,
-    /// `Content-Disposition`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_disposition: Option<String>,
-    /// `Cache-Control`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_control: Option<String>,
-    /// `Expires`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
-    /// `x-amz-meta-*`, by lowercase name without the prefix.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub user: BTreeMap<String, String>,
-    /// The ETag (quotes included).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// `Last-Modified` (HTTP date).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_modified: Option<String>,
-}
+pub use crate::engines::bucket::{Metadata, Object};
 
 /// The headers a write sets, by name (lowercase), from the metadata.
 fn write_headers(m: &Metadata) -> Vec<(String, String)> {
@@ -261,10 +222,7 @@ impl Client {
     /// The object URL of `key`, when it addresses exactly that key.
     fn object_url(&self, key: &str) -> Result<url::Url, S3Error> {
         let bad = || S3Error::Key(key.to_owned());
-        if key.is_empty() || key.starts_with('/') || key.contains("//") {
-            return Err(bad());
-        }
-        if key.split('/').any(|seg| seg == "." || seg == "..") {
+        if !addressable(key) {
             return Err(bad());
         }
         self.bucket.object_url(key).map_err(|_| bad())

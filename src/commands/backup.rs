@@ -12,14 +12,6 @@ use crate::settings;
 /// Runs `kentledge backup`.
 pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
-    let offsite = &settings.config.spec.offsite;
-    if offsite.volumes.is_none() && offsite.databases.is_empty() && !offsite.buckets.is_empty() {
-        return Err(Error::NotImplemented {
-            command: "backup of buckets".into(),
-            version: env!("CARGO_PKG_VERSION"),
-            what: "this version copies volumes and databases (spec.offsite.volumes, spec.offsite.databases) only",
-        });
-    }
     let mut results = output::Results::new(global.output.into());
     let code = super::runtime()?.block_on(async {
         let (client, interrupt) = super::connect(global).await?;

@@ -1,7 +1,9 @@
-//! `kentledge restore volume` and `restore database` ([`crate::flows::restore`]); bucket
-//! restores are not in this version yet and say so.
+//! `kentledge restore volume`, `restore database` and `restore bucket`
+//! ([`crate::flows::restore`]): their options checked against the config before any API call.
 
-use crate::cli::{self, GlobalArgs, RestoreCommand, RestoreDatabaseArgs, RestoreVolumeArgs};
+use crate::cli::{
+    self, GlobalArgs, RestoreBucketArgs, RestoreCommand, RestoreDatabaseArgs, RestoreVolumeArgs,
+};
 use crate::error::Error;
 use crate::flows::restore::{Target, VolumeOptions};
 use crate::model::names::check_dns1123_subdomain;
@@ -25,12 +27,16 @@ pub fn run(global: &GlobalArgs, cmd: &RestoreCommand) -> Result<u8, Error> {
             results.finish()?;
             return code;
         }
-        RestoreCommand::Bucket(_) => {
-            return Err(Error::NotImplemented {
-                command: "restore bucket".into(),
-                version: env!("CARGO_PKG_VERSION"),
-                what: "bucket restores land with bucket backups",
+        RestoreCommand::Bucket(a) => {
+            let opts = bucket_options(&settings, a)?;
+            let mut results = output::Results::new(global.output.into());
+            let code = super::runtime()?.block_on(async {
+                let (client, interrupt) = super::connect(global).await?;
+                crate::flows::restore::bucket(&settings, &opts, &client, &interrupt, &mut results)
+                    .await
             });
+            results.finish()?;
+            return code;
         }
     };
     let opts = options(&settings, args)?;
@@ -114,39 +120,19 @@ fn database_options(
         value: value.to_owned(),
         reason,
     };
-    let entries = &settings.config.spec.offsite.databases;
-    let Some(entry) = entries.iter().find(|d| d.name == a.name) else {
-        return Err(bad(
-            "NAME",
-            &a.name,
-            if entries.is_empty() {
-                "spec.offsite.databases is empty".into()
-            } else {
-                format!(
-                    "not one of spec.offsite.databases ({})",
-                    entries
-                        .iter()
-                        .map(|d| d.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            },
-        ));
-    };
-    if let Some(r) = &a.source.repository {
-        super::check_repository(settings, r)?;
-        if !entry.repositories.contains(r) {
-            return Err(bad(
-                "--repository",
-                r,
-                format!(
-                    "database {} is dumped to {}, not to it",
-                    entry.name,
-                    entry.repositories.join(", ")
-                ),
-            ));
-        }
-    }
+    let entry = find_entry(
+        &settings.config.spec.offsite.databases,
+        &a.name,
+        "spec.offsite.databases",
+        |d| &d.name,
+    )?;
+    entry_repository(
+        settings,
+        a.source.repository.as_deref(),
+        &entry.name,
+        &entry.repositories,
+        "dumped",
+    )?;
     if let Some(db) = &a.database {
         check_database_name(db).map_err(|r| bad("--database", db, r))?;
     }
@@ -169,5 +155,100 @@ fn database_options(
         to_database: a.to_database.clone(),
         replace: a.replace,
         lock_timeout: a.lock.lock_timeout.0,
+    })
+}
+
+/// The options of `restore bucket`, checked against the config before any API call.
+fn bucket_options(
+    settings: &settings::Settings,
+    a: &RestoreBucketArgs,
+) -> Result<crate::flows::restore::BucketOptions, Error> {
+    let bad = |flag, value: &str, reason: String| Error::BadArgument {
+        flag,
+        value: value.to_owned(),
+        reason,
+    };
+    let entry = find_entry(
+        &settings.config.spec.offsite.buckets,
+        &a.name,
+        "spec.offsite.buckets",
+        |b| &b.name,
+    )?;
+    entry_repository(
+        settings,
+        a.source.repository.as_deref(),
+        &entry.name,
+        &entry.repositories,
+        "copied",
+    )?;
+    if let Some(b) = &a.to_bucket {
+        crate::config::check_bucket_name(b).map_err(|r| bad("--to-bucket", b, r))?;
+    }
+    if let Some(p) = &a.to_prefix
+        && (p.starts_with('/') || p.contains('\0'))
+    {
+        return Err(bad(
+            "--to-prefix",
+            p,
+            "S3 keys do not start with '/' or hold NUL".into(),
+        ));
+    }
+    Ok(crate::flows::restore::BucketOptions {
+        name: a.name.clone(),
+        repository: a.source.repository.clone(),
+        archive: a.source.archive.clone(),
+        as_of: a.source.as_of,
+        to_bucket: a.to_bucket.clone(),
+        to_prefix: a.to_prefix.clone(),
+        overwrite: a.overwrite,
+        delete_extra: a.delete_extra,
+        lock_timeout: a.lock.lock_timeout.0,
+    })
+}
+
+/// The entry `name` of `entries` (the config's list at `list`), or a usage error naming them.
+fn find_entry<'a, T>(
+    entries: &'a [T],
+    name: &str,
+    list: &str,
+    name_of: impl Fn(&T) -> &str,
+) -> Result<&'a T, Error> {
+    entries
+        .iter()
+        .find(|e| name_of(e) == name)
+        .ok_or_else(|| Error::BadArgument {
+            flag: "NAME",
+            value: name.to_owned(),
+            reason: if entries.is_empty() {
+                format!("{list} is empty")
+            } else {
+                format!(
+                    "not one of {list} ({})",
+                    entries.iter().map(&name_of).collect::<Vec<_>>().join(", ")
+                )
+            },
+        })
+}
+
+/// `--repository`, when given: a repository of the config that the entry goes to.
+fn entry_repository(
+    settings: &settings::Settings,
+    repository: Option<&str>,
+    entry: &str,
+    repositories: &[String],
+    verb: &str,
+) -> Result<(), Error> {
+    let Some(r) = repository else { return Ok(()) };
+    super::check_repository(settings, r)?;
+    if repositories.iter().any(|x| x == r) {
+        return Ok(());
+    }
+    Err(Error::BadArgument {
+        flag: "--repository",
+        value: r.to_owned(),
+        reason: format!(
+            "{entry} is {verb} to {}, not to it",
+            repositories.join(", ")
+        ),
     })
 }

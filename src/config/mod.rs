@@ -4,6 +4,7 @@ mod load;
 mod locate;
 pub mod schema;
 mod validate;
+pub use validate::check_bucket_name;
 
 pub use load::{ConfigError, LoadError, Problem, load_file, parse};
 pub use locate::Pos;

@@ -72,6 +72,34 @@ pub fn create_from_command(
     a
 }
 
+/// `borg create` of the paths listed in `list` (one a line, relative to the current directory,
+/// archived in that order: a bucket's mirror, so that `borg export-tar` writes the objects in
+/// key order). The files cache keys on ctime, size and inode (the mirror is kept between runs).
+pub fn create_from_list(
+    repo: &Repo,
+    series: &Series,
+    time: Timestamp,
+    tuning: Tuning<'_>,
+    list: &str,
+) -> Vec<String> {
+    let mut a = create_head(repo, time, tuning, &["--paths-from-command"]);
+    a.push(format!("{}::{}", repo.location, series.borg_archive(time)));
+    a.extend(["--".into(), "cat".into(), list.to_owned()]);
+    a
+}
+
+/// `borg export-tar REPO::ARCHIVE -`: the archive as a tar stream on stdout, items in the
+/// archive's order.
+pub fn export_tar(repo: &Repo, archive: &str) -> Vec<String> {
+    let mut a: Vec<String> = ["borg", "export-tar", "--log-json"]
+        .map(String::from)
+        .into();
+    repo.common(&mut a);
+    a.push(format!("{}::{archive}", repo.location));
+    a.push("-".into());
+    a
+}
+
 /// `borg compact`: frees the space of pruned archives (borg ≥ 1.2).
 pub fn compact(repo: &Repo) -> Vec<String> {
     let mut a: Vec<String> = ["borg", "compact", "--log-json"].map(String::from).into();

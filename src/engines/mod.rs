@@ -3,6 +3,7 @@
 //! passwords and keys reach the engines through the mover pod's environment and mounted files.
 
 pub mod borg;
+pub mod bucket;
 pub mod databases;
 pub mod output;
 pub mod restic;

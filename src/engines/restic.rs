@@ -32,6 +32,30 @@ pub fn backup(series: &Series, cut: Timestamp, tuning: Tuning<'_>) -> Vec<String
     a
 }
 
+/// `restic backup` of the current directory (a bucket's mirror, kept between runs, so inodes and
+/// ctimes hold), with `parent`, the series' newest snapshot, to compare files with (restic
+/// would choose none: it matches parents by paths and host).
+pub fn backup_mirror(
+    series: &Series,
+    time: Timestamp,
+    tuning: Tuning<'_>,
+    parent: Option<&str>,
+) -> Vec<String> {
+    let mut a: Vec<String> = ["restic", "backup", "--json", "--host", HOST, "--time"]
+        .map(String::from)
+        .into();
+    a.push(time.strftime("%Y-%m-%d %H:%M:%S").to_string());
+    a.push("--tag".into());
+    a.push(series.restic_tags().join(","));
+    if let Some(p) = parent {
+        a.push("--parent".into());
+        a.push(p.to_owned());
+    }
+    tuning.push(&mut a, "--limit-upload");
+    a.push(".".into());
+    a
+}
+
 /// `restic backup --stdin` of what is piped in, stored as the file `file_name`, with the archive
 /// time `time` (restic 0.14 has no `--stdin-from-command`: a failed stream's snapshot is forgotten
 /// by the caller).
@@ -101,6 +125,11 @@ pub fn dump(id: &str, file: &str) -> Vec<String> {
         id.to_owned(),
         format!("/{file}"),
     ]
+}
+
+/// `restic dump ID /`: the whole snapshot as a tar stream on stdout, in name order.
+pub fn dump_tree(id: &str) -> Vec<String> {
+    ["restic", "dump", id, "/"].map(String::from).into()
 }
 
 /// `restic ls --json ID`: the snapshot, then every node, one JSON object a line.

@@ -17,7 +17,8 @@ use crate::error::Error;
 use crate::kube::pods::{self as pods_state, End};
 use crate::model::labels::RUN;
 use crate::mover::job::{
-    ArchiveDecision, ArchiveEntry, Dumped, Failure, Loaded, MoverEvent, Restored,
+    ArchiveDecision, ArchiveEntry, BucketPlan, BucketRestored, Dumped, Failure, Loaded, MoverEvent,
+    Restored, Synced,
 };
 use crate::mover::pod::{self as moverpod, ROLE};
 use crate::report::Verdict;
@@ -51,6 +52,12 @@ pub struct MoverResult {
     pub dumps: Vec<Dumped>,
     /// What a database restore did.
     pub loaded: Option<Loaded>,
+    /// What a bucket backup read.
+    pub synced: Option<Synced>,
+    /// What a bucket restore planned.
+    pub bucket_plan: Option<BucketPlan>,
+    /// What a bucket restore wrote.
+    pub bucket_restored: Option<BucketRestored>,
     /// Whether the run was interrupted while the mover ran.
     pub interrupted: bool,
     /// Why the mover's log could not be read to its last line, when it could not: then the
@@ -404,6 +411,9 @@ async fn watch(
             MoverEvent::Dumped(d) => out.dumps.push(d),
             MoverEvent::DumpPlan { databases } => out.dump_plan = Some(databases),
             MoverEvent::Loaded(l) => out.loaded = Some(l),
+            MoverEvent::BucketSynced(x) => out.synced = Some(x),
+            MoverEvent::BucketPlan(x) => out.bucket_plan = Some(x),
+            MoverEvent::BucketRestored(x) => out.bucket_restored = Some(x),
             MoverEvent::Deleted { series, archives } => {
                 for a in out.archives.iter_mut() {
                     if a.series == series && archives.contains(&a.archive) {
@@ -450,11 +460,34 @@ pub async fn ensure_cache(
     config: &str,
     repo: &Repository,
 ) -> Result<(), Error> {
-    let Some(pvc) = moverpod::cache_pvc(ns, config, repo) else {
-        return Ok(());
-    };
+    match moverpod::cache_pvc(ns, config, repo) {
+        Some(pvc) => ensure_pvc(client, ns, pvc, &format!("repository {}", repo.name)).await,
+        None => Ok(()),
+    }
+}
+
+/// Creates a bucket's cache PVC (its mirror) when the config asks for one and it does not
+/// exist yet (kept between runs; deleting it only makes the next backup download everything).
+pub async fn ensure_bucket_cache(
+    client: &kube::Client,
+    ns: &str,
+    config: &str,
+    bucket: &crate::config::BucketBackup,
+) -> Result<(), Error> {
+    match moverpod::bucket_cache_pvc(ns, config, bucket) {
+        Some(pvc) => ensure_pvc(client, ns, pvc, &format!("bucket {}", bucket.name)).await,
+        None => Ok(()),
+    }
+}
+
+async fn ensure_pvc(
+    client: &kube::Client,
+    ns: &str,
+    pvc: PersistentVolumeClaim,
+    of: &str,
+) -> Result<(), Error> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-    let name = moverpod::cache_pvc_name(&repo.name);
+    let name = pvc.metadata.name.clone().unwrap_or_default();
     if api
         .get_opt(&name)
         .await
@@ -463,7 +496,7 @@ pub async fn ensure_cache(
     {
         return Ok(());
     }
-    tracing::info!(pvc = %name, repository = %repo.name, "creating the engine cache volume");
+    tracing::info!(pvc = %name, "creating the cache volume of {of}");
     api.create(&PostParams::default(), &pvc)
         .await
         .map_err(Error::cluster("create the cache PersistentVolumeClaim"))?;

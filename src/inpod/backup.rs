@@ -68,6 +68,28 @@ pub(super) fn backup(
         upload_limit,
         exclude,
     };
+    make_archive(
+        env,
+        series,
+        cut,
+        paths::DATA,
+        &|wait| match env.access.engine {
+            Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, tuning),
+            Engine::Restic => env.restic_argv(restic::backup(series, cut, tuning)),
+        },
+    )
+    .map(|_| ())
+}
+
+/// Runs `argv` (given the lock wait) in `cwd` to make the series' archive of `time`, and passes
+/// its numbers on; an archive that lacks files is deleted and the copy fails.
+pub(super) fn make_archive(
+    env: &Env,
+    series: &Series,
+    cut: Timestamp,
+    cwd: &str,
+    argv: &dyn Fn(u64) -> Vec<String>,
+) -> Result<crate::engines::output::Summary, Fail> {
     // Warnings (borg's modern 1 and 100–127, restic backup's 3: files not read) leave an archive,
     // which is checked below.
     let ok_codes: Vec<i32> = match env.access.engine {
@@ -75,11 +97,7 @@ pub(super) fn backup(
         Engine::Restic => vec![0, 3],
     };
     let out = with_lock_wait_ok(env, &ok_codes, |wait| {
-        let argv = match env.access.engine {
-            Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, tuning),
-            Engine::Restic => env.restic_argv(restic::backup(series, cut, tuning)),
-        };
-        run(&argv, env, Some(paths::DATA), true)
+        run(&argv(wait), env, Some(cwd), true)
     });
     let out = match out {
         Err(f)
@@ -89,13 +107,14 @@ pub(super) fn backup(
         {
             // The same cut was copied before (archive names carry the cut): nothing to add.
             log("info", format!("{} (copied by an earlier run)", f.message));
+            let summary = crate::engines::output::Summary {
+                archive: series.borg_archive(cut),
+                ..Default::default()
+            };
             emit(&MoverEvent::Summary {
-                summary: crate::engines::output::Summary {
-                    archive: series.borg_archive(cut),
-                    ..Default::default()
-                },
+                summary: summary.clone(),
             });
-            return Ok(());
+            return Ok(summary);
         }
         other => other?,
     };
@@ -141,11 +160,11 @@ pub(super) fn backup(
 pub(super) fn summary_or_fail(
     env: &Env,
     summary: Option<crate::engines::output::Summary>,
-) -> Result<(), Fail> {
+) -> Result<crate::engines::output::Summary, Fail> {
     match summary {
         Some(s) => {
-            emit(&MoverEvent::Summary { summary: s });
-            Ok(())
+            emit(&MoverEvent::Summary { summary: s.clone() });
+            Ok(s)
         }
         None => Err(Fail::new(
             Failure::Failed,

@@ -123,6 +123,18 @@ impl Env {
         })
     }
 
+    /// Keeps the engine's cache and config in `dir` instead of [`paths::CACHE`].
+    pub(super) fn cache_in(&mut self, dir: &Path) {
+        for (name, sub) in [("BORG_BASE_DIR", "borg"), ("RESTIC_CACHE_DIR", "restic")] {
+            let _ = std::fs::create_dir_all(dir.join(sub));
+            for (k, v) in self.vars.iter_mut() {
+                if k == name {
+                    *v = dir.join(sub).display().to_string();
+                }
+            }
+        }
+    }
+
     pub(super) fn borg_repo(&self, lock_wait: u64) -> borg::Repo {
         borg::Repo {
             location: self.access.location.clone(),

@@ -5,6 +5,7 @@
 //! says how it went (see [`crate::mover::job::code`]).
 
 mod backup;
+mod bucket;
 mod check;
 mod databases;
 mod dump;
@@ -113,10 +114,20 @@ fn run_job(job: &str) -> i32 {
             return Failure::BadJob.code();
         }
     };
-    let env = match Env::prepare(&job.repository) {
+    let mut env = match Env::prepare(&job.repository) {
         Ok(env) => env,
         Err(f) => return fail(f),
     };
+    if let Action::Bucket(b) = &job.action
+        && b.kept
+    {
+        // The engine's cache is kept with the mirror, so unchanged objects are not read again.
+        env.cache_in(
+            &std::path::Path::new(crate::mover::job::paths::BUCKET)
+                .join("engines")
+                .join(&job.repository.name),
+        );
+    }
     let result = match &job.action {
         Action::Backup {
             series,
@@ -136,6 +147,8 @@ fn run_job(job: &str) -> i32 {
         Action::BreakLock => break_lock(&env),
         Action::Databases(job) => databases::databases(&env, job),
         Action::RestoreDatabase(job) => load::restore_database(&env, job),
+        Action::Bucket(b) => bucket::bucket_backup(&env, b),
+        Action::RestoreBucket(b) => bucket::bucket_restore(&env, b),
         Action::List {
             config,
             namespace,

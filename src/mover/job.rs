@@ -35,6 +35,12 @@ pub mod paths {
     pub const DB_USER: &str = "/kentledge/secrets/db-user";
     /// A database password from a Secret.
     pub const DB_PASSWORD: &str = "/kentledge/secrets/db-password";
+    /// An S3 access key id from a Secret.
+    pub const S3_ACCESS_KEY: &str = "/kentledge/secrets/s3-access-key";
+    /// An S3 secret access key from a Secret.
+    pub const S3_SECRET_KEY: &str = "/kentledge/secrets/s3-secret-key";
+    /// A bucket's mirror and state (its cache volume, or an emptyDir).
+    pub const BUCKET: &str = "/bucket";
 }
 
 /// The mover's exit codes; the controller reads them from the container's state.
@@ -203,6 +209,12 @@ pub enum Action {
     /// Load a database dump from the repository into a database of its server, by a relay
     /// that feeds it to the server's own client; checked afterwards (the tables are there).
     RestoreDatabase(RestoreDatabaseJob),
+    /// Bring the bucket's mirror up to date with the bucket (only changed objects are read)
+    /// and copy it into a new archive of its series.
+    Bucket(BucketJob),
+    /// Write an archive's objects into a bucket with their metadata (or only say what would
+    /// change).
+    RestoreBucket(RestoreBucketJob),
     /// List the archives of a config and namespace (or of one series), with sizes where the
     /// engine knows them, as `listed` events.
     List {
@@ -243,6 +255,8 @@ impl Action {
             Action::List { .. } => "list",
             Action::Databases(_) => "databases",
             Action::RestoreDatabase(_) => "restore-database",
+            Action::Bucket(_) => "bucket",
+            Action::RestoreBucket(_) => "restore-bucket",
             Action::Restore { .. } => "restore",
         }
     }
@@ -314,6 +328,141 @@ pub struct Loaded {
     /// The client's stop-at-first-error mode, in its own words.
     pub mode: String,
     /// Seconds the load took.
+    pub seconds: f64,
+}
+
+/// Where a bucket is, as a mover reaches it; the keys are the mounted files
+/// [`paths::S3_ACCESS_KEY`] and [`paths::S3_SECRET_KEY`], never part of a job.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketPlace {
+    /// The endpoint URL.
+    pub endpoint: String,
+    /// The region.
+    pub region: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The prefix ("" for the whole bucket).
+    pub prefix: String,
+    /// Path-style addressing.
+    pub path_style: bool,
+}
+
+/// A bucket backup into one repository.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketJob {
+    /// The series.
+    pub series: Series,
+    /// The bucket.
+    pub place: BucketPlace,
+    /// The archive's time (the run's start).
+    pub time: Timestamp,
+    /// Upload limit (to the repository) and download limit (from the bucket), bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Whether [`paths::BUCKET`] is kept between runs (the bucket's cache volume): then the
+    /// engine's cache lives there too, so unchanged objects are not read again.
+    pub kept: bool,
+}
+
+/// A bucket restore from one archive.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreBucketJob {
+    /// The series the archive must belong to.
+    pub series: Series,
+    /// borg archive name or restic snapshot id.
+    pub archive: String,
+    /// The bucket written to, and the prefix its objects get (their keys' archive prefix
+    /// replaced by it).
+    pub target: BucketPlace,
+    /// Rewrite target objects whose bytes differ.
+    pub overwrite: bool,
+    /// Delete target objects under the prefix the archive does not have.
+    pub delete_extra: bool,
+    /// Only say what would change.
+    pub dry_run: bool,
+}
+
+/// What a bucket backup read: the listing, what was downloaded, and what changed under it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Synced {
+    /// Objects in the archive.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects downloaded (new or changed since the mirror's last run).
+    pub fetched: u64,
+    /// Their bytes.
+    pub fetched_bytes: u64,
+    /// Objects removed from the mirror (gone from the bucket).
+    pub removed: u64,
+    /// Listed objects gone when read.
+    pub gone: u64,
+    /// Listed objects another version of which was read.
+    pub changed: u64,
+    /// Keys the client cannot address (`.`/`..` segments, `//`, a leading `/`): not copied.
+    pub unaddressable: u64,
+    /// The first keys of each kind, for the report (all are in the mover's log).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone_keys: Vec<String>,
+    /// See [`Synced::gone_keys`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_keys: Vec<String>,
+    /// See [`Synced::gone_keys`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unaddressable_keys: Vec<String>,
+    /// Seconds the listing and downloads took.
+    pub seconds: f64,
+}
+
+/// What a bucket restore will do, or would do: the archive's objects against the target's.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketPlan {
+    /// Objects in the archive.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects the target lacks (written).
+    pub new: u64,
+    /// Their bytes.
+    pub new_bytes: u64,
+    /// Objects the target has with the same bytes (left).
+    pub same: u64,
+    /// Objects the target has with other bytes.
+    pub differ: u64,
+    /// Their bytes.
+    pub differ_bytes: u64,
+    /// Target objects under the prefix the archive lacks.
+    pub extra: u64,
+    /// Whether the restore goes ahead (false: a conflict without its flag, or a dry run).
+    pub proceed: bool,
+    /// The first differing keys (target keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differ_keys: Vec<String>,
+    /// The first extra keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_keys: Vec<String>,
+}
+
+/// What a bucket restore wrote.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketRestored {
+    /// Objects written (new and overwritten).
+    pub written: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Of them, overwritten.
+    pub overwritten: u64,
+    /// Objects left as they were (same bytes).
+    pub same: u64,
+    /// Extra objects deleted.
+    pub deleted: u64,
+    /// Seconds.
     pub seconds: f64,
 }
 
@@ -600,6 +749,12 @@ pub enum MoverEvent {
     Dumped(Dumped),
     /// The result of a database restore.
     Loaded(Loaded),
+    /// What a bucket backup read (before its archive is made).
+    BucketSynced(Synced),
+    /// What a bucket restore will do (or, on a dry run or a conflict, would do).
+    BucketPlan(BucketPlan),
+    /// What a bucket restore wrote.
+    BucketRestored(BucketRestored),
     /// A restore or sync is about to write its volume (before it, the volume is untouched).
     Writing,
     /// The result of a restore or a sync.

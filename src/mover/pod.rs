@@ -9,7 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
 
 use super::job::{Job, paths};
-use crate::config::{Mover, Place, PvcPath, Repository, RepositoryKind, SecretKeyRef};
+use crate::config::{
+    BucketBackup, Mover, Place, PvcPath, Repository, RepositoryKind, SecretKeyRef,
+};
 use crate::model::labels::{CONFIG, MANAGED_BY, MANAGER, PVC, RUN, short_hash};
 
 /// The label that says what a kentledge-made object is for (`mover`, `clone`).
@@ -144,9 +146,10 @@ fn pvc(metadata: Value, snapshot: Option<&str>, shape: &CloneSource<'_>) -> Pers
 }
 
 /// The volume a mover pod has at [`paths::DATA`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Data<'a> {
     /// None (repository-wide jobs).
+    #[default]
     None,
     /// A snapshot's clone, read-only (a backup reads it).
     Clone(&'a str),
@@ -175,7 +178,12 @@ pub fn mover_pod(
     data: Data<'_>,
     pvc_label: Option<&str>,
 ) -> Pod {
-    repository_pod(ctx, name, mover, repo, job, data, pvc_label, None)
+    let extras = Extras {
+        data,
+        pvc_label,
+        ..Extras::default()
+    };
+    repository_pod(ctx, name, mover, repo, job, &extras)
 }
 
 /// The default ServiceAccount of mover pods that dump databases.
@@ -200,22 +208,102 @@ pub fn dump_pod(
     job: &Job,
     dumper: &Dumper<'_>,
 ) -> Pod {
-    repository_pod(ctx, name, mover, repo, job, Data::None, None, Some(dumper))
+    let extras = Extras {
+        dumper: Some(dumper),
+        ..Extras::default()
+    };
+    repository_pod(ctx, name, mover, repo, job, &extras)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The name of a bucket's cache volume (its mirror; made once, kept between runs).
+pub fn bucket_cache_name(bucket: &str) -> String {
+    format!("kentledge-bucket-{bucket}")
+}
+
+/// A bucket's cache PVC, when the config asks for one (no run label: no sweep deletes it).
+pub fn bucket_cache_pvc(
+    namespace: &str,
+    config: &str,
+    bucket: &BucketBackup,
+) -> Option<PersistentVolumeClaim> {
+    let labels =
+        json!({MANAGED_BY: MANAGER, CONFIG: config, ROLE: "bucket-cache", BUCKET: bucket.name});
+    Some(kept_pvc(
+        namespace,
+        &bucket_cache_name(&bucket.name),
+        labels,
+        bucket.cache.as_ref()?,
+    ))
+}
+
+/// A PVC kept between runs (no run label, so no sweep deletes it).
+fn kept_pvc(
+    namespace: &str,
+    name: &str,
+    labels: Value,
+    cache: &crate::config::CacheVolume,
+) -> PersistentVolumeClaim {
+    let mut spec = json!({
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": cache.size}},
+    });
+    if let Some(sc) = &cache.storage_class_name {
+        spec["storageClassName"] = json!(sc);
+    }
+    let v = json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": spec,
+    });
+    serde_json::from_value(v).expect("a cache PVC is a valid object")
+}
+
+/// The label naming the bucket a mover or cache volume is for.
+pub const BUCKET: &str = "kentledge.io/bucket";
+
+/// A mover pod that backs a bucket up into a repository or restores one: the bucket's keys as
+/// files, and its cache volume (or an emptyDir) at [`paths::BUCKET`].
+pub fn bucket_pod(
+    ctx: &Context<'_>,
+    name: &str,
+    mover: &Mover,
+    repo: &Repository,
+    job: &Job,
+    bucket: &BucketBackup,
+    kept: bool,
+) -> Pod {
+    let extras = Extras {
+        bucket: Some((bucket, kept)),
+        ..Extras::default()
+    };
+    repository_pod(ctx, name, mover, repo, job, &extras)
+}
+
+/// What a mover pod has beyond the repository's own: a volume at [`paths::DATA`], a PVC label,
+/// a dumper's token and files, a bucket's keys and volume (whether its cache volume).
+#[derive(Default)]
+struct Extras<'a> {
+    data: Data<'a>,
+    pvc_label: Option<&'a str>,
+    dumper: Option<&'a Dumper<'a>>,
+    bucket: Option<(&'a BucketBackup, bool)>,
+}
+
 fn repository_pod(
     ctx: &Context<'_>,
     name: &str,
     mover: &Mover,
     repo: &Repository,
     job: &Job,
-    data: Data<'_>,
-    pvc_label: Option<&str>,
-    dumper: Option<&Dumper<'_>>,
+    x: &Extras<'_>,
 ) -> Pod {
+    let (data, dumper) = (x.data, x.dumper);
     let mut extra = vec![(REPOSITORY, repo.name.as_str())];
-    if let Some(p) = pvc_label {
+    if let Some((b, _)) = x.bucket {
+        extra.push((BUCKET, b.name.as_str()));
+    }
+    if let Some(p) = x.pvc_label {
         extra.push((PVC, p));
     }
     let labels = ctx.labels("mover", &extra);
@@ -233,6 +321,21 @@ fn repository_pod(
             let file_name = path.rsplit('/').next().unwrap_or(path);
             secrets.push(file(r, file_name));
         }
+    }
+    if let Some((b, kept)) = x.bucket {
+        let c = &b.credentials;
+        for (r, path) in [
+            (&c.access_key_id, paths::S3_ACCESS_KEY),
+            (&c.secret_access_key, paths::S3_SECRET_KEY),
+        ] {
+            secrets.push(file(r, path.rsplit('/').next().unwrap_or(path)));
+        }
+        volumes.push(if kept {
+            json!({"name": "bucket", "persistentVolumeClaim": {"claimName": bucket_cache_name(&b.name)}})
+        } else {
+            json!({"name": "bucket", "emptyDir": {}})
+        });
+        mounts.push(json!({"name": "bucket", "mountPath": paths::BUCKET}));
     }
     if !secrets.is_empty() {
         volumes.push(
@@ -386,22 +489,13 @@ pub fn cache_pvc(
     config: &str,
     repo: &Repository,
 ) -> Option<PersistentVolumeClaim> {
-    let cache = repo.cache.as_ref()?;
-    let mut spec = json!({
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": cache.size}},
-    });
-    if let Some(sc) = &cache.storage_class_name {
-        spec["storageClassName"] = json!(sc);
-    }
-    let v = json!({
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": cache_pvc_name(&repo.name), "namespace": namespace,
-            "labels": {MANAGED_BY: MANAGER, CONFIG: config, ROLE: "cache", REPOSITORY: repo.name}},
-        "spec": spec,
-    });
-    Some(serde_json::from_value(v).expect("a cache PVC is a valid object"))
+    let labels = json!({MANAGED_BY: MANAGER, CONFIG: config, ROLE: "cache", REPOSITORY: repo.name});
+    Some(kept_pvc(
+        namespace,
+        &cache_pvc_name(&repo.name),
+        labels,
+        repo.cache.as_ref()?,
+    ))
 }
 
 /// The PVC a repository lives on, if any.

@@ -256,14 +256,20 @@ pub fn storage_request(p: &PersistentVolumeClaim) -> Option<String> {
 pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
     let mut problems = Vec::new();
     let offsite = &i.config.spec.offsite;
-    let databases: Vec<&String> = offsite.databases.iter().map(|d| &d.name).collect();
+    // Entries other than volumes (databases and buckets): their names are targets too.
+    let databases: Vec<&String> = offsite
+        .databases
+        .iter()
+        .map(|d| &d.name)
+        .chain(offsite.buckets.iter().map(|b| &b.name))
+        .collect();
     let no_volumes = crate::config::VolumeBackups::default();
     let volumes = match &offsite.volumes {
         Some(v) => v,
         None if !databases.is_empty() => &no_volumes,
         None => {
             return Err(vec![
-                "spec.offsite has neither volumes nor databases: the config copies nothing offsite"
+                "spec.offsite has no volumes, databases or buckets: the config copies nothing offsite"
                     .into(),
             ]);
         }
@@ -273,6 +279,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
         .repositories
         .iter()
         .chain(offsite.databases.iter().flat_map(|d| &d.repositories))
+        .chain(offsite.buckets.iter().flat_map(|b| &b.repositories))
         .collect();
     for r in i.repositories {
         if !offered.contains(r) {
@@ -303,7 +310,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
         }
         for t in i.targets.iter().filter(|t| !databases.contains(t)) {
             problems.push(format!(
-                "--target {t}: not a volume or database this config backs up"
+                "--target {t}: not a volume, database or bucket this config backs up"
             ));
         }
     }
@@ -344,7 +351,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
         for t in i.targets {
             if !set.contains(t) && !databases.contains(&t) {
                 problems.push(format!(
-                    "--target {t}: not a volume or database this config backs up"
+                    "--target {t}: not a volume, database or bucket this config backs up"
                 ));
             }
         }

@@ -2,6 +2,7 @@
 //! delete and run, in what order, and why. Nothing here talks to the cluster.
 
 pub mod backup;
+pub mod buckets;
 pub mod dumps;
 pub mod hooks;
 pub mod lock;

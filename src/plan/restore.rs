@@ -15,6 +15,7 @@ use crate::mover::job::{Action, ArchiveEntry, Engine, Job};
 use crate::mover::pod::{self, CloneSource, Data};
 use crate::plan::backup::{access, snapshot_pvc, storage_request};
 
+pub mod bucket;
 pub mod database;
 pub mod inplace;
 

@@ -56,6 +56,50 @@ pub enum DumpPart {
     Server,
 }
 
+/// What happened to one bucket's copy into one repository.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketRecord {
+    /// The `spec.offsite.buckets` entry.
+    pub name: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The repository.
+    pub repository: String,
+    /// `borg` or `restic`.
+    pub engine: &'static str,
+    /// The archive name or snapshot id.
+    pub archive: String,
+    /// Whether it worked (and what it did was seen).
+    pub ok: bool,
+    /// `ok`, `failed` or `unknown`.
+    pub outcome: Verdict,
+    /// `ok`, or why not.
+    pub result: String,
+    /// Objects in the archive.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects downloaded (new or changed since the mirror's last run).
+    pub fetched: u64,
+    /// Their bytes.
+    pub fetched_bytes: u64,
+    /// New bytes stored in the repository.
+    pub bytes_added: u64,
+    /// Listed objects gone when read (not in the archive).
+    pub gone: u64,
+    /// Listed objects another version of which was read.
+    pub changed: u64,
+    /// The first of them (every one is in the log).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gone_keys: Vec<String>,
+    /// The first of them (every one is in the log).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed_keys: Vec<String>,
+    /// Seconds.
+    pub seconds: f64,
+}
+
 /// What happened to one dump (or to a server's dumps as a whole).
 #[derive(Clone, Debug, Serialize)]
 pub struct DumpRecord {
@@ -114,8 +158,8 @@ pub struct Report {
     pub dumps: Vec<DumpRecord>,
     /// Database entries left out.
     pub skipped_databases: Vec<SkippedDatabase>,
-    /// What the config asks for that this version cannot copy yet (databases, buckets).
-    pub unavailable: Vec<String>,
+    /// The bucket copies.
+    pub buckets: Vec<BucketRecord>,
     /// The signal's exit code, when interrupted.
     pub interrupted: Option<u8>,
 }
@@ -125,11 +169,12 @@ impl Report {
     /// labelled, and for each PVC skipped and each thing the config asks for that this version
     /// cannot copy.
     pub fn outcomes(&self) -> impl Iterator<Item = Verdict> + '_ {
-        let not_done = self.skipped.len() + self.unavailable.len() + self.skipped_databases.len();
+        let not_done = self.skipped.len() + self.skipped_databases.len();
         self.jobs
             .iter()
             .map(|j| j.outcome)
             .chain(self.dumps.iter().map(|d| d.outcome))
+            .chain(self.buckets.iter().map(|b| b.outcome))
             .chain(
                 self.jobs
                     .iter()
@@ -195,7 +240,7 @@ impl Render for Report {
                 },
             ]);
         }
-        if !self.jobs.is_empty() || self.dumps.is_empty() {
+        if !self.jobs.is_empty() || (self.dumps.is_empty() && self.buckets.is_empty()) {
             out.push_str(&table.render());
         }
         if !self.dumps.is_empty() {
@@ -228,6 +273,40 @@ impl Render for Report {
             }
             out.push_str(&t.render());
         }
+        if !self.buckets.is_empty() {
+            let mut t = Table::new(
+                "  ",
+                vec![
+                    Column::left("BUCKET").width(20),
+                    Column::left("REPOSITORY").width(14),
+                    Column::left("ENGINE").width(7),
+                    Column::right("OBJECTS").width(8),
+                    Column::right("SIZE").width(10),
+                    Column::right("DOWNLOADED").width(10),
+                    Column::right("ADDED").width(10),
+                    Column::right("TIME").width(8),
+                    Column::left("RESULT").gap(2),
+                ],
+            );
+            for b in &self.buckets {
+                t.row([
+                    b.name.clone(),
+                    b.repository.clone(),
+                    b.engine.to_owned(),
+                    b.objects.to_string(),
+                    HumanBytes(b.bytes).to_string(),
+                    HumanBytes(b.fetched_bytes).to_string(),
+                    HumanBytes(b.bytes_added).to_string(),
+                    format!("{:.1}s", b.seconds),
+                    if b.ok {
+                        format!("ok: {}", b.archive)
+                    } else {
+                        b.result.clone()
+                    },
+                ]);
+            }
+            out.push_str(&t.render());
+        }
         for s in &self.skipped_databases {
             out.push_str(&format!("  skipped database {}: {}\n", s.name, s.reason));
         }
@@ -240,10 +319,31 @@ impl Render for Report {
         for s in &self.skipped {
             out.push_str(&format!("  skipped {}: {}\n", s.pvc, s.reason));
         }
-        for u in &self.unavailable {
-            out.push_str(&format!(
-                "  NOT COPIED {u}: not available in this version\n"
-            ));
+        for b in &self.buckets {
+            let shown = |keys: &[String], n: u64| {
+                let more = n.saturating_sub(keys.len() as u64);
+                let mut t = keys
+                    .iter()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if more > 0 {
+                    t.push_str(&format!(" and {more} more (in the log)"));
+                }
+                t
+            };
+            if b.gone > 0 {
+                out.push_str(&format!(
+                    "  bucket {} → {}: {} object(s) listed but gone when read, not in the archive: {}\n",
+                    b.name, b.repository, b.gone, shown(&b.gone_keys, b.gone)
+                ));
+            }
+            if b.changed > 0 {
+                out.push_str(&format!(
+                    "  bucket {} → {}: {} object(s) changed while the backup ran, the archive has the version read: {}\n",
+                    b.name, b.repository, b.changed, shown(&b.changed_keys, b.changed)
+                ));
+            }
         }
         let ok = self.jobs.iter().filter(|j| j.ok).count();
         let dumps = if self.dumps.is_empty() {
@@ -255,8 +355,17 @@ impl Render for Report {
                 self.dumps.len()
             )
         };
+        let buckets = if self.buckets.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} of {} bucket copies",
+                self.buckets.iter().filter(|b| b.ok).count(),
+                self.buckets.len()
+            )
+        };
         out.push_str(&format!(
-            "{ok} of {} copies{dumps} done{}\n",
+            "{ok} of {} copies{dumps}{buckets} done{}\n",
             self.jobs.len(),
             match self.interrupted {
                 Some(c) => format!("; interrupted (exit {c}): clones and mover pods were deleted"),
@@ -290,7 +399,7 @@ mod tests {
     }
 
     /// A run with every kind of row: copied, copied but not labelled, failed, result unknown,
-    /// already copied, skipped, unavailable.
+    /// already copied, skipped, buckets.
     fn every_row() -> Report {
         let mut unlabelled = job("logs", "offsite", Verdict::Ok, "ok");
         unlabelled.engine = "restic";
@@ -364,7 +473,37 @@ mod tests {
                 name: "pg".into(),
                 reason: "no running pod matches its pod selector".into(),
             }],
-            unavailable: vec!["bucket media".into()],
+            buckets: vec![
+                BucketRecord {
+                    name: "media".into(),
+                    bucket: "prod-media".into(),
+                    repository: "offsite".into(),
+                    engine: "borg",
+                    archive: "kentledge_shop_shop_s3_media_2026-11-22T12-00-00Z".into(),
+                    ok: true,
+                    outcome: Verdict::Ok,
+                    result: "ok".into(),
+                    objects: 10_000,
+                    bytes: 3 << 30,
+                    fetched: 12,
+                    fetched_bytes: 40 << 20,
+                    bytes_added: 39 << 20,
+                    gone: 1,
+                    changed: 23,
+                    gone_keys: vec!["img/old.png".into()],
+                    changed_keys: vec!["img/a.png".into(), "img/b.png".into()],
+                    seconds: 12.5,
+                },
+                BucketRecord {
+                    name: "media".into(),
+                    bucket: "prod-media".into(),
+                    repository: "restic-s3".into(),
+                    engine: "restic",
+                    outcome: Verdict::Failed,
+                    result: "bucket prod-media: listing bucket prod-media under \"\": HTTP 403 InvalidAccessKeyId: The access key does not exist".into(),
+                    ..BucketRecord::default()
+                },
+            ],
             interrupted: None,
         }
     }
@@ -386,7 +525,7 @@ mod tests {
         r.jobs.truncate(1);
         r.skipped.clear();
         r.already.clear();
-        r.unavailable.clear();
+        r.buckets.clear();
         r.dumps.clear();
         r.skipped_databases.clear();
         r.interrupted = Some(exit::INTERRUPTED_SIGTERM);
@@ -402,7 +541,7 @@ mod tests {
             jobs: Vec::new(),
             skipped: Vec::new(),
             already: Vec::new(),
-            unavailable: Vec::new(),
+            buckets: Vec::new(),
             dumps: Vec::new(),
             skipped_databases: Vec::new(),
             ..every_row()
@@ -428,7 +567,7 @@ mod tests {
             j
         };
         assert_eq!(with(&|r| r.jobs = vec![unlabelled()]), exit::PARTIAL);
-        // Skipped and unavailable targets are not done.
+        // Skipped targets and failed bucket copies are not done.
         let skipped = every_row().skipped;
         assert_eq!(
             with(&|r| {
@@ -440,9 +579,13 @@ mod tests {
         assert_eq!(
             with(&|r| {
                 r.jobs = vec![ok()];
-                r.unavailable = vec!["bucket media".into()];
+                r.buckets = vec![every_row().buckets[1].clone()];
             }),
             exit::PARTIAL
+        );
+        assert_eq!(
+            with(&|r| r.buckets = vec![every_row().buckets[0].clone()]),
+            exit::SUCCESS
         );
         // Copies made before do not make a run with nothing copied partial.
         assert_eq!(

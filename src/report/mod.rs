@@ -22,12 +22,13 @@ pub trait Render {
 }
 
 /// A job's result as reports give it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// It did what it was asked, and what it did was seen.
     Ok,
-    /// It failed.
+    /// It failed (also what a record says until it is known).
+    #[default]
     Failed,
     /// The mover exited 0, but its log could not be read: what it did was not seen.
     Unknown,

@@ -269,14 +269,19 @@ pub struct DatabaseRestore {
 impl DatabaseRestore {
     /// 0 restored and checked, 1 not, an interruption's code.
     pub fn code(&self, lock_lost: bool) -> u8 {
-        report::exit_code(
-            [self.outcome],
-            Run {
-                lock_lost,
-                ..Run::new(self.interrupted)
-            },
-        )
+        one_code(self.outcome, self.interrupted, lock_lost)
     }
+}
+
+/// The exit code of a run with one target.
+fn one_code(outcome: Verdict, interrupted: Option<u8>, lock_lost: bool) -> u8 {
+    report::exit_code(
+        [outcome],
+        Run {
+            lock_lost,
+            ..Run::new(interrupted)
+        },
+    )
 }
 
 impl Render for DatabaseRestore {
@@ -317,6 +322,128 @@ impl Render for DatabaseRestore {
                     }
                 ));
             }
+        }
+        for n in &self.notes {
+            out.push_str(&format!("  note: {n}\n"));
+        }
+        if let Some(c) = self.interrupted {
+            out.push_str(&format!("  interrupted (exit {c})\n"));
+        }
+        out
+    }
+}
+
+/// What a bucket restore did (or, on a dry run, would do).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketRestore {
+    /// The `spec.offsite.buckets` entry.
+    pub name: String,
+    /// The bucket written to.
+    pub bucket: String,
+    /// The prefix the objects got.
+    pub prefix: String,
+    /// The repository.
+    pub repository: String,
+    /// The archive.
+    pub archive: String,
+    /// Only planned.
+    pub dry_run: bool,
+    /// Whether it was restored (or, on a dry run, planned).
+    pub ok: bool,
+    /// `ok`, `failed` or `unknown`.
+    pub outcome: Verdict,
+    /// `ok` or what went wrong.
+    pub result: String,
+    /// The mover's plan: the archive's objects against the target's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::mover::job::BucketPlan>,
+    /// What the mover wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<crate::mover::job::BucketRestored>,
+    /// What else to know.
+    pub notes: Vec<String>,
+    /// The whole restore's duration.
+    pub seconds: f64,
+    /// The signal's exit code, when interrupted.
+    pub interrupted: Option<u8>,
+}
+
+impl BucketRestore {
+    /// 0 restored (or planned), 1 not, an interruption's code.
+    pub fn code(&self, lock_lost: bool) -> u8 {
+        one_code(self.outcome, self.interrupted, lock_lost)
+    }
+}
+
+impl Render for BucketRestore {
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    fn text(&self) -> String {
+        use indicatif::HumanBytes;
+        let mut out = String::new();
+        let head = format!(
+            "bucket {} from archive {} in repository {} into s3 {}/{}",
+            self.name, self.archive, self.repository, self.bucket, self.prefix
+        );
+        if self.dry_run && self.ok {
+            out.push_str(&format!(
+                "restore of {head} (dry run: nothing was changed)\n"
+            ));
+        } else if self.ok {
+            out.push_str(&format!("restored {head}\n"));
+        } else {
+            out.push_str(&format!("NOT restored: {head}\n  {}\n", self.result));
+        }
+        if let Some(p) = &self.plan {
+            out.push_str(&format!(
+                "  plan: {} objects ({}) in the archive: {} new ({}), {} the same in the target, {} with other bytes ({}); {} in the target only\n",
+                p.objects,
+                HumanBytes(p.bytes),
+                p.new,
+                HumanBytes(p.new_bytes),
+                p.same,
+                p.differ,
+                HumanBytes(p.differ_bytes),
+                p.extra
+            ));
+            let list = |keys: &[String], n: u64| {
+                let mut t = keys
+                    .iter()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let more = n.saturating_sub(keys.len() as u64);
+                if more > 0 {
+                    t.push_str(&format!(" and {more} more"));
+                }
+                t
+            };
+            if p.differ > 0 {
+                out.push_str(&format!(
+                    "  with other bytes: {}\n",
+                    list(&p.differ_keys, p.differ)
+                ));
+            }
+            if p.extra > 0 {
+                out.push_str(&format!(
+                    "  in the target only: {}\n",
+                    list(&p.extra_keys, p.extra)
+                ));
+            }
+        }
+        if let Some(r) = &self.restored {
+            out.push_str(&format!(
+                "  {} objects written ({}), {} of them overwritten; {} left as they were; {} deleted; {:.1}s\n",
+                r.written,
+                HumanBytes(r.bytes),
+                r.overwritten,
+                r.same,
+                r.deleted,
+                r.seconds
+            ));
         }
         for n in &self.notes {
             out.push_str(&format!("  note: {n}\n"));

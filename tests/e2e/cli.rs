@@ -193,29 +193,57 @@ fn a_bad_config_never_leads_to_an_api_call() {
 }
 
 #[test]
-fn commands_not_available_yet_say_so_exit_69_and_change_nothing() {
+fn restore_bucket_refuses_bad_arguments_before_any_api_call() {
     let wire = Tripwire::new();
-    let args = ["restore", "bucket", "media", "--repository", "r"];
+    let (_d, path) = write_temp("k.yaml", BUCKETS_ONLY);
+    for (args, says) in [
+        (
+            vec!["restore", "bucket", "photos"],
+            "not one of spec.offsite.buckets (media)",
+        ),
+        (
+            vec!["restore", "bucket", "media", "--repository", "other"],
+            "--repository",
+        ),
+        (
+            vec!["restore", "bucket", "media", "--to-bucket", "Bad_Bucket"],
+            "is not an S3 bucket name",
+        ),
+        (
+            vec!["restore", "bucket", "media", "--to-prefix", "/abs"],
+            "S3 keys do not start with '/'",
+        ),
+    ] {
+        let r = run(kentledge()
+            .args(&args)
+            .args(["--log-format", "text", "-c"])
+            .arg(&path)
+            .arg("--kubeconfig")
+            .arg(&wire.kubeconfig));
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
     let r = run(kentledge()
-        .args(args)
-        .args(["--log-format", "text", "-c"])
+        .args(["restore", "bucket", "media", "--log-format", "text", "-c"])
         .arg(example("minimal.yaml"))
         .arg("--kubeconfig")
         .arg(&wire.kubeconfig));
-    assert_eq!(r.code, 69, "{args:?}: {}", r.stderr);
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("is not available in kentledge"),
-        "{args:?}: {}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("nothing was changed"),
-        "{args:?}: {}",
+        r.stderr.contains("spec.offsite.buckets is empty"),
+        "{}",
         r.stderr
     );
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert_eq!(wire.connections(), 0);
+    assert_eq!(
+        wire.connections(),
+        0,
+        "a refused restore connected to the API server"
+    );
 }
+
+/// A config that copies one bucket and nothing else.
+const BUCKETS_ONLY: &str = "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata:\n  name: a\n  namespace: shop\nspec:\n  repositories:\n    - name: r\n      restic:\n        repository: rest:http://127.0.0.1:1/\n        password: {secret: s, key: k}\n    - name: other\n      restic:\n        repository: rest:http://127.0.0.1:2/\n        password: {secret: s, key: k}\n  offsite:\n    buckets:\n      - name: media\n        endpoint: http://127.0.0.1:1\n        bucket: media\n        credentials: {accessKeyId: {secret: s3, key: id}, secretAccessKey: {secret: s3, key: secret}}\n        repositories: [r]\n";
 
 #[test]
 fn usage_errors_exit_2() {
@@ -266,8 +294,6 @@ fn a_config_without_namespace_needs_one() {
             "restore",
             "bucket",
             "media",
-            "--repository",
-            "offsite",
             "--log-format",
             "text",
             "-n",
@@ -275,8 +301,8 @@ fn a_config_without_namespace_needs_one() {
             "-c",
         ])
         .arg(&path));
-    assert_eq!(
-        r.code, 69,
+    assert!(
+        r.stderr.contains("spec.offsite.buckets is empty"),
         "with --namespace it gets as far as the command: {}",
         r.stderr
     );
@@ -286,17 +312,9 @@ fn a_config_without_namespace_needs_one() {
 fn logs_are_json_lines_when_asked_or_not_on_a_terminal() {
     // stderr is a pipe here, so auto means JSON.
     let r = run(kentledge()
-        .args([
-            "restore",
-            "bucket",
-            "media",
-            "--repository",
-            "offsite",
-            "-v",
-            "-c",
-        ])
+        .args(["restore", "bucket", "media", "-v", "-c"])
         .arg(example("minimal.yaml")));
-    assert_eq!(r.code, 69);
+    assert_eq!(r.code, 2);
     let lines: Vec<serde_json::Value> = r
         .stderr
         .lines()
@@ -311,18 +329,10 @@ fn logs_are_json_lines_when_asked_or_not_on_a_terminal() {
     );
     let last = lines.last().unwrap();
     assert_eq!(last["level"], "ERROR");
-    assert_eq!(last["exit_code"], 69);
+    assert_eq!(last["exit_code"], 2);
     // -q hides info and debug lines, errors remain.
     let r = run(kentledge()
-        .args([
-            "restore",
-            "bucket",
-            "media",
-            "--repository",
-            "offsite",
-            "-q",
-            "-c",
-        ])
+        .args(["restore", "bucket", "media", "-q", "-c"])
         .arg(example("minimal.yaml")));
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
@@ -402,28 +412,6 @@ fn a_restore_of_a_database_the_config_does_not_dump_is_refused_before_any_api_ca
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(said), "{args:?}: {}", r.stderr);
     }
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    assert_eq!(wire.connections(), 0);
-}
-
-#[test]
-fn backup_of_buckets_only_is_not_available_yet_and_makes_no_api_call() {
-    let wire = Tripwire::new();
-    let (_d, path) = write_temp(
-        "k.yaml",
-        "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata:\n  name: a\n  namespace: shop\nspec:\n  repositories:\n    - name: r\n      restic:\n        repository: rest:http://127.0.0.1:1/\n        password: {secret: s, key: k}\n  offsite:\n    buckets:\n      - name: media\n        endpoint: http://127.0.0.1:1\n        bucket: media\n        credentials: {accessKeyId: {secret: s3, key: id}, secretAccessKey: {secret: s3, key: secret}}\n        repositories: [r]\n",
-    );
-    let r = run(kentledge()
-        .args(["backup", "--log-format", "text", "-c"])
-        .arg(&path)
-        .arg("--kubeconfig")
-        .arg(&wire.kubeconfig));
-    assert_eq!(r.code, 69, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("volumes and databases") && r.stderr.contains("backup of buckets"),
-        "{}",
-        r.stderr
-    );
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert_eq!(wire.connections(), 0);
 }

@@ -4,6 +4,7 @@
 mod backup;
 mod backup_failures;
 mod bench;
+mod buckets;
 mod cli;
 mod cluster;
 mod databases;

@@ -124,4 +124,9 @@ pub struct BucketBackup {
     pub credentials: S3Credentials,
     /// Names of the repositories the bucket goes to.
     pub repositories: Vec<String>,
+    /// A volume kept between runs for the bucket's mirror (as large as the objects under the
+    /// prefix, plus the engines' caches): with it, a backup downloads only what changed since
+    /// the last; without it every backup downloads every object into an emptyDir.
+    #[serde(default)]
+    pub cache: Option<super::CacheVolume>,
 }

@@ -12,6 +12,7 @@ use crate::model::names::{
     check_dns1123_label, check_dns1123_subdomain, check_label_key, check_label_value,
 };
 use mover::validate_mover;
+pub use offsite::check_bucket_name;
 use offsite::validate_offsite;
 use repositories::validate_repositories;
 use snapshots::validate_snapshots;

@@ -134,21 +134,7 @@ pub(super) fn validate_offsite(p: &mut Problems, spec: &Spec, repos: &BTreeSet<S
             );
         }
         p.check(format!("{path}.endpoint"), check_http_url(&b.endpoint));
-        let bucket_ok = (3..=63).contains(&b.bucket.len())
-            && b.bucket
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-            && b.bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && b.bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
-        if !bucket_ok {
-            p.add(
-                format!("{path}.bucket"),
-                format!(
-                    "{:?} is not an S3 bucket name (3-63 lowercase letters, digits, '-' and '.')",
-                    b.bucket
-                ),
-            );
-        }
+        p.check(format!("{path}.bucket"), check_bucket_name(&b.bucket));
         if let Some(prefix) = &b.prefix
             && prefix.starts_with('/')
         {
@@ -164,6 +150,27 @@ pub(super) fn validate_offsite(p: &mut Problems, spec: &Spec, repos: &BTreeSet<S
             &format!("{path}.credentials.secretAccessKey"),
             &b.credentials.secret_access_key,
         );
+        if let Some(c) = &b.cache {
+            super::repositories::validate_cache(p, &path, c);
+        }
         check_repo_refs(p, &format!("{path}.repositories"), &b.repositories);
+    }
+}
+
+/// An S3 bucket name: 3-63 lowercase letters, digits, `-` and `.`, starting and ending with a
+/// letter or digit.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not an S3 bucket name (3-63 lowercase letters, digits, '-' and '.')"
+        ))
     }
 }

@@ -67,16 +67,21 @@ pub(super) fn validate_repositories(p: &mut Problems, repos: &[Repository]) -> B
             }
         }
         if let Some(c) = &r.cache {
-            p.check(format!("{path}.cache.size"), check_quantity(&c.size));
-            if let Some(sc) = &c.storage_class_name {
-                p.check(
-                    format!("{path}.cache.storageClassName"),
-                    check_dns1123_subdomain(sc),
-                );
-            }
+            validate_cache(p, &path, c);
         }
     }
     names.into_keys().collect()
+}
+
+/// A cache volume's size and storage class.
+pub(super) fn validate_cache(p: &mut Problems, path: &str, c: &CacheVolume) {
+    p.check(format!("{path}.cache.size"), check_quantity(&c.size));
+    if let Some(sc) = &c.storage_class_name {
+        p.check(
+            format!("{path}.cache.storageClassName"),
+            check_dns1123_subdomain(sc),
+        );
+    }
 }
 
 pub(super) fn validate_ssh_credentials(

@@ -19,9 +19,10 @@ use crate::model::labels::{backed_up_label, label_time};
 use crate::model::snapshots::VolumeSnapshot;
 use crate::mover::job::{Engine, MoverEvent};
 use crate::plan::backup::{Plan, VolumeJob};
+use crate::plan::buckets::BucketCopy;
 use crate::plan::dumps::DumpJob;
 use crate::report::Verdict;
-use crate::report::backup::{DumpPart, DumpRecord};
+use crate::report::backup::{BucketRecord, DumpPart, DumpRecord};
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
 
@@ -118,9 +119,10 @@ pub(super) async fn execute(
     settings: &Settings,
     plan: &Plan,
     dumps: &[DumpJob],
+    buckets: &[BucketCopy],
     interrupt: &Interrupt,
     progress: &crate::runtime::progress::Progress,
-) -> (Vec<JobRecord>, Vec<DumpRecord>) {
+) -> (Vec<JobRecord>, Vec<DumpRecord>, Vec<BucketRecord>) {
     let config = &settings.config;
     let gates = Gates::new(
         config.spec.mover.concurrency,
@@ -131,8 +133,18 @@ pub(super) async fn execute(
                 dumps
                     .iter()
                     .map(|d| (d.repository.as_str(), d.repository_engine)),
+            )
+            .chain(
+                buckets
+                    .iter()
+                    .map(|b| (b.repository.as_str(), b.repository_engine)),
             ),
     );
+    // A bucket's copies share its mirror: one at a time.
+    let mirrors: BTreeMap<&str, tokio::sync::Mutex<()>> = buckets
+        .iter()
+        .map(|b| (b.name.as_str(), tokio::sync::Mutex::new(())))
+        .collect();
     let status = Status {
         parts: Mutex::new(BTreeMap::new()),
         progress,
@@ -259,8 +271,125 @@ pub(super) async fn execute(
             dump_records(d, out)
         }
     });
-    let (volumes, dumps) = futures::join!(join_all(runs), join_all(dump_runs));
-    (volumes, dumps.into_iter().flatten().collect())
+    let bucket_runs = buckets.iter().map(|b| {
+        let gates = &gates;
+        let status = &status;
+        let mirrors = &mirrors;
+        async move {
+            let _mirror = match mirrors.get(b.name.as_str()) {
+                Some(m) => Some(m.lock().await),
+                None => None,
+            };
+            let mut passed = gates.enter(&b.repository).await;
+            if interrupt.is_set() {
+                let mut r = bucket_record(b, Ok(mover::MoverResult::default()), 0.0);
+                r.outcome = Verdict::Failed;
+                r.ok = false;
+                r.result = "not started: interrupted".into();
+                return r;
+            }
+            let started = Instant::now();
+            status.show(b.index, format!("bucket {} → {}: starting", b.name, b.repository));
+            let on_event = |e: &MoverEvent| match e {
+                MoverEvent::Progress { bytes, files, .. } => {
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    let rate = HumanBytes((*bytes as f64 / secs) as u64);
+                    status.show(
+                        b.index,
+                        format!(
+                            "bucket {} → {}: {} objects, {} downloaded, {rate}/s",
+                            b.name,
+                            b.repository,
+                            files,
+                            HumanBytes(*bytes)
+                        ),
+                    );
+                    if progress_line_due(b.index) {
+                        tracing::info!(bucket = %b.name, repository = %b.repository, bytes, objects = files, "copying");
+                    }
+                }
+                MoverEvent::BucketSynced(x) => {
+                    tracing::info!(bucket = %b.name, repository = %b.repository, objects = x.objects,
+                        downloaded = x.fetched, downloaded_bytes = x.fetched_bytes, gone = x.gone,
+                        changed = x.changed, "bucket read; archiving");
+                    status.show(b.index, format!("bucket {} → {}: archiving", b.name, b.repository));
+                }
+                _ => mover::relay(e, &b.repository, None),
+            };
+            let task = mover::Task {
+                namespace: &settings.namespace,
+                config: &config.metadata.name,
+                pod: &b.mover,
+                clone: None,
+                access: &b.job.repository,
+                repository: &b.repo,
+                mover: &config.spec.mover,
+            };
+            let out = mover::run_with_locks(client, &task, interrupt, &on_event).await;
+            passed.opened(&out);
+            status.done(b.index);
+            bucket_record(b, out, started.elapsed().as_secs_f64())
+        }
+    });
+    let (volumes, dumps, copied) =
+        futures::join!(join_all(runs), join_all(dump_runs), join_all(bucket_runs));
+    (volumes, dumps.into_iter().flatten().collect(), copied)
+}
+
+/// The record of one bucket copy, from how its mover ended.
+fn bucket_record(
+    b: &BucketCopy,
+    out: Result<mover::MoverResult, crate::error::Error>,
+    seconds: f64,
+) -> BucketRecord {
+    let mut r = BucketRecord {
+        name: b.name.clone(),
+        bucket: b.bucket.clone(),
+        repository: b.repository.clone(),
+        engine: b.repository_engine.name(),
+        seconds,
+        ..BucketRecord::default()
+    };
+    let o = match out {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(bucket = %b.name, repository = %b.repository, "bucket copy failed: {e}");
+            r.result = e.to_string();
+            return r;
+        }
+    };
+    if let Some(x) = &o.synced {
+        r.objects = x.objects;
+        r.bytes = x.bytes;
+        r.fetched = x.fetched;
+        r.fetched_bytes = x.fetched_bytes;
+        r.gone = x.gone;
+        r.changed = x.changed;
+        r.gone_keys = x.gone_keys.clone();
+        r.changed_keys = x.changed_keys.clone();
+    }
+    if let Some(s) = &o.summary {
+        r.archive = s.archive.clone();
+        r.bytes_added = s.bytes_added;
+    }
+    r.outcome = o.verdict();
+    r.ok = r.outcome == Verdict::Ok && o.synced.is_some() && o.summary.is_some();
+    if r.outcome == Verdict::Ok && !r.ok {
+        r.outcome = Verdict::Unknown;
+        r.result = "the mover ended without saying what it archived".into();
+    } else {
+        r.result = if r.ok { "ok".into() } else { o.reason() };
+    }
+    match r.outcome {
+        Verdict::Ok => {
+            tracing::info!(bucket = %b.name, repository = %b.repository, archive = %r.archive,
+            objects = r.objects, downloaded = r.fetched, added = r.bytes_added, seconds, "copied")
+        }
+        _ => {
+            tracing::error!(bucket = %b.name, repository = %b.repository, "bucket copy failed: {}", r.result)
+        }
+    }
+    r
 }
 
 /// A record of a server's dumps as a whole.

@@ -1,7 +1,9 @@
 //! The backup flow (`kentledge backup`): copies each selected PVC, at the cut of its newest ready
 //! snapshot (or `--from`), into every repository of `spec.offsite.volumes`, through a clone PVC
 //! and a mover pod per copy; and dumps each database server of `spec.offsite.databases` into its
-//! repositories, by a mover pod per repository that execs the server's own client. borg repositories take one volume at a time; at most
+//! repositories, by a mover pod per repository that execs the server's own client; and copies
+//! each bucket of `spec.offsite.buckets` through its mirror into its repositories, one
+//! repository after another. borg repositories take one writer at a time; at most
 //! `mover.concurrency` movers run at once. Stale locks of gone movers are broken; others are
 //! waited for, then reported. The source snapshot is marked in use while copied and labelled
 //! `backed-up.kentledge.io/<repo>` when the copy is done. Clones and pods are deleted on every
@@ -138,6 +140,14 @@ pub async fn run(
         repositories: &args.repositories,
         first_index: plan.jobs.len(),
     });
+    let buckets = plan::buckets::plan(&plan::buckets::Inputs {
+        config,
+        ctx: &ctx,
+        targets: &args.targets,
+        repositories: &args.repositories,
+        first_index: plan.jobs.len() + dumps.len(),
+        time: jiff::Timestamp::now(),
+    });
     for s in &plan.skipped {
         tracing::warn!(pvc = %s.pvc, "skipped: {}", s.reason);
     }
@@ -149,6 +159,7 @@ pub async fn run(
             || {
                 let mut text = plan::backup::render(&plan, config, ns);
                 text.push_str(&plan::dumps::render(&dumps, &skipped_databases, config));
+                text.push_str(&plan::buckets::render(&buckets, config));
                 text
             },
             || {
@@ -160,7 +171,8 @@ pub async fn run(
                     "already": plan.already,
                     "dumps": dumps,
                     "skippedDatabases": skipped_databases,
-                    "pods": plan.jobs.iter().map(|j| &j.pod).chain(dumps.iter().map(|d| &d.mover)).collect::<Vec<_>>(),
+                    "buckets": buckets,
+                    "pods": plan.jobs.iter().map(|j| &j.pod).chain(dumps.iter().map(|d| &d.mover)).chain(buckets.iter().map(|b| &b.mover)).collect::<Vec<_>>(),
                     "clones": plan.jobs.iter().map(|j| &j.clone).collect::<Vec<_>>(),
                 })
             },
@@ -178,7 +190,7 @@ pub async fn run(
         interrupt,
     )
     .await?;
-    tracing::info!(run = %run_id, copies = plan.jobs.len(), dumps = dumps.len(), "backup lock taken");
+    tracing::info!(run = %run_id, copies = plan.jobs.len(), dumps = dumps.len(), buckets = buckets.len(), "backup lock taken");
     progress.phase("sweeping leftovers of earlier runs");
     let swept = mover::delete_leftovers(client, ns, cfg_name, &run_id).await;
     if let Err(e) = &swept {
@@ -188,8 +200,14 @@ pub async fn run(
     for r in &config.spec.repositories {
         if plan.jobs.iter().any(|j| j.repository == r.name)
             || dumps.iter().any(|d| d.repository == r.name)
+            || buckets.iter().any(|b| b.repository == r.name)
         {
             mover::ensure_cache(client, ns, cfg_name, r).await?;
+        }
+    }
+    for b in &config.spec.offsite.buckets {
+        if buckets.iter().any(|c| c.name == b.name) {
+            mover::ensure_bucket_cache(client, ns, cfg_name, b).await?;
         }
     }
     let sources: BTreeSet<&str> = plan.jobs.iter().map(|j| j.snapshot.as_str()).collect();
@@ -197,7 +215,10 @@ pub async fn run(
     for s in &sources {
         set_in_use(client, ns, s, Some(&mark)).await;
     }
-    let (records, dumped) = execute(client, settings, &plan, &dumps, interrupt, &progress).await;
+    let (records, dumped, copied) = execute(
+        client, settings, &plan, &dumps, &buckets, interrupt, &progress,
+    )
+    .await;
     progress.phase("cleaning up");
     for s in &sources {
         set_in_use(client, ns, s, None).await;
@@ -212,13 +233,7 @@ pub async fn run(
         already: plan.already.clone(),
         dumps: dumped,
         skipped_databases,
-        unavailable: config
-            .spec
-            .offsite
-            .buckets
-            .iter()
-            .map(|b| format!("bucket {}", b.name))
-            .collect(),
+        buckets: copied,
         interrupted: interrupt.code(),
     };
     for j in report.jobs.iter().filter(|j| !j.ok) {
@@ -254,6 +269,30 @@ pub async fn run(
             ),
         )
         .await;
+    }
+    for b in report.buckets.iter().filter(|b| !b.ok) {
+        // The bucket's cache volume is the one object of the cluster that stands for it.
+        if let Some(c) = buckets
+            .iter()
+            .find(|c| c.name == b.name)
+            .and_then(|c| c.cache.as_ref())
+        {
+            let reason = match b.outcome {
+                Verdict::Unknown => "BucketBackupResultUnknown",
+                _ => "BucketBackupFailed",
+            };
+            crate::kube::events::record(
+                client,
+                ns,
+                c,
+                reason,
+                &format!(
+                    "backup of bucket {} to {}: {}",
+                    b.name, b.repository, b.result
+                ),
+            )
+            .await;
+        }
     }
     results.report(&report)?;
     Ok(report.code(lost.is_some()))

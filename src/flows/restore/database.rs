@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 
-use super::{Locks, list_archives, or_release};
+use super::{judged, list_archives, locked_plan};
 use crate::config::DatabaseBackup;
 use crate::error::{Error, exit};
 use crate::flows::movers as mover;
@@ -63,14 +63,15 @@ pub async fn database(
     results: &mut output::Results,
 ) -> Result<u8, Error> {
     let run_id = crate::model::labels::new_run_id();
-    // The archive is chosen under the locks, so that no prune deletes it before it is read.
-    let locks = if settings.dry_run {
-        None
-    } else {
-        Some(Locks::take(client, settings, &run_id, opts.lock_timeout, interrupt).await?)
-    };
-    let planned = plan_restore(settings, opts, client, interrupt, &run_id).await;
-    let (plan, locks) = or_release(locks, planned).await?;
+    let (plan, locks) = locked_plan(
+        client,
+        settings,
+        &run_id,
+        opts.lock_timeout,
+        interrupt,
+        plan_restore(settings, opts, client, interrupt, &run_id),
+    )
+    .await?;
     let Some(locks) = locks else {
         results.emit(|| render(&plan), || json!({"dryRun": true, "plan": &plan}))?;
         return Ok(exit::SUCCESS);
@@ -199,21 +200,8 @@ async fn execute(
     match out {
         Err(e) => report.result = e.to_string(),
         Ok(o) => {
-            report.outcome = if o.ok() && o.loaded.is_some() {
-                Verdict::Ok
-            } else if o.succeeded() {
-                Verdict::Unknown
-            } else {
-                Verdict::Failed
-            };
+            (report.outcome, report.result) = judged(&o, o.loaded.is_some());
             report.ok = report.outcome == Verdict::Ok;
-            report.result = if report.ok {
-                "ok".into()
-            } else if o.succeeded() && o.log_error.is_none() {
-                "result unknown: the mover exited 0 but did not report the load".into()
-            } else {
-                o.reason()
-            };
             report.loaded = o.loaded;
         }
     }

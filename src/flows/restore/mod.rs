@@ -4,10 +4,12 @@
 //! deletes the source meanwhile and no other run sweeps the restore's objects. Into a new PVC:
 //! [`fresh`]; in place: [`inplace`].
 
+mod bucket;
 mod database;
 mod fresh;
 mod inplace;
 
+pub use bucket::{BucketOptions, bucket};
 pub use database::{DatabaseOptions, database};
 
 use std::time::Duration;
@@ -117,6 +119,48 @@ pub(crate) async fn or_release<T>(
             Err(e)
         }
     }
+}
+
+/// The locks (none for a dry run) and then `plan`: the archive is chosen under them, so that no
+/// prune deletes it before it is read; a plan that fails releases them.
+pub(crate) async fn locked_plan<T>(
+    client: &kube::Client,
+    settings: &Settings,
+    run_id: &str,
+    lock_timeout: std::time::Duration,
+    interrupt: &Interrupt,
+    plan: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<(T, Option<Locks>), Error> {
+    let locks = if settings.dry_run {
+        None
+    } else {
+        Some(Locks::take(client, settings, run_id, lock_timeout, interrupt).await?)
+    };
+    or_release(locks, plan.await).await
+}
+
+/// A restore mover's verdict and result text: ok only when it exited 0, its log was read and it
+/// reported what it did (`reported`); a mover that exited 0 without saying is `unknown`.
+pub(crate) fn judged(
+    o: &crate::flows::movers::MoverResult,
+    reported: bool,
+) -> (crate::report::Verdict, String) {
+    use crate::report::Verdict;
+    let outcome = if o.ok() && reported {
+        Verdict::Ok
+    } else if o.succeeded() {
+        Verdict::Unknown
+    } else {
+        Verdict::Failed
+    };
+    let result = if outcome == Verdict::Ok {
+        "ok".into()
+    } else if o.succeeded() && o.log_error.is_none() {
+        "result unknown: the mover exited 0 but did not report what it did".into()
+    } else {
+        o.reason()
+    };
+    (outcome, result)
 }
 
 /// Releases the locks, notes a lost one, records a failure as a `RestoreFailed` Event on the

@@ -209,7 +209,7 @@ fn target_and_repository_narrow_the_copies_and_unknown_ones_are_errors() {
         e,
         [
             "--repository x: not a repository spec.offsite copies to (b, r)",
-            "--target cache: not a volume or database this config backs up",
+            "--target cache: not a volume, database or bucket this config backs up",
         ]
     );
 }

@@ -1,0 +1,622 @@
+//! S3 buckets through `kentledge backup` and `kentledge restore bucket` on the local test
+//! cluster, against real S3 servers (SeaweedFS and `rclone serve s3`) and real borg and restic
+//! repositories: every object comes back with its bytes and metadata, a second backup of an
+//! unchanged bucket downloads no body (bytes counted by a proxy in front of the server),
+//! objects that change during a backup are reported, and failures leave nothing behind.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::Api;
+use serde_json::{Value, json};
+
+use crate::backup::{empty_pvc, leftovers, passphrase_secret};
+use crate::cluster::TestCluster;
+use crate::servers::{S3_KEY, S3_SECRET};
+use crate::support::run;
+use kentledge::s3::{Client, Endpoint, Metadata};
+
+/// A TCP proxy in front of an S3 server that counts the bytes the server sends.
+struct Proxy {
+    port: u16,
+    down: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    fn start(to: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicU64::new(0));
+        let counted = down.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(std::net::Shutdown::Write);
+                });
+                let counted = counted.clone();
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                counted.fetch_add(n as u64, Ordering::Relaxed);
+                                if c_write.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Proxy { port, down }
+    }
+
+    fn down(&self) -> u64 {
+        self.down.load(Ordering::Relaxed)
+    }
+}
+
+fn endpoint(port: u16, bucket: &str) -> Endpoint {
+    Endpoint {
+        url: format!("http://127.0.0.1:{port}"),
+        region: "us-east-1".into(),
+        bucket: bucket.into(),
+        path_style: true,
+        access_key: S3_KEY.into(),
+        secret_key: S3_SECRET.into(),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The S3 keys' Secret, the repositories' passphrase and their PVCs.
+fn setup(tc: &TestCluster, secret: &str) {
+    passphrase_secret(tc);
+    empty_pvc(tc, "borg-repo");
+    empty_pvc(tc, "restic-repo");
+    let _: Secret = tc.create(json!({
+        "metadata": {"name": "s3-keys"},
+        "stringData": {"access": S3_KEY, "secret": secret},
+    }));
+}
+
+/// borg and restic repositories on PVCs and a bucket entry `media` reaching the server at
+/// `port` (with a cache volume when `cache`), plus `mover` settings.
+fn spec(port: u16, bucket: &str, prefix: &str, cache: bool, mover: &str) -> String {
+    format!(
+        r#"  repositories:
+    - name: borg-local
+      borg:
+        pvc: {{claimName: borg-repo, path: shop}}
+        passphrase: {{secret: repo-pass, key: passphrase}}
+        init: true
+    - name: restic-local
+      restic:
+        pvc: {{claimName: restic-repo}}
+        password: {{secret: repo-pass, key: passphrase}}
+        init: true
+  offsite:
+    buckets:
+      - name: media
+        endpoint: http://127.0.0.1:{port}
+        bucket: {bucket}
+        prefix: "{prefix}"
+        credentials:
+          accessKeyId: {{secret: s3-keys, key: access}}
+          secretAccessKey: {{secret: s3-keys, key: secret}}
+        repositories: [borg-local, restic-local]
+{}{mover}"#,
+        if cache {
+            "        cache: {size: 1Gi}\n"
+        } else {
+            ""
+        }
+    )
+}
+
+/// An object to put: key, bytes, metadata.
+struct Obj {
+    key: String,
+    body: Bytes,
+    meta: Metadata,
+}
+
+fn obj(key: &str, body: impl Into<Bytes>) -> Obj {
+    Obj {
+        key: key.into(),
+        body: body.into(),
+        meta: Metadata::default(),
+    }
+}
+
+fn put_all(c: &Client, rt: &tokio::runtime::Runtime, objects: &[Obj]) {
+    rt.block_on(async {
+        for o in objects {
+            if o.body.len() > 32 << 20 {
+                let mut r: &[u8] = &o.body;
+                c.put_multipart(&o.key, &o.meta, &mut r, 16 << 20)
+                    .await
+                    .unwrap();
+            } else {
+                c.put(&o.key, &o.meta, o.body.clone()).await.unwrap();
+            }
+        }
+    });
+}
+
+/// Every key under `prefix` with its bytes and the metadata a restore makes the same.
+fn contents(
+    c: &Client,
+    rt: &tokio::runtime::Runtime,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, (Vec<u8>, Metadata)> {
+    rt.block_on(async {
+        let mut keys = Vec::new();
+        c.list(prefix, &mut |page| {
+            keys.extend(page.into_iter().map(|o| o.key));
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let mut out = std::collections::BTreeMap::new();
+        for k in keys {
+            let mut body: Vec<u8> = Vec::new();
+            let mut m = c.get(&k, &mut body).await.unwrap();
+            m.etag = None;
+            m.last_modified = None;
+            out.insert(k.strip_prefix(prefix).unwrap().to_owned(), (body, m));
+        }
+        out
+    })
+}
+
+/// The report's JSON (the last JSON document of stdout).
+fn report(stdout: &str) -> Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Archives of the bucket series `media` in `repository`, newest first.
+fn archives(tc: &TestCluster, cfg: &std::path::Path, repository: &str) -> Vec<String> {
+    let r =
+        run(tc
+            .kentledge(cfg)
+            .args(["list", "archives", "--repository", repository, "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = report(&r.stdout);
+    let mut out = Vec::new();
+    for s in v["series"].as_array().unwrap() {
+        if s["kind"] == "bucket" && s["name"] == "media" {
+            for a in s["archives"].as_array().unwrap() {
+                out.push(a["archive"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The secret key appears in no output, request, Event or pod spec.
+fn secret_nowhere(tc: &TestCluster, since: usize, outputs: &[&str], secret: &str) {
+    for (i, o) in outputs.iter().enumerate() {
+        assert!(!o.contains(secret), "output {i} holds the secret key: {o}");
+    }
+    let requests = tc.requests().split_off(since);
+    assert!(!requests.is_empty());
+    assert!(
+        !requests.iter().any(|r| r.contains(secret)),
+        "a request holds the secret key"
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(tc.client(), &tc.namespace);
+    let events =
+        serde_json::to_string(&tc.block_on(events.list(&Default::default())).unwrap()).unwrap();
+    assert!(!events.contains(secret), "Events hold the secret key");
+    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    let pods =
+        serde_json::to_string(&tc.block_on(pods.list(&Default::default())).unwrap()).unwrap();
+    assert!(!pods.contains(secret), "pod specs hold the secret key");
+}
+
+fn bucket_rows(r: &Value) -> &Vec<Value> {
+    r["buckets"].as_array().unwrap()
+}
+
+#[test]
+fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_objects_are_not_read_again()
+ {
+    let server = crate::servers::seaweedfs(&["media", "restored"]);
+    let proxy = Proxy::start(server.port);
+    let rt = rt();
+    let src = Client::new(&endpoint(server.port, "media")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while rt.block_on(src.list("", &mut |_| Ok(()))).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SeaweedFS made no bucket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // ≥ 1,000 objects: many small ones, odd keys, empty ones, a directory marker, one over
+    // 100 MB, and headers and user metadata.
+    let mut objects: Vec<Obj> = (0..1000)
+        .map(|i| {
+            obj(
+                &format!("photos/{i:04}.jpg"),
+                format!("photo {i} ").repeat(1 + i % 50),
+            )
+        })
+        .collect();
+    let mut typed = obj("ünïcødé/東京 ✓.txt", "こんにちは\n");
+    typed.meta.content_type = Some("text/plain; charset=utf-8".into());
+    typed.meta.cache_control = Some("max-age=3600".into());
+    typed.meta.content_disposition = Some("attachment; filename=\"tokyo.txt\"".into());
+    typed.meta.content_language = Some("ja".into());
+    typed.meta.user.insert("owner".into(), "shop".into());
+    typed.meta.user.insert("checksum".into(), "abc123".into());
+    objects.push(typed);
+    let mut gz = obj("logs/a+b c.log.gz", vec![0x1fu8, 0x8b, 8, 0, 1, 2, 3]);
+    gz.meta.content_type = Some("application/gzip".into());
+    gz.meta.content_encoding = Some("gzip".into());
+    objects.push(gz);
+    objects.push(obj("with space/and+plus", "plus and space"));
+    objects.push(obj("dir/", ""));
+    objects.push(obj("empty", ""));
+    let big: Vec<u8> = (0..(101u32 << 20) / 4)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    let mut video = obj("big/video.bin", big);
+    video.meta.content_type = Some("video/mp4".into());
+    objects.push(video);
+    put_all(&src, &rt, &objects);
+    let source = contents(&src, &rt, "");
+    assert_eq!(source.len(), 1006);
+
+    let tc = TestCluster::start("shop");
+    setup(&tc, S3_SECRET);
+    let since = tc.requests().len();
+    let cfg = tc.config("shop", &spec(proxy.port, "media", "", true, ""));
+    let dry = run(tc.kentledge(&cfg).args(["backup", "--dry-run"]));
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    assert!(
+        dry.stdout.contains("bucket media (s3 media/) → borg-local")
+            && dry.stdout.contains("kentledge-bucket-media (the mirror"),
+        "{}",
+        dry.stdout
+    );
+    let first = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let r = report(&first.stdout);
+    let rows = bucket_rows(&r);
+    assert_eq!(rows.len(), 2, "{r}");
+    for row in rows {
+        assert_eq!(row["ok"], true, "{row}");
+        assert_eq!(row["objects"], 1006, "{row}");
+        assert_eq!(row["gone"], 0);
+        assert_eq!(row["changed"], 0);
+    }
+    // The first copy downloaded every object, the second (same mirror) none.
+    let fetched: Vec<u64> = rows
+        .iter()
+        .map(|r| r["fetched"].as_u64().unwrap())
+        .collect();
+    assert_eq!(fetched.iter().sum::<u64>(), 1006, "{r}");
+    let body_bytes: u64 = source.values().map(|(b, _)| b.len() as u64).sum();
+    assert!(
+        proxy.down() >= body_bytes,
+        "{} < {body_bytes}",
+        proxy.down()
+    );
+    assert_eq!(leftovers(&tc), Vec::<String>::new());
+
+    // A second backup of the unchanged bucket: listings only, almost nothing added.
+    let before = proxy.down();
+    let second = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
+    let downloaded = proxy.down() - before;
+    assert!(
+        downloaded < 2 << 20,
+        "the second backup read {downloaded} bytes from the server (bodies: {body_bytes})"
+    );
+    let r2 = report(&second.stdout);
+    for row in bucket_rows(&r2) {
+        assert_eq!(row["ok"], true, "{row}");
+        assert_eq!(row["fetched"], 0, "{row}");
+        assert!(row["bytesAdded"].as_u64().unwrap() < 2 << 20, "{row}");
+    }
+    for repo in ["borg-local", "restic-local"] {
+        assert_eq!(archives(&tc, &cfg, repo).len(), 2, "{repo}");
+    }
+
+    // Restore each repository's newest archive into another bucket and prefix.
+    let dst = Client::new(&endpoint(server.port, "restored")).unwrap();
+    for (repo, prefix) in [
+        ("borg-local", "from-borg/"),
+        ("restic-local", "from-restic/"),
+    ] {
+        let dry = run(tc.kentledge(&cfg).args([
+            "restore",
+            "bucket",
+            "media",
+            "--repository",
+            repo,
+            "--to-bucket",
+            "restored",
+            "--to-prefix",
+            prefix,
+            "--dry-run",
+        ]));
+        assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+        assert!(
+            dry.stdout.contains("dry run: nothing was changed")
+                && dry.stdout.contains("1006 objects")
+                && dry.stdout.contains("1006 new"),
+            "{}",
+            dry.stdout
+        );
+        assert!(contents(&dst, &rt, prefix).is_empty(), "a dry run wrote");
+        let r = run(tc.kentledge(&cfg).args([
+            "restore",
+            "bucket",
+            "media",
+            "--repository",
+            repo,
+            "--to-bucket",
+            "restored",
+            "--to-prefix",
+            prefix,
+        ]));
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("1006 objects written"), "{}", r.stdout);
+        let restored = contents(&dst, &rt, prefix);
+        assert_eq!(restored.len(), source.len(), "{repo}");
+        for (k, (body, meta)) in &source {
+            let (b, m) = restored
+                .get(k)
+                .unwrap_or_else(|| panic!("{repo}: {k:?} missing"));
+            assert!(b == body, "{repo}: {k:?} has other bytes");
+            assert_eq!(m, meta, "{repo}: {k:?} has other metadata");
+        }
+        secret_nowhere(
+            &tc,
+            since,
+            &[&r.stdout, &r.stderr, &dry.stdout, &dry.stderr],
+            S3_SECRET,
+        );
+    }
+
+    // Into a prefix that already has objects: a differing object and an extra one stop the
+    // restore before anything changes; --overwrite and --delete-extra make it the same.
+    rt.block_on(async {
+        dst.put(
+            "from-borg/photos/0001.jpg",
+            &Metadata::default(),
+            Bytes::from("changed"),
+        )
+        .await
+        .unwrap();
+        dst.put(
+            "from-borg/extra.txt",
+            &Metadata::default(),
+            Bytes::from("extra"),
+        )
+        .await
+        .unwrap();
+        dst.delete("from-borg/photos/0002.jpg").await.unwrap();
+    });
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "bucket",
+            "media",
+            "--repository",
+            "borg-local",
+            "--to-bucket",
+            "restored",
+            "--to-prefix",
+            "from-borg/",
+        ];
+        args.extend_from_slice(extra);
+        run(tc.kentledge(&cfg).args(&args))
+    };
+    let refused = restore(&[]);
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stdout.contains("nothing was changed")
+            && refused.stdout.contains("\"from-borg/photos/0001.jpg\"")
+            && refused.stdout.contains("\"from-borg/extra.txt\"")
+            && refused.stdout.contains("1 new"),
+        "{}",
+        refused.stdout
+    );
+    let now = contents(&dst, &rt, "from-borg/");
+    assert_eq!(now["photos/0001.jpg"].0, b"changed");
+    assert!(
+        !now.contains_key("photos/0002.jpg"),
+        "the refused restore wrote"
+    );
+    let fixed = restore(&["--overwrite", "--delete-extra"]);
+    assert_eq!(fixed.code, 0, "{}{}", fixed.stdout, fixed.stderr);
+    assert!(
+        fixed.stdout.contains("2 objects written") && fixed.stdout.contains("1 deleted"),
+        "{}",
+        fixed.stdout
+    );
+    let now = contents(&dst, &rt, "from-borg/");
+    assert_eq!(now.len(), source.len());
+    assert!(
+        now == source,
+        "after --overwrite --delete-extra the prefix is the archive's"
+    );
+    assert_eq!(leftovers(&tc), Vec::<String>::new());
+}
+
+#[test]
+fn objects_that_change_while_a_backup_reads_are_reported_and_the_archive_has_what_was_read() {
+    let server = crate::servers::s3();
+    std::fs::create_dir(server.dir.path().join("live")).unwrap();
+    let proxy = Proxy::start(server.port);
+    let rt = rt();
+    let src = Client::new(&endpoint(server.port, "live")).unwrap();
+    // The first object is big and the download limited, so the others are read seconds later.
+    let mut objects = vec![obj("app/a-big.bin", vec![7u8; 24 << 20])];
+    objects.extend((0..200).map(|i| obj(&format!("app/b-{i:03}"), format!("object {i}"))));
+    objects.push(obj("outside/not-copied", "not under the prefix"));
+    put_all(&src, &rt, &objects);
+
+    let tc = TestCluster::start("shop");
+    setup(&tc, S3_SECRET);
+    let cfg = tc.config(
+        "shop",
+        &spec(
+            proxy.port,
+            "live",
+            "app/",
+            true,
+            "  mover:\n    bandwidthLimit: 8MiB\n",
+        ),
+    );
+    let start = proxy.down();
+    let child = tc
+        .kentledge(&cfg)
+        .args(["backup", "--repository", "borg-local", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tc.wait(60, "the big object's download", || {
+        (proxy.down() - start > 4 << 20).then_some(())
+    });
+    rt.block_on(async {
+        src.delete("app/b-150").await.unwrap();
+        src.put(
+            "app/b-160",
+            &Metadata::default(),
+            Bytes::from("written during the backup"),
+        )
+        .await
+        .unwrap();
+    });
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let r = report(&stdout);
+    let row = &bucket_rows(&r)[0];
+    assert_eq!(row["ok"], true, "{row}");
+    assert_eq!(row["objects"], 200, "{row}");
+    assert_eq!(row["gone"], 1, "{row}");
+    assert_eq!(row["goneKeys"], json!(["app/b-150"]), "{row}");
+    assert_eq!(row["changed"], 1, "{row}");
+    assert_eq!(row["changedKeys"], json!(["app/b-160"]), "{row}");
+    assert!(
+        stderr.contains("app/b-150") && stderr.contains("gone when read"),
+        "the log names the key: {stderr}"
+    );
+    // The archive is a restore point of what was read.
+    let r = run(tc.kentledge(&cfg).args([
+        "restore",
+        "bucket",
+        "media",
+        "--repository",
+        "borg-local",
+        "--to-prefix",
+        "copy/",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let copy = contents(&src, &rt, "copy/");
+    assert_eq!(copy.len(), 200);
+    assert!(!copy.contains_key("b-150"));
+    assert_eq!(copy["b-160"].0, b"written during the backup");
+    assert_eq!(copy["a-big.bin"].0.len(), 24 << 20);
+    assert_eq!(copy["b-007"].0, b"object 7");
+    assert!(!copy.keys().any(|k| k.contains("not-copied")));
+    // Into the original prefix: the same bytes everywhere but one deleted object (extra in the
+    // target, none: it is gone from both), so nothing needs a flag.
+    let back = run(tc.kentledge(&cfg).args([
+        "restore",
+        "bucket",
+        "media",
+        "--repository",
+        "borg-local",
+        "--dry-run",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    let plan = &report(&back.stdout)["plan"];
+    assert_eq!(plan["same"], 200, "{plan}");
+    assert_eq!(plan["new"], 0, "{plan}");
+    assert_eq!(leftovers(&tc), Vec::<String>::new());
+}
+
+#[test]
+fn wrong_keys_a_missing_bucket_or_an_unreachable_endpoint_fail_plainly_and_leave_nothing() {
+    let server = crate::servers::s3();
+    std::fs::create_dir(server.dir.path().join("media")).unwrap();
+    let rt = rt();
+    let src = Client::new(&endpoint(server.port, "media")).unwrap();
+    put_all(&src, &rt, &[obj("a.txt", "a")]);
+    let wrong = "not-the-secret-3b2a1f";
+    let tc = TestCluster::start("shop");
+    setup(&tc, wrong);
+    let since = tc.requests().len();
+    let dead = crate::servers::free_port();
+    let cases = [
+        (server.port, "media", "HTTP 403"),
+        (server.port, "nosuchbucket", "HTTP 404"),
+        (dead, "media", "is the endpoint reachable"),
+    ];
+    let mut said = Vec::new();
+    for (i, (port, bucket, expect)) in cases.iter().enumerate() {
+        if i == 1 {
+            // The right keys from now on: the bucket is what is wrong.
+            let secrets: Api<Secret> = Api::namespaced(tc.client(), &tc.namespace);
+            let patch = json!({"stringData": {"secret": S3_SECRET}});
+            tc.block_on(secrets.patch(
+                "s3-keys",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            ))
+            .unwrap();
+        }
+        let cfg = tc.config("shop", &spec(*port, bucket, "", false, ""));
+        let r = run(tc.kentledge(&cfg).args(["backup"]));
+        assert_eq!(r.code, 1, "{bucket}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains(expect) && r.stdout.contains("bucket"),
+            "{bucket} ({expect}): {}",
+            r.stdout
+        );
+        assert_eq!(leftovers(&tc), Vec::<String>::new(), "{bucket}");
+        for repo in ["borg-local", "restic-local"] {
+            assert!(
+                archives(&tc, &cfg, repo).is_empty(),
+                "{bucket}: an archive in {repo}"
+            );
+        }
+        said.push(r.stdout);
+        said.push(r.stderr);
+    }
+    let said: Vec<&str> = said.iter().map(String::as_str).collect();
+    secret_nowhere(&tc, since, &said, wrong);
+    secret_nowhere(&tc, since, &said, S3_SECRET);
+}
