@@ -51,7 +51,7 @@ bench: install-test-deps
 	$(CARGO) bench -p kentledge --bench retention
 	@printf '%-48s %16s %16s %6s  %s\n' measure kentledge reference ratio goal
 	$(CARGO) test -q --release -p kentledge --test e2e -- --ignored --nocapture --test-threads 1 bench:: 2>&1 \
-	  | grep -E '^P[0-9]' || { echo "a benchmark failed: run it with cargo test --release --test e2e -- --ignored --nocapture bench::"; exit 1; }
+	  | grep -E '^[PB][0-9]' || { echo "a benchmark failed: run it with cargo test --release --test e2e -- --ignored --nocapture bench::"; exit 1; }
 
 clean:
 	$(CARGO) clean

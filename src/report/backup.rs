@@ -364,9 +364,16 @@ impl Render for Report {
                 self.buckets.len()
             )
         };
+        // Without volume copies the line starts with what there was.
+        let copies = if self.jobs.is_empty() && !(dumps.is_empty() && buckets.is_empty()) {
+            String::new()
+        } else {
+            format!("{ok} of {} copies", self.jobs.len())
+        };
+        let line = format!("{copies}{dumps}{buckets}");
         out.push_str(&format!(
-            "{ok} of {} copies{dumps}{buckets} done{}\n",
-            self.jobs.len(),
+            "{} done{}\n",
+            line.trim_start_matches(", "),
             match self.interrupted {
                 Some(c) => format!("; interrupted (exit {c}): clones and mover pods were deleted"),
                 None => String::new(),

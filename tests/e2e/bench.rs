@@ -138,3 +138,93 @@ fn p2_dump_into_borg_through_kentledge_vs_directly() {
         "≥ 0.9×",
     );
 }
+
+/// Small objects in the bucket benchmark, and their size.
+const OBJECTS: usize = 3000;
+const OBJECT_BYTES: usize = 4096;
+
+#[test]
+#[ignore = "a benchmark: make bench"]
+fn b1_bucket_of_small_objects_through_kentledge_vs_rclone_copy() {
+    use crate::servers::{S3_KEY, S3_SECRET};
+    let server = crate::servers::s3();
+    // rclone serve s3 serves a directory: the bucket's objects are its files.
+    let bucket = server.dir.path().join("media");
+    for i in 0..OBJECTS {
+        let dir = bucket.join(format!("d{:02}", i % 50));
+        std::fs::create_dir_all(&dir).unwrap();
+        let body: Vec<u8> = (0..OBJECT_BYTES)
+            .map(|j| ((i * 31 + j * 7) % 251) as u8)
+            .collect();
+        std::fs::write(dir.join(format!("o{i:05}.bin")), body).unwrap();
+    }
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    empty_pvc(&tc, "borg-repo");
+    let _: k8s_openapi::api::core::v1::Secret = tc.create(serde_json::json!({
+        "metadata": {"name": "s3-keys"},
+        "stringData": {"access": S3_KEY, "secret": S3_SECRET},
+    }));
+    let cfg = tc.config(
+        "shop",
+        &format!(
+            "  repositories:\n    - name: borg-local\n      borg:\n        pvc: {{claimName: borg-repo, path: shop}}\n        passphrase: {{secret: repo-pass, key: passphrase}}\n        init: true\n  offsite:\n    buckets:\n      - name: media\n        endpoint: http://127.0.0.1:{}\n        bucket: media\n        credentials:\n          accessKeyId: {{secret: s3-keys, key: access}}\n          secretAccessKey: {{secret: s3-keys, key: secret}}\n        repositories: [borg-local]\n        cache: {{size: 1Gi}}\n",
+            server.port
+        ),
+    );
+    let timed = |args: &[&str]| {
+        let t = Instant::now();
+        let r = run(tc.kentledge(&cfg).args(args));
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        t.elapsed().as_secs_f64()
+    };
+    let first = timed(&["backup"]);
+    let again = timed(&["backup"]);
+    let target = tempfile::tempdir().unwrap();
+    let rclone = || {
+        let t = Instant::now();
+        let s = std::process::Command::new("rclone")
+            .args(["copy", ":s3:media"])
+            .arg(target.path())
+            .args(["--config", "/dev/null"])
+            .env("RCLONE_S3_PROVIDER", "Other")
+            .env("RCLONE_S3_ACCESS_KEY_ID", S3_KEY)
+            .env("RCLONE_S3_SECRET_ACCESS_KEY", S3_SECRET)
+            .env(
+                "RCLONE_S3_ENDPOINT",
+                format!("http://127.0.0.1:{}", server.port),
+            )
+            .status()
+            .unwrap();
+        assert!(s.success());
+        t.elapsed().as_secs_f64()
+    };
+    let copy = rclone();
+    let copy_again = rclone();
+    let copied = walk_count(target.path());
+    assert_eq!(copied, OBJECTS, "rclone copied every object");
+    row(
+        &format!("B1 bucket of {OBJECTS} × 4 KiB objects, first backup vs rclone copy"),
+        first,
+        copy,
+        "s",
+        "(a ratio: kentledge also archives)",
+    );
+    row(
+        "B2 the same bucket unchanged: second backup vs rclone copy again",
+        again,
+        copy_again,
+        "s",
+        "(listing only)",
+    );
+}
+
+fn walk_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() { walk_count(&p) } else { 1 }
+        })
+        .sum()
+}

@@ -110,11 +110,13 @@ fn spec(port: u16, bucket: &str, prefix: &str, cache: bool, mover: &str) -> Stri
         pvc: {{claimName: borg-repo, path: shop}}
         passphrase: {{secret: repo-pass, key: passphrase}}
         init: true
+      retention: {{last: 1}}
     - name: restic-local
       restic:
         pvc: {{claimName: restic-repo}}
         password: {{secret: repo-pass, key: passphrase}}
         init: true
+      retention: {{last: 1}}
   offsite:
     buckets:
       - name: media
@@ -270,6 +272,7 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
     typed.meta.cache_control = Some("max-age=3600".into());
     typed.meta.content_disposition = Some("attachment; filename=\"tokyo.txt\"".into());
     typed.meta.content_language = Some("ja".into());
+    typed.meta.expires = Some("Wed, 21 Oct 2037 07:28:00 GMT".into());
     typed.meta.user.insert("owner".into(), "shop".into());
     typed.meta.user.insert("checksum".into(), "abc123".into());
     objects.push(typed);
@@ -289,6 +292,23 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
     put_all(&src, &rt, &objects);
     let source = contents(&src, &rt, "");
     assert_eq!(source.len(), 1006);
+    // The server keeps what the comparison below compares (it is not between two empties).
+    let kept = &source["ünïcødé/東京 ✓.txt"].1;
+    assert_eq!(
+        kept.content_type.as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(kept.cache_control.as_deref(), Some("max-age=3600"));
+    assert_eq!(kept.content_language.as_deref(), Some("ja"));
+    assert_eq!(
+        kept.expires.as_deref(),
+        Some("Wed, 21 Oct 2037 07:28:00 GMT")
+    );
+    assert_eq!(kept.user.get("owner").map(String::as_str), Some("shop"));
+    assert_eq!(
+        source["logs/a+b c.log.gz"].1.content_encoding.as_deref(),
+        Some("gzip")
+    );
 
     let tc = TestCluster::start("shop");
     setup(&tc, S3_SECRET);
@@ -342,8 +362,23 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
         assert_eq!(row["fetched"], 0, "{row}");
         assert!(row["bytesAdded"].as_u64().unwrap() < 2 << 20, "{row}");
     }
+    // Each bucket is its own series, listed, and pruned by the repository's retention.
+    let mut newest = Vec::new();
     for repo in ["borg-local", "restic-local"] {
-        assert_eq!(archives(&tc, &cfg, repo).len(), 2, "{repo}");
+        let a = archives(&tc, &cfg, repo);
+        assert_eq!(a.len(), 2, "{repo}: {a:?}");
+        newest.push(a[0].clone());
+    }
+    let listed = run(tc.kentledge(&cfg).args(["list", "archives"]));
+    assert!(listed.stdout.contains("bucket media"), "{}", listed.stdout);
+    let p = run(tc.kentledge(&cfg).args(["prune", "--only", "repositories"]));
+    assert_eq!(p.code, 0, "{}{}", p.stdout, p.stderr);
+    for (repo, kept) in ["borg-local", "restic-local"].iter().zip(&newest) {
+        assert_eq!(
+            &archives(&tc, &cfg, repo),
+            std::slice::from_ref(kept),
+            "{repo}"
+        );
     }
 
     // Restore each repository's newest archive into another bucket and prefix.
@@ -616,6 +651,22 @@ fn wrong_keys_a_missing_bucket_or_an_unreachable_endpoint_fail_plainly_and_leave
         said.push(r.stdout);
         said.push(r.stderr);
     }
+    // Without a cache volume a backup works too (every object downloaded into an emptyDir).
+    let cfg = tc.config("shop", &spec(server.port, "media", "", false, ""));
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for row in bucket_rows(&report(&r.stdout)) {
+        assert_eq!(row["ok"], true, "{row}");
+        assert_eq!(row["objects"], 1, "{row}");
+        assert_eq!(row["fetched"], 1, "{row}");
+    }
+    assert!(
+        r.stderr.contains("no cache volume"),
+        "the run says every object is downloaded: {}",
+        r.stderr
+    );
+    said.push(r.stdout);
+    said.push(r.stderr);
     let said: Vec<&str> = said.iter().map(String::as_str).collect();
     secret_nowhere(&tc, since, &said, wrong);
     secret_nowhere(&tc, since, &said, S3_SECRET);

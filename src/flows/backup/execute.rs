@@ -282,11 +282,10 @@ pub(super) async fn execute(
             };
             let mut passed = gates.enter(&b.repository).await;
             if interrupt.is_set() {
-                let mut r = bucket_record(b, Ok(mover::MoverResult::default()), 0.0);
-                r.outcome = Verdict::Failed;
-                r.ok = false;
-                r.result = "not started: interrupted".into();
-                return r;
+                return BucketRecord {
+                    result: "not started: interrupted".into(),
+                    ..bucket_skeleton(b, 0.0)
+                };
             }
             let started = Instant::now();
             status.show(b.index, format!("bucket {} → {}: starting", b.name, b.repository));
@@ -336,20 +335,25 @@ pub(super) async fn execute(
     (volumes, dumps.into_iter().flatten().collect(), copied)
 }
 
-/// The record of one bucket copy, from how its mover ended.
-fn bucket_record(
-    b: &BucketCopy,
-    out: Result<mover::MoverResult, crate::error::Error>,
-    seconds: f64,
-) -> BucketRecord {
-    let mut r = BucketRecord {
+/// A bucket copy's record before anything is known of it: failed.
+fn bucket_skeleton(b: &BucketCopy, seconds: f64) -> BucketRecord {
+    BucketRecord {
         name: b.name.clone(),
         bucket: b.bucket.clone(),
         repository: b.repository.clone(),
         engine: b.repository_engine.name(),
         seconds,
         ..BucketRecord::default()
-    };
+    }
+}
+
+/// The record of one bucket copy, from how its mover ended.
+fn bucket_record(
+    b: &BucketCopy,
+    out: Result<mover::MoverResult, crate::error::Error>,
+    seconds: f64,
+) -> BucketRecord {
+    let mut r = bucket_skeleton(b, seconds);
     let o = match out {
         Ok(o) => o,
         Err(e) => {
