@@ -24,6 +24,9 @@ const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
 /// before the call fails (a stalled connection must not hang a mover until its deadline).
 const IDLE: Duration = Duration::from_secs(120);
 
+/// The most parts S3 takes in one multipart upload.
+pub const MAX_PARTS: u16 = 10_000;
+
 /// Why an S3 call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
@@ -74,8 +77,8 @@ pub fn addressable(key: &str) -> bool {
         || key.split('/').any(|seg| seg == "." || seg == ".."))
 }
 
-/// Where a bucket is and how to sign for it.
-#[derive(Clone, Debug)]
+/// Where a bucket is and how to sign for it (its `Debug` leaves the keys out).
+#[derive(Clone)]
 pub struct Endpoint {
     /// `http://…` or `https://…`.
     pub url: String,
@@ -89,6 +92,17 @@ pub struct Endpoint {
     pub access_key: String,
     /// The secret access key.
     pub secret_key: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
 }
 
 pub use crate::engines::bucket::{Metadata, Object};
@@ -306,6 +320,7 @@ impl Client {
                 return Err(Self::failed(&what, resp).await);
             }
             let text = Self::text(&what, resp).await?;
+            let truncated = xml_text(&text, "IsTruncated").is_some_and(|t| t.trim() == "true");
             let page = ListObjectsV2::parse_response(&text).map_err(|e| S3Error::Answer {
                 what: what.clone(),
                 why: e.to_string(),
@@ -332,9 +347,10 @@ impl Client {
             let empty = objects.is_empty();
             on_page(objects)?;
             match page.next_continuation_token {
-                // Some servers send a token on the last page too: an empty page ends the
-                // listing, and a token that comes back again would never end it.
-                Some(t) if !t.is_empty() && !empty => {
+                // Some servers send a token on the last page too: an empty page that is not
+                // said to be truncated ends the listing, and a token that comes back again
+                // would never end it.
+                Some(t) if !t.is_empty() && (truncated || !empty) => {
                     if token.as_deref() == Some(t.as_str()) {
                         return Err(S3Error::Answer {
                             what,
@@ -342,6 +358,14 @@ impl Client {
                         });
                     }
                     token = Some(t);
+                }
+                _ if truncated => {
+                    // A listing cut short would look like objects deleted from the bucket.
+                    return Err(S3Error::Answer {
+                        what,
+                        why: "the server says the listing goes on but gave no continuation token"
+                            .into(),
+                    });
                 }
                 _ => return Ok(total),
             }
@@ -527,12 +551,14 @@ impl Client {
             if filled == 0 && !etags.is_empty() {
                 break;
             }
-            let number = u16::try_from(etags.len() + 1).map_err(|_| {
-                S3Error::Config(format!(
-                    "{what}: more than {} parts: use a larger part size",
-                    u16::MAX
-                ))
-            })?;
+            let number = u16::try_from(etags.len() + 1)
+                .ok()
+                .filter(|n| *n <= MAX_PARTS)
+                .ok_or_else(|| {
+                    S3Error::Config(format!(
+                        "{what}: more than {MAX_PARTS} parts: use a larger part size"
+                    ))
+                })?;
             let url = self
                 .bucket
                 .upload_part(Some(&self.credentials), key, number, upload_id)

@@ -129,7 +129,7 @@ fn database_options(
     entry_repository(
         settings,
         a.source.repository.as_deref(),
-        &entry.name,
+        &format!("database {}", entry.name),
         &entry.repositories,
         "dumped",
     )?;
@@ -177,21 +177,32 @@ fn bucket_options(
     entry_repository(
         settings,
         a.source.repository.as_deref(),
-        &entry.name,
+        &format!("bucket {}", entry.name),
         &entry.repositories,
         "copied",
     )?;
     if let Some(b) = &a.to_bucket {
         crate::config::check_bucket_name(b).map_err(|r| bad("--to-bucket", b, r))?;
     }
-    if let Some(p) = &a.to_prefix
-        && (p.starts_with('/') || p.contains('\0'))
-    {
-        return Err(bad(
-            "--to-prefix",
-            p,
-            "S3 keys do not start with '/' or hold NUL".into(),
-        ));
+    if let Some(p) = &a.to_prefix {
+        if p.starts_with('/') || p.contains('\0') {
+            return Err(bad(
+                "--to-prefix",
+                p,
+                "S3 keys do not start with '/' or hold NUL".into(),
+            ));
+        }
+        // The archive's prefix is replaced by it: `photos/a` under `restored` would be `restoreda`.
+        let own = entry.prefix.as_deref().unwrap_or_default();
+        if own.ends_with('/') && !p.is_empty() && !p.ends_with('/') {
+            return Err(bad(
+                "--to-prefix",
+                p,
+                format!(
+                    "the bucket's prefix {own:?} ends with '/' and replaces it in every key: end this one with '/' too (\"{p}/\")"
+                ),
+            ));
+        }
     }
     Ok(crate::flows::restore::BucketOptions {
         name: a.name.clone(),

@@ -374,11 +374,32 @@ pub enum Decision {
     Conflict,
 }
 
-/// The decision for one object.
-pub fn decide(entry: &Entry, target: Option<&Object>, overwrite: bool) -> Decision {
+/// Whether two objects' headers and user metadata (what a write sets) are the same.
+pub fn same_metadata(a: &Metadata, b: &Metadata) -> bool {
+    a.content_type == b.content_type
+        && a.content_encoding == b.content_encoding
+        && a.content_language == b.content_language
+        && a.content_disposition == b.content_disposition
+        && a.cache_control == b.cache_control
+        && a.expires == b.expires
+        && a.user == b.user
+}
+
+/// Whether the target's object (as its HEAD answers) is the archive's: the same bytes and the
+/// same metadata.
+pub fn same_object(entry: &Entry, target: &Metadata) -> bool {
+    same_bytes(
+        entry,
+        target.size,
+        target.etag.as_deref().unwrap_or_default(),
+    ) && same_metadata(&entry.meta, target)
+}
+
+/// The decision for one object, given the target's object of its key as its HEAD answers.
+pub fn decide(entry: &Entry, target: Option<&Metadata>, overwrite: bool) -> Decision {
     match target {
         None => Decision::Write,
-        Some(t) if same_bytes(entry, t.size, &t.etag) => Decision::Same,
+        Some(t) if same_object(entry, t) => Decision::Same,
         Some(_) if overwrite => Decision::Overwrite,
         Some(_) => Decision::Conflict,
     }

@@ -282,6 +282,11 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
     objects.push(gz);
     objects.push(obj("with space/and+plus", "plus and space"));
     objects.push(obj("dir/", ""));
+    // Keys whose hex is longer than a path segment (the mirror's `+` directories).
+    objects.push(obj(&format!("long/{}", "k".repeat(145)), "a 150-byte key"));
+    // (SeaweedFS takes at most 255 bytes between two `/`.)
+    let deep = format!("{}/", "ü".repeat(60)).repeat(3);
+    objects.push(obj(&format!("long/{deep}end"), "a 371-byte key"));
     objects.push(obj("empty", ""));
     let big: Vec<u8> = (0..(101u32 << 20) / 4)
         .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
@@ -291,7 +296,7 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
     objects.push(video);
     put_all(&src, &rt, &objects);
     let source = contents(&src, &rt, "");
-    assert_eq!(source.len(), 1006);
+    assert_eq!(source.len(), 1008);
     // The server keeps what the comparison below compares (it is not between two empties).
     let kept = &source["ünïcødé/東京 ✓.txt"].1;
     assert_eq!(
@@ -329,7 +334,7 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
     assert_eq!(rows.len(), 2, "{r}");
     for row in rows {
         assert_eq!(row["ok"], true, "{row}");
-        assert_eq!(row["objects"], 1006, "{row}");
+        assert_eq!(row["objects"], 1008, "{row}");
         assert_eq!(row["gone"], 0);
         assert_eq!(row["changed"], 0);
     }
@@ -338,7 +343,7 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
         .iter()
         .map(|r| r["fetched"].as_u64().unwrap())
         .collect();
-    assert_eq!(fetched.iter().sum::<u64>(), 1006, "{r}");
+    assert_eq!(fetched.iter().sum::<u64>(), 1008, "{r}");
     let body_bytes: u64 = source.values().map(|(b, _)| b.len() as u64).sum();
     assert!(
         proxy.down() >= body_bytes,
@@ -402,8 +407,8 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
         assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
         assert!(
             dry.stdout.contains("dry run: nothing was changed")
-                && dry.stdout.contains("1006 objects")
-                && dry.stdout.contains("1006 new"),
+                && dry.stdout.contains("1008 objects")
+                && dry.stdout.contains("1008 new"),
             "{}",
             dry.stdout
         );
@@ -418,9 +423,13 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
             "restored",
             "--to-prefix",
             prefix,
+            "-o",
+            "json",
         ]));
         assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-        assert!(r.stdout.contains("1006 objects written"), "{}", r.stdout);
+        let v = report(&r.stdout);
+        assert_eq!(v["restored"]["written"], 1008, "{v}");
+        assert_eq!(v["plan"]["new"], 1008, "{v}");
         let restored = contents(&dst, &rt, prefix);
         assert_eq!(restored.len(), source.len(), "{repo}");
         for (k, (body, meta)) in &source {
@@ -472,15 +481,32 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
         args.extend_from_slice(extra);
         run(tc.kentledge(&cfg).args(&args))
     };
+    rt.block_on(async {
+        // The same bytes with other metadata differ too.
+        let mut m = source["ünïcødé/東京 ✓.txt"].1.clone();
+        m.content_type = Some("text/html".into());
+        m.user.insert("owner".into(), "someone else".into());
+        let body = Bytes::from(source["ünïcødé/東京 ✓.txt"].0.clone());
+        dst.put("from-borg/ünïcødé/東京 ✓.txt", &m, body)
+            .await
+            .unwrap();
+    });
     let refused = restore(&[]);
     assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
     assert!(
         refused.stdout.contains("nothing was changed")
             && refused.stdout.contains("\"from-borg/photos/0001.jpg\"")
-            && refused.stdout.contains("\"from-borg/extra.txt\"")
-            && refused.stdout.contains("1 new"),
+            && refused.stdout.contains("\"from-borg/ünïcødé/東京 ✓.txt\"")
+            && refused.stdout.contains("\"from-borg/extra.txt\""),
         "{}",
         refused.stdout
+    );
+    let v = report(&restore(&["--dry-run", "-o", "json"]).stdout);
+    let plan = &v["plan"];
+    assert_eq!(
+        (&plan["new"], &plan["differ"], &plan["extra"], &plan["same"]),
+        (&json!(1), &json!(2), &json!(1), &json!(1005)),
+        "{v}"
     );
     let now = contents(&dst, &rt, "from-borg/");
     assert_eq!(now["photos/0001.jpg"].0, b"changed");
@@ -488,12 +514,18 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
         !now.contains_key("photos/0002.jpg"),
         "the refused restore wrote"
     );
-    let fixed = restore(&["--overwrite", "--delete-extra"]);
+    let fixed = restore(&["--overwrite", "--delete-extra", "-o", "json"]);
     assert_eq!(fixed.code, 0, "{}{}", fixed.stdout, fixed.stderr);
-    assert!(
-        fixed.stdout.contains("2 objects written") && fixed.stdout.contains("1 deleted"),
-        "{}",
-        fixed.stdout
+    let done = &report(&fixed.stdout)["restored"];
+    assert_eq!(
+        (
+            &done["written"],
+            &done["overwritten"],
+            &done["deleted"],
+            &done["same"]
+        ),
+        (&json!(3), &json!(2), &json!(1), &json!(1005)),
+        "{done}"
     );
     let now = contents(&dst, &rt, "from-borg/");
     assert_eq!(now.len(), source.len());
@@ -584,22 +616,80 @@ fn objects_that_change_while_a_backup_reads_are_reported_and_the_archive_has_wha
     assert_eq!(copy["a-big.bin"].0.len(), 24 << 20);
     assert_eq!(copy["b-007"].0, b"object 7");
     assert!(!copy.keys().any(|k| k.contains("not-copied")));
-    // Into the original prefix: the same bytes everywhere but one deleted object (extra in the
-    // target, none: it is gone from both), so nothing needs a flag.
-    let back = run(tc.kentledge(&cfg).args([
+    // Into the original prefix: the same bytes everywhere (b-150 is gone from both), so
+    // nothing needs a flag; with b-160 put back as it was listed, the archive's version (the
+    // one read) differs from it.
+    let back = || {
+        let r = run(tc.kentledge(&cfg).args([
+            "restore",
+            "bucket",
+            "media",
+            "--repository",
+            "borg-local",
+            "--dry-run",
+            "-o",
+            "json",
+        ]));
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        report(&r.stdout)["plan"].clone()
+    };
+    let plan = back();
+    assert_eq!(
+        (&plan["same"], &plan["new"]),
+        (&json!(200), &json!(0)),
+        "{plan}"
+    );
+    rt.block_on(async {
+        src.put("app/b-160", &Metadata::default(), Bytes::from("object 160"))
+            .await
+            .unwrap();
+    });
+    let plan = back();
+    assert_eq!(plan["differ"], 1, "{plan}");
+    assert_eq!(plan["differKeys"], json!(["app/b-160"]), "{plan}");
+
+    // A backup stopped after it replaced a body but before its manifest: the journal names
+    // the key, and the next backup reads it again instead of trusting the mirror.
+    let mirror = tc.volume_dir("kentledge-bucket-media");
+    let hex: String = "app/b-007".bytes().map(|b| format!("{b:02x}")).collect();
+    let body = mirror.join("mirror/objects").join(&hex);
+    assert_eq!(
+        std::fs::read(&body).unwrap(),
+        b"object 7",
+        "the mirror holds the body"
+    );
+    std::fs::write(&body, b"garbage!").unwrap();
+    std::fs::write(
+        mirror.join("state/journal.1"),
+        "{\"key\":\"app/b-007\",\"size\":8,\"etag\":\"x\",\"lastModified\":\"x\"}\n{\"key\":\"app/b-0",
+    )
+    .unwrap();
+    let again =
+        run(tc
+            .kentledge(&cfg)
+            .args(["backup", "--repository", "borg-local", "-o", "json"]));
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    let again = report(&again.stdout);
+    let row = &bucket_rows(&again)[0];
+    // b-007 (the journal's) and b-160 (changed) are read again, nothing else.
+    assert_eq!(row["fetched"], 2, "{row}");
+    assert!(
+        !mirror.join("state/journal.1").exists(),
+        "the journal is done with"
+    );
+    let r = run(tc.kentledge(&cfg).args([
         "restore",
         "bucket",
         "media",
         "--repository",
         "borg-local",
-        "--dry-run",
-        "-o",
-        "json",
+        "--to-prefix",
+        "copy2/",
     ]));
-    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
-    let plan = &report(&back.stdout)["plan"];
-    assert_eq!(plan["same"], 200, "{plan}");
-    assert_eq!(plan["new"], 0, "{plan}");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let copy = contents(&src, &rt, "copy2/");
+    assert_eq!(copy["b-007"].0, b"object 7");
+    assert_eq!(copy["b-160"].0, b"object 160");
     assert_eq!(leftovers(&tc), Vec::<String>::new());
 }
 

@@ -213,6 +213,10 @@ fn restore_bucket_refuses_bad_arguments_before_any_api_call() {
             vec!["restore", "bucket", "media", "--to-prefix", "/abs"],
             "S3 keys do not start with '/'",
         ),
+        (
+            vec!["restore", "bucket", "media", "--to-prefix", "restored"],
+            "end this one with '/' too (\"restored/\")",
+        ),
     ] {
         let r = run(kentledge()
             .args(&args)
@@ -243,7 +247,7 @@ fn restore_bucket_refuses_bad_arguments_before_any_api_call() {
 }
 
 /// A config that copies one bucket and nothing else.
-const BUCKETS_ONLY: &str = "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata:\n  name: a\n  namespace: shop\nspec:\n  repositories:\n    - name: r\n      restic:\n        repository: rest:http://127.0.0.1:1/\n        password: {secret: s, key: k}\n    - name: other\n      restic:\n        repository: rest:http://127.0.0.1:2/\n        password: {secret: s, key: k}\n  offsite:\n    buckets:\n      - name: media\n        endpoint: http://127.0.0.1:1\n        bucket: media\n        credentials: {accessKeyId: {secret: s3, key: id}, secretAccessKey: {secret: s3, key: secret}}\n        repositories: [r]\n";
+const BUCKETS_ONLY: &str = "apiVersion: kentledge.io/v1alpha1\nkind: BackupConfig\nmetadata:\n  name: a\n  namespace: shop\nspec:\n  repositories:\n    - name: r\n      restic:\n        repository: rest:http://127.0.0.1:1/\n        password: {secret: s, key: k}\n    - name: other\n      restic:\n        repository: rest:http://127.0.0.1:2/\n        password: {secret: s, key: k}\n  offsite:\n    buckets:\n      - name: media\n        endpoint: http://127.0.0.1:1\n        bucket: media\n        prefix: photos/\n        credentials: {accessKeyId: {secret: s3, key: id}, secretAccessKey: {secret: s3, key: secret}}\n        repositories: [r]\n";
 
 #[test]
 fn usage_errors_exit_2() {

@@ -72,18 +72,29 @@ fn same_bytes_takes_any_etag_of_the_same_content() {
 }
 
 #[test]
-fn decisions() {
-    let e = entry("k", 5, "abc");
-    let t = |etag: &str| Object {
-        key: "k".into(),
-        size: 5,
-        etag: etag.into(),
-        last_modified: String::new(),
+fn decisions_compare_bytes_and_metadata() {
+    let mut e = entry("k", 5, "abc");
+    e.meta.content_type = Some("text/plain".into());
+    e.meta.user.insert("owner".into(), "shop".into());
+    let t = |etag: &str| Metadata {
+        etag: Some(etag.into()),
+        last_modified: Some("other".into()),
+        ..e.meta.clone()
     };
     assert_eq!(decide(&e, None, false), Decision::Write);
-    assert_eq!(decide(&e, Some(&t("abc")), false), Decision::Same);
+    assert_eq!(decide(&e, Some(&t("\"abc\"")), false), Decision::Same);
     assert_eq!(decide(&e, Some(&t("zzz")), false), Decision::Conflict);
     assert_eq!(decide(&e, Some(&t("zzz")), true), Decision::Overwrite);
+    // The same bytes with other metadata differ too.
+    let mut other = t("abc");
+    other.user.insert("owner".into(), "someone".into());
+    assert_eq!(decide(&e, Some(&other), false), Decision::Conflict);
+    let mut other = t("abc");
+    other.content_type = None;
+    assert_eq!(decide(&e, Some(&other), true), Decision::Overwrite);
+    let mut no_etag = t("abc");
+    no_etag.etag = None;
+    assert_eq!(decide(&e, Some(&no_etag), false), Decision::Conflict);
 }
 
 #[test]

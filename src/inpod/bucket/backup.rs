@@ -313,31 +313,31 @@ async fn sync(s3: &Client, job: &BucketJob, l: &Layout) -> Result<Synced, Fail> 
     let limiter = job.limit.map(Limiter::new);
     let tmp = l.tmp();
     let mut n = 0u64;
-    let mut journal_err: Option<std::io::Error> = None;
     let mut out = Synced::default();
     {
         let limiter = limiter.as_ref();
         let mut fetches = futures::stream::iter(steps)
             .map(|step| {
                 n += 1;
-                if let Step::Fetch(o) = &step {
-                    // The journal names the key before its body can be replaced.
-                    let line = serde_json::to_string(o).unwrap_or_default();
-                    if let Err(e) = writeln!(journal, "{line}").and_then(|()| journal.flush()) {
-                        journal_err.get_or_insert(e);
+                // The journal names the key before its body can be replaced; a key it could
+                // not name is not downloaded (the run fails).
+                let journaled = match &step {
+                    Step::Fetch(o) => {
+                        let line = serde_json::to_string(o).unwrap_or_default();
+                        writeln!(journal, "{line}").and_then(|()| journal.flush())
                     }
-                }
+                    _ => Ok(()),
+                };
                 let tmp_file = tmp.join(format!("body-{n}"));
                 async move {
+                    journaled.map_err(io_fail("writing the journal"))?;
                     match step {
                         Step::Keep(e) => Ok(Done::Keep(*e)),
                         Step::Unaddressable(o) => {
-                            let _ = std::fs::remove_file(mirror.join(body_path(&o.key)));
+                            remove_body(mirror, &o.key)?;
                             Ok(Done::Unaddressable(o.key))
                         }
-                        Step::Remove(k) => Ok(Done::Removed(
-                            std::fs::remove_file(mirror.join(body_path(&k))).is_ok(),
-                        )),
+                        Step::Remove(k) => Ok(Done::Removed(remove_body(mirror, &k)?)),
                         Step::Fetch(o) => fetch(s3, bucket, o, mirror, tmp_file, limiter).await,
                     }
                 }
@@ -400,9 +400,6 @@ async fn sync(s3: &Client, job: &BucketJob, l: &Layout) -> Result<Synced, Fail> 
             throttle.progress(out.fetched_bytes, None, out.objects);
         }
     }
-    if let Some(e) = journal_err {
-        return Err(io_fail("writing the journal")(e));
-    }
     for (what, cell) in [
         ("the listing", &list_stop),
         ("the last manifest", &prev_stop),
@@ -439,8 +436,7 @@ async fn sync(s3: &Client, job: &BucketJob, l: &Layout) -> Result<Synced, Fail> 
     )
     .map_err(io_fail("writing the bucket's header"))?;
     // The bodies reach the disk before the manifest that vouches for them.
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
+    sync_volume(&l.mirror).map_err(io_fail("writing the mirror to its volume"))?;
     std::fs::rename(&next_manifest, &manifest).map_err(io_fail("writing the manifest"))?;
     for (_, p) in &journals {
         let _ = std::fs::remove_file(p);
@@ -462,6 +458,27 @@ async fn sync(s3: &Client, job: &BucketJob, l: &Layout) -> Result<Synced, Fail> 
         ),
     );
     Ok(out)
+}
+
+/// Removes a key's body from the mirror; whether there was one.
+fn remove_body(mirror: &Path, key: &str) -> Result<bool, Fail> {
+    match std::fs::remove_file(mirror.join(body_path(key))) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_fail("removing an object from the mirror")(e)),
+    }
+}
+
+/// Flushes the filesystem `dir` is on (syncfs(2)).
+fn sync_volume(dir: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = std::fs::File::open(dir)?;
+    // SAFETY: the descriptor is open for the call's whole duration.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Downloads one object into the mirror (through a temporary file, renamed into place).
@@ -496,11 +513,18 @@ async fn fetch(
                     .etag
                     .as_deref()
                     .is_some_and(|e| bare_etag(e) != bare_etag(&o.etag));
+            // Another version than listed: the entry carries the ETag of the bytes read, and no
+            // Last-Modified, so that the next run reads the object again.
+            let (listed_etag, listed_modified) = match (&meta.etag, changed) {
+                (Some(e), true) => (e.clone(), String::new()),
+                (None, true) => (String::new(), String::new()),
+                (_, false) => (o.etag, o.last_modified),
+            };
             Ok(Done::Fetched(
                 Entry {
                     key: o.key,
-                    listed_etag: o.etag,
-                    listed_modified: o.last_modified,
+                    listed_etag,
+                    listed_modified,
                     md5,
                     written_etag,
                     meta,

@@ -77,7 +77,7 @@ fn restore_in(env: &Env, job: &RestoreBucketJob, scratch: &Path) -> Result<(), F
     let s3 = client(&job.target)?;
     rt.block_on(async {
         let (listing, _) = list_sorted(&s3, &job.target, &scratch.join("target"), "listing").await?;
-        let plan = plan(job, &header, &manifest, &listing)?;
+        let plan = plan(job, &header, &s3, &manifest, &listing).await?;
         emit(&MoverEvent::BucketPlan(plan.clone()));
         if job.dry_run {
             return Ok(());
@@ -141,7 +141,11 @@ fn spawn(env: &Env, argv: &[String], stdout: Stdio) -> Result<Child, Fail> {
 
 /// The engine's last words (borg's JSON log messages, restic's lines), if it said any.
 fn read_stderr(child: &mut Child) -> Option<String> {
-    let err = child.stderr.take()?;
+    last_words(child.stderr.take()?)
+}
+
+/// The last three things said on `err` until it ends.
+fn last_words(err: impl Read) -> Option<String> {
     let mut last = Vec::new();
     for line in BufReader::new(err).lines().map_while(Result::ok) {
         let text = serde_json::from_str::<serde_json::Value>(&line)
@@ -160,7 +164,7 @@ fn read_stderr(child: &mut Child) -> Option<String> {
 type Joined = Box<dyn Iterator<Item = Result<Paired<(String, Entry), Object>, String>>>;
 
 /// Where each stream of a [`Joined`] stopped early, by name.
-type Stops = [(&'static str, sorted::Stopped); 3];
+type Stops = [(&'static str, sorted::Stopped); 2];
 
 /// The archive's manifest joined with the target's listing, and where reading them stopped
 /// early (check once the steps are used up).
@@ -174,27 +178,25 @@ fn joined(
         sorted::read::<Entry>(manifest).map_err(io_fail("reading the manifest"))?;
     let (targets, t_stop) =
         sorted::read::<Object>(listing).map_err(io_fail("reading the listing"))?;
-    let bad = sorted::Stopped::default();
     let (from, to) = (header.prefix.clone(), job.target.prefix.clone());
-    let cell = bad.clone();
-    let mapped = entries.map_while(move |e| match target_key(&e.key, &from, &to) {
+    let mapped = entries.filter_map(move |e| match target_key(&e.key, &from, &to) {
         Some(k) => Some((k, e)),
         None => {
-            *cell.borrow_mut() = Some(format!(
-                "object {:?} would have an empty key under the target prefix",
-                e.key
-            ));
+            // A directory marker of the archive's prefix itself, restored to no prefix.
+            log(
+                "warn",
+                format!(
+                    "object {:?} would have an empty key under the target prefix: not restored",
+                    e.key
+                ),
+            );
             None
         }
     });
     let steps = merge(mapped, targets, |(k, _)| k, |o| &o.key);
     Ok((
         Box::new(steps),
-        [
-            ("the manifest", m_stop),
-            ("the target's listing", t_stop),
-            ("the manifest", bad),
-        ],
+        [("the manifest", m_stop), ("the target's listing", t_stop)],
     ))
 }
 
@@ -210,9 +212,10 @@ fn check(cells: &[(&'static str, sorted::Stopped)]) -> Result<(), Fail> {
     Ok(())
 }
 
-fn plan(
+async fn plan(
     job: &RestoreBucketJob,
     header: &Header,
+    s3: &Client,
     manifest: &Path,
     listing: &Path,
 ) -> Result<BucketPlan, Fail> {
@@ -220,30 +223,44 @@ fn plan(
     let mut p = BucketPlan::default();
     for step in steps {
         let step = step.map_err(|e| Fail::new(Failure::Failed, e))?;
-        match step {
-            Paired::Left((_, e)) => {
-                p.new += 1;
-                p.new_bytes += e.meta.size;
-                p.objects += 1;
-                p.bytes += e.meta.size;
-            }
-            Paired::Both((k, e), t) => {
-                p.objects += 1;
-                p.bytes += e.meta.size;
-                if same_bytes(&e, t.size, &t.etag) {
-                    p.same += 1;
-                } else {
-                    p.differ += 1;
-                    p.differ_bytes += e.meta.size;
-                    if p.differ_keys.len() < KEYS_SHOWN {
-                        p.differ_keys.push(k);
-                    }
-                }
-            }
+        let (k, e, present) = match step {
             Paired::Right(t) => {
                 p.extra += 1;
                 if p.extra_keys.len() < KEYS_SHOWN {
                     p.extra_keys.push(t.key);
+                }
+                continue;
+            }
+            Paired::Left((k, e)) => (k, e, None),
+            Paired::Both((k, e), t) => (k, e, Some(t)),
+        };
+        p.objects += 1;
+        p.bytes += e.meta.size;
+        // The listing tells the bytes; the metadata of an object with the same bytes takes
+        // its HEAD.
+        let target = match present {
+            Some(t) if same_bytes(&e, t.size, &t.etag) => s3
+                .head(&k)
+                .await
+                .map_err(|x| s3_fail(&job.target.bucket, x))?,
+            Some(t) => Some(crate::engines::bucket::Metadata {
+                size: t.size,
+                etag: Some(t.etag),
+                ..Default::default()
+            }),
+            None => None,
+        };
+        match decide(&e, target.as_ref(), false) {
+            Decision::Write => {
+                p.new += 1;
+                p.new_bytes += e.meta.size;
+            }
+            Decision::Same => p.same += 1,
+            _ => {
+                p.differ += 1;
+                p.differ_bytes += e.meta.size;
+                if p.differ_keys.len() < KEYS_SHOWN {
+                    p.differ_keys.push(k);
                 }
             }
         }
@@ -281,7 +298,8 @@ fn read_tar(from: impl Read, tx: &mpsc::Sender<Piece>) -> Result<(), String> {
             .to_string_lossy()
             .into_owned();
         let Some(key) = key_of(&path) else { continue };
-        let size = e.header().size().map_err(|e| e.to_string())?;
+        // The entry's size (a PAX header's for a body of 8 GiB or more), not the ustar field's.
+        let size = e.size();
         if tx.blocking_send(Piece::Start(key, size)).is_err() {
             return Ok(());
         }
@@ -302,6 +320,8 @@ fn read_tar(from: impl Read, tx: &mpsc::Sender<Piece>) -> Result<(), String> {
             return Ok(());
         }
     }
+    // The archive's end blocks and padding: read to the end, so the engine exits on its own.
+    std::io::copy(&mut ar.into_inner(), &mut std::io::sink()).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -448,6 +468,9 @@ async fn apply(
         .stdout
         .take()
         .ok_or_else(|| Fail::new(Failure::Failed, "the engine's output is missing"))?;
+    // The engine's words are read as they come, so a full stderr pipe never stalls the stream.
+    let stderr = child.stderr.take();
+    let words = std::thread::spawn(move || stderr.and_then(last_words));
     let (tx, rx) = mpsc::channel(16);
     let reader = std::thread::spawn(move || {
         if let Err(why) = read_tar(stdout, &tx) {
@@ -456,11 +479,30 @@ async fn apply(
     });
     let mut bodies = Bodies { rx, orphans: 0 };
     let result = write_all(job, header, s3, manifest, listing, &mut bodies, started).await;
-    // Whatever happened, the stream is read to its end so the engine can exit.
+    if result.is_ok() {
+        // Bodies after the manifest's last object (none the manifest lists) are read through.
+        while let Some(p) = bodies.rx.recv().await {
+            if matches!(p, Piece::Start(..)) {
+                bodies.orphans += 1;
+            }
+        }
+    } else {
+        // The stream is not wanted any more: the engine stops (its pipe closes too).
+        let _ = child.kill();
+    }
+    if bodies.orphans > 0 {
+        log(
+            "warn",
+            format!(
+                "the archive holds {} bodies its manifest does not list: not restored",
+                bodies.orphans
+            ),
+        );
+    }
     drop(bodies);
-    let said = read_stderr(&mut child);
     let _ = reader.join();
     let status = child.wait().map_err(io_fail("waiting for the engine"))?;
+    let said = words.join().ok().flatten();
     let done = result?;
     if !status.success() {
         return Err(Fail::new(
@@ -499,20 +541,14 @@ async fn write_all(
     let mut throttle = crate::inpod::process::Throttle::default();
     for step in steps {
         let step = step.map_err(|e| Fail::new(Failure::Failed, e))?;
-        let (key, entry, decision) = match step {
-            Paired::Right(t) => {
-                if job.delete_extra {
-                    s3.delete(&t.key).await.map_err(|e| s3_fail(bucket, e))?;
-                    done.deleted += 1;
-                }
-                continue;
-            }
-            Paired::Left((k, e)) => (k, e, Decision::Write),
-            Paired::Both((k, e), t) => {
-                let d = decide(&e, Some(&t), job.overwrite);
-                (k, e, d)
-            }
+        let (key, entry) = match step {
+            Paired::Right(_) => continue,
+            Paired::Left(x) | Paired::Both(x, _) => x,
         };
+        // The target as it is now (it may have changed since the plan's listing): a key that
+        // appeared meanwhile is not written over without --overwrite.
+        let now = s3.head(&key).await.map_err(|e| s3_fail(bucket, e))?;
+        let decision = decide(&entry, now.as_ref(), job.overwrite);
         let size = bodies.seek(&entry.key).await?;
         if size != entry.meta.size {
             return Err(Fail::new(
@@ -567,7 +603,11 @@ async fn write_all(
                 want: &entry.md5,
                 done: false,
             };
-            s3.put_multipart(&key, &entry.meta, &mut reader, PART_SIZE as usize)
+            // Parts of 16 MiB, larger for objects that would need more than S3's 10,000.
+            let part = PART_SIZE
+                .max(size.div_ceil(u64::from(crate::s3::MAX_PARTS)))
+                .next_multiple_of(1 << 20);
+            s3.put_multipart(&key, &entry.meta, &mut reader, part as usize)
                 .await
                 .map_err(fail)?;
         }
@@ -579,22 +619,38 @@ async fn write_all(
         throttle.progress(done.bytes, None, done.written);
     }
     check(&stops)?;
-    if bodies.orphans > 0 {
-        log(
-            "warn",
-            format!(
-                "the archive holds {} bodies its manifest does not list: not restored",
-                bodies.orphans
-            ),
-        );
+    if conflicts == 0 && job.delete_extra {
+        // Extra objects go only once every object of the archive is in place.
+        let (steps, stops) = joined(job, header, manifest, listing)?;
+        for step in steps {
+            if let Paired::Right(t) = step.map_err(|e| Fail::new(Failure::Failed, e))? {
+                s3.delete(&t.key).await.map_err(|e| {
+                    let f = s3_fail(bucket, e);
+                    Fail::new(
+                        f.failure,
+                        format!(
+                            "{} (every object of the archive was written; {} extra objects were deleted before)",
+                            f.message, done.deleted
+                        ),
+                    )
+                })?;
+                done.deleted += 1;
+            }
+        }
+        check(&stops)?;
     }
     done.seconds = started.elapsed().as_secs_f64();
     if conflicts > 0 {
         return Err(Fail::new(
             Failure::Failed,
             format!(
-                "{conflicts} object(s) changed under the target prefix while the restore ran: left as they were ({} written)",
-                done.written
+                "{conflicts} object(s) appeared or changed under the target prefix while the restore ran: left as they were ({} written{})",
+                done.written,
+                if job.delete_extra {
+                    ", no extra object deleted"
+                } else {
+                    ""
+                }
             ),
         ));
     }

@@ -68,46 +68,67 @@ pub fn to_scale(obj: &Value) -> Value {
            "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector_string(obj)}})
 }
 
-/// GET/PUT/PATCH of `scale`.
+/// GET/PUT/PATCH of `scale`. A write that names no resourceVersion is retried on a conflict
+/// with a concurrent writer (a controller updating the status), as the real API server's
+/// GuaranteedUpdate does; one that names one gets the 409.
 pub fn scale(
     ctx: &Ctx<'_>,
     method: &http::Method,
     content_type: &str,
     body: &[u8],
 ) -> Result<Value, ApiError> {
+    let mut tries = 0;
+    loop {
+        match scale_inner(ctx, method, content_type, body) {
+            Err((e, false)) if e.code == 409 && tries < 20 => tries += 1,
+            other => return other.map_err(|(e, _)| e),
+        }
+    }
+}
+
+/// One try of [`scale`]; an error says whether the write named a resourceVersion.
+fn scale_inner(
+    ctx: &Ctx<'_>,
+    method: &http::Method,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Value, (ApiError, bool)> {
+    let plain = |e: ApiError| (e, true);
     let cur = ctx
         .cl
         .store
         .get(ctx.rt.key(), ctx.ns, ctx.name)
-        .ok_or_else(|| ApiError::not_found(ctx.rt.name(), ctx.name))?;
-    let opts = ctx.write_opts()?;
+        .ok_or_else(|| plain(ApiError::not_found(ctx.rt.name(), ctx.name)))?;
+    let opts = ctx.write_opts().map_err(plain)?;
     let scale_now = to_scale(&cur);
     let wanted = match *method {
         http::Method::GET => return Ok(scale_now),
-        http::Method::PUT => parse_body(ctx.rt, body)?,
-        http::Method::PATCH => match write::patch_type(ctx.rt, content_type)? {
+        http::Method::PUT => parse_body(ctx.rt, body).map_err(plain)?,
+        http::Method::PATCH => match write::patch_type(ctx.rt, content_type).map_err(plain)? {
             PatchType::Json => crate::patch::json_patch(&scale_now, body)
-                .map_err(|_| ApiError::invalid_generic())?,
+                .map_err(|_| plain(ApiError::invalid_generic()))?,
             PatchType::Merge | PatchType::Apply => {
-                let p: Value = serde_json::from_slice(body)
-                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                let p: Value = serde_json::from_slice(body).map_err(|e| {
+                    plain(ApiError::bad_request(format!("error decoding patch: {e}")))
+                })?;
                 crate::patch::merge_patch(&scale_now, &p)
             }
             PatchType::Strategic => {
-                let p: Value = serde_json::from_slice(body)
-                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                let p: Value = serde_json::from_slice(body).map_err(|e| {
+                    plain(ApiError::bad_request(format!("error decoding patch: {e}")))
+                })?;
                 crate::patch::strategic_merge(&scale_now, &p)
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?
+                    .map_err(|e| plain(ApiError::bad_request(e.to_string())))?
             }
         },
-        _ => return Err(ApiError::method_not_allowed()),
+        _ => return Err(plain(ApiError::method_not_allowed())),
     };
     let replicas = wanted
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(0);
     if replicas < 0 {
-        return Err(ApiError::invalid(
+        return Err(plain(ApiError::invalid(
             "Scale",
             "autoscaling",
             ctx.name,
@@ -116,17 +137,19 @@ pub fn scale(
                 &json!(replicas),
                 "must be greater than or equal to 0",
             )],
-        ));
+        )));
     }
     let mut new = cur.clone();
     new["spec"]["replicas"] = json!(replicas);
     let want_rv = meta_str(&wanted, "resourceVersion");
-    new["metadata"]["resourceVersion"] = json!(if want_rv.is_empty() {
-        meta_str(&cur, "resourceVersion")
-    } else {
+    let named = !want_rv.is_empty();
+    new["metadata"]["resourceVersion"] = json!(if named {
         want_rv
+    } else {
+        meta_str(&cur, "resourceVersion")
     });
-    let out = write::update(ctx.cl, ctx.rt, ctx.ns, ctx.name, new, Part::Main, &opts)?;
+    let out = write::update(ctx.cl, ctx.rt, ctx.ns, ctx.name, new, Part::Main, &opts)
+        .map_err(|e| (e, named))?;
     Ok(to_scale(&out))
 }
 
