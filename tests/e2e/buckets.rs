@@ -761,3 +761,90 @@ fn wrong_keys_a_missing_bucket_or_an_unreachable_endpoint_fail_plainly_and_leave
     secret_nowhere(&tc, since, &said, wrong);
     secret_nowhere(&tc, since, &said, S3_SECRET);
 }
+
+#[test]
+fn a_bucket_backup_stopped_by_sigterm_leaves_nothing_behind_and_the_next_one_is_whole() {
+    let server = crate::servers::s3();
+    std::fs::create_dir(server.dir.path().join("media")).unwrap();
+    let proxy = Proxy::start(server.port);
+    let rt = rt();
+    let src = Client::new(&endpoint(server.port, "media")).unwrap();
+    let big: Vec<u8> = (0..(32u32 << 20) / 4)
+        .flat_map(|i| i.wrapping_mul(40_503).to_le_bytes())
+        .collect();
+    let mut objects = vec![obj("a-big.bin", big)];
+    objects.extend((0..20).map(|i| obj(&format!("b-{i:02}"), format!("small {i}"))));
+    put_all(&src, &rt, &objects);
+    let source = contents(&src, &rt, "");
+    let tc = TestCluster::start("shop");
+    setup(&tc, S3_SECRET);
+    let slow = tc.config(
+        "shop",
+        &spec(
+            proxy.port,
+            "media",
+            "",
+            true,
+            "  mover:\n    bandwidthLimit: 4MiB\n",
+        ),
+    );
+    let start = proxy.down();
+    let child = tc
+        .kentledge(&slow)
+        .args(["backup", "--repository", "borg-local"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tc.wait(60, "the download to be under way", || {
+        (proxy.down() - start > 2 << 20).then_some(())
+    });
+    // SAFETY: the child is ours and still running.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(leftovers(&tc), Vec::<String>::new());
+    assert!(
+        archives(&tc, &slow, "borg-local").is_empty(),
+        "no archive of a stopped copy"
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(tc.client(), &tc.namespace);
+    let events = tc.block_on(events.list(&Default::default())).unwrap().items;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("BucketBackupFailed")
+                && e.involved_object.name.as_deref() == Some("kentledge-bucket-media")),
+        "a BucketBackupFailed Event on the cache volume: {events:?}"
+    );
+    // The next backup (no limit) starts from what the stopped one left and is whole.
+    let cfg = tc.config("shop", &spec(proxy.port, "media", "", true, ""));
+    let r = run(tc
+        .kentledge(&cfg)
+        .args(["backup", "--repository", "borg-local", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = report(&r.stdout);
+    assert_eq!(bucket_rows(&v)[0]["objects"], 21, "{v}");
+    let r = run(tc.kentledge(&cfg).args([
+        "restore",
+        "bucket",
+        "media",
+        "--repository",
+        "borg-local",
+        "--to-prefix",
+        "copy/",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let copy = contents(&src, &rt, "copy/");
+    for (k, (body, _)) in &source {
+        assert!(copy.get(k).is_some_and(|(b, _)| b == body), "{k:?} differs");
+    }
+    assert_eq!(leftovers(&tc), Vec::<String>::new());
+}
