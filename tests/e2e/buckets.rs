@@ -238,6 +238,51 @@ fn secret_nowhere(tc: &TestCluster, since: usize, outputs: &[&str], secret: &str
     assert!(!pods.contains(secret), "pod specs hold the secret key");
 }
 
+/// The objects under `prefix` after a restore of borg-local's newest archive into it.
+fn restored_copy(
+    tc: &TestCluster,
+    cfg: &std::path::Path,
+    src: &Client,
+    rt: &tokio::runtime::Runtime,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, (Vec<u8>, Metadata)> {
+    let r = run(tc.kentledge(cfg).args([
+        "restore",
+        "bucket",
+        "media",
+        "--repository",
+        "borg-local",
+        "--to-prefix",
+        prefix,
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    contents(src, rt, prefix)
+}
+
+/// `kentledge backup --repository borg-local` started in the background; returned once the
+/// server has sent `bytes` more through the proxy (a download is under way).
+fn backup_under_way(
+    tc: &TestCluster,
+    cfg: &std::path::Path,
+    proxy: &Proxy,
+    extra: &[&str],
+    bytes: u64,
+) -> std::process::Child {
+    let start = proxy.down();
+    let child = tc
+        .kentledge(cfg)
+        .args(["backup", "--repository", "borg-local"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tc.wait(60, "a download to be under way", || {
+        (proxy.down() - start > bytes).then_some(())
+    });
+    child
+}
+
 fn bucket_rows(r: &Value) -> &Vec<Value> {
     r["buckets"].as_array().unwrap()
 }
@@ -561,17 +606,7 @@ fn objects_that_change_while_a_backup_reads_are_reported_and_the_archive_has_wha
             "  mover:\n    bandwidthLimit: 8MiB\n",
         ),
     );
-    let start = proxy.down();
-    let child = tc
-        .kentledge(&cfg)
-        .args(["backup", "--repository", "borg-local", "-o", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    tc.wait(60, "the big object's download", || {
-        (proxy.down() - start > 4 << 20).then_some(())
-    });
+    let child = backup_under_way(&tc, &cfg, &proxy, &["-o", "json"], 4 << 20);
     rt.block_on(async {
         src.delete("app/b-150").await.unwrap();
         src.put(
@@ -599,17 +634,7 @@ fn objects_that_change_while_a_backup_reads_are_reported_and_the_archive_has_wha
         "the log names the key: {stderr}"
     );
     // The archive is a restore point of what was read.
-    let r = run(tc.kentledge(&cfg).args([
-        "restore",
-        "bucket",
-        "media",
-        "--repository",
-        "borg-local",
-        "--to-prefix",
-        "copy/",
-    ]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let copy = contents(&src, &rt, "copy/");
+    let copy = restored_copy(&tc, &cfg, &src, &rt, "copy/");
     assert_eq!(copy.len(), 200);
     assert!(!copy.contains_key("b-150"));
     assert_eq!(copy["b-160"].0, b"written during the backup");
@@ -677,17 +702,7 @@ fn objects_that_change_while_a_backup_reads_are_reported_and_the_archive_has_wha
         !mirror.join("state/journal.1").exists(),
         "the journal is done with"
     );
-    let r = run(tc.kentledge(&cfg).args([
-        "restore",
-        "bucket",
-        "media",
-        "--repository",
-        "borg-local",
-        "--to-prefix",
-        "copy2/",
-    ]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let copy = contents(&src, &rt, "copy2/");
+    let copy = restored_copy(&tc, &cfg, &src, &rt, "copy2/");
     assert_eq!(copy["b-007"].0, b"object 7");
     assert_eq!(copy["b-160"].0, b"object 160");
     assert_eq!(leftovers(&tc), Vec::<String>::new());
@@ -788,17 +803,7 @@ fn a_bucket_backup_stopped_by_sigterm_leaves_nothing_behind_and_the_next_one_is_
             "  mover:\n    bandwidthLimit: 4MiB\n",
         ),
     );
-    let start = proxy.down();
-    let child = tc
-        .kentledge(&slow)
-        .args(["backup", "--repository", "borg-local"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    tc.wait(60, "the download to be under way", || {
-        (proxy.down() - start > 2 << 20).then_some(())
-    });
+    let child = backup_under_way(&tc, &slow, &proxy, &[], 2 << 20);
     // SAFETY: the child is ours and still running.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
@@ -832,17 +837,7 @@ fn a_bucket_backup_stopped_by_sigterm_leaves_nothing_behind_and_the_next_one_is_
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let v = report(&r.stdout);
     assert_eq!(bucket_rows(&v)[0]["objects"], 21, "{v}");
-    let r = run(tc.kentledge(&cfg).args([
-        "restore",
-        "bucket",
-        "media",
-        "--repository",
-        "borg-local",
-        "--to-prefix",
-        "copy/",
-    ]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let copy = contents(&src, &rt, "copy/");
+    let copy = restored_copy(&tc, &cfg, &src, &rt, "copy/");
     for (k, (body, _)) in &source {
         assert!(copy.get(k).is_some_and(|(b, _)| b == body), "{k:?} differs");
     }
