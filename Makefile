@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build demo test lint unit install-test-deps completions bench cluster agents clean
+.PHONY: all build demo test lint unit install-test-deps completions bench image cluster agents clean
 
 all: build
 
@@ -52,6 +52,11 @@ bench: install-test-deps
 	@printf '%-48s %16s %16s %6s  %s\n' measure kentledge reference ratio goal
 	$(CARGO) test -q --release -p kentledge --test e2e -- --ignored --nocapture --test-threads 1 bench:: 2>&1 \
 	  | grep -E '^[PB][0-9]' || { echo "a benchmark failed: run it with cargo test --release --test e2e -- --ignored --nocapture bench::"; exit 1; }
+
+## The image as an OCI archive (target/image/kentledge-<version>.oci.tar): Debian packages by
+## mmdebstrap and the release binary, no container engine needed (see scripts/image.sh).
+image:
+	scripts/image.sh
 
 clean:
 	$(CARGO) clean

@@ -46,6 +46,7 @@ Register-ArgumentCompleter -Native -CommandName 'kentledge' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List snapshots and archives with their retention state')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Validate the config offline; with --repositories, verify the repositories')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions')
+            [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Print kentledge''s version; with --engines, the versions of the engines this image or machine has (borg, restic, ssh, rsync)')
             [CompletionResult]::new('mover', 'mover', [CompletionResultType]::ParameterValue, 'In a mover pod: run one engine job (used by kentledge itself, not by people)')
             break
         }
@@ -294,6 +295,28 @@ Register-ArgumentCompleter -Native -CommandName 'kentledge' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Format of results and summaries on stdout')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Format of results and summaries on stdout')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Format of log lines on stderr: auto is text on a terminal, JSON lines otherwise')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the plan and change nothing')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail (-v debug, -vv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail (-v debug, -vv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log detail (-q warnings only, -qq errors only)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log detail (-q warnings only, -qq errors only)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kentledge;version' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'The config file')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The config file')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'The kubeconfig context to use [default: the current context]')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'The namespace [default: the config''s metadata.namespace, else the pod''s namespace in a cluster]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace [default: the config''s metadata.namespace, else the pod''s namespace in a cluster]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Format of results and summaries on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Format of results and summaries on stdout')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Format of log lines on stderr: auto is text on a terminal, JSON lines otherwise')
+            [CompletionResult]::new('--engines', '--engines', [CompletionResultType]::ParameterName, 'Also run each engine the mover needs and print its version; exits 1 when one is missing')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the plan and change nothing')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail (-v debug, -vv trace)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log detail (-v debug, -vv trace)')

@@ -45,6 +45,7 @@ complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "restore" -d 'Re
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "list" -d 'List snapshots and archives with their retention state'
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "check" -d 'Validate the config offline; with --repositories, verify the repositories'
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "completions" -d 'Print shell completions'
+complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "version" -d 'Print kentledge\'s version; with --engines, the versions of the engines this image or machine has (borg, restic, ssh, rsync)'
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "mover" -d 'In a mover pod: run one engine job (used by kentledge itself, not by people)'
 complete -c kentledge -n "__fish_kentledge_using_subcommand snapshot" -l target -d 'Only these PVCs (repeatable); default: every PVC the config\'s targets select' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand snapshot" -l lock-timeout -d 'How long to wait for another run of this config to finish before failing' -r
@@ -236,6 +237,21 @@ complete -c kentledge -n "__fish_kentledge_using_subcommand completions" -s v -l
 complete -c kentledge -n "__fish_kentledge_using_subcommand completions" -s q -l quiet -d 'Less log detail (-q warnings only, -qq errors only)'
 complete -c kentledge -n "__fish_kentledge_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kentledge -n "__fish_kentledge_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -s c -l config -d 'The config file' -r -F
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -l kubeconfig -d 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]' -r -F
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -l context -d 'The kubeconfig context to use [default: the current context]' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -s n -l namespace -d 'The namespace [default: the config\'s metadata.namespace, else the pod\'s namespace in a cluster]' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -s o -l output -d 'Format of results and summaries on stdout' -r -f -a "text\t'Tables and sentences for people'
+json\t'One JSON document for machines'"
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -l log-format -d 'Format of log lines on stderr: auto is text on a terminal, JSON lines otherwise' -r -f -a "auto\t'Text on a terminal, JSON lines otherwise'
+text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -l engines -d 'Also run each engine the mover needs and print its version; exits 1 when one is missing'
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -l dry-run -d 'Print the plan and change nothing'
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -s q -l quiet -d 'Less log detail (-q warnings only, -qq errors only)'
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kentledge -n "__fish_kentledge_using_subcommand version" -s V -l version -d 'Print version'
 complete -c kentledge -n "__fish_kentledge_using_subcommand mover" -l job -d 'The job, as JSON (no secrets: they are mounted files and env references)' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand mover" -s c -l config -d 'The config file' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand mover" -l kubeconfig -d 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]' -r -F

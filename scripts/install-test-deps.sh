@@ -125,3 +125,9 @@ if ! command -v kubectl >/dev/null 2>&1; then
 fi
 
 log "ok"
+
+# mmdebstrap: the image's runtime filesystem from Debian packages (scripts/image.sh; the image
+# test chroots into it), without a container engine.
+if ! command -v mmdebstrap >/dev/null 2>&1; then
+  apt_install mmdebstrap
+fi

@@ -129,9 +129,20 @@ pub enum Command {
     Check(CheckArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
+    /// Print kentledge's version; with --engines, the versions of the engines this image or
+    /// machine has (borg, restic, ssh, rsync).
+    Version(VersionArgs),
     /// In a mover pod: run one engine job (used by kentledge itself, not by people).
     #[command(hide = true)]
     Mover(MoverArgs),
+}
+
+/// `kentledge version`.
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Also run each engine the mover needs and print its version; exits 1 when one is missing.
+    #[arg(long)]
+    pub engines: bool,
 }
 
 /// `kentledge mover` (inside mover pods).
@@ -153,6 +164,7 @@ impl Command {
             Command::List(_) => "list",
             Command::Check(_) => "check",
             Command::Completions(_) => "completions",
+            Command::Version(_) => "version",
             Command::Mover(_) => "mover",
         }
     }

@@ -7,6 +7,7 @@ pub mod list;
 pub mod prune;
 pub mod restore;
 pub mod snapshot;
+pub mod version;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
@@ -16,6 +17,7 @@ use crate::settings;
 pub fn run(cli: Cli) -> Result<u8, Error> {
     match &cli.command {
         Command::Completions(args) => completions::run(args),
+        Command::Version(args) => version::run(args),
         Command::Check(args) => check::run(&cli.global, args),
         Command::Snapshot(args) => snapshot::run(&cli.global, args),
         Command::Prune(args) => prune::run(&cli.global, args),

@@ -233,6 +233,22 @@ fn volumes_are_copied_to_borg_and_restic_on_volumes_and_come_back_identical() {
         assert_eq!(j["ok"], true, "{j}");
         assert!(j["bytes_read"].as_u64().unwrap() >= 6 * 1024 * 1024, "{j}");
     }
+    // `kubectl describe pvc data` tells what happened: the snapshot, then each copy.
+    let said = crate::support::events_of(&tc, "PersistentVolumeClaim", "data");
+    for (reason, what) in [
+        ("SnapshotTaken", snap.as_str()),
+        (
+            "BackedUp",
+            "copied to borg-local (borg) as kentledge_shop_shop_vol_data_",
+        ),
+        ("BackedUp", "copied to restic-local (restic) as "),
+    ] {
+        assert!(
+            said.iter()
+                .any(|(t, r, m, _)| t == "Normal" && r == reason && m.contains(what)),
+            "no Normal {reason} Event with {what:?}: {said:?}"
+        );
+    }
     assert!(
         leftovers(&tc).is_empty(),
         "left behind: {:?}",

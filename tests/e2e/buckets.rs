@@ -396,6 +396,16 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
         proxy.down()
     );
     assert_eq!(leftovers(&tc), Vec::<String>::new());
+    let said = crate::support::events_of(&tc, "PersistentVolumeClaim", "kentledge-bucket-media");
+    assert_eq!(
+        said.iter()
+            .filter(|(t, r, m, _)| t == "Normal"
+                && r == "BucketBackedUp"
+                && m.contains("1008 objects"))
+            .count(),
+        2,
+        "a Normal Event per copy: {said:?}"
+    );
 
     // A second backup of the unchanged bucket: listings only, almost nothing added.
     let before = proxy.down();
@@ -726,6 +736,7 @@ fn wrong_keys_a_missing_bucket_or_an_unreachable_endpoint_fail_plainly_and_leave
         (dead, "media", "is the endpoint reachable"),
     ];
     let mut said = Vec::new();
+    let mut said_more = Vec::new();
     for (i, (port, bucket, expect)) in cases.iter().enumerate() {
         if i == 1 {
             // The right keys from now on: the bucket is what is wrong.
@@ -738,9 +749,27 @@ fn wrong_keys_a_missing_bucket_or_an_unreachable_endpoint_fail_plainly_and_leave
             ))
             .unwrap();
         }
-        let cfg = tc.config("shop", &spec(*port, bucket, "", false, ""));
+        let cfg = tc.config("shop", &spec(*port, bucket, "", true, ""));
         let r = run(tc.kentledge(&cfg).args(["backup"]));
         assert_eq!(r.code, 1, "{bucket}: {}{}", r.stdout, r.stderr);
+        if i == 0 {
+            // The same failure again: one Warning Event on the cache volume, counted twice.
+            let again = run(tc.kentledge(&cfg).args(["backup"]));
+            assert_eq!(again.code, 1, "{}{}", again.stdout, again.stderr);
+            let said =
+                crate::support::events_of(&tc, "PersistentVolumeClaim", "kentledge-bucket-media");
+            let failed: Vec<_> = said
+                .iter()
+                .filter(|(t, r, m, _)| {
+                    t == "Warning" && r == "BucketBackupFailed" && m.contains("to borg-local")
+                })
+                .collect();
+            assert_eq!(failed.len(), 1, "{said:?}");
+            assert_eq!(failed[0].3, 2, "{said:?}");
+            assert!(failed[0].2.contains("HTTP 403"), "{said:?}");
+            said_more.push(again.stdout);
+            said_more.push(again.stderr);
+        }
         assert!(
             r.stdout.contains(expect) && r.stdout.contains("bucket"),
             "{bucket} ({expect}): {}",
@@ -756,6 +785,7 @@ fn wrong_keys_a_missing_bucket_or_an_unreachable_endpoint_fail_plainly_and_leave
         said.push(r.stdout);
         said.push(r.stderr);
     }
+    said.append(&mut said_more);
     // Without a cache volume a backup works too (every object downloaded into an emptyDir).
     let cfg = tc.config("shop", &spec(server.port, "media", "", false, ""));
     let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));

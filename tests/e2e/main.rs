@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod databases;
 mod engines;
+mod image;
 mod inplace;
 mod list;
 mod manifests;

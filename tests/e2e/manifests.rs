@@ -65,6 +65,8 @@ fn the_role_is_namespaced_and_covers_what_kentledge_does() {
         ("", "pods", "create"),
         ("", "persistentvolumeclaims", "create"),
         ("", "events", "create"),
+        ("", "events", "get"),
+        ("", "events", "patch"),
         ("coordination.k8s.io", "leases", "update"),
         ("apps", "statefulsets/scale", "patch"),
         ("apps", "deployments", "patch"),

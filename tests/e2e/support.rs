@@ -99,3 +99,30 @@ pub fn write_temp(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&path, text).unwrap();
     (dir, path)
 }
+
+/// The Events on `kind`/`name` in the test namespace: type, reason, message, count.
+pub fn events_of(
+    tc: &crate::cluster::TestCluster,
+    kind: &str,
+    name: &str,
+) -> Vec<(String, String, String, i32)> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(tc.client(), &tc.namespace);
+    tc.block_on(api.list(&Default::default()))
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.involved_object.kind.as_deref() == Some(kind)
+                && e.involved_object.name.as_deref() == Some(name)
+        })
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+                e.count.unwrap_or(0),
+            )
+        })
+        .collect()
+}

@@ -294,6 +294,56 @@ pub async fn run(
             .await;
         }
     }
+    for j in report.jobs.iter().filter(|j| j.ok) {
+        crate::kube::events::note_on(
+            client,
+            ns,
+            "PersistentVolumeClaim",
+            &j.pvc,
+            "BackedUp",
+            &format!(
+                "copied to {} ({}) as {}, from snapshot {}",
+                j.repository, j.engine, j.archive, j.snapshot
+            ),
+        )
+        .await;
+    }
+    for d in report.dumps.iter().filter(|d| d.ok) {
+        crate::kube::events::note_on(
+            client,
+            ns,
+            "Pod",
+            &d.pod,
+            "Dumped",
+            &format!(
+                "dump of {} to {} as {}",
+                d.target(),
+                d.repository,
+                d.archive
+            ),
+        )
+        .await;
+    }
+    for b in report.buckets.iter().filter(|b| b.ok) {
+        if let Some(c) = buckets
+            .iter()
+            .find(|c| c.name == b.name)
+            .and_then(|c| c.cache.as_ref())
+        {
+            crate::kube::events::note_on(
+                client,
+                ns,
+                "PersistentVolumeClaim",
+                c,
+                "BucketBackedUp",
+                &format!(
+                    "bucket {} copied to {} as {}: {} objects, {} downloaded",
+                    b.name, b.repository, b.archive, b.objects, b.fetched
+                ),
+            )
+            .await;
+        }
+    }
     results.report(&report)?;
     Ok(report.code(lost.is_some()))
 }

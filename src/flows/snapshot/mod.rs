@@ -242,6 +242,17 @@ pub async fn run(
             .await;
         }
     }
+    for s in report.snapshots.iter().filter(|s| s.ready) {
+        crate::kube::events::note_on(
+            client,
+            ns,
+            "PersistentVolumeClaim",
+            &s.pvc,
+            "SnapshotTaken",
+            &format!("snapshot {} is ready", s.name),
+        )
+        .await;
+    }
     results.report(&report)?;
     Ok(report.code(lost.is_some()))
 }
