@@ -40,6 +40,9 @@ _kentledge() {
             kentledge,snapshot)
                 cmd="kentledge__subcmd__snapshot"
                 ;;
+            kentledge,status)
+                cmd="kentledge__subcmd__status"
+                ;;
             kentledge,version)
                 cmd="kentledge__subcmd__version"
                 ;;
@@ -59,7 +62,7 @@ _kentledge() {
 
     case "${cmd}" in
         kentledge)
-            opts="-c -n -o -v -q -h -V --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version snapshot backup prune restore list check completions version mover"
+            opts="-c -n -o -v -q -h -V --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version snapshot backup prune restore list status check completions version mover"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -759,6 +762,56 @@ _kentledge() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "auto text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kentledge__subcmd__status)
+            opts="-c -n -o -v -q -h -V --snapshots-only --prometheus --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -43,6 +43,7 @@ complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "backup" -d 'Cop
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "prune" -d 'Apply retention: mark, then delete, snapshots and archives that no rule keeps'
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "restore" -d 'Restore a volume, a database or a bucket'
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "list" -d 'List snapshots and archives with their retention state'
+complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "status" -d 'How fresh each PVC\'s, database\'s and bucket\'s newest snapshot and copies are, against spec.status (text, JSON or Prometheus); exits 1 unless everything is fresh'
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "check" -d 'Validate the config offline; with --repositories, verify the repositories'
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "version" -d 'Print kentledge\'s version; with --engines, the versions of the engines this image or machine has (borg, restic, ssh, rsync)'
@@ -207,6 +208,22 @@ complete -c kentledge -n "__fish_kentledge_using_subcommand list" -s v -l verbos
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -s q -l quiet -d 'Less log detail (-q warnings only, -qq errors only)'
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kentledge -n "__fish_kentledge_using_subcommand list" -s V -l version -d 'Print version'
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -s c -l config -d 'The config file' -r -F
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -l kubeconfig -d 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]' -r -F
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -l context -d 'The kubeconfig context to use [default: the current context]' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -s n -l namespace -d 'The namespace [default: the config\'s metadata.namespace, else the pod\'s namespace in a cluster]' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -s o -l output -d 'Format of results and summaries on stdout' -r -f -a "text\t'Tables and sentences for people'
+json\t'One JSON document for machines'"
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -l log-format -d 'Format of log lines on stderr: auto is text on a terminal, JSON lines otherwise' -r -f -a "auto\t'Text on a terminal, JSON lines otherwise'
+text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -l snapshots-only -d 'Only the snapshots and their backed-up labels (no mover pods: databases and buckets, which have no snapshots, are then not seen)'
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -l prometheus -d 'Print the Prometheus text exposition format instead of text or JSON'
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -l dry-run -d 'Print the plan and change nothing'
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -s q -l quiet -d 'Less log detail (-q warnings only, -qq errors only)'
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kentledge -n "__fish_kentledge_using_subcommand status" -s V -l version -d 'Print version'
 complete -c kentledge -n "__fish_kentledge_using_subcommand check" -l read-data -d 'With --repositories: also read this share of the data (e.g. 5%)' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand check" -s c -l config -d 'The config file' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand check" -l kubeconfig -d 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]' -r -F

@@ -131,3 +131,12 @@ log "ok"
 if ! command -v mmdebstrap >/dev/null 2>&1; then
   apt_install mmdebstrap
 fi
+
+# promtool (Debian's prometheus package): `kentledge status --prometheus` is checked by
+# `promtool check metrics`. The packaged server is not used; stop it when systemd started it.
+if ! command -v promtool >/dev/null 2>&1; then
+  apt_install prometheus
+fi
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+  systemctl stop prometheus >/dev/null 2>&1 || true
+fi

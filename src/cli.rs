@@ -125,6 +125,9 @@ pub enum Command {
     Restore(RestoreCommand),
     /// List snapshots and archives with their retention state.
     List(ListArgs),
+    /// How fresh each PVC's, database's and bucket's newest snapshot and copies are, against
+    /// spec.status (text, JSON or Prometheus); exits 1 unless everything is fresh.
+    Status(StatusArgs),
     /// Validate the config offline; with --repositories, verify the repositories.
     Check(CheckArgs),
     /// Print shell completions.
@@ -135,6 +138,18 @@ pub enum Command {
     /// In a mover pod: run one engine job (used by kentledge itself, not by people).
     #[command(hide = true)]
     Mover(MoverArgs),
+}
+
+/// `kentledge status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only the snapshots and their backed-up labels (no mover pods: databases and buckets,
+    /// which have no snapshots, are then not seen).
+    #[arg(long)]
+    pub snapshots_only: bool,
+    /// Print the Prometheus text exposition format instead of text or JSON.
+    #[arg(long)]
+    pub prometheus: bool,
 }
 
 /// `kentledge version`.
@@ -162,6 +177,7 @@ impl Command {
             Command::Prune(_) => "prune",
             Command::Restore(_) => "restore",
             Command::List(_) => "list",
+            Command::Status(_) => "status",
             Command::Check(_) => "check",
             Command::Completions(_) => "completions",
             Command::Version(_) => "version",

@@ -7,6 +7,7 @@ pub mod list;
 pub mod prune;
 pub mod restore;
 pub mod snapshot;
+pub mod status;
 pub mod version;
 
 use crate::cli::{Cli, Command};
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Prune(args) => prune::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
         Command::List(args) => list::run(&cli.global, args),
+        Command::Status(args) => status::run(&cli.global, args),
         Command::Restore(args) => restore::run(&cli.global, args),
         Command::Mover(args) => Ok(u8::try_from(crate::inpod::main(&args.job)).unwrap_or(1)),
     }

@@ -76,14 +76,14 @@ pub async fn archives(
     }
 }
 
-/// `kentledge list`.
-pub async fn run(
+/// The listing `list` and `status` show: the snapshots (when asked) and each repository's
+/// archives, listed at once.
+pub async fn listing(
     settings: &Settings,
     client: &kube::Client,
     opts: &Options,
     interrupt: &Interrupt,
-    results: &mut output::Results,
-) -> Result<u8, Error> {
+) -> Result<crate::report::list::Listing, Error> {
     let config = &settings.config;
     let tz = jiff::tz::TimeZone::get(&config.spec.timezone).map_err(|e| Error::BadArgument {
         flag: "spec.timezone",
@@ -118,7 +118,7 @@ pub async fn run(
             tracing::error!(repository = %r.repository, "could not list: {why}");
         }
     }
-    let listing = assemble(
+    Ok(assemble(
         &config.metadata.name,
         &settings.namespace,
         &config.spec.timezone,
@@ -126,7 +126,18 @@ pub async fn run(
         &snaps,
         &listed,
         &opts.filter,
-    );
+    ))
+}
+
+/// `kentledge list`.
+pub async fn run(
+    settings: &Settings,
+    client: &kube::Client,
+    opts: &Options,
+    interrupt: &Interrupt,
+    results: &mut output::Results,
+) -> Result<u8, Error> {
+    let listing = listing(settings, client, opts, interrupt).await?;
     results.report(&listing)?;
     Ok(listing.code(opts.snapshots, interrupt.code()))
 }

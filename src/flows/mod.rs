@@ -9,3 +9,4 @@ pub mod prune;
 pub mod repositories;
 pub mod restore;
 pub mod snapshot;
+pub mod status;

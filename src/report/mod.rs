@@ -8,6 +8,7 @@ pub mod prune;
 pub mod repositories;
 pub mod restore;
 pub mod snapshot;
+pub mod status;
 pub mod table;
 
 use crate::error::exit;

@@ -217,3 +217,116 @@ fn the_images_filesystem_runs_the_movers_backup_and_restore_with_borg_and_restic
         std::fs::rename(&kept, &data).unwrap();
     }
 }
+
+/// `sha256sum FILE`'s digest.
+fn sha256(file: &Path) -> String {
+    let o = Command::new("sha256sum").arg(file).output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_oci_archive_is_a_consistent_image_layout_with_the_binary_and_a_non_root_user() {
+    let dir = tempfile::tempdir().unwrap();
+    // The packaging of `make image`, with this build's binary instead of a release build.
+    let out = Command::new(root().join("scripts/image.sh"))
+        .arg(env!("CARGO_BIN_EXE_kentledge"))
+        .current_dir(root())
+        .output()
+        .expect("scripts/image.sh");
+    assert!(
+        out.status.success(),
+        "scripts/image.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let archive = root().join(String::from_utf8_lossy(&out.stdout).trim());
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        archive.ends_with(format!("kentledge-{version}.oci.tar")),
+        "{archive:?}"
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("image layer") && said.contains("bytes compressed"),
+        "{said}"
+    );
+    let layout = dir.path().join("oci");
+    std::fs::create_dir(&layout).unwrap();
+    assert!(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&layout)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    assert_eq!(
+        read(&layout.join("oci-layout"))["imageLayoutVersion"],
+        "1.0.0"
+    );
+    let index = read(&layout.join("index.json"));
+    let m = &index["manifests"][0];
+    assert_eq!(
+        m["annotations"]["io.containerd.image.name"],
+        format!("ghcr.io/kentledge/kentledge:{version}")
+    );
+    // Every descriptor names a blob with that digest and size.
+    let blob = |d: &serde_json::Value| {
+        let digest = d["digest"].as_str().unwrap();
+        let p = layout
+            .join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").unwrap());
+        assert_eq!(format!("sha256:{}", sha256(&p)), digest);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            d["size"].as_u64().unwrap()
+        );
+        p
+    };
+    let manifest = read(&blob(m));
+    let config = read(&blob(&manifest["config"]));
+    assert_eq!(config["config"]["User"], "65532:65532");
+    assert_eq!(
+        config["config"]["Entrypoint"][0],
+        "/usr/local/bin/kentledge"
+    );
+    assert_eq!(config["os"], "linux");
+    let layer = blob(&manifest["layers"][0]);
+    // The layer's uncompressed digest is the config's diff_id, and it holds the binary.
+    let plain = dir.path().join("layer.tar");
+    let gunzip = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -dc '{}' > '{}'",
+            layer.display(),
+            plain.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(gunzip.success());
+    assert_eq!(
+        config["rootfs"]["diff_ids"][0],
+        format!("sha256:{}", sha256(&plain))
+    );
+    let listed = Command::new("tar")
+        .arg("-tvf")
+        .arg(&plain)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.ends_with("./usr/local/bin/kentledge") && l.starts_with("-rwxr-xr-x")),
+        "the binary is in the layer"
+    );
+    assert!(listed.contains("./usr/bin/borg"), "borg is in the layer");
+}

@@ -23,6 +23,7 @@ mod retention_borg;
 mod s3;
 mod servers;
 mod snapshot;
+mod status;
 mod support;
 mod tree;
 mod unseen;

@@ -66,6 +66,22 @@ pub struct Spec {
     /// The short-lived pods that move data next to the data.
     #[serde(default)]
     pub mover: Mover,
+    /// What `kentledge status` holds as fresh.
+    #[serde(default)]
+    pub status: StatusExpectations,
+}
+
+/// How old the newest restore points may be for `kentledge status` to call them fresh (unset:
+/// any age, as long as there is one).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StatusExpectations {
+    /// The newest ready snapshot of each PVC.
+    #[serde(default)]
+    pub snapshots_within: Option<crate::model::units::HumanDuration>,
+    /// The newest copy of each series in each of its repositories.
+    #[serde(default)]
+    pub offsite_within: Option<crate::model::units::HumanDuration>,
 }
 
 impl Default for Spec {
@@ -76,6 +92,7 @@ impl Default for Spec {
             repositories: Vec::new(),
             offsite: Offsite::default(),
             mover: Mover::default(),
+            status: StatusExpectations::default(),
         }
     }
 }
