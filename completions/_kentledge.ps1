@@ -54,6 +54,7 @@ Register-ArgumentCompleter -Native -CommandName 'kentledge' -ScriptBlock {
         'kentledge;snapshot' {
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Only these PVCs (repeatable); default: every PVC the config''s targets select')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another run of this config to finish before failing')
+            [CompletionResult]::new('--pushgateway', '--pushgateway', [CompletionResultType]::ParameterName, 'Push the run''s results (each target''s success, bytes and duration; the run''s exit code and duration) to this Prometheus Pushgateway (`http://pushgateway:9091`)')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'The config file')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The config file')
             [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]')
@@ -79,6 +80,7 @@ Register-ArgumentCompleter -Native -CommandName 'kentledge' -ScriptBlock {
             [CompletionResult]::new('--repository', '--repository', [CompletionResultType]::ParameterName, 'Only these repositories (repeatable)')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Back up this VolumeSnapshot instead of each PVC''s newest ready one')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another run of this config to finish before failing')
+            [CompletionResult]::new('--pushgateway', '--pushgateway', [CompletionResultType]::ParameterName, 'Push the run''s results (each target''s success, bytes and duration; the run''s exit code and duration) to this Prometheus Pushgateway (`http://pushgateway:9091`)')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'The config file')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The config file')
             [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]')

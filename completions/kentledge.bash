@@ -112,7 +112,7 @@ _kentledge() {
             return 0
             ;;
         kentledge__subcmd__backup)
-            opts="-c -n -o -v -q -h -V --target --repository --snapshot-now --from --lock-timeout --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
+            opts="-c -n -o -v -q -h -V --target --repository --snapshot-now --from --lock-timeout --pushgateway --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -131,6 +131,10 @@ _kentledge() {
                     return 0
                     ;;
                 --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pushgateway)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -748,7 +752,7 @@ _kentledge() {
             return 0
             ;;
         kentledge__subcmd__snapshot)
-            opts="-c -n -o -v -q -h -V --target --lock-timeout --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
+            opts="-c -n -o -v -q -h -V --target --lock-timeout --pushgateway --config --kubeconfig --context --namespace --dry-run --output --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -759,6 +763,10 @@ _kentledge() {
                     return 0
                     ;;
                 --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pushgateway)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

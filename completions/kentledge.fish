@@ -50,6 +50,7 @@ complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "version" -d 'Pr
 complete -c kentledge -n "__fish_kentledge_needs_command" -f -a "mover" -d 'In a mover pod: run one engine job (used by kentledge itself, not by people)'
 complete -c kentledge -n "__fish_kentledge_using_subcommand snapshot" -l target -d 'Only these PVCs (repeatable); default: every PVC the config\'s targets select' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand snapshot" -l lock-timeout -d 'How long to wait for another run of this config to finish before failing' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand snapshot" -l pushgateway -d 'Push the run\'s results (each target\'s success, bytes and duration; the run\'s exit code and duration) to this Prometheus Pushgateway (`http://pushgateway:9091`)' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand snapshot" -s c -l config -d 'The config file' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand snapshot" -l kubeconfig -d 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand snapshot" -l context -d 'The kubeconfig context to use [default: the current context]' -r
@@ -68,6 +69,7 @@ complete -c kentledge -n "__fish_kentledge_using_subcommand backup" -l target -d
 complete -c kentledge -n "__fish_kentledge_using_subcommand backup" -l repository -d 'Only these repositories (repeatable)' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand backup" -l from -d 'Back up this VolumeSnapshot instead of each PVC\'s newest ready one' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand backup" -l lock-timeout -d 'How long to wait for another run of this config to finish before failing' -r
+complete -c kentledge -n "__fish_kentledge_using_subcommand backup" -l pushgateway -d 'Push the run\'s results (each target\'s success, bytes and duration; the run\'s exit code and duration) to this Prometheus Pushgateway (`http://pushgateway:9091`)' -r
 complete -c kentledge -n "__fish_kentledge_using_subcommand backup" -s c -l config -d 'The config file' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand backup" -l kubeconfig -d 'The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]' -r -F
 complete -c kentledge -n "__fish_kentledge_using_subcommand backup" -l context -d 'The kubeconfig context to use [default: the current context]' -r

@@ -23,7 +23,11 @@ mirror=http://deb.debian.org/debian
 stamp=$(printf '%s\n' "$packages" "$suite" "$(sha256sum < "$0")" | sha256sum | cut -c1-16)
 
 rootfs() {
+  # One builder at a time (tests run in parallel); the others wait and take its result.
+  exec 9>"$out/rootfs.lock"
+  flock 9
   if [ -s "$out/rootfs.tar" ] && [ "$(cat "$out/rootfs.stamp" 2>/dev/null)" = "$stamp" ]; then
+    flock -u 9
     return
   fi
   command -v mmdebstrap >/dev/null || {
@@ -43,6 +47,7 @@ rootfs() {
     "$suite" "$out/rootfs.tar.part" "deb $mirror $suite main" "deb $mirror $suite-backports main"
   mv "$out/rootfs.tar.part" "$out/rootfs.tar"
   echo "$stamp" > "$out/rootfs.stamp"
+  flock -u 9
 }
 
 rootfs
@@ -101,7 +106,9 @@ cat > "$work/oci/index.json" <<JSON
   "annotations":{"org.opencontainers.image.ref.name":"$version","io.containerd.image.name":"ghcr.io/kentledge/kentledge:$version"}}]}
 JSON
 archive="$out/kentledge-$version.oci.tar"
-tar --sort=name --mtime="@$epoch" --numeric-owner -C "$work/oci" -cf "$archive" .
+# Written beside and renamed: a reader never sees half an archive.
+tar --sort=name --mtime="@$epoch" --numeric-owner -C "$work/oci" -cf "$archive.part.$$" .
+mv "$archive.part.$$" "$archive"
 log "binary $(stat -c %s "$bin") bytes ($(du -h "$bin" | cut -f1)); image layer $layer_size bytes compressed, $(du -sh "$work/root" | cut -f1) unpacked"
 log "wrote $archive (ghcr.io/kentledge/kentledge:$version, manifest sha256:$manifest)"
 echo "$archive"

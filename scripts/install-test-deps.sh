@@ -140,3 +140,12 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
   systemctl stop prometheus >/dev/null 2>&1 || true
 fi
+
+# Prometheus Pushgateway (Debian's prometheus-pushgateway): `--pushgateway` pushes to a real one
+# on 127.0.0.1, started by the tests; the packaged service is not used.
+if [ ! -x /usr/bin/prometheus-pushgateway ]; then
+  apt_install prometheus-pushgateway
+fi
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus-pushgateway 2>/dev/null; then
+  systemctl stop prometheus-pushgateway >/dev/null 2>&1 || true
+fi

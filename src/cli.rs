@@ -186,6 +186,15 @@ impl Command {
     }
 }
 
+/// Where a scheduled run's results go besides stdout.
+#[derive(Debug, Args, Clone)]
+pub struct PushArgs {
+    /// Push the run's results (each target's success, bytes and duration; the run's exit code
+    /// and duration) to this Prometheus Pushgateway (`http://pushgateway:9091`).
+    #[arg(long, value_name = "URL", env = "KENTLEDGE_PUSHGATEWAY")]
+    pub pushgateway: Option<String>,
+}
+
 /// Waiting for the run lock.
 #[derive(Debug, Args, Clone)]
 pub struct LockArgs {
@@ -202,6 +211,8 @@ pub struct SnapshotArgs {
     pub targets: Vec<String>,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub push: PushArgs,
 }
 
 /// `kentledge backup`.
@@ -221,6 +232,8 @@ pub struct BackupArgs {
     pub from: Option<String>,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub push: PushArgs,
 }
 
 /// What `prune` works on.

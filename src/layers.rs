@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     // Adapters over kube-rs, and the S3 client.
     ("kube", 8),
     ("s3", 8),
+    ("push", 8),
     // Validated settings: the CLI turned into the types above.
     ("settings", 9),
     // The in-pod subcommand, and execution that always cleans up.

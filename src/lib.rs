@@ -15,6 +15,7 @@ pub mod kube;
 pub mod model;
 pub mod mover;
 pub mod plan;
+pub mod push;
 pub mod report;
 pub mod runtime;
 pub mod s3;

@@ -12,6 +12,7 @@ use crate::settings;
 /// Runs `kentledge backup`.
 pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
+    let started = std::time::Instant::now();
     let mut results = output::Results::new(global.output.into());
     let code = super::runtime()?.block_on(async {
         let (client, interrupt) = super::connect(global).await?;
@@ -43,6 +44,17 @@ pub fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<u8, Error> {
         };
         flows::backup::run(&settings, &opts, &client, &interrupt, &mut results).await
     });
+    let targets = results.targets().to_vec();
     results.finish()?;
+    if let Ok(c) = &code {
+        super::push_metrics(
+            args.push.pushgateway.as_deref(),
+            &settings,
+            "backup",
+            *c,
+            started,
+            &targets,
+        );
+    }
     code
 }

@@ -71,3 +71,46 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .build()
         .map_err(Error::Signals)
 }
+
+/// Pushes a run's results to the Pushgateway `url` (when one is given and the run changed
+/// something): a failed push is said as an error, and the run's exit code stays its own.
+pub(crate) fn push_metrics(
+    url: Option<&str>,
+    settings: &settings::Settings,
+    command: &str,
+    code: u8,
+    started: std::time::Instant,
+    targets: &[crate::report::metrics::Target],
+) {
+    let Some(url) = url else { return };
+    if settings.dry_run {
+        return;
+    }
+    let body = crate::report::metrics::exposition(&crate::report::metrics::RunMetrics {
+        command,
+        code,
+        seconds: started.elapsed().as_secs_f64(),
+        targets,
+    });
+    let pushed = crate::push::group_url(
+        url,
+        &settings.config.metadata.name,
+        &settings.namespace,
+        command,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|group| {
+        let rt = runtime().map_err(|e| e.to_string())?;
+        rt.block_on(crate::push::push(&group, body))
+            .map_err(|e| e.to_string())
+    });
+    match pushed {
+        Ok(()) => tracing::info!(
+            pushgateway = url,
+            targets = targets.len(),
+            code,
+            "results pushed"
+        ),
+        Err(e) => tracing::error!("the results were not pushed to the Pushgateway: {e}"),
+    }
+}

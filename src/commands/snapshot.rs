@@ -18,11 +18,23 @@ pub fn options(args: &SnapshotArgs) -> Options {
 /// Runs `kentledge snapshot`.
 pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8, Error> {
     let settings = settings::load(global)?;
+    let started = std::time::Instant::now();
     let mut results = output::Results::new(global.output.into());
     let code = super::runtime()?.block_on(async {
         let (client, interrupt) = super::connect(global).await?;
         snapshot::run(&settings, &options(args), &client, &interrupt, &mut results).await
     });
+    let targets = results.targets().to_vec();
     results.finish()?;
+    if let Ok(c) = &code {
+        super::push_metrics(
+            args.push.pushgateway.as_deref(),
+            &settings,
+            "snapshot",
+            *c,
+            started,
+            &targets,
+        );
+    }
     code
 }

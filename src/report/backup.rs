@@ -201,6 +201,52 @@ impl Report {
 }
 
 impl Render for Report {
+    fn targets(&self) -> Vec<crate::report::metrics::Target> {
+        use crate::report::metrics::Target;
+        let jobs = self.jobs.iter().map(|j| Target {
+            kind: "volume",
+            series: j.pvc.clone(),
+            repository: Some(j.repository.clone()),
+            ok: j.ok && j.label_error.is_none(),
+            bytes: Some(j.bytes_read),
+            seconds: Some(j.seconds),
+        });
+        let dumps = self.dumps.iter().map(|d| Target {
+            kind: "database",
+            series: d.target(),
+            repository: Some(d.repository.clone()),
+            ok: d.ok,
+            bytes: Some(d.bytes),
+            seconds: Some(d.seconds),
+        });
+        let buckets = self.buckets.iter().map(|b| Target {
+            kind: "bucket",
+            series: b.name.clone(),
+            repository: Some(b.repository.clone()),
+            ok: b.ok,
+            bytes: Some(b.fetched_bytes),
+            seconds: Some(b.seconds),
+        });
+        let skipped = self
+            .skipped
+            .iter()
+            .map(|s| (s.pvc.clone(), "volume"))
+            .chain(
+                self.skipped_databases
+                    .iter()
+                    .map(|s| (s.name.clone(), "database")),
+            )
+            .map(|(series, kind)| Target {
+                kind,
+                series,
+                repository: None,
+                ok: false,
+                bytes: None,
+                seconds: None,
+            });
+        jobs.chain(dumps).chain(buckets).chain(skipped).collect()
+    }
+
     /// The serialized form.
     fn json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod list;
+pub mod metrics;
 pub mod prune;
 pub mod repositories;
 pub mod restore;
@@ -20,6 +21,10 @@ pub trait Render {
     fn text(&self) -> String;
     /// The JSON object (merged into the command's document).
     fn json(&self) -> serde_json::Value;
+    /// The run's targets as metrics see them (none for reports that are not a scheduled run's).
+    fn targets(&self) -> Vec<metrics::Target> {
+        Vec::new()
+    }
 }
 
 /// A job's result as reports give it.

@@ -87,6 +87,20 @@ impl Report {
 }
 
 impl Render for Report {
+    fn targets(&self) -> Vec<crate::report::metrics::Target> {
+        self.snapshots
+            .iter()
+            .map(|s| crate::report::metrics::Target {
+                kind: "snapshot",
+                series: s.pvc.clone(),
+                repository: None,
+                ok: s.ready,
+                bytes: None,
+                seconds: None,
+            })
+            .collect()
+    }
+
     /// The serialized form.
     fn json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()

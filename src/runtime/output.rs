@@ -38,6 +38,7 @@ pub struct Results {
     output: Format,
     nest: Option<&'static str>,
     doc: serde_json::Map<String, serde_json::Value>,
+    targets: Vec<crate::report::metrics::Target>,
 }
 
 impl Results {
@@ -47,6 +48,7 @@ impl Results {
             output,
             nest: None,
             doc: serde_json::Map::new(),
+            targets: Vec::new(),
         }
     }
 
@@ -81,7 +83,13 @@ impl Results {
 
     /// One report: its text printed now, its JSON merged into the document ([`Results::emit`]).
     pub fn report(&mut self, report: &impl Render) -> Result<(), Error> {
+        self.targets.extend(report.targets());
         self.emit(|| report.text(), || report.json())
+    }
+
+    /// The targets of every report so far (what a Pushgateway gets).
+    pub fn targets(&self) -> &[crate::report::metrics::Target] {
+        &self.targets
     }
 
     /// Prints the JSON document, when there is one.

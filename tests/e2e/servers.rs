@@ -201,3 +201,30 @@ pub fn seaweedfs(buckets: &[&str]) -> Server {
     wait_for_port(port, &mut child, "weed");
     Server { child, port, dir }
 }
+
+/// A Prometheus Pushgateway on 127.0.0.1 (no persistence).
+pub fn pushgateway() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new("prometheus-pushgateway")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-pushgateway (make install-test-deps)");
+    wait_for_port(port, &mut child, "prometheus-pushgateway");
+    Server { child, port, dir }
+}
+
+/// The body of `GET path` on 127.0.0.1:`port` (HTTP/1.0, for test servers).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}

@@ -37,8 +37,9 @@ fn spec(within: &str) -> String {
     )
 }
 
-#[test]
-fn status_says_what_is_fresh_from_cluster_and_repository_state_and_prometheus_reads_it() {
+/// A cluster with a PVC `data` holding a tree, the repositories' PVCs, and the config
+/// (fresh within 1h).
+fn cluster() -> (TestCluster, std::path::PathBuf) {
     let tc = TestCluster::start("shop");
     passphrase_secret(&tc);
     let data = tc.pvc_with_files("data", &[], &[]);
@@ -46,6 +47,12 @@ fn status_says_what_is_fresh_from_cluster_and_repository_state_and_prometheus_re
     empty_pvc(&tc, "borg-repo");
     empty_pvc(&tc, "restic-repo");
     let cfg = tc.config("shop", &spec("1h"));
+    (tc, cfg)
+}
+
+#[test]
+fn status_says_what_is_fresh_from_cluster_and_repository_state_and_prometheus_reads_it() {
+    let (tc, cfg) = cluster();
     // Nothing yet: never snapshotted, never copied (the repositories do not exist yet either).
     let r = run(tc.kentledge(&cfg).arg("status"));
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
@@ -126,5 +133,118 @@ fn status_says_what_is_fresh_from_cluster_and_repository_state_and_prometheus_re
         r.stdout.contains("STALE") && r.stdout.contains("1 of 1 series not fresh"),
         "{}",
         r.stdout
+    );
+}
+
+/// The value of the first sample of `metric` whose labels hold every `labels` pair.
+fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .find(|l| labels.iter().all(|p| l.contains(p)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn runs_push_their_results_to_a_real_pushgateway_and_a_failed_push_is_said() {
+    let pgw = crate::servers::pushgateway();
+    let url = format!("http://127.0.0.1:{}", pgw.port);
+    let (tc, cfg) = cluster();
+    let r = run(tc.kentledge(&cfg).args(["snapshot", "--pushgateway", &url]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run(tc.kentledge(&cfg).args(["backup", "--pushgateway", &url]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("results pushed"), "{}", r.stderr);
+    let m = crate::servers::http_get(pgw.port, "/metrics");
+    let group = ["job=\"kentledge\"", "config=\"shop\"", "namespace=\"shop\""];
+    let with = |extra: &[&str]| -> Vec<String> {
+        group.iter().chain(extra).map(|s| (*s).to_owned()).collect()
+    };
+    let get = |metric: &str, extra: &[&str]| {
+        let labels = with(extra);
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        sample(&m, metric, &labels)
+    };
+    assert_eq!(
+        get("kentledge_run_exit_code", &["command=\"backup\""]),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        get("kentledge_run_exit_code", &["command=\"snapshot\""]),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        get(
+            "kentledge_target_success",
+            &[
+                "command=\"snapshot\"",
+                "kind=\"snapshot\"",
+                "series=\"data\""
+            ]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    for repo in ["borg-local", "restic-local"] {
+        let r = format!("repository=\"{repo}\"");
+        assert_eq!(
+            get(
+                "kentledge_target_success",
+                &[
+                    "command=\"backup\"",
+                    "kind=\"volume\"",
+                    "series=\"data\"",
+                    &r
+                ]
+            ),
+            Some(1.0),
+            "{m}"
+        );
+        let bytes = get("kentledge_target_bytes", &["command=\"backup\"", &r]).unwrap();
+        assert!(bytes >= 6.0 * 1024.0 * 1024.0, "{bytes}: {m}");
+    }
+    assert!(get("kentledge_run_duration_seconds", &["command=\"backup\""]).unwrap() > 0.0);
+
+    // A failed backup pushes its failure; an unreachable Pushgateway is said, and the run's
+    // exit code stays its own.
+    // (restic-local on an empty volume, with init off: "the repository does not exist".)
+    empty_pvc(&tc, "restic-empty");
+    let mut broken = spec("1h").replace("claimName: restic-repo", "claimName: restic-empty");
+    let i = broken.rfind("init: true").unwrap();
+    broken.replace_range(i..i + "init: true".len(), "init: false");
+    let broken = tc.config("shop", &broken);
+    // A new snapshot: the last one is copied already.
+    let r = run(tc.kentledge(&cfg).arg("snapshot"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run(tc
+        .kentledge(&broken)
+        .args(["backup", "--pushgateway", &url]));
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    let m = crate::servers::http_get(pgw.port, "/metrics");
+    assert_eq!(
+        sample(&m, "kentledge_run_exit_code", &["command=\"backup\""]),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "kentledge_target_success",
+            &["command=\"backup\"", "repository=\"restic-local\""]
+        ),
+        Some(0.0),
+        "{m}"
+    );
+    let dead = format!("http://127.0.0.1:{}", crate::servers::free_port());
+    let r = run(tc
+        .kentledge(&cfg)
+        .args(["snapshot", "--pushgateway", &dead]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("the results were not pushed to the Pushgateway"),
+        "{}",
+        r.stderr
     );
 }
