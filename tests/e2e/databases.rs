@@ -288,6 +288,18 @@ fn mariadb_databases_are_dumped_each_into_its_own_series_and_load_back_equal() {
     ]);
     assert_eq!(r2.code, 0, "{}{}", r2.stdout, r2.stderr);
     assert_eq!(checksum(&tc, "my_app_copy.kv"), checksum(&tc, "my_app.kv"));
+    let said = crate::support::events_of(&tc, "Pod", "db-0");
+    assert!(
+        said.iter().any(|(t, r, m, _)| t == "Normal"
+            && r == "Restored"
+            && m.contains("database my_app of maria restored into my_app_copy")),
+        "a Normal Restored Event on the database pod: {said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|(t, r, _, _)| t == "Normal" && r == "Dumped"),
+        "Normal Dumped Events: {said:?}"
+    );
     // Several databases and no --database: refused, naming them.
     let r3 = restore(&["--repository", "borg-local"]);
     assert_eq!(r3.code, 1, "{}{}", r3.stdout, r3.stderr);

@@ -97,6 +97,14 @@ fn new_pvcs_from_a_snapshot_and_from_borg_and_restic_archives_equal_the_source()
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["bound"], true, "{v}");
     tree::assert_same(&data, &tc.volume_dir("from-snap"));
+    let said = crate::support::events_of(&tc, "PersistentVolumeClaim", "from-snap");
+    assert!(
+        said.iter().any(|(t, r, m, _)| t == "Normal"
+            && r == "Restored"
+            && m.contains("restored from the data of data")
+            && m.contains(&snap)),
+        "a Normal Restored Event on the new PVC: {said:?}"
+    );
 
     // A class that binds on first use is reported, not waited for.
     let sc: k8s_openapi::api::storage::v1::StorageClass = serde_json::from_value(json!({

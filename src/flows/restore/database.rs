@@ -103,6 +103,20 @@ pub async fn database(
         )
         .await;
     }
+    if report.ok {
+        crate::kube::events::note_on(
+            client,
+            &settings.namespace,
+            "Pod",
+            &plan.pod,
+            "Restored",
+            &format!(
+                "database {} of {} restored into {} from {}",
+                plan.database, plan.name, plan.target, report.archive
+            ),
+        )
+        .await;
+    }
     results.report(&report)?;
     Ok(report.code(lost.is_some()))
 }

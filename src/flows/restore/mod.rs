@@ -194,6 +194,25 @@ pub(crate) async fn finish(
             &format!("{what}: {}", report.result),
         )
         .await;
+    } else if !settings.dry_run {
+        // On the PVC that now holds the data (the PVC itself when in place).
+        let (on, what) = if report.in_place {
+            (report.pvc.clone(), "restored in place".to_owned())
+        } else {
+            (
+                report.target.clone(),
+                format!("restored from the data of {}", report.pvc),
+            )
+        };
+        crate::kube::events::note_on(
+            client,
+            &settings.namespace,
+            "PersistentVolumeClaim",
+            &on,
+            "Restored",
+            &format!("{what}, from {}", report.from),
+        )
+        .await;
     }
     results.report(&report)?;
     Ok(report.code(lost.is_some()))
