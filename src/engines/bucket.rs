@@ -122,10 +122,7 @@ pub struct Header {
 /// directory named with a `+` after it (`+` sorts before every hex digit, and a file `ab` before
 /// a directory `ab…+`, so the engines' name order is the keys' byte order).
 pub fn body_path(key: &str) -> String {
-    let mut hex = String::with_capacity(key.len() * 2);
-    for b in key.as_bytes() {
-        let _ = write!(hex, "{b:02x}");
-    }
+    let hex = hex(key.as_bytes());
     let mut out = String::from(OBJECTS);
     let mut rest = hex.as_str();
     while rest.len() > SEGMENT {
@@ -245,7 +242,8 @@ fn digest16(h: Md5) -> [u8; 16] {
     a
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes in lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         let _ = write!(s, "{b:02x}");

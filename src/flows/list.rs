@@ -90,6 +90,7 @@ pub async fn listing(
         value: config.spec.timezone.clone(),
         reason: e.to_string(),
     })?;
+    let progress = crate::runtime::progress::Progress::start("listing VolumeSnapshots");
     let snaps = if opts.snapshots {
         snapshots(client, settings).await?
     } else {
@@ -101,18 +102,30 @@ pub async fn listing(
         .iter()
         .filter_map(|n| config.spec.repositories.iter().find(|r| &r.name == n))
         .collect();
+    let read = std::sync::Mutex::new(Reading::default());
+    let show = |r: &Reading| {
+        progress.phase(r.text(repos.len(), snaps.len()));
+    };
+    show(&Reading::default());
     let listed = join_all(repos.iter().enumerate().map(|(i, r)| {
         let run_id = &run_id;
+        let (read, show) = (&read, &show);
         async move {
+            let archives =
+                archives(client, settings, run_id, i, r, None, opts.sizes, interrupt).await;
+            if let Ok(mut n) = read.lock() {
+                n.add(&archives);
+                show(&n);
+            }
             RepoResult {
                 repository: r.name.clone(),
                 engine: r.engine().name(),
-                archives: archives(client, settings, run_id, i, r, None, opts.sizes, interrupt)
-                    .await,
+                archives,
             }
         }
     }))
     .await;
+    drop(progress);
     for r in &listed {
         if let Err((_, why)) = &r.archives {
             tracing::error!(repository = %r.repository, "could not list: {why}");
@@ -129,6 +142,39 @@ pub async fn listing(
     ))
 }
 
+/// The repositories read so far, for the progress line.
+#[derive(Debug, Default)]
+struct Reading {
+    repositories: usize,
+    failed: usize,
+    archives: usize,
+}
+
+impl Reading {
+    fn add(&mut self, listed: &Result<Vec<ArchiveEntry>, (Verdict, String)>) {
+        self.repositories += 1;
+        match listed {
+            Ok(a) => self.archives += a.len(),
+            Err(_) => self.failed += 1,
+        }
+    }
+
+    /// `2 VolumeSnapshots; repositories: 1 of 3 read (1 failed), 240 archives`.
+    fn text(&self, of: usize, snapshots: usize) -> String {
+        use crate::runtime::progress::thousands;
+        let failed = match self.failed {
+            0 => String::new(),
+            n => format!(" ({n} failed)"),
+        };
+        format!(
+            "{} VolumeSnapshots; repositories: {} of {of} read{failed}, {} archives",
+            thousands(snapshots as u64),
+            self.repositories,
+            thousands(self.archives as u64)
+        )
+    }
+}
+
 /// `kentledge list`.
 pub async fn run(
     settings: &Settings,
@@ -140,4 +186,24 @@ pub async fn run(
     let listing = listing(settings, client, opts, interrupt).await?;
     results.report(&listing)?;
     Ok(listing.code(opts.snapshots, interrupt.code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_lines() {
+        let mut r = Reading::default();
+        assert_eq!(
+            r.text(3, 1200),
+            "1,200 VolumeSnapshots; repositories: 0 of 3 read, 0 archives"
+        );
+        r.add(&Ok(Vec::new()));
+        r.add(&Err((Verdict::Failed, "no".into())));
+        assert_eq!(
+            r.text(3, 0),
+            "0 VolumeSnapshots; repositories: 2 of 3 read (1 failed), 0 archives"
+        );
+    }
 }

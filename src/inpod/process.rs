@@ -214,20 +214,25 @@ pub(super) fn not_read(item: &str, reason: &str) -> String {
     line
 }
 
-/// At most one progress event a second.
+/// At most one progress event a second, except the first that knows the total (a display
+/// shows its bar at once).
 #[derive(Default)]
 pub(super) struct Throttle {
     pub(super) last: Option<Instant>,
+    totalled: bool,
 }
 
 impl Throttle {
     pub(super) fn progress(&mut self, bytes: u64, total: Option<u64>, files: u64) {
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        let first_total = total.is_some() && !self.totalled;
+        if !first_total
+            && self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
         {
             return;
         }
+        self.totalled |= total.is_some();
         self.last = Some(Instant::now());
         emit(&MoverEvent::Progress {
             bytes,

@@ -34,7 +34,7 @@ pub struct RunMetrics<'a> {
     pub targets: &'a [Target],
 }
 
-fn escape(v: &str) -> String {
+pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

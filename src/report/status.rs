@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::engines::databases::decode;
 use crate::model::labels::parse_label_time;
 use crate::report::list::{Listing, RepoListing};
+use crate::report::metrics::escape;
 use crate::report::table::{Column, Table};
 use crate::report::{Render, Run, Verdict, exit_code};
 
@@ -321,15 +322,8 @@ impl Status {
     }
 }
 
-/// A label value as the exposition format writes it.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 /// An age for people: `3h12m`, `2d4h`, `45s`.
-fn human_age(secs: i64) -> String {
+pub(crate) fn human_age(secs: i64) -> String {
     let s = secs.max(0);
     match s {
         0..60 => format!("{s}s"),

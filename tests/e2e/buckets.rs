@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::{Value, json};
 
@@ -214,28 +214,6 @@ fn archives(tc: &TestCluster, cfg: &std::path::Path, repository: &str) -> Vec<St
         }
     }
     out
-}
-
-/// The secret key appears in no output, request, Event or pod spec.
-fn secret_nowhere(tc: &TestCluster, since: usize, outputs: &[&str], secret: &str) {
-    for (i, o) in outputs.iter().enumerate() {
-        assert!(!o.contains(secret), "output {i} holds the secret key: {o}");
-    }
-    let requests = tc.requests().split_off(since);
-    assert!(!requests.is_empty());
-    assert!(
-        !requests.iter().any(|r| r.contains(secret)),
-        "a request holds the secret key"
-    );
-    let events: Api<k8s_openapi::api::core::v1::Event> =
-        Api::namespaced(tc.client(), &tc.namespace);
-    let events =
-        serde_json::to_string(&tc.block_on(events.list(&Default::default())).unwrap()).unwrap();
-    assert!(!events.contains(secret), "Events hold the secret key");
-    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
-    let pods =
-        serde_json::to_string(&tc.block_on(pods.list(&Default::default())).unwrap()).unwrap();
-    assert!(!pods.contains(secret), "pod specs hold the secret key");
 }
 
 /// The objects under `prefix` after a restore of borg-local's newest archive into it.
@@ -494,11 +472,12 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
             assert!(b == body, "{repo}: {k:?} has other bytes");
             assert_eq!(m, meta, "{repo}: {k:?} has other metadata");
         }
-        secret_nowhere(
+        crate::support::secret_nowhere(
             &tc,
             since,
             &[&r.stdout, &r.stderr, &dry.stdout, &dry.stderr],
             S3_SECRET,
+            "",
         );
     }
 
@@ -803,8 +782,8 @@ fn wrong_keys_a_missing_bucket_or_an_unreachable_endpoint_fail_plainly_and_leave
     said.push(r.stdout);
     said.push(r.stderr);
     let said: Vec<&str> = said.iter().map(String::as_str).collect();
-    secret_nowhere(&tc, since, &said, wrong);
-    secret_nowhere(&tc, since, &said, S3_SECRET);
+    crate::support::secret_nowhere(&tc, since, &said, wrong, "");
+    crate::support::secret_nowhere(&tc, since, &said, S3_SECRET, "");
 }
 
 #[test]

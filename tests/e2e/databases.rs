@@ -122,34 +122,6 @@ fn borg_extract(repo: &Path, archive: &str, base: &Path) -> Vec<u8> {
     o.stdout
 }
 
-/// Every text kentledge and the cluster hold after a run, for a secret search: kentledge's
-/// output, the API server's request log (exec URLs) from request `since` on (the test's own
-/// setup came before), pod specs, Events.
-fn nowhere(tc: &TestCluster, since: usize, outputs: &[&str], secret: &str) {
-    for (i, o) in outputs.iter().enumerate() {
-        assert!(!o.contains(secret), "output {i} holds the password: {o}");
-    }
-    let requests = tc.requests().split_off(since);
-    assert!(
-        requests.iter().any(|r| r.contains("/exec?")),
-        "exec requests are in the log"
-    );
-    let leaked: Vec<&String> = requests.iter().filter(|r| r.contains(secret)).collect();
-    assert!(
-        leaked.is_empty(),
-        "request URLs hold the password: {leaked:?}"
-    );
-    let events: Api<k8s_openapi::api::core::v1::Event> =
-        Api::namespaced(tc.client(), &tc.namespace);
-    let events =
-        serde_json::to_string(&tc.block_on(events.list(&Default::default())).unwrap()).unwrap();
-    assert!(!events.contains(secret), "Events hold the password");
-    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
-    let pods =
-        serde_json::to_string(&tc.block_on(pods.list(&Default::default())).unwrap()).unwrap();
-    assert!(!pods.contains(secret), "pod specs hold the password");
-}
-
 #[test]
 fn mariadb_databases_are_dumped_each_into_its_own_series_and_load_back_equal() {
     let tc = TestCluster::start("shop");
@@ -370,7 +342,7 @@ fn mariadb_databases_are_dumped_each_into_its_own_series_and_load_back_equal() {
         .iter()
         .flat_map(|x| [x.stdout.as_str(), x.stderr.as_str()])
         .collect();
-    nowhere(&tc, since, &said, DB_PASSWORD);
+    crate::support::secret_nowhere(&tc, since, &said, DB_PASSWORD, "/exec?");
 }
 
 #[test]
@@ -446,7 +418,7 @@ fn a_failed_dump_is_no_restore_point_and_says_which_database_and_why() {
         r.stdout
     );
     assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
-    nowhere(&tc, since, &[&r.stdout, &r.stderr], DB_PASSWORD);
+    crate::support::secret_nowhere(&tc, since, &[&r.stdout, &r.stderr], DB_PASSWORD, "/exec?");
 }
 
 /// The ordered md5 of every row of a table, and the sequence's and large objects' state.
@@ -624,7 +596,7 @@ fn postgresql_databases_are_dumped_in_custom_format_and_restored_under_another_n
     assert!(globals.contains("CREATE ROLE app"), "{globals}");
     assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
     let said: Vec<&str> = said.iter().map(String::as_str).collect();
-    nowhere(&tc, since, &said, PG_PASSWORD);
+    crate::support::secret_nowhere(&tc, since, &said, PG_PASSWORD, "/exec?");
 }
 
 /// Database `name` on db-0: 55 rows of 1 MiB of bytes (a dump of over 100 MB in hex), and a

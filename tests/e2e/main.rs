@@ -15,6 +15,7 @@ mod list;
 mod manifests;
 mod mariadb;
 mod postgres;
+mod progress;
 mod prune;
 mod relay;
 mod repo_prune;

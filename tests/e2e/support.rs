@@ -126,3 +126,76 @@ pub fn events_of(
         })
         .collect()
 }
+
+/// Runs a command on a terminal (a pseudo-terminal of `script`, 200 columns), as an operator
+/// runs it: `stdout` is what the terminal showed (stdout and stderr together, with the
+/// progress display's redraws).
+pub fn on_terminal(cmd: &mut Command) -> Run {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+    let line = std::iter::once(quote(cmd.get_program()))
+        .chain(cmd.get_args().map(quote))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = Command::new("script");
+    script
+        .args(["--quiet", "--return", "--flush", "--command"])
+        .arg(format!("stty cols 200 rows 50; exec {line}"))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        script.current_dir(d);
+    }
+    run(&mut script)
+}
+
+/// `n` bytes that no engine can compress (xorshift), for copies that take a moment.
+pub fn incompressible(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// A secret appears nowhere kentledge and the cluster keep it: not in the run's `outputs`, the
+/// API server's request log (exec URLs) from request `since` on (the test's own setup came
+/// before), Events or pod specs. Some request after `since` contains `requested` (`""`: any).
+pub fn secret_nowhere(
+    tc: &crate::cluster::TestCluster,
+    since: usize,
+    outputs: &[&str],
+    secret: &str,
+    requested: &str,
+) {
+    use k8s_openapi::api::core::v1::{Event, Pod};
+    use kube::Api;
+    for (i, o) in outputs.iter().enumerate() {
+        assert!(!o.contains(secret), "output {i} holds the secret: {o}");
+    }
+    let requests = tc.requests().split_off(since);
+    assert!(
+        requests.iter().any(|r| r.contains(requested)),
+        "a request with {requested:?} is in the log"
+    );
+    let leaked: Vec<&String> = requests.iter().filter(|r| r.contains(secret)).collect();
+    assert!(leaked.is_empty(), "requests hold the secret: {leaked:?}");
+    let events: Api<Event> = Api::namespaced(tc.client(), &tc.namespace);
+    let events =
+        serde_json::to_string(&tc.block_on(events.list(&Default::default())).unwrap()).unwrap();
+    assert!(!events.contains(secret), "Events hold the secret");
+    let pods: Api<Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    let pods =
+        serde_json::to_string(&tc.block_on(pods.list(&Default::default())).unwrap()).unwrap();
+    assert!(!pods.contains(secret), "pod specs hold the secret");
+}

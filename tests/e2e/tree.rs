@@ -20,15 +20,7 @@ pub fn build(dir: &Path) -> u64 {
     w("ünïcødé-文件 with spaces.txt", "unicode ✓\n".as_bytes());
     std::fs::create_dir_all(dir.join("empty/also-empty")).unwrap();
     // A large file of incompressible-ish bytes (xorshift), 6 MiB.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let big: Vec<u8> = (0..6 * 1024 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let big = crate::support::incompressible(6 * 1024 * 1024, 0x9e37_79b9_7f4a_7c15);
     w("big.bin", &big);
     // A sparse file: 64 MiB apparent, one block of data at the end.
     let sparse = dir.join("sparse.img");

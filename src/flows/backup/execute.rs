@@ -3,11 +3,11 @@
 //! labels written on successful volume copies.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::runtime::progress::Meter;
 use futures::future::join_all;
-use indicatif::HumanBytes;
 use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -160,7 +160,8 @@ pub(super) async fn execute(
             let started = Instant::now();
             let shown = |text: String| status.show(j.index, text);
             shown(format!("{} → {}: starting", j.pvc, j.repository));
-            let on_event = |e: &MoverEvent| on_event(j, e, started, &shown);
+            let meter = Meter::default();
+            let on_event = |e: &MoverEvent| on_event(j, e, &meter, &shown);
             let task = mover::Task {
                 namespace: &settings.namespace,
                 config: &config.metadata.name,
@@ -212,8 +213,7 @@ pub(super) async fn execute(
             if interrupt.is_set() {
                 return vec![server_record(d, Verdict::Failed, "not started: interrupted".into())];
             }
-            let started = Instant::now();
-            let current = Mutex::new((d.name.clone(), Instant::now()));
+            let current = Mutex::new((d.name.clone(), Arc::new(Meter::default())));
             status.show(d.index, format!("{} → {}: starting", d.name, d.repository));
             let on_event = |e: &MoverEvent| match e {
                 MoverEvent::Dumping { database } => {
@@ -223,23 +223,20 @@ pub(super) async fn execute(
                             None => format!("{} (users)", d.name),
                         };
                         status.show(d.index, format!("{what} → {}: dumping", d.repository));
-                        *c = (what, Instant::now());
+                        *c = (what, Arc::new(Meter::default()));
                     }
                 }
                 MoverEvent::Progress { bytes, .. } => {
-                    let (what, since) = current
+                    let (what, meter) = current
                         .lock()
                         .map(|c| c.clone())
-                        .unwrap_or_else(|_| (d.name.clone(), started));
-                    let secs = since.elapsed().as_secs_f64().max(0.001);
-                    let rate = HumanBytes((*bytes as f64 / secs) as u64);
+                        .unwrap_or_else(|_| (d.name.clone(), Arc::new(Meter::default())));
                     status.show(
                         d.index,
-                        format!("{what} → {}: {}, {rate}/s", d.repository, HumanBytes(*bytes)),
+                        format!("{what} → {}: {}", d.repository, meter.text(*bytes, None, None)),
                     );
                     if progress_line_due(d.index) {
-                        tracing::info!(database = %what, repository = %d.repository, bytes,
-                            rate = (*bytes as f64 / secs) as u64, "dumping");
+                        tracing::info!(database = %what, repository = %d.repository, bytes, "dumping");
                     }
                 }
                 MoverEvent::Dumped(r) => {
@@ -288,19 +285,17 @@ pub(super) async fn execute(
                 };
             }
             let started = Instant::now();
+            let meter = Meter::default();
             status.show(b.index, format!("bucket {} → {}: starting", b.name, b.repository));
             let on_event = |e: &MoverEvent| match e {
                 MoverEvent::Progress { bytes, files, .. } => {
-                    let secs = started.elapsed().as_secs_f64().max(0.001);
-                    let rate = HumanBytes((*bytes as f64 / secs) as u64);
                     status.show(
                         b.index,
                         format!(
-                            "bucket {} → {}: {} objects, {} downloaded, {rate}/s",
+                            "bucket {} → {}: {} downloaded",
                             b.name,
                             b.repository,
-                            files,
-                            HumanBytes(*bytes)
+                            meter.text(*bytes, None, Some((*files, "objects")))
                         ),
                     );
                     if progress_line_due(b.index) {
@@ -521,7 +516,7 @@ pub(super) fn record(
 pub(super) fn on_event(
     j: &VolumeJob,
     e: &MoverEvent,
-    started: Instant,
+    meter: &Meter,
     shown: &(dyn Fn(String) + Sync),
 ) {
     match e {
@@ -530,16 +525,11 @@ pub(super) fn on_event(
             total,
             files,
         } => {
-            let of = total
-                .map(|t| format!(" of {}", HumanBytes(t)))
-                .unwrap_or_default();
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            let rate = HumanBytes((*bytes as f64 / secs) as u64);
             shown(format!(
-                "{} → {}: {}{of}, {files} files, {rate}/s",
+                "{} → {}: {}",
                 j.pvc,
                 j.repository,
-                HumanBytes(*bytes)
+                meter.text(*bytes, *total, Some((*files, "files")))
             ));
             tracing::debug!(pvc = %j.pvc, repository = %j.repository, bytes, files, "progress");
             throttled_progress_log(j, *bytes, *files);

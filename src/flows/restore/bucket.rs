@@ -150,7 +150,8 @@ async fn execute(
         "bucket {} → {}/{}",
         p.name, p.target.bucket, p.target.prefix
     );
-    let on_event = |e: &MoverEvent| super::show_progress(e, &progress, &what, &p.repo.name);
+    let on_event =
+        |e: &MoverEvent| super::show_progress(e, &progress, &what, "objects", &p.repo.name);
     let task = mover::Task {
         namespace: &settings.namespace,
         config: &settings.config.metadata.name,

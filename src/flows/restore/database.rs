@@ -180,7 +180,8 @@ async fn execute(
         p.database, p.target
     ));
     let what = format!("{} → {}", p.database, p.target);
-    let on_event = |e: &MoverEvent| super::show_progress(e, &progress, &what, &p.repo.name);
+    let on_event =
+        |e: &MoverEvent| super::show_progress(e, &progress, &what, "files", &p.repo.name);
     let task = mover::Task {
         namespace: &settings.namespace,
         config: &settings.config.metadata.name,

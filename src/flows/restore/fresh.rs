@@ -238,6 +238,7 @@ async fn fill(
             e,
             &progress,
             &format!("{repository} → {target}"),
+            "files",
             repository,
         )
     };

@@ -502,7 +502,7 @@ async fn run_data_pod(
         if matches!(e, MoverEvent::Writing) {
             writing.store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        super::show_progress(e, &progress, "writing", repository.unwrap_or("-"));
+        super::show_progress(e, &progress, "writing", "files", repository.unwrap_or("-"));
     };
     let out = match (job, repository) {
         (Some(job), Some(r)) => {

@@ -347,21 +347,25 @@ pub async fn warn_unfinished(
     half
 }
 
-/// Shows a restore mover's progress on the terminal (`what: 12 MiB of 70 MiB, 30 MiB/s`) and
-/// passes its log messages on.
+/// Shows a restore mover's progress on the terminal (`what: 12 MiB of 70 MiB [===> ] 17%,
+/// 210 files, 30 MiB/s, 2s left`) and passes its log messages on; `items` names what the
+/// mover counts (files, objects).
 pub(crate) fn show_progress(
     e: &crate::mover::job::MoverEvent,
     progress: &crate::runtime::progress::Progress,
     what: &str,
+    items: &str,
     repository: &str,
 ) {
     use crate::mover::job::MoverEvent;
     match e {
-        MoverEvent::Progress { bytes, total, .. } => {
-            let of = total
-                .map(|t| format!(" of {}", indicatif::HumanBytes(t)))
-                .unwrap_or_default();
-            progress.phase(format!("{what}: {}{of}", indicatif::HumanBytes(*bytes)));
+        MoverEvent::Progress {
+            bytes,
+            total,
+            files,
+        } => {
+            let counted = (*files > 0).then_some((*files, items));
+            progress.transfer(what, *bytes, *total, counted);
         }
         MoverEvent::Writing => {}
         _ => crate::flows::movers::relay(e, repository, None),

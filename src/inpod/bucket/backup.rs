@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use super::sorted::{self, Sorter, Stopped, dedup};
-use super::{client, not_found, runtime, s3_fail};
+use super::{client, io_fail, not_found, runtime, s3_fail};
 use crate::engines::bucket::{
     Entry, EtagHasher, HEADER, Header, MANIFEST, Object, Paired, bare_etag, body_path, merge,
 };
@@ -46,10 +46,6 @@ impl Layout {
     fn tmp(&self) -> PathBuf {
         self.state.join("tmp")
     }
-}
-
-fn io_fail(what: &str) -> impl Fn(std::io::Error) -> Fail + '_ {
-    move |e| Fail::new(Failure::Failed, format!("{what}: {e}"))
 }
 
 pub(in crate::inpod) fn bucket_backup(env: &Env, job: &BucketJob) -> Result<(), Fail> {

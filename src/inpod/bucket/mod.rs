@@ -17,6 +17,11 @@ use crate::engines::bucket::Object;
 use crate::mover::job::{BucketPlace, Failure, paths};
 use crate::s3::{Client, Endpoint, S3Error};
 
+/// A file-system error as a failed run, saying what was being done.
+fn io_fail(what: &str) -> impl Fn(std::io::Error) -> Fail + '_ {
+    move |e| Fail::new(Failure::Failed, format!("{what}: {e}"))
+}
+
 /// The bucket's client, with the keys read from their mounted files.
 fn client(place: &BucketPlace) -> Result<Client, Fail> {
     let read = |path: &str, what: &str| {

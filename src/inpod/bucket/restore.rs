@@ -19,7 +19,7 @@ use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 
 use super::sorted;
-use super::{client, list_sorted, runtime, s3_fail};
+use super::{client, io_fail, list_sorted, runtime, s3_fail};
 use crate::engines::bucket::{
     Decision, Entry, HEADER, Header, MANIFEST, MULTIPART_ABOVE, Object, PART_SIZE, Paired, decide,
     key_of, merge, same_bytes, target_key,
@@ -36,10 +36,6 @@ use crate::s3::Client;
 const KEYS_SHOWN: usize = 20;
 /// Bytes of a body read from the tar stream at once.
 const PIECE: usize = 1 << 20;
-
-fn io_fail(what: &str) -> impl Fn(std::io::Error) -> Fail + '_ {
-    move |e| Fail::new(Failure::Failed, format!("{what}: {e}"))
-}
 
 pub(in crate::inpod) fn bucket_restore(env: &Env, job: &RestoreBucketJob) -> Result<(), Fail> {
     let scratch = Path::new(paths::CACHE).join(format!("bucket-restore-{}", std::process::id()));
@@ -394,10 +390,7 @@ fn broken(why: &str) -> Fail {
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::engines::bucket::hex(&Md5::digest(bytes))
 }
 
 /// The current body as a reader for a multipart upload: its MD5 checked at its end (a
@@ -425,11 +418,8 @@ impl tokio::io::AsyncRead for BodyReader<'_> {
                 }
                 Some(Piece::End) => {
                     this.done = true;
-                    let got: String = std::mem::take(&mut this.md5)
-                        .finalize()
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
+                    let got =
+                        crate::engines::bucket::hex(&std::mem::take(&mut this.md5).finalize());
                     if got != this.want {
                         return Poll::Ready(Err(std::io::Error::other(format!(
                             "the archive's bytes have MD5 {got}, the backup recorded {}",
@@ -502,7 +492,9 @@ async fn apply(
     drop(bodies);
     let _ = reader.join();
     let status = child.wait().map_err(io_fail("waiting for the engine"))?;
-    let said = words.join().ok().flatten();
+    let said = words
+        .join()
+        .unwrap_or_else(|_| Some("(its error output could not be read)".into()));
     let done = result?;
     if !status.success() {
         return Err(Fail::new(
@@ -510,7 +502,8 @@ async fn apply(
             format!(
                 "{} objects were written, but the engine did not read the archive to its end: {}",
                 done.written,
-                said.unwrap_or_else(|| format!("exit {status}"))
+                said.map(|w| format!("{w} ({status})"))
+                    .unwrap_or_else(|| format!("{status}"))
             ),
         ));
     }
