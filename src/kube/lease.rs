@@ -3,10 +3,11 @@
 //! write carries the resourceVersion read, so a race loses with 409 Conflict and retries.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
 use tokio_util::sync::CancellationToken;
@@ -57,6 +58,8 @@ pub struct Held {
     api: Api<Lease>,
     name: String,
     me: String,
+    /// The Lease as last written (renewals and the release write it without reading it first).
+    last: Arc<Mutex<Option<Lease>>>,
     stop: CancellationToken,
     /// Ends with why the lock was lost, if it was.
     renewer: tokio::task::JoinHandle<Option<String>>,
@@ -78,7 +81,7 @@ pub async fn acquire(
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let name = lock.lease_name(config);
     let started = tokio::time::Instant::now();
-    loop {
+    let written = loop {
         let current = api.get_opt(&name).await.map_err(LockError::Api)?;
         let transitions = current
             .as_ref()
@@ -86,21 +89,21 @@ pub async fn acquire(
             .and_then(|s| s.lease_transitions)
             .unwrap_or(0);
         let result = match decide(current.as_ref().map(view).as_ref(), me, Timestamp::now()) {
-            LockDecision::Create => api
-                .create(
+            LockDecision::Create => {
+                api.create(
                     &PostParams::default(),
                     &fresh(None, &name, config, run_id, me, 0),
                 )
                 .await
-                .map(|_| ()),
-            LockDecision::Take | LockDecision::Renew => api
-                .replace(
+            }
+            LockDecision::Take | LockDecision::Renew => {
+                api.replace(
                     &name,
                     &PostParams::default(),
                     &fresh(current, &name, config, run_id, me, transitions + 1),
                 )
                 .await
-                .map(|_| ()),
+            }
             LockDecision::TakeOver {
                 previous,
                 expired_at,
@@ -112,7 +115,6 @@ pub async fn acquire(
                     &fresh(current, &name, config, run_id, me, transitions + 1),
                 )
                 .await
-                .map(|_| ())
             }
             LockDecision::Wait { holder, expires_at } => {
                 if started.elapsed() >= wait {
@@ -133,36 +135,91 @@ pub async fn acquire(
             }
         };
         match result {
-            Ok(()) => break,
+            Ok(written) => break written,
             // Someone else wrote first: read again.
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             Err(e) => return Err(LockError::Api(e)),
         }
-    }
+    };
+    let last = Arc::new(Mutex::new(Some(written)));
     let stop = CancellationToken::new();
     let renewer = tokio::spawn(renew(
-        api.clone(),
-        name.clone(),
-        me.to_owned(),
+        Own {
+            api: api.clone(),
+            name: name.clone(),
+            me: me.to_owned(),
+            last: last.clone(),
+        },
         stop.clone(),
     ));
     Ok(Held {
         api,
         name,
         me: me.to_owned(),
+        last,
         stop,
         renewer,
     })
 }
 
-/// Renews the Lease until stopped; returns why the lock was lost, if it was: taken by another
-/// run, deleted, or not renewed for a whole lease duration (another run may then take it).
-async fn renew(
+/// What became of a write to the Lease this run holds.
+enum Wrote {
+    Written,
+    /// Another run holds it now.
+    Taken,
+    /// It is gone.
+    Deleted,
+}
+
+/// This run's Lease, written from the copy last written (one request when nobody else wrote
+/// since; on a conflict it is read again and written only if this run still holds it).
+struct Own {
     api: Api<Lease>,
     name: String,
     me: String,
-    stop: CancellationToken,
-) -> Option<String> {
+    last: Arc<Mutex<Option<Lease>>>,
+}
+
+impl Own {
+    async fn write(&self, edit: impl Fn(&mut LeaseSpec)) -> Result<Wrote, kube::Error> {
+        let mut known = self.last.lock().ok().and_then(|l| l.clone());
+        let mut conflicts = 0;
+        loop {
+            let mut lease = match known.take() {
+                Some(l) => l,
+                None => match self.api.get_opt(&self.name).await? {
+                    None => return Ok(Wrote::Deleted),
+                    Some(l) if view(&l).holder.as_deref() != Some(self.me.as_str()) => {
+                        return Ok(Wrote::Taken);
+                    }
+                    Some(l) => l,
+                },
+            };
+            edit(lease.spec.get_or_insert_with(Default::default));
+            match self
+                .api
+                .replace(&self.name, &PostParams::default(), &lease)
+                .await
+            {
+                Ok(written) => {
+                    if let Ok(mut l) = self.last.lock() {
+                        *l = Some(written);
+                    }
+                    return Ok(Wrote::Written);
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Wrote::Deleted),
+                // Written by someone else since: read it again.
+                Err(kube::Error::Api(s)) if s.code == 409 && conflicts < 3 => conflicts += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Renews the Lease until stopped; returns why the lock was lost, if it was: taken by another
+/// run, deleted, or not renewed for a whole lease duration (another run may then take it).
+async fn renew(own: Own, stop: CancellationToken) -> Option<String> {
+    let name = &own.name;
     let every = Duration::from_secs(u64::try_from(LEASE_SECONDS / 3).unwrap_or(20));
     let duration = Duration::from_secs(u64::try_from(LEASE_SECONDS).unwrap_or(60));
     let mut renewed = tokio::time::Instant::now();
@@ -171,29 +228,21 @@ async fn renew(
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return None,
         }
-        let result = match api.get_opt(&name).await {
-            Ok(Some(mut lease)) => {
-                if view(&lease).holder.as_deref() != Some(me.as_str()) {
-                    let why = format!("the run lock (Lease {name}) was taken by another run");
-                    tracing::error!("{why}");
-                    return Some(why);
-                }
-                if let Some(spec) = lease.spec.as_mut() {
-                    spec.renew_time = Some(MicroTime(Timestamp::now()));
-                }
-                api.replace(&name, &PostParams::default(), &lease)
-                    .await
-                    .map(|_| ())
+        let result = own
+            .write(|spec| spec.renew_time = Some(MicroTime(Timestamp::now())))
+            .await;
+        match result {
+            Ok(Wrote::Written) => renewed = tokio::time::Instant::now(),
+            Ok(Wrote::Taken) => {
+                let why = format!("the run lock (Lease {name}) was taken by another run");
+                tracing::error!("{why}");
+                return Some(why);
             }
-            Ok(None) => {
+            Ok(Wrote::Deleted) => {
                 let why = format!("the run lock (Lease {name}) was deleted by someone else");
                 tracing::error!("{why}");
                 return Some(why);
             }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => renewed = tokio::time::Instant::now(),
             Err(e) if renewed.elapsed() >= duration => {
                 let why = format!(
                     "the run lock (Lease {name}) could not be renewed for {} ({e}); another run may have taken it",
@@ -219,20 +268,20 @@ impl Held {
         if lost.is_some() {
             return lost;
         }
-        if let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await
-            && view(&lease).holder.as_deref() == Some(self.me.as_str())
-        {
-            if let Some(spec) = lease.spec.as_mut() {
+        let own = Own {
+            api: self.api,
+            name: self.name,
+            me: self.me,
+            last: self.last,
+        };
+        let released = own
+            .write(|spec| {
                 spec.holder_identity = None;
                 spec.renew_time = None;
-            }
-            if let Err(e) = self
-                .api
-                .replace(&self.name, &PostParams::default(), &lease)
-                .await
-            {
-                tracing::warn!(lease = %self.name, error = %e, "could not release the run lock; it expires by itself");
-            }
+            })
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(lease = %own.name, error = %e, "could not release the run lock; it expires by itself");
         }
         None
     }

@@ -1,5 +1,5 @@
-//! One read of what a run looks at in its namespace: PVCs, Deployments, StatefulSets, and
-//! (when asked) Pods and VolumeSnapshots. Each list is one API call.
+//! One read of what a run looks at in its namespace: PVCs, and (when asked) Deployments and
+//! StatefulSets, Pods and VolumeSnapshots. Each list is one API call; they go out together.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -23,9 +23,11 @@ pub struct Namespace {
     pub snapshots: Vec<VolumeSnapshot>,
 }
 
-/// What to list besides PVCs and workloads.
+/// What to list besides PVCs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Also<'a> {
+    /// Deployments and StatefulSets (targets name workloads).
+    pub workloads: bool,
     /// Pods.
     pub pods: bool,
     /// VolumeSnapshots with this label selector.
@@ -39,37 +41,59 @@ pub async fn namespace(
     also: Also<'_>,
 ) -> Result<Namespace, Error> {
     let lp = ListParams::default();
-    let mut out = Namespace {
-        pvcs: Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(Error::cluster("list PersistentVolumeClaims"))?
-            .items,
-        deployments: Api::<Deployment>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(Error::cluster("list Deployments"))?
-            .items,
-        statefulsets: Api::<StatefulSet>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(Error::cluster("list StatefulSets"))?
-            .items,
-        ..Namespace::default()
-    };
-    if also.pods {
-        out.pods = Api::<Pod>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await
-            .map_err(Error::cluster("list Pods"))?
-            .items;
+    let by_label = ListParams::default().labels(also.snapshots.unwrap_or_default());
+    let api = || client.clone();
+    let (pvcs, deployments, statefulsets, pods, snapshots) = futures::try_join!(
+        listed(
+            true,
+            "list PersistentVolumeClaims",
+            Api::namespaced(api(), ns),
+            &lp
+        ),
+        listed(
+            also.workloads,
+            "list Deployments",
+            Api::namespaced(api(), ns),
+            &lp
+        ),
+        listed(
+            also.workloads,
+            "list StatefulSets",
+            Api::namespaced(api(), ns),
+            &lp
+        ),
+        listed(also.pods, "list Pods", Api::namespaced(api(), ns), &lp),
+        listed(
+            also.snapshots.is_some(),
+            "list VolumeSnapshots",
+            Api::namespaced(api(), ns),
+            &by_label,
+        ),
+    )?;
+    Ok(Namespace {
+        pvcs,
+        deployments,
+        statefulsets,
+        pods,
+        snapshots,
+    })
+}
+
+/// The items of one list, when `asked` (none otherwise, without a request).
+async fn listed<K>(
+    asked: bool,
+    what: &'static str,
+    api: Api<K>,
+    lp: &ListParams,
+) -> Result<Vec<K>, Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if !asked {
+        return Ok(Vec::new());
     }
-    if let Some(sel) = also.snapshots {
-        out.snapshots = Api::<VolumeSnapshot>::namespaced(client.clone(), ns)
-            .list(&ListParams::default().labels(sel))
-            .await
-            .map_err(Error::cluster("list VolumeSnapshots"))?
-            .items;
-    }
-    Ok(out)
+    api.list(lp)
+        .await
+        .map(|l| l.items)
+        .map_err(Error::cluster(what))
 }

@@ -27,6 +27,8 @@ pub struct TestCluster {
     pub namespace: String,
     /// A kubeconfig for the `kentledge` ServiceAccount.
     pub kubeconfig: PathBuf,
+    /// That ServiceAccount's token (what tells kentledge's requests from the agents').
+    token: String,
     dir: tempfile::TempDir,
 }
 
@@ -68,7 +70,7 @@ impl TestCluster {
         let client = cluster.client();
         let kubeconfig = dir.path().join("kubeconfig");
         let ns = namespace.to_owned();
-        let server_kubeconfig = rt.block_on(async {
+        let (server_kubeconfig, token) = rt.block_on(async {
             let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
             Api::<Namespace>::all(client.clone())
                 .create(&PostParams::default(), &n)
@@ -124,7 +126,7 @@ impl TestCluster {
                 .status
                 .unwrap()
                 .token;
-            cluster.server().kubeconfig_for_token(&token, &ns)
+            (cluster.server().kubeconfig_for_token(&token, &ns), token)
         });
         std::fs::write(&kubeconfig, server_kubeconfig).unwrap();
         TestCluster {
@@ -132,6 +134,7 @@ impl TestCluster {
             rt: Some(rt),
             namespace: namespace.to_owned(),
             kubeconfig,
+            token,
             dir,
         }
     }
@@ -156,14 +159,28 @@ impl TestCluster {
         self.cluster().server().requests()
     }
 
+    /// The requests so far made as the `kentledge` ServiceAccount (what `kentledge` runs as
+    /// sent; the agents' and the tests' own requests are left out).
+    pub fn kentledge_requests(&self) -> Vec<String> {
+        self.cluster().server().requests_with_token(&self.token)
+    }
+
     /// An admin client.
     pub fn client(&self) -> kube::Client {
         self.cluster().client()
     }
 
-    /// The API server's current resourceVersion (every write bumps it).
-    pub fn resource_version(&self) -> u64 {
-        self.cluster().server().resource_version()
+    /// Asserts that kentledge made only reads since its request `since` (of
+    /// [`TestCluster::kentledge_requests`]): what a dry run must do. (The store's resource
+    /// version cannot say it: the nodes' heartbeats and the controllers write all the time.)
+    pub fn assert_only_reads_since(&self, since: usize, what: &str) {
+        let writes: Vec<String> = self
+            .kentledge_requests()
+            .split_off(since)
+            .into_iter()
+            .filter(|r| !r.starts_with("GET "))
+            .collect();
+        assert!(writes.is_empty(), "{what}: {writes:?}");
     }
 
     /// `kentledge` with this cluster's ServiceAccount kubeconfig and a config file.

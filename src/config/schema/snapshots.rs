@@ -54,6 +54,14 @@ pub struct Snapshots {
     pub max_deletes_per_second: u32,
 }
 
+impl Snapshots {
+    /// Whether a target names a workload (its PVCs are found from Deployments and
+    /// StatefulSets, which are read only then).
+    pub fn names_workloads(&self) -> bool {
+        self.targets.iter().any(|t| t.workload.is_some())
+    }
+}
+
 impl Default for Snapshots {
     fn default() -> Self {
         Snapshots {

@@ -78,6 +78,7 @@ pub async fn run(
         client,
         ns,
         crate::kube::observe::Also {
+            workloads: settings.config.spec.snapshots.names_workloads(),
             pods: !config.spec.offsite.databases.is_empty(),
             snapshots: Some(&crate::model::labels::config_selector(cfg_name)),
         },

@@ -2,25 +2,24 @@
 //! every path, deletion of inconsistent snapshots, annotations.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::json;
 
-use super::{HookRecord, POLL, Report, SnapshotRecord, read_snapshot, read_snapshots};
+use super::seen::{Seen, Watch};
+use super::{HookRecord, Report, SnapshotRecord};
 use crate::config::OnError;
 use crate::kube::exec::{self, Exit, Outcome, Session};
-use crate::model::labels::HOOKS_ANNOTATION;
+use crate::model::labels::{HOOKS_ANNOTATION, RUN};
 use crate::model::snapshots::{
     VolumeSnapshot, VolumeSnapshotSource, VolumeSnapshotSpec, cut_settled, cut_time, error_message,
     is_ready, ready_settled,
 };
 use crate::plan::hooks::{HookAction, PlannedHook};
 use crate::plan::snapshot::Plan;
-use crate::runtime::poll::poll;
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
 
@@ -79,6 +78,16 @@ pub(super) async fn execute(
         namespace: ns.to_owned(),
         config: plan.config.clone(),
         ..Report::default()
+    };
+
+    // The run's snapshots are watched from before the pre-hooks: the waits below cost no
+    // request per snapshot and end at the event that settles the last one.
+    let mut watch = if plan.snapshots.is_empty() {
+        None
+    } else {
+        progress.phase("watching the run's VolumeSnapshots");
+        let selector = format!("{RUN}={}", plan.run_id);
+        Some(Watch::start(&snaps, &selector, interrupt.token()).await)
     };
 
     // Pre-hooks, in order. A hook counts as started before its command runs, so its post runs.
@@ -166,15 +175,21 @@ pub(super) async fn execute(
     }
     let frozen_at = Instant::now();
 
-    // Snapshots, all at once, then the cut.
+    // Snapshots, all at once, then the cut. Each carries the pre-hooks that froze its
+    // application from the moment it exists.
     let mut created: Vec<usize> = Vec::new();
     if report.failure.is_none() && !interrupt.is_set() {
+        let hooks_note = (!report.hooks.is_empty()).then(|| hooks_note(&report.hooks));
         let creates = plan.snapshots.iter().map(|p| {
+            let mut annotations = p.annotations.clone();
+            if let Some(note) = &hooks_note {
+                annotations.insert(HOOKS_ANNOTATION.to_owned(), note.clone());
+            }
             let vs = VolumeSnapshot {
                 metadata: ObjectMeta {
                     name: Some(p.name.clone()),
                     labels: Some(p.labels.clone()),
-                    annotations: Some(p.annotations.clone()),
+                    annotations: Some(annotations),
                     ..ObjectMeta::default()
                 },
                 spec: VolumeSnapshotSpec {
@@ -210,31 +225,47 @@ pub(super) async fn execute(
             }
         }
     }
-    let mut state: BTreeMap<usize, Option<VolumeSnapshot>> =
-        created.iter().map(|i| (*i, None)).collect();
-    // The last failed read of each snapshot: what kentledge could not see is said, not guessed.
-    let mut unread: BTreeMap<usize, String> = BTreeMap::new();
+    let names = |which: &[usize]| -> Vec<String> {
+        which
+            .iter()
+            .map(|i| plan.snapshots[*i].name.clone())
+            .collect()
+    };
     let cut_deadline = tokio::time::Instant::now() + cfg.cut_timeout.0;
     progress.phase(format!(
         "waiting for the cut of {} snapshot(s)",
         created.len()
     ));
-    if !created.is_empty() {
-        // How the wait ended is not needed: each snapshot's state and unread error say it below.
-        let _ = poll(POLL, Some(cut_deadline), interrupt.token(), async || {
-            read_snapshots(&snaps, plan, &created, &mut state, &mut unread).await;
-            if state.values().all(|v| cut_settled(v.as_ref())) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-        .await;
+    if let Some(w) = watch.as_mut()
+        && !created.is_empty()
+    {
+        let names = names(&created);
+        let all_cut = |seen: &Seen| names.iter().all(|n| seen.settled(n, cut_settled));
+        w.wait_until(cut_deadline, interrupt.token(), &all_cut)
+            .await;
+        // One last look before the application is released, unless every cut is seen: a cut
+        // made by now was made while frozen (the wait may have ended on a signal or timeout).
+        if !all_cut(&w.seen) {
+            w.look().await;
+        }
     }
-
-    // One last look before the application is released: anything cut by now was cut while
-    // frozen (the loop above may have stopped between polls, e.g. on a signal).
-    read_snapshots(&snaps, plan, &created, &mut state, &mut unread).await;
+    let seen_in = |w: &Watch, i: &usize| -> Result<Option<VolumeSnapshot>, String> {
+        w.seen
+            .get(&plan.snapshots[*i].name)
+            .map(Option::<&_>::cloned)
+    };
+    let mut state: BTreeMap<usize, Option<VolumeSnapshot>> = BTreeMap::new();
+    let mut unread: BTreeMap<usize, String> = BTreeMap::new();
+    for i in created.iter().filter(|_| watch.is_some()) {
+        match watch.as_ref().map_or(Ok(None), |w| seen_in(w, i)) {
+            Ok(vs) => {
+                state.insert(*i, vs);
+            }
+            Err(e) => {
+                unread.insert(*i, e);
+            }
+        }
+    }
 
     // Post-hooks: always, in reverse, for every started pre-hook.
     if !started.is_empty() {
@@ -278,9 +309,9 @@ pub(super) async fn execute(
             continue;
         }
         let mut why = err.unwrap_or_else(|| match unread.get(i) {
-            Some(e) => format!(
-                "its cut while the application was frozen could not be confirmed: could not read the VolumeSnapshot ({e})"
-            ),
+            Some(e) => {
+                format!("its cut while the application was frozen could not be confirmed: {e}")
+            }
             None if interrupt.is_set() => "interrupted before the cut".into(),
             None => format!("no cut within cutTimeout {}", cfg.cut_timeout),
         });
@@ -314,64 +345,37 @@ pub(super) async fn execute(
         "waiting for {} snapshot(s) to be ready",
         waiting.len()
     ));
-    if !waiting.is_empty() {
-        // As for the cut, each snapshot's state and unread error say how the wait ended.
-        let _ = poll(POLL, Some(ready_deadline), interrupt.token(), async || {
-            // No read starts once readyTimeout has passed (unlike the cut, which is read once
-            // more after a sleep that ends past cutTimeout).
-            if tokio::time::Instant::now() >= ready_deadline {
-                return ControlFlow::Break(());
-            }
-            let mut pending = false;
-            for i in &waiting {
-                // A snapshot that could not be read is still pending: it is not known to be
-                // settled.
-                let read = read_snapshot(
-                    &snaps,
-                    &plan.snapshots[*i].name,
-                    *i,
-                    &mut state,
-                    &mut unread,
-                )
-                .await;
-                pending |= !read || !ready_settled(state.get(i).and_then(Option::as_ref));
-            }
-            if pending {
-                ControlFlow::Continue(())
-            } else {
-                ControlFlow::Break(())
-            }
+    if let Some(w) = watch.as_mut()
+        && !waiting.is_empty()
+    {
+        let names = names(&waiting);
+        w.wait_until(ready_deadline, interrupt.token(), |seen| {
+            names.iter().all(|n| seen.settled(n, ready_settled))
         })
         .await;
+        for i in &waiting {
+            match seen_in(w, i) {
+                Ok(vs) => {
+                    state.insert(*i, vs);
+                    unread.remove(i);
+                }
+                Err(e) => {
+                    unread.insert(*i, e);
+                }
+            }
+        }
     }
-    let hooks_note = serde_json::to_string(
-        &report
-            .hooks
-            .iter()
-            .map(|h| json!({"hook": h.hook, "phase": h.phase, "pod": h.pod, "result": h.result}))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap_or_default();
     for i in waiting {
         let p = &plan.snapshots[i];
         let vs = state.get(&i).cloned().flatten();
         let ready = is_ready(vs.as_ref());
         let error = error_message(vs.as_ref()).or_else(|| {
             (!ready).then(|| match unread.get(&i) {
-                Some(e) => format!("readiness unknown: could not read the VolumeSnapshot ({e})"),
+                Some(e) => format!("readiness unknown: {e}"),
                 None if interrupt.is_set() => "interrupted before ready".into(),
                 None => format!("not ready within readyTimeout {}", cfg.ready_timeout),
             })
         });
-        if !report.hooks.is_empty() {
-            let patch = json!({"metadata": {"annotations": {HOOKS_ANNOTATION: hooks_note}}});
-            if let Err(e) = snaps
-                .patch(&p.name, &PatchParams::default(), &Patch::Merge(patch))
-                .await
-            {
-                tracing::warn!(snapshot = %p.name, error = %e, "could not annotate the snapshot with its hooks");
-            }
-        }
         report.snapshots.push(SnapshotRecord {
             pvc: p.pvc.clone(),
             name: p.name.clone(),
@@ -384,4 +388,15 @@ pub(super) async fn execute(
     report.snapshots.sort_by(|a, b| a.pvc.cmp(&b.pvc));
     report.interrupted = interrupt.code();
     report
+}
+
+/// The pre-hooks' results as the snapshot's `kentledge.io/hooks` annotation (JSON).
+fn hooks_note(hooks: &[HookRecord]) -> String {
+    serde_json::to_string(
+        &hooks
+            .iter()
+            .map(|h| json!({"hook": h.hook, "phase": h.phase, "pod": h.pod, "result": h.result}))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default()
 }

@@ -6,10 +6,10 @@
 //! (they would not be consistent), wait for readiness, annotate, release the lock and report.
 
 mod execute;
+mod seen;
 
 pub use crate::report::snapshot::{HookRecord, Report, SnapshotRecord};
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -30,9 +30,6 @@ use crate::runtime::output;
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
 use execute::execute;
-
-/// How often waits poll the API.
-const POLL: Duration = Duration::from_millis(200);
 
 fn class_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
@@ -152,6 +149,7 @@ pub async fn run(
         client,
         ns,
         crate::kube::observe::Also {
+            workloads: settings.config.spec.snapshots.names_workloads(),
             pods: true,
             snapshots: None,
         },
@@ -275,42 +273,6 @@ async fn report_leftovers(client: &kube::Client, ns: &str, config: &str, run_id:
         if run != run_id && !is_ready(Some(&s)) {
             tracing::warn!(snapshot = s.metadata.name.as_deref().unwrap_or(""), %run, error = error_message(Some(&s)).unwrap_or_default(),
                 "left by an earlier run and never ready; prune deletes it after spec.snapshots.notReadyGrace");
-        }
-    }
-}
-
-/// [`read_snapshot`] for each of `which`.
-async fn read_snapshots(
-    snaps: &Api<VolumeSnapshot>,
-    plan: &Plan,
-    which: &[usize],
-    state: &mut BTreeMap<usize, Option<VolumeSnapshot>>,
-    unread: &mut BTreeMap<usize, String>,
-) {
-    for i in which {
-        read_snapshot(snaps, &plan.snapshots[*i].name, *i, state, unread).await;
-    }
-}
-
-/// Reads snapshot `name` into `state[i]`; a failed read is remembered in `unread[i]` (and the
-/// state kept as last seen). Returns whether the read worked.
-async fn read_snapshot(
-    snaps: &Api<VolumeSnapshot>,
-    name: &str,
-    i: usize,
-    state: &mut BTreeMap<usize, Option<VolumeSnapshot>>,
-    unread: &mut BTreeMap<usize, String>,
-) -> bool {
-    match snaps.get(name).await {
-        Ok(vs) => {
-            state.insert(i, Some(vs));
-            unread.remove(&i);
-            true
-        }
-        Err(e) => {
-            tracing::warn!(snapshot = %name, error = %e, "could not read the VolumeSnapshot");
-            unread.insert(i, e.to_string());
-            false
         }
     }
 }

@@ -100,9 +100,10 @@ pub struct Cluster {
     pub stream_translator: bool,
     /// Set to `true` when the server stops; background tasks end then.
     pub shutdown: tokio::sync::watch::Sender<bool>,
-    /// Every request's method and URL (path and query), in arrival order: what an audit log of
-    /// a real API server records.
-    pub requests: std::sync::Mutex<Vec<String>>,
+    /// Every request's method and URL (path and query) and the bearer token it came with, in
+    /// arrival order: what an audit log of a real API server records (the token stands for the
+    /// user).
+    pub requests: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Cluster {

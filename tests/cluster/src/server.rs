@@ -231,7 +231,14 @@ where
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let cl = cl.clone();
         if let Ok(mut log) = cl.requests.lock() {
-            log.push(format!("{} {}", req.method(), req.uri()));
+            let token = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default()
+                .to_owned();
+            log.push((format!("{} {}", req.method(), req.uri()), token));
         }
         async move { Ok::<_, std::convert::Infallible>(router::handle(cl, req).await) }
     });
@@ -300,7 +307,21 @@ impl ServerHandle {
         self.cluster
             .requests
             .lock()
-            .map(|l| l.clone())
+            .map(|l| l.iter().map(|(r, _)| r.clone()).collect())
+            .unwrap_or_default()
+    }
+    /// The requests so far made with bearer token `token` (one client's, as an audit log's
+    /// user field tells them apart).
+    pub fn requests_with_token(&self, token: &str) -> Vec<String> {
+        self.cluster
+            .requests
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|(_, t)| t == token)
+                    .map(|(r, _)| r.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
     /// `http://127.0.0.1:PORT`: the same listener without TLS.

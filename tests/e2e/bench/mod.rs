@@ -3,7 +3,10 @@
 //!
 //! P2: a MariaDB dump streamed into borg through kentledge (mover pod, relay by exec, `borg create
 //! --content-from-command`) against the same dump piped into `borg create -` directly in the
-//! database's pod, as throughput (bytes of the dump per second of dumping).
+//! database's pod, as throughput (bytes of the dump per second of dumping). P1 and P5 (freeze
+//! windows and API requests of snapshot runs) are in [`snapshots`].
+
+mod snapshots;
 
 use std::time::Instant;
 
@@ -19,7 +22,7 @@ use crate::support::run;
 /// Rows of 1 MiB in the benchmark's database (its dump is twice that: `--hex-blob`).
 const MIB: u64 = 100;
 
-fn row(measure: &str, ours: f64, reference: f64, unit: &str, goal: &str) {
+pub(crate) fn row(measure: &str, ours: f64, reference: f64, unit: &str, goal: &str) {
     let line = format!(
         "{measure:<48} {ours:>10.1} {unit:<5} {reference:>10.1} {unit:<5} {:>6.2}  {goal}",
         ours / reference
