@@ -82,13 +82,9 @@ pub(super) async fn execute(
 
     // The run's snapshots are watched from before the pre-hooks: the waits below cost no
     // request per snapshot and end at the event that settles the last one.
-    let mut watch = if plan.snapshots.is_empty() {
-        None
-    } else {
-        progress.phase("watching the run's VolumeSnapshots");
-        let selector = format!("{RUN}={}", plan.run_id);
-        Some(Watch::start(&snaps, &selector, interrupt.token()).await)
-    };
+    progress.phase("watching the run's VolumeSnapshots");
+    let selector = format!("{RUN}={}", plan.run_id);
+    let mut watch = Watch::start(&snaps, &selector, interrupt.token()).await;
 
     // Pre-hooks, in order. A hook counts as started before its command runs, so its post runs.
     let mut started: Vec<(&PlannedHook, Option<Session>)> = Vec::new();
@@ -236,36 +232,21 @@ pub(super) async fn execute(
         "waiting for the cut of {} snapshot(s)",
         created.len()
     ));
-    if let Some(w) = watch.as_mut()
-        && !created.is_empty()
-    {
+    if !created.is_empty() {
         let names = names(&created);
         let all_cut = |seen: &Seen| names.iter().all(|n| seen.settled(n, cut_settled));
-        w.wait_until(cut_deadline, interrupt.token(), &all_cut)
+        watch
+            .wait_until(cut_deadline, interrupt.token(), &all_cut)
             .await;
         // One last look before the application is released, unless every cut is seen: a cut
         // made by now was made while frozen (the wait may have ended on a signal or timeout).
-        if !all_cut(&w.seen) {
-            w.look().await;
+        if !all_cut(&watch.seen) {
+            watch.look().await;
         }
     }
-    let seen_in = |w: &Watch, i: &usize| -> Result<Option<VolumeSnapshot>, String> {
-        w.seen
-            .get(&plan.snapshots[*i].name)
-            .map(Option::<&_>::cloned)
-    };
     let mut state: BTreeMap<usize, Option<VolumeSnapshot>> = BTreeMap::new();
     let mut unread: BTreeMap<usize, String> = BTreeMap::new();
-    for i in created.iter().filter(|_| watch.is_some()) {
-        match watch.as_ref().map_or(Ok(None), |w| seen_in(w, i)) {
-            Ok(vs) => {
-                state.insert(*i, vs);
-            }
-            Err(e) => {
-                unread.insert(*i, e);
-            }
-        }
-    }
+    record(&watch.seen, plan, &created, &mut state, &mut unread);
 
     // Post-hooks: always, in reverse, for every started pre-hook.
     if !started.is_empty() {
@@ -345,25 +326,14 @@ pub(super) async fn execute(
         "waiting for {} snapshot(s) to be ready",
         waiting.len()
     ));
-    if let Some(w) = watch.as_mut()
-        && !waiting.is_empty()
-    {
+    if !waiting.is_empty() {
         let names = names(&waiting);
-        w.wait_until(ready_deadline, interrupt.token(), |seen| {
-            names.iter().all(|n| seen.settled(n, ready_settled))
-        })
-        .await;
-        for i in &waiting {
-            match seen_in(w, i) {
-                Ok(vs) => {
-                    state.insert(*i, vs);
-                    unread.remove(i);
-                }
-                Err(e) => {
-                    unread.insert(*i, e);
-                }
-            }
-        }
+        watch
+            .wait_until(ready_deadline, interrupt.token(), |seen| {
+                names.iter().all(|n| seen.settled(n, ready_settled))
+            })
+            .await;
+        record(&watch.seen, plan, &waiting, &mut state, &mut unread);
     }
     for i in waiting {
         let p = &plan.snapshots[i];
@@ -399,4 +369,25 @@ fn hooks_note(hooks: &[HookRecord]) -> String {
             .collect::<Vec<_>>(),
     )
     .unwrap_or_default()
+}
+
+/// Snapshots `which` as `seen` has them now: into `state`, or why not into `unread`.
+fn record(
+    seen: &Seen,
+    plan: &Plan,
+    which: &[usize],
+    state: &mut BTreeMap<usize, Option<VolumeSnapshot>>,
+    unread: &mut BTreeMap<usize, String>,
+) {
+    for i in which {
+        match seen.get(&plan.snapshots[*i].name) {
+            Ok(vs) => {
+                state.insert(*i, vs.cloned());
+                unread.remove(i);
+            }
+            Err(e) => {
+                unread.insert(*i, e);
+            }
+        }
+    }
 }
