@@ -22,7 +22,7 @@ use crate::mover::job::{
 };
 use crate::mover::pod::{self as moverpod, ROLE};
 use crate::report::Verdict;
-use crate::runtime::poll::{Polled, poll};
+use crate::runtime::poll::{Polled, poll_paced, rising};
 use crate::runtime::signals::Interrupt;
 pub use locks::{Task, run_with_locks};
 use log::{LogRead, follow};
@@ -182,11 +182,19 @@ where
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => {
-            for _ in 0..120 {
-                if let Ok(None) = api.get_opt(name).await {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            let until = tokio::time::Instant::now() + Duration::from_secs(60);
+            let gone = poll_paced(
+                rising(Duration::from_millis(50), Duration::from_millis(500)),
+                Some(until),
+                &tokio_util::sync::CancellationToken::new(),
+                async || match api.get_opt(name).await {
+                    Ok(None) => ControlFlow::Break(()),
+                    _ => ControlFlow::Continue(()),
+                },
+            )
+            .await;
+            if gone == Polled::Done(()) {
+                return;
             }
             tracing::warn!(
                 name,
@@ -265,7 +273,13 @@ pub async fn delete_leftovers(
 }
 
 /// How often the mover pod is read while it runs (and while it cannot be read).
-const POD_POLL: Duration = Duration::from_millis(500);
+/// How often a mover pod is read: soon after it is made (it starts in well under a second),
+/// then every 500 ms.
+const POD_POLL: (Duration, Duration) = (Duration::from_millis(50), Duration::from_millis(500));
+
+/// How often a mover pod is read once its log has ended (the container has exited: its state
+/// follows at once).
+const ENDED_POLL: Duration = Duration::from_millis(50);
 
 /// How long the mover pod may stay unreadable before the run stops waiting for it.
 const POD_READ_PATIENCE: Duration = Duration::from_secs(60);
@@ -282,7 +296,12 @@ async fn watch(
     let mut deadline = false;
     let mut unreadable_since: Option<std::time::Instant> = None;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MoverEvent>();
-    let polled = poll(POD_POLL, None, interrupt.token(), async || {
+    let log_ended = std::cell::Cell::new(false);
+    let pace = |n| match log_ended.get() {
+        true => ENDED_POLL,
+        false => rising(POD_POLL.0, POD_POLL.1)(n),
+    };
+    let polled = poll_paced(pace, None, interrupt.token(), async || {
         while let Ok(e) = rx.try_recv() {
             on_event(&e);
         }
@@ -293,7 +312,9 @@ async fn watch(
             }
             Ok(None) => {
                 out.failure = Some(Failure::Failed);
-                out.message = "the mover pod was deleted by someone else".into();
+                out.message = format!(
+                    "the mover pod {name} was deleted before it finished (by someone else, or its node went away)"
+                );
                 return ControlFlow::Break(());
             }
             Err(e) => {
@@ -332,8 +353,9 @@ async fn watch(
                 }
                 End::Failed(message) | End::CannotStart(message) => out.message = message,
             }
-            return ControlFlow::Break(());
+                        return ControlFlow::Break(());
         }
+        log_ended.set(log_task.as_ref().is_some_and(|t| t.is_finished()));
         ControlFlow::Continue(())
     })
     .await;

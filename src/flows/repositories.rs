@@ -54,7 +54,9 @@ pub async fn run_one(
 ) -> Result<mover::MoverResult, Error> {
     let ns = settings.namespace.as_str();
     let config = &settings.config;
-    mover::ensure_cache(client, ns, &config.metadata.name, repo).await?;
+    if action.uses_cache() {
+        mover::ensure_cache(client, ns, &config.metadata.name, repo).await?;
+    }
     let job = Job {
         repository: access(repo, ns),
         action,

@@ -123,6 +123,45 @@ impl Env {
         })
     }
 
+    /// Keeps borg's per-archive chunk indices (`chunks.archive.d`, one per archive: on a
+    /// repository with many archives of a large volume they outgrow everything else in the
+    /// cache) off in every cache under `BORG_BASE_DIR`, by borg's own switch: a file in the
+    /// directory's place. The cache volume's size then follows the data, not the number of
+    /// archives; a cache that another writer left behind is brought up to date from the
+    /// repository's archives instead (slower, and rare: kentledge's writers share the volume).
+    pub(super) fn archive_indices_off(&self) {
+        let Some(base) = self.var("BORG_BASE_DIR") else {
+            return;
+        };
+        let caches = Path::new(base).join(".cache").join("borg");
+        for cache in std::fs::read_dir(caches).into_iter().flatten().flatten() {
+            let dir = cache.path().join("chunks.archive.d");
+            if dir.is_dir() && std::fs::remove_dir_all(&dir).is_ok() {
+                let _ = std::fs::File::create(&dir);
+            }
+        }
+    }
+
+    /// The value of an engine variable this job sets.
+    pub(super) fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Keeps borg's files cache of `series` apart from the other series' (every copy reads its
+    /// volume at the same path, so one shared files cache would mix their entries and age each
+    /// series' out after 20 copies of others).
+    pub(super) fn files_cache_of(&mut self, series: &crate::engines::Series) {
+        if self.access.engine == Engine::Borg {
+            self.vars.push((
+                "BORG_FILES_CACHE_SUFFIX".into(),
+                series.borg_prefix().trim_end_matches('_').to_owned(),
+            ));
+        }
+    }
+
     /// Keeps the engine's cache and config in `dir` instead of [`paths::CACHE`].
     pub(super) fn cache_in(&mut self, dir: &Path) {
         for (name, sub) in [("BORG_BASE_DIR", "borg"), ("RESTIC_CACHE_DIR", "restic")] {

@@ -29,21 +29,13 @@ pub(super) fn restic_holders(text: &str) -> Vec<String> {
     out
 }
 
-/// Holders of a borg repository's locks: the exclusive lock directory's entries and the roster.
+/// Holders of a borg repository's locks (the exclusive lock directory's entries and the
+/// roster) and of its cache's lock (a mover killed while it ran leaves both behind on a cache
+/// volume).
 pub(super) fn borg_holders(env: &Env) -> Vec<String> {
-    let listing = match env.location.kind() {
-        Kind::Path => {
-            let loc = Path::new(env.location.as_str());
-            let mut s = String::new();
-            if let Ok(rd) = std::fs::read_dir(loc.join("lock.exclusive")) {
-                for e in rd.flatten() {
-                    s.push_str(&e.file_name().to_string_lossy());
-                    s.push('\n');
-                }
-            }
-            s.push_str(&std::fs::read_to_string(loc.join("lock.roster")).unwrap_or_default());
-            s
-        }
+    let mut listing = cache_locks(env);
+    listing.push_str(&match env.location.kind() {
+                Kind::Path => lock_listing(Path::new(env.location.as_str())),
         // Works where the key may run commands; with a `borg serve`-only key the holder stays
         // unknown, and an unknown holder is never broken.
         Kind::Ssh(t) => env
@@ -63,11 +55,38 @@ pub(super) fn borg_holders(env: &Env) -> Vec<String> {
                     .output()
                     .ok()
             })
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default(),
         _ => String::new(),
-    };
+    });
     parse_borg_locks(&listing)
+}
+
+/// The lock entries of every borg cache under `BORG_BASE_DIR` (`.cache/borg/<repository id>/`).
+fn cache_locks(env: &Env) -> String {
+    let mut s = String::new();
+    let Some(base) = env.var("BORG_BASE_DIR") else {
+        return s;
+    };
+    let caches = Path::new(base).join(".cache").join("borg");
+    for cache in std::fs::read_dir(caches).into_iter().flatten().flatten() {
+        s.push_str(&lock_listing(&cache.path()));
+    }
+    s
+}
+
+/// A borg lock's entries in `dir`: the names in `lock.exclusive/` and the `lock.roster`.
+fn lock_listing(dir: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(rd) = std::fs::read_dir(dir.join("lock.exclusive")) {
+        for e in rd.flatten() {
+            s.push_str(&e.file_name().to_string_lossy());
+            s.push('\n');
+        }
+    }
+    s.push_str(&std::fs::read_to_string(dir.join("lock.roster")).unwrap_or_default());
+    s.push('\n');
+    s
 }
 
 /// Lock entries (`host.pid-thread` file names, and the roster's `[host, pid, thread]` triples).

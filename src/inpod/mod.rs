@@ -128,6 +128,12 @@ fn run_job(job: &str) -> i32 {
                 .join(&job.repository.name),
         );
     }
+    match &job.action {
+        Action::Backup { series, .. } => env.files_cache_of(series),
+        Action::Bucket(b) => env.files_cache_of(&b.series),
+        _ => {}
+    }
+    env.archive_indices_off();
     let result = match &job.action {
         Action::Backup {
             series,

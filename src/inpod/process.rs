@@ -9,7 +9,7 @@ use super::env::Env;
 use super::locks::restic_holders;
 use super::{Fail, emit, log};
 use crate::engines::output::{self, Event};
-use crate::mover::job::{Engine, Failure, MoverEvent};
+use crate::mover::job::{Engine, Failure, MoverEvent, paths};
 
 /// What one engine run produced.
 pub(super) struct Output {
@@ -242,6 +242,16 @@ impl Throttle {
     }
 }
 
+/// What to do when the engine ran out of space on the cache volume (its path is in the message).
+pub(super) fn cache_full(message: &str, repository: &str) -> Option<String> {
+    (message.contains("No space left on device") && message.contains(paths::CACHE)).then(|| {
+        format!(
+            " (the cache volume {} is full: raise spec.repositories[{repository}].cache.size, or set cache: {{enabled: false}})",
+            crate::mover::pod::cache_pvc_name(repository)
+        )
+    })
+}
+
 /// Why a run failed, from borg's message ids and exit codes or restic's words and exit codes.
 pub(super) fn classify(engine: Engine, out: &Output) -> Fail {
     let text = out.errors.join("\n");
@@ -270,6 +280,9 @@ pub(super) fn classify(engine: Engine, out: &Output) -> Fail {
 /// pass on why ssh gave up: host key, authentication, refused).
 pub(super) fn diagnose(env: &Env, out: &Output) -> Fail {
     let mut f = classify(env.access.engine, out);
+    if let Some(hint) = cache_full(&f.message, &env.access.name) {
+        f.message.push_str(&hint);
+    }
     if f.failure != Failure::Unreachable {
         return f;
     }

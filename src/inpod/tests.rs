@@ -144,7 +144,6 @@ fn archive_names_carry_their_time() {
 #[test]
 fn the_ssh_command_is_one_list_and_quoted_only_where_an_engine_takes_a_string() {
     use super::env::{Env, shell_words};
-    use crate::mover::job::Access;
     let ssh: Vec<String> = [
         "ssh",
         "-o",
@@ -167,18 +166,12 @@ fn the_ssh_command_is_one_list_and_quoted_only_where_an_engine_takes_a_string() 
         r#"ls '/a b' 'it'\''s'"#
     );
     let env = Env {
-        access: Access {
-            name: "offsite".into(),
-            engine: Engine::Restic,
-            location: "sftp://restic@backup:2222//srv/restic".into(),
-            init: None,
-            passphrase: true,
-            ssh: None,
-            lock_wait_secs: 600,
-            remote_path: None,
-            compression: None,
-            mover_prefix: "kentledge-mover-1a2b3c-".into(),
-        },
+        access: access(
+            "offsite",
+            Engine::Restic,
+            "sftp://restic@backup:2222//srv/restic",
+            true,
+        ),
         location: Location::parse(Engine::Restic, "sftp://restic@backup:2222//srv/restic").unwrap(),
         vars: Vec::new(),
         _key_dir: None,
@@ -205,19 +198,7 @@ fn the_ssh_command_is_one_list_and_quoted_only_where_an_engine_takes_a_string() 
 #[test]
 fn a_job_whose_location_does_not_parse_is_a_bad_job() {
     use super::env::Env;
-    use crate::mover::job::Access;
-    let access = Access {
-        name: "offsite".into(),
-        engine: Engine::Borg,
-        location: "rest:http://backup/".into(),
-        init: None,
-        passphrase: false,
-        ssh: None,
-        lock_wait_secs: 600,
-        remote_path: None,
-        compression: None,
-        mover_prefix: "kentledge-mover-1a2b3c-".into(),
-    };
+    let access = access("offsite", Engine::Borg, "rest:http://backup/", false);
     let Err(f) = Env::prepare(&access) else {
         panic!("a borg job with a restic location")
     };
@@ -227,4 +208,76 @@ fn a_job_whose_location_does_not_parse_is_a_bad_job() {
         "{}",
         f.message
     );
+}
+
+#[test]
+fn a_killed_writers_cache_lock_is_among_the_holders() {
+    use super::env::Env;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let cache = dir.path().join("base/.cache/borg/0123abcd");
+    std::fs::create_dir_all(repo.join("lock.exclusive")).unwrap();
+    std::fs::create_dir_all(cache.join("lock.exclusive")).unwrap();
+    std::fs::write(
+        cache.join("lock.exclusive/kentledge-mover-1a2b3c-x-0.7-0"),
+        "",
+    )
+    .unwrap();
+    let location = repo.display().to_string();
+    let env = Env {
+        access: access("vault", Engine::Borg, &location, false),
+        location: Location::parse(Engine::Borg, &location).unwrap(),
+        vars: vec![(
+            "BORG_BASE_DIR".into(),
+            dir.path().join("base").display().to_string(),
+        )],
+        _key_dir: None,
+        ssh_command: None,
+    };
+    // The repository's lock was broken (or released), the cache's was not.
+    assert_eq!(
+        super::locks::borg_holders(&env),
+        ["kentledge-mover-1a2b3c-x-0 7"]
+    );
+}
+
+#[test]
+fn a_full_cache_volume_is_named_with_what_to_do() {
+    let said =
+        "[Errno 28] No space left on device: '/kentledge/cache/borg/.cache/borg/0123/txn.tmp'";
+    assert_eq!(
+        super::process::cache_full(said, "vault").as_deref(),
+        Some(
+            " (the cache volume kentledge-cache-vault is full: raise spec.repositories[vault].cache.size, or set cache: {enabled: false})"
+        )
+    );
+    assert_eq!(
+        super::process::cache_full(
+            "[Errno 28] No space left on device: '/repository/shop/data/1'",
+            "vault"
+        ),
+        None,
+        "a full repository is not the cache's fault"
+    );
+}
+
+/// A job's repository access with the defaults these tests share.
+fn access(
+    name: &str,
+    engine: Engine,
+    location: &str,
+    passphrase: bool,
+) -> crate::mover::job::Access {
+    crate::mover::job::Access {
+        name: name.into(),
+        engine,
+        location: location.into(),
+        init: None,
+        passphrase,
+        ssh: None,
+        lock_wait_secs: 600,
+        remote_path: None,
+        compression: None,
+        mover_prefix: "kentledge-mover-1a2b3c-".into(),
+    }
 }

@@ -260,6 +260,25 @@ impl Action {
             Action::Restore { .. } => "restore",
         }
     }
+
+    /// Whether the job mounts the repository's cache volume (when it has one): the jobs that
+    /// write to the repository, one at a time, and break-lock (a killed writer leaves the
+    /// cache's lock too). Jobs that only read never wait for the volume: they get an empty
+    /// cache (borg extract, list and check do not use the chunks cache).
+    pub fn uses_cache(&self) -> bool {
+        match self {
+            Action::Backup { .. }
+            | Action::BreakLock
+            | Action::Databases(_)
+            | Action::Bucket(_) => true,
+            Action::Prune { dry_run, .. } => !dry_run,
+            Action::Check { .. }
+            | Action::List { .. }
+            | Action::RestoreDatabase(_)
+            | Action::RestoreBucket(_)
+            | Action::Restore { .. } => false,
+        }
+    }
 }
 
 /// The dumps of one database server into one repository.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::job::{Job, paths};
 use crate::config::{
-    BucketBackup, Mover, Place, PvcPath, Repository, RepositoryKind, SecretKeyRef,
+    BucketBackup, CacheVolume, Mover, Place, PvcPath, Repository, RepositoryKind, SecretKeyRef,
 };
 use crate::model::labels::{CONFIG, MANAGED_BY, MANAGER, PVC, RUN, short_hash};
 
@@ -232,7 +232,7 @@ pub fn bucket_cache_pvc(
         namespace,
         &bucket_cache_name(&bucket.name),
         labels,
-        bucket.cache.as_ref()?,
+        &bucket.cache_volume()?,
     ))
 }
 
@@ -241,7 +241,7 @@ fn kept_pvc(
     namespace: &str,
     name: &str,
     labels: Value,
-    cache: &crate::config::CacheVolume,
+    cache: &CacheVolume,
 ) -> PersistentVolumeClaim {
     let mut spec = json!({
         "accessModes": ["ReadWriteOnce"],
@@ -343,7 +343,7 @@ fn repository_pod(
         );
         mounts.push(json!({"name": "secrets", "mountPath": paths::SECRETS, "readOnly": true}));
     }
-    match &repo.cache {
+    match repo.cache_volume().filter(|_| job.action.uses_cache()) {
         Some(_) => volumes.push(json!({"name": "cache", "persistentVolumeClaim": {"claimName": cache_pvc_name(&repo.name)}})),
         None => volumes.push(json!({"name": "cache", "emptyDir": {}})),
     }
@@ -482,8 +482,8 @@ pub fn cache_pvc_name(repository: &str) -> String {
     format!("kentledge-cache-{repository}")
 }
 
-/// A repository's engine cache PVC, when the config asks for one: made once, kept between runs
-/// (no run label, so no sweep deletes it).
+/// A repository's engine cache PVC, when it has one ([`Repository::cache_volume`]): made once,
+/// kept between runs (no run label, so no sweep deletes it).
 pub fn cache_pvc(
     namespace: &str,
     config: &str,
@@ -494,7 +494,7 @@ pub fn cache_pvc(
         namespace,
         &cache_pvc_name(&repo.name),
         labels,
-        repo.cache.as_ref()?,
+        &repo.cache_volume()?,
     ))
 }
 
@@ -560,6 +560,39 @@ mod tests {
     use crate::engines::{Series, SeriesKind};
     use crate::mover::job::{Access, Action, Engine};
 
+    fn access(name: &str, engine: Engine, location: &str, passphrase: bool) -> Access {
+        Access {
+            name: name.into(),
+            engine,
+            location: location.into(),
+            init: None,
+            passphrase,
+            ssh: None,
+            lock_wait_secs: 600,
+            remote_path: None,
+            compression: None,
+            mover_prefix: mover_prefix("shop"),
+        }
+    }
+
+    fn data_series() -> Series {
+        Series {
+            config: "shop".into(),
+            namespace: "shop".into(),
+            kind: SeriesKind::Volume,
+            name: "data".into(),
+        }
+    }
+
+    fn backup_of_data() -> Action {
+        Action::Backup {
+            series: data_series(),
+            cut: "2026-11-22T10:00:07Z".parse().unwrap(),
+            upload_limit: None,
+            exclude: Vec::new(),
+        }
+    }
+
     fn repo() -> Repository {
         serde_saphyr::from_str(
             r#"
@@ -604,29 +637,13 @@ restic:
             owner: Some(&owner),
         };
         let job = Job {
-            repository: Access {
-                name: "offsite".into(),
-                engine: Engine::Restic,
-                location: "s3:http://127.0.0.1:9000/backups/shop".into(),
-                init: None,
-                passphrase: true,
-                ssh: None,
-                lock_wait_secs: 600,
-                remote_path: None,
-                compression: None,
-                mover_prefix: mover_prefix("shop"),
-            },
-            action: Action::Backup {
-                series: Series {
-                    config: "shop".into(),
-                    namespace: "shop".into(),
-                    kind: SeriesKind::Volume,
-                    name: "data".into(),
-                },
-                cut: "2026-11-22T10:00:07Z".parse().unwrap(),
-                upload_limit: None,
-                exclude: Vec::new(),
-            },
+            repository: access(
+                "offsite",
+                Engine::Restic,
+                "s3:http://127.0.0.1:9000/backups/shop",
+                true,
+            ),
+            action: backup_of_data(),
         };
         let mut mover = Mover {
             image: "ghcr.io/kentledge/kentledge:test".into(),
@@ -657,5 +674,100 @@ restic:
         );
         insta::assert_snapshot!("mover_pod", serde_json::to_string_pretty(&pod).unwrap());
         insta::assert_snapshot!("clone_pvc", serde_json::to_string_pretty(&clone).unwrap());
+    }
+
+    fn borg(cache: &str) -> Repository {
+        serde_saphyr::from_str(&format!(
+            "name: vault\nborg:\n  pvc: {{claimName: repos, path: shop}}\n{cache}"
+        ))
+        .unwrap()
+    }
+
+    /// The `cache` volume of `job`'s pod for `repo`: a PVC's name, or `emptyDir`.
+    fn cache_of(repo: &Repository, action: Action) -> String {
+        let ctx = Context {
+            namespace: "shop",
+            config: "shop",
+            run_id: "20261122t100000z-3f9a",
+            owner: None,
+        };
+        let job = Job {
+            repository: access(&repo.name, repo.engine(), "/repository/shop", false),
+            action,
+        };
+        let pod = mover_pod(&ctx, "m", &Mover::default(), repo, &job, Data::None, None);
+        let v = serde_json::to_value(&pod).unwrap();
+        let vol = v["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "cache")
+            .unwrap()
+            .clone();
+        match vol["persistentVolumeClaim"]["claimName"].as_str() {
+            Some(c) => c.to_owned(),
+            None => {
+                assert!(vol["emptyDir"].is_object(), "{vol}");
+                "emptyDir".into()
+            }
+        }
+    }
+
+    #[test]
+    fn borg_writers_keep_a_cache_volume_by_default_and_readers_never_wait_for_it() {
+        let backup = backup_of_data;
+        let restore = || Action::Restore {
+            series: data_series(),
+            archive: "a".into(),
+            replace: false,
+        };
+        let list = || Action::List {
+            config: "shop".into(),
+            namespace: "shop".into(),
+            series: None,
+            sizes: true,
+        };
+        let default = borg("");
+        assert_eq!(cache_of(&default, backup()), "kentledge-cache-vault");
+        assert_eq!(
+            cache_of(&default, Action::BreakLock),
+            "kentledge-cache-vault"
+        );
+        assert_eq!(cache_of(&default, restore()), "emptyDir");
+        assert_eq!(cache_of(&default, list()), "emptyDir");
+        assert_eq!(
+            cache_of(
+                &default,
+                Action::Check {
+                    read_data_subset: None
+                }
+            ),
+            "emptyDir"
+        );
+        let pvc = cache_pvc("shop", "shop", &default).unwrap();
+        assert_eq!(
+            serde_json::to_value(&pvc).unwrap()["spec"],
+            serde_json::json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}})
+        );
+        assert!(default.one_writer());
+
+        let off = borg("cache: {enabled: false}\n");
+        assert_eq!(cache_of(&off, backup()), "emptyDir");
+        assert!(cache_pvc("shop", "shop", &off).is_none());
+        assert!(off.one_writer(), "borg takes one writer at a time anyway");
+
+        let sized = borg("cache: {size: 5Gi, storageClassName: fast}\n");
+        let pvc = serde_json::to_value(cache_pvc("shop", "shop", &sized).unwrap()).unwrap();
+        assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "5Gi");
+        assert_eq!(pvc["spec"]["storageClassName"], "fast");
+
+        // restic: none unless asked for; with one, its writers go one at a time.
+        let restic = repo();
+        assert_eq!(cache_of(&restic, backup()), "emptyDir");
+        assert!(!restic.one_writer());
+        let mut cached = repo();
+        cached.cache = Some(crate::config::CacheVolume::default());
+        assert_eq!(cache_of(&cached, backup()), "kentledge-cache-offsite");
+        assert!(cached.one_writer());
     }
 }

@@ -112,7 +112,7 @@ pub fn plan(i: &Inputs<'_>) -> Vec<BucketCopy> {
         {
             let index = i.first_index + jobs.len();
             let (mover_name, _) = pod::names(i.ctx.namespace, i.ctx.run_id, index);
-            let kept = b.cache.is_some();
+            let kept = b.cache_volume().is_some();
             let job = Job {
                 repository: access(repo, i.ctx.namespace),
                 action: Action::Bucket(BucketJob {

@@ -32,8 +32,27 @@ pub async fn poll<T>(
     every: Duration,
     until: Option<Instant>,
     cancel: &CancellationToken,
+    step: impl AsyncFnMut() -> ControlFlow<T>,
+) -> Polled<T> {
+    poll_paced(|_| every, until, cancel, step).await
+}
+
+/// A pace that starts at `from` and doubles after each step up to `to`: what is usually quick
+/// (a pod that starts, an object that goes) is seen soon, and a long wait costs no more
+/// requests than polling every `to`.
+pub fn rising(from: Duration, to: Duration) -> impl Fn(u32) -> Duration {
+    move |n| from.saturating_mul(2u32.saturating_pow(n)).min(to)
+}
+
+/// [`poll`] with a sleep that may change: `pace(n)` after the `n`th step that did not break
+/// (0-based), e.g. [`rising`].
+pub async fn poll_paced<T>(
+    pace: impl Fn(u32) -> Duration,
+    until: Option<Instant>,
+    cancel: &CancellationToken,
     mut step: impl AsyncFnMut() -> ControlFlow<T>,
 ) -> Polled<T> {
+    let mut n: u32 = 0;
     loop {
         if cancel.is_cancelled() {
             return Polled::Interrupted;
@@ -47,8 +66,9 @@ pub async fn poll<T>(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Polled::Interrupted,
-            _ = tokio::time::sleep(every) => {}
+                        _ = tokio::time::sleep(pace(n)) => {}
         }
+        n = n.saturating_add(1);
     }
 }
 
@@ -70,6 +90,21 @@ mod tests {
 
     fn ms(v: &[u64]) -> Vec<Duration> {
         v.iter().map(|m| Duration::from_millis(*m)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rising_pace_doubles_up_to_its_ceiling() {
+        let t0 = Instant::now();
+        let mut at = Vec::new();
+        let pace = rising(Duration::from_millis(50), Duration::from_millis(300));
+        let r = poll_paced(pace, None, &CancellationToken::new(), async || {
+            times(t0, &mut at, 6)
+        })
+        .await;
+        assert_eq!(r, Polled::Done(6));
+        assert_eq!(at, ms(&[0, 50, 150, 350, 650, 950]));
+        let pace = rising(Duration::from_millis(50), Duration::from_millis(300));
+        assert_eq!(pace(u32::MAX), Duration::from_millis(300), "no overflow");
     }
 
     #[tokio::test(start_paused = true)]

@@ -664,3 +664,131 @@ fn files_the_mover_cannot_read_fail_the_copy_and_leave_no_archive() {
     crate::backup::borg_extract_and_compare(borg_path.to_str().unwrap(), &data);
     crate::backup::restic_restore_and_compare(&rest_repo, &[], &data);
 }
+
+/// The borg caches on a repository's cache volume (`<volume>/borg/.cache/borg/<repository id>`).
+fn borg_caches(tc: &TestCluster, repository: &str) -> Vec<std::path::PathBuf> {
+    let dir = tc
+        .volume_dir(&format!("kentledge-cache-{repository}"))
+        .join("borg/.cache/borg");
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_mover_deleted_mid_copy_fails_the_run_and_the_next_breaks_the_locks_it_left_in_the_repository_and_the_cache()
+ {
+    let tc = TestCluster::start("shop");
+    passphrase_secret(&tc);
+    let data = tc.pvc_with_files("data", &[], &[]);
+    std::fs::write(
+        data.join("big.bin"),
+        crate::support::incompressible(400 << 20, 7),
+    )
+    .unwrap();
+    std::fs::write(data.join("small.txt"), "precious\n").unwrap();
+    empty_pvc(&tc, "repos");
+    // The default config: no `cache:` set, so the borg repository gets its cache volume.
+    let cfg = tc.config(
+        "shop",
+        &format!(
+            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [borg]\n",
+            pvc_repository("borg", "borg", "borg", &["init: true", "lockWait: 3s"]),
+        ),
+    );
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let child = tc
+        .kentledge(&cfg)
+        .args(["backup", "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // borg create holds the repository's lock and its cache's while it copies.
+    let held = tc.wait(120, "borg create holding the cache's lock", || {
+        borg_caches(&tc, "borg")
+            .into_iter()
+            .find(|c| c.join("lock.exclusive").exists())
+    });
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(tc.client(), &tc.namespace);
+    let mover = tc
+        .block_on(pods.list(&ListParams::default().labels("kentledge.io/role=mover")))
+        .unwrap()
+        .items
+        .remove(0)
+        .metadata
+        .name
+        .unwrap();
+    // Its node goes away: the pod is deleted at once.
+    tc.block_on(pods.delete(&mover, &kube::api::DeleteParams::default().grace_period(0)))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let (ok, why) = results(&serde_json::from_str(&stdout).unwrap())["borg"].clone();
+    assert!(
+        !ok && why.contains(&mover),
+        "names the mover that went away: {why}"
+    );
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+    let snap = only_snapshot(&tc);
+    assert!(
+        !snapshot_labels(&tc, &snap)
+            .keys()
+            .any(|k| k.starts_with("backed-up.")),
+        "nothing is labelled copied"
+    );
+
+    // Whether or not the killed borg got to remove its locks, a dead mover's lock is left in
+    // the cache (as SIGKILL leaves it): the next run breaks it and copies.
+    let prefix = kentledge::mover::pod::mover_prefix(&tc.namespace);
+    let gone = format!("{prefix}0000-0");
+    std::fs::create_dir_all(held.join("lock.exclusive")).unwrap();
+    std::fs::write(held.join(format!("lock.exclusive/{gone}.7-0")), "").unwrap();
+    std::fs::write(
+        held.join("lock.roster"),
+        json!({"exclusive": [[gone, 7, 0]], "shared": []}).to_string(),
+    )
+    .unwrap();
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("breaking a stale lock"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&gone),
+        "names the gone holder: {}",
+        r.stderr
+    );
+    assert!(snapshot_labels(&tc, &snap).contains_key("backed-up.kentledge.io/borg"));
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+    // The copy kept borg's caches on the volume, its files cache apart from other series'.
+    let cache = &borg_caches(&tc, "borg")[0];
+    let files = format!("files.kentledge_shop_{}_vol_data", tc.namespace);
+    assert!(cache.join(&files).exists(), "{files} in {cache:?}");
+    assert!(cache.join("chunks").exists());
+    assert!(
+        cache.join("chunks.archive.d").is_file(),
+        "the per-archive chunk indices are off (borg's switch: a file in the directory's place)"
+    );
+    assert!(
+        !cache.join("lock.exclusive").exists(),
+        "the cache's lock is released"
+    );
+    crate::backup::borg_extract_and_compare(
+        tc.volume_dir("repos").join("borg").to_str().unwrap(),
+        &data,
+    );
+}

@@ -130,3 +130,10 @@ pub struct BucketBackup {
     #[serde(default)]
     pub cache: Option<super::CacheVolume>,
 }
+
+impl BucketBackup {
+    /// The bucket's cache volume, when it is set and enabled (none by default).
+    pub fn cache_volume(&self) -> Option<super::CacheVolume> {
+        super::CacheVolume::wanted(&self.cache, false)
+    }
+}

@@ -45,7 +45,10 @@ pub struct Repository {
     /// How `kentledge check --repositories` verifies this repository.
     #[serde(default)]
     pub check: RepositoryCheck,
-    /// A persistent engine cache volume for the mover pods of this repository.
+    /// A persistent engine cache volume for the mover pods that write to this repository.
+    /// borg repositories have one by default ([`CacheVolume::default`]): without its chunks and
+    /// files caches every copy rebuilds them from the repository. restic repositories have one
+    /// only when it is set. `enabled: false` turns it off.
     #[serde(default)]
     pub cache: Option<CacheVolume>,
 }
@@ -198,11 +201,45 @@ pub struct RepositoryCheck {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CacheVolume {
+    /// Whether there is one (`false` turns off a default one).
+    #[serde(default = "enabled")]
+    pub enabled: bool,
     /// Size of the cache PVC.
+    #[serde(default = "cache_size")]
     pub size: String,
     /// Storage class of the cache PVC; default: the cluster's default.
     #[serde(default)]
     pub storage_class_name: Option<String>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn cache_size() -> String {
+    "1Gi".to_owned()
+}
+
+impl Default for CacheVolume {
+    /// 1Gi in the cluster's default storage class.
+    fn default() -> Self {
+        CacheVolume {
+            enabled: true,
+            size: cache_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+impl CacheVolume {
+    /// The cache volume a config entry asks for: `cache` when set and enabled; absent, the
+    /// entry's default (`default`).
+    pub fn wanted(cache: &Option<CacheVolume>, default: bool) -> Option<CacheVolume> {
+        match cache {
+            Some(c) => c.enabled.then(|| c.clone()),
+            None => default.then(CacheVolume::default),
+        }
+    }
 }
 
 /// A repository's engine and its settings: what [`Repository::kind`] returns.
@@ -279,6 +316,18 @@ impl Repository {
     /// Which engine keeps the repository.
     pub fn engine(&self) -> Engine {
         self.kind().engine()
+    }
+
+    /// The persistent cache volume of the movers that write to the repository, if any (by
+    /// default for borg, see [`Repository::cache`]).
+    pub fn cache_volume(&self) -> Option<CacheVolume> {
+        CacheVolume::wanted(&self.cache, self.engine() == Engine::Borg)
+    }
+
+    /// Whether a run sends one mover at a time into the repository: borg takes one writer at
+    /// a time, and a cache volume (ReadWriteOnce) attaches to one node at a time.
+    pub fn one_writer(&self) -> bool {
+        self.engine() == Engine::Borg || self.cache_volume().is_some()
     }
 
     /// Where the repository is, for people (never contains a secret: credentials are references).

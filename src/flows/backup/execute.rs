@@ -17,7 +17,7 @@ use super::JobRecord;
 use crate::flows::movers as mover;
 use crate::model::labels::{backed_up_label, label_time};
 use crate::model::snapshots::VolumeSnapshot;
-use crate::mover::job::{Engine, MoverEvent};
+use crate::mover::job::MoverEvent;
 use crate::plan::backup::{Plan, VolumeJob};
 use crate::plan::buckets::BucketCopy;
 use crate::plan::dumps::DumpJob;
@@ -27,11 +27,12 @@ use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
 
 /// The limits every mover of a run goes through: at most `mover.concurrency` at once, one at a
-/// time per borg repository, and the first into each repository alone (it may create the
-/// repository; two concurrent `restic init`s would write two different keys).
+/// time per repository that takes one writer at a time (borg, or one with a cache volume:
+/// [`crate::config::Repository::one_writer`]), and the first into each repository alone (it
+/// may create the repository; two concurrent `restic init`s would write two different keys).
 struct Gates<'a> {
     permits: Semaphore,
-    borg: BTreeMap<&'a str, tokio::sync::Mutex<()>>,
+    lanes: BTreeMap<&'a str, tokio::sync::Mutex<()>>,
     first: BTreeMap<&'a str, tokio::sync::Mutex<bool>>,
 }
 
@@ -43,15 +44,16 @@ struct Passed<'g> {
 }
 
 impl<'a> Gates<'a> {
-    fn new(concurrency: u32, repositories: impl Iterator<Item = (&'a str, Engine)>) -> Self {
+    /// Gates for `repositories` (name, whether one writer at a time).
+    fn new(concurrency: u32, repositories: impl Iterator<Item = (&'a str, bool)>) -> Self {
         let mut g = Gates {
             permits: Semaphore::new(concurrency.max(1) as usize),
-            borg: BTreeMap::new(),
+            lanes: BTreeMap::new(),
             first: BTreeMap::new(),
         };
-        for (r, engine) in repositories {
-            if engine == Engine::Borg {
-                g.borg
+        for (r, one_writer) in repositories {
+            if one_writer {
+                g.lanes
                     .entry(r)
                     .or_insert_with(|| tokio::sync::Mutex::new(()));
             }
@@ -63,7 +65,7 @@ impl<'a> Gates<'a> {
     }
 
     async fn enter(&self, repository: &str) -> Passed<'_> {
-        let lane = match self.borg.get(repository) {
+        let lane = match self.lanes.get(repository) {
             Some(m) => Some(m.lock().await),
             None => None,
         };
@@ -124,21 +126,21 @@ pub(super) async fn execute(
     progress: &crate::runtime::progress::Progress,
 ) -> (Vec<JobRecord>, Vec<DumpRecord>, Vec<BucketRecord>) {
     let config = &settings.config;
+    let one_writer = |name: &str| {
+        config
+            .spec
+            .repositories
+            .iter()
+            .any(|r| r.name == name && r.one_writer())
+    };
     let gates = Gates::new(
         config.spec.mover.concurrency,
         plan.jobs
             .iter()
-            .map(|j| (j.repository.as_str(), j.engine))
-            .chain(
-                dumps
-                    .iter()
-                    .map(|d| (d.repository.as_str(), d.repository_engine)),
-            )
-            .chain(
-                buckets
-                    .iter()
-                    .map(|b| (b.repository.as_str(), b.repository_engine)),
-            ),
+            .map(|j| j.repository.as_str())
+            .chain(dumps.iter().map(|d| d.repository.as_str()))
+            .chain(buckets.iter().map(|b| b.repository.as_str()))
+            .map(|r| (r, one_writer(r))),
     );
     // A bucket's copies share its mirror: one at a time.
     let mirrors: BTreeMap<&str, tokio::sync::Mutex<()>> = buckets

@@ -143,6 +143,9 @@ async fn break_lock(
         moverpod::Data::None,
         None,
     );
+    // It breaks the cache's lock too, so it mounts the cache volume (made here if no writer
+    // made it yet).
+    super::ensure_cache(client, t.namespace, t.config, t.repository).await?;
     let log = |e: &MoverEvent| relay(e, &t.access.name, None);
     run(client, t.namespace, None, &pod, interrupt, &log).await
 }

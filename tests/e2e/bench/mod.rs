@@ -4,8 +4,10 @@
 //! P2: a MariaDB dump streamed into borg through kentledge (mover pod, relay by exec, `borg create
 //! --content-from-command`) against the same dump piped into `borg create -` directly in the
 //! database's pod, as throughput (bytes of the dump per second of dumping). P1 and P5 (freeze
-//! windows and API requests of snapshot runs) are in [`snapshots`].
+//! windows and API requests of snapshot runs) are in [`snapshots`], P3 (volume copies with the
+//! default config) in [`copies`].
 
+mod copies;
 mod snapshots;
 
 use std::time::Instant;

@@ -287,10 +287,31 @@ async fn reconcile_snapshot(
         .await?;
         return Ok(Action::await_change());
     }
+    let content = content_name(&vs);
+    // A snapshot is cut once, as a CSI driver's CreateSnapshot of the same name is idempotent: a
+    // reconcile that read an older copy of the VolumeSnapshot (the last one's status not seen
+    // yet) finds the content and writes its status again instead of cutting anew (which would
+    // rewrite the snapshot's data under a clone being made from it).
+    if let Some(c) = contents.get_opt(&content).await?
+        && let Some(nanos) = c
+            .data
+            .pointer("/status/creationTime")
+            .and_then(Value::as_i64)
+    {
+        let cut = jiff::Timestamp::from_nanosecond(i128::from(nanos))
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let ready = bool_at(&c, "/status/readyToUse").unwrap_or(false);
+        let size = c
+            .data
+            .pointer("/status/restoreSize")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        bind_status(&snaps, &name, &content, cut, ready, size).await?;
+        return Ok(Action::requeue(WAIT));
+    }
     if let Some(delay) = param(&class, "cutDelay").and_then(|d| parse_delay(&d)) {
         tokio::time::sleep(delay).await;
     }
-    let content = content_name(&vs);
     let cut = jiff::Timestamp::now();
     let dir = ctx.snapshot_dir(&content);
     remove_tree(&dir).await?;
@@ -327,9 +348,27 @@ async fn reconcile_snapshot(
             "status": {"snapshotHandle": content, "creationTime": cut.as_nanosecond() as i64, "readyToUse": ready, "restoreSize": size},
         })))
         .await?;
+    bind_status(&snaps, &name, &content, cut, ready, size).await?;
+    tracing::debug!(snapshot = %name, %content, size, "cut");
+    Ok(if ready {
+        Action::await_change()
+    } else {
+        Action::requeue(delay)
+    })
+}
+
+/// A VolumeSnapshot's status once its content is cut.
+async fn bind_status(
+    snaps: &Api<DynamicObject>,
+    name: &str,
+    content: &str,
+    cut: jiff::Timestamp,
+    ready: bool,
+    size: u64,
+) -> kube::Result<()> {
     snaps
         .patch_status(
-            &name,
+            name,
             &PatchParams::default(),
             &Patch::Merge(json!({
                 "status": {
@@ -341,13 +380,8 @@ async fn reconcile_snapshot(
                 },
             })),
         )
-        .await?;
-    tracing::debug!(snapshot = %name, %content, size, "cut");
-    Ok(if ready {
-        Action::await_change()
-    } else {
-        Action::requeue(delay)
-    })
+        .await
+        .map(|_| ())
 }
 
 async fn reconcile_content(c: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, SnapshotError> {

@@ -232,6 +232,41 @@ async fn a_snapshot_is_a_point_in_time_copy_with_status_and_content() {
     assert_same_tree(before.path(), &restored);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_cut_once_even_when_a_reconcile_sees_it_without_its_status() {
+    let e = env().await;
+    let dir = bound_dir(&e, pvc("data", "1Gi", None)).await;
+    write_tree(&dir);
+    snaps(&e)
+        .create(&PostParams::default(), &snapshot("s1", "data", None))
+        .await
+        .unwrap();
+    let s = ready_snapshot(&e, "s1").await;
+    let cut = s.data.pointer("/status/creationTime").cloned().unwrap();
+    let before = tempfile::tempdir().unwrap();
+    storage_copy(&dir, before.path());
+    // After the cut the volume changes; then the driver reads the snapshot without the status
+    // it wrote (as a reconcile from a cache that has not seen that write yet does).
+    std::fs::write(dir.join("sub/file.txt"), "changed after the cut\n").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // a later second
+    snaps(&e)
+        .patch_status(
+            "s1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"status": null})),
+        )
+        .await
+        .unwrap();
+    let again = ready_snapshot(&e, "s1").await;
+    assert_eq!(
+        again.data.pointer("/status/creationTime"),
+        Some(&cut),
+        "the cut stays the cut"
+    );
+    let restored = bound_dir(&e, pvc("restored", "1Gi", Some(json!({"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": "s1"})))).await;
+    assert_same_tree(before.path(), &restored);
+}
+
 fn storage_copy(src: &Path, dst: &Path) {
     let ok = std::process::Command::new("cp")
         .arg("-a")
