@@ -82,6 +82,9 @@ pub async fn snapshots(
         let wait = lock_timeout;
         Some(lease::take(client, ns, config_name, Lock::Run, &run_id, wait, interrupt).await?)
     };
+    if let Some(h) = &held {
+        crate::flows::snapshot::killed::sweep(client, ns, h).await;
+    }
     let result = prune(
         client,
         settings,

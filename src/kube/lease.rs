@@ -13,7 +13,9 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::labels::{CONFIG, MANAGED_BY, MANAGER, RUN};
-use crate::plan::lock::{LEASE_SECONDS, LeaseView, Lock, LockDecision, LockError, decide};
+use crate::plan::lock::{
+    CUT_WHILE_FROZEN, LEASE_SECONDS, LeaseView, Lock, LockDecision, LockError, Stale, decide,
+};
 
 fn view(l: &Lease) -> LeaseView {
     let spec = l.spec.as_ref();
@@ -44,6 +46,10 @@ fn fresh(
     labels.insert(MANAGED_BY.into(), MANAGER.into());
     labels.insert(CONFIG.into(), config.into());
     labels.insert(RUN.into(), run_id.into());
+    // What the previous holder noted is not this run's.
+    if let Some(a) = lease.metadata.annotations.as_mut() {
+        a.remove(CUT_WHILE_FROZEN);
+    }
     let spec = lease.spec.get_or_insert_with(Default::default);
     spec.holder_identity = Some(me.to_owned());
     spec.lease_duration_seconds = Some(LEASE_SECONDS);
@@ -63,6 +69,26 @@ pub struct Held {
     stop: CancellationToken,
     /// Ends with why the lock was lost, if it was.
     renewer: tokio::task::JoinHandle<Option<String>>,
+    /// The run this one took the lock over from, if its holder had stopped renewing it.
+    taken_over: Option<Stale>,
+}
+
+/// What a killed holder left on the Lease `l`: its run (label) and its note.
+fn stale(l: &Lease) -> Stale {
+    let run = l
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|m| m.get(RUN))
+        .map(String::as_str)
+        .unwrap_or_default();
+    let note = l
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|m| m.get(CUT_WHILE_FROZEN))
+        .map(String::as_str);
+    Stale::new(run, note)
 }
 
 /// Takes `lock` of `config` for run `run_id` as this host (`$HOSTNAME`: the pod in a cluster),
@@ -81,8 +107,10 @@ pub async fn acquire(
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let name = lock.lease_name(config);
     let started = tokio::time::Instant::now();
+    let mut taken_over;
     let written = loop {
         let current = api.get_opt(&name).await.map_err(LockError::Api)?;
+        taken_over = None;
         let transitions = current
             .as_ref()
             .and_then(|l| l.spec.as_ref())
@@ -109,6 +137,7 @@ pub async fn acquire(
                 expired_at,
             } => {
                 tracing::warn!(lease = %name, %previous, %expired_at, "taking over a run lock whose holder stopped renewing it");
+                taken_over = current.as_ref().map(stale);
                 api.replace(
                     &name,
                     &PostParams::default(),
@@ -159,6 +188,7 @@ pub async fn acquire(
         last,
         stop,
         renewer,
+        taken_over,
     })
 }
 
@@ -181,7 +211,7 @@ struct Own {
 }
 
 impl Own {
-    async fn write(&self, edit: impl Fn(&mut LeaseSpec)) -> Result<Wrote, kube::Error> {
+    async fn write(&self, edit: impl Fn(&mut Lease)) -> Result<Wrote, kube::Error> {
         let mut known = self.last.lock().ok().and_then(|l| l.clone());
         let mut conflicts = 0;
         loop {
@@ -195,7 +225,7 @@ impl Own {
                     Some(l) => l,
                 },
             };
-            edit(lease.spec.get_or_insert_with(Default::default));
+            edit(&mut lease);
             match self
                 .api
                 .replace(&self.name, &PostParams::default(), &lease)
@@ -229,7 +259,7 @@ async fn renew(own: Own, stop: CancellationToken) -> Option<String> {
             _ = stop.cancelled() => return None,
         }
         let result = own
-            .write(|spec| spec.renew_time = Some(MicroTime(Timestamp::now())))
+            .write(|l| spec(l).renew_time = Some(MicroTime(Timestamp::now())))
             .await;
         match result {
             Ok(Wrote::Written) => renewed = tokio::time::Instant::now(),
@@ -256,11 +286,51 @@ async fn renew(own: Own, stop: CancellationToken) -> Option<String> {
     }
 }
 
+fn spec(l: &mut Lease) -> &mut LeaseSpec {
+    l.spec.get_or_insert_with(Default::default)
+}
+
 impl Held {
+    /// This run's Lease, to write.
+    fn own(&self) -> Own {
+        Own {
+            api: self.api.clone(),
+            name: self.name.clone(),
+            me: self.me.clone(),
+            last: self.last.clone(),
+        }
+    }
+
+    /// The run this one took the lock over from (it stopped renewing: killed, or cut off).
+    pub fn taken_over(&self) -> Option<&Stale> {
+        self.taken_over.as_ref()
+    }
+
+    /// Writes `value` into the Lease's annotation `key` (kept by every later renewal); says why
+    /// not when it could not.
+    pub async fn note(&self, key: &str, value: &str) -> Result<(), String> {
+        let wrote = self
+            .own()
+            .write(|l| {
+                l.metadata
+                    .annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(key.to_owned(), value.to_owned());
+            })
+            .await;
+        match wrote {
+            Ok(Wrote::Written) => Ok(()),
+            Ok(Wrote::Taken) => Err(format!("the Lease {} is held by another run", self.name)),
+            Ok(Wrote::Deleted) => Err(format!("the Lease {} was deleted", self.name)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Stops renewing and frees the lock for the next run. Returns why the lock was lost during
     /// the run, if it was (then another run may have worked at the same time).
     pub async fn release(self) -> Option<String> {
         self.stop.cancel();
+        let own = self.own();
         let lost = match self.renewer.await {
             Ok(lost) => lost,
             Err(e) => Some(format!("the run lock's renewal stopped: {e}")),
@@ -268,14 +338,9 @@ impl Held {
         if lost.is_some() {
             return lost;
         }
-        let own = Own {
-            api: self.api,
-            name: self.name,
-            me: self.me,
-            last: self.last,
-        };
         let released = own
-            .write(|spec| {
+            .write(|l| {
+                let spec = spec(l);
                 spec.holder_identity = None;
                 spec.renew_time = None;
             })
@@ -285,6 +350,24 @@ impl Held {
         }
         None
     }
+}
+
+/// The run that holds `lock` of `config` but stopped renewing it (killed), if one does: read
+/// without taking the lock.
+pub async fn stale_holder(
+    client: &kube::Client,
+    namespace: &str,
+    config: &str,
+    lock: Lock,
+) -> Result<Option<Stale>, kube::Error> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let Some(l) = api.get_opt(&lock.lease_name(config)).await? else {
+        return Ok(None);
+    };
+    Ok(match decide(Some(&view(&l)), "", Timestamp::now()) {
+        LockDecision::TakeOver { .. } => Some(stale(&l)),
+        _ => None,
+    })
 }
 
 /// [`acquire`] for a command: a held lock or an interruption becomes the command's error.

@@ -102,6 +102,63 @@ pub fn decide(lease: Option<&LeaseView>, me: &str, now: Timestamp) -> LockDecisi
     }
 }
 
+/// The run lock's annotation in which a snapshot run names the snapshots it saw cut while the
+/// application was frozen (written as the application is released).
+pub const CUT_WHILE_FROZEN: &str = "kentledge.io/cut-while-frozen";
+
+/// The note [`CUT_WHILE_FROZEN`] holds for `names`.
+pub fn frozen_note(names: &[String]) -> String {
+    names.join(",")
+}
+
+/// A run that stopped renewing its lock, as the run that takes the lock over finds it: its id,
+/// and the snapshots it confirmed were cut while the application was frozen (`None`: it was
+/// killed before it said).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stale {
+    /// The killed run's id.
+    pub run: String,
+    /// Its [`CUT_WHILE_FROZEN`] note, if it wrote one.
+    pub confirmed: Option<std::collections::BTreeSet<String>>,
+}
+
+impl Stale {
+    /// From the Lease's run label and its note.
+    pub fn new(run: &str, note: Option<&str>) -> Stale {
+        Stale {
+            run: run.to_owned(),
+            confirmed: note.map(|n| {
+                n.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
+        }
+    }
+
+    /// Whether the killed run's snapshot `name` can be trusted: only one it confirmed. Any other
+    /// may have been cut after the run died, when its held session and the freeze had gone.
+    pub fn trusts(&self, name: &str) -> bool {
+        self.confirmed.as_ref().is_some_and(|c| c.contains(name))
+    }
+
+    /// Whether `vs` is a snapshot of the killed run that froze an application (it carries the
+    /// pre-hooks) and that the run never confirmed: not consistent, not to be copied or kept.
+    pub fn distrusts(&self, vs: &crate::model::snapshots::VolumeSnapshot) -> bool {
+        let m = &vs.metadata;
+        let ours = m
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::model::labels::RUN))
+            .is_some_and(|r| !self.run.is_empty() && *r == self.run);
+        let frozen = m.annotations.as_ref().is_some_and(|a| {
+            a.get(crate::model::labels::HOOKS_ANNOTATION)
+                .is_some_and(|h| !h.is_empty())
+        });
+        ours && frozen && !self.trusts(m.name.as_deref().unwrap_or_default())
+    }
+}
+
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -132,6 +189,41 @@ pub enum LockError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_runs_snapshots_are_trusted_only_when_it_confirmed_their_cut() {
+        let said = Stale::new("r1", Some(&frozen_note(&["a".into(), "b".into()])));
+        assert!(said.trusts("a") && said.trusts("b"));
+        assert!(!said.trusts("c"), "not cut while frozen, or not seen cut");
+        let silent = Stale::new("r1", None);
+        assert!(
+            !silent.trusts("a"),
+            "killed before it said: nothing is trusted"
+        );
+        let none_cut = Stale::new("r1", Some(""));
+        assert_eq!(none_cut.confirmed, Some(Default::default()));
+        assert!(!none_cut.trusts(""));
+
+        let vs = |name: &str, run: &str, hooks: Option<&str>| {
+            let mut v = serde_json::json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+                "metadata": {"name": name, "labels": {"kentledge.io/run": run}},
+                "spec": {"source": {"persistentVolumeClaimName": "data"}}});
+            if let Some(h) = hooks {
+                v["metadata"]["annotations"] = serde_json::json!({"kentledge.io/hooks": h});
+            }
+            serde_json::from_value::<crate::model::snapshots::VolumeSnapshot>(v).unwrap()
+        };
+        assert!(said.distrusts(&vs("c", "r1", Some("[...]"))));
+        assert!(!said.distrusts(&vs("a", "r1", Some("[...]"))), "confirmed");
+        assert!(
+            !said.distrusts(&vs("c", "r2", Some("[...]"))),
+            "another run's"
+        );
+        assert!(
+            !said.distrusts(&vs("c", "r1", None)),
+            "never frozen: crash-consistent as any"
+        );
+    }
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -506,3 +506,164 @@ fn a_lock_whose_holder_stopped_renewing_is_taken_over() {
     assert!(r.stderr.contains("killed-run@old-pod"), "{}", r.stderr);
     assert_eq!(snapshots(&tc).len(), 1);
 }
+
+/// A held session whose pre-command takes a lock on the volume (`flock` on
+/// `/data/frozen.lock`) for as long as the session lives, as `FLUSH TABLES WITH READ LOCK` does.
+const FLOCK_SESSION: &str = "    hooks:
+      - name: hold
+        pod: {name: app}
+        session:
+          command: [sh]
+          pre: 'exec 9>/data/frozen.lock && flock 9 && echo kentledge-frozen'
+          readyMarker: kentledge-frozen
+          post: 'echo thawed > /data/post'
+        timeout: 30s
+";
+
+/// Whether the session's lock on the volume is held now.
+fn frozen(data: &std::path::Path) -> bool {
+    !std::process::Command::new("flock")
+        .args(["-n"])
+        .arg(data.join("frozen.lock"))
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Ages the run lock of config `name` as if its holder had stopped renewing it long ago.
+fn age_run_lock(tc: &TestCluster, name: &str) {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(tc.client(), &tc.namespace);
+    tc.block_on(leases.patch(
+        &format!("kentledge-{name}"),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}})),
+    ))
+    .unwrap();
+}
+
+#[test]
+fn sigkill_while_waiting_for_the_cut_releases_the_application_and_the_next_run_deletes_the_unconfirmed_snapshot()
+ {
+    let tc = TestCluster::start("killcut");
+    let data = tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper("app", &[], &[], &["data"]);
+    slow_class(&tc, "slow-cut", "cutDelay", "4s");
+    crate::backup::passphrase_secret(&tc);
+    crate::backup::empty_pvc(&tc, "repos");
+    let cfg = tc.config(
+        "killcut",
+        &format!(
+            "  snapshots:\n    volumeSnapshotClassName: slow-cut\n    targets: [{{pvc: data}}]\n{FLOCK_SESSION}  repositories:\n{}  offsite:\n    volumes:\n      repositories: [borg]\n",
+            crate::backup::pvc_repository("borg", "borg", "borg", &["init: true"]),
+        ),
+    );
+    let r = crate::support::signal_at(
+        tc.kentledge(&cfg).arg("snapshot"),
+        "VolumeSnapshot created",
+        libc::SIGKILL,
+        30,
+    );
+    assert_eq!(r.code, 128 + libc::SIGKILL, "{}", r.stderr);
+    // The session died with kentledge: the application is not frozen (the lock is free).
+    tc.wait(
+        15,
+        "the held session's lock to go with the killed run",
+        || (!frozen(&data)).then_some(()),
+    );
+    assert!(
+        !data.join("post").exists(),
+        "no post-hook ran: kentledge was killed"
+    );
+    let killed = snapshots(&tc);
+    assert_eq!(killed.len(), 1);
+    let killed = killed[0].metadata.name.clone().unwrap();
+    // The driver cuts it later, after the freeze had gone: it is not consistent, and a backup
+    // does not copy it (the killed run still holds the lock: nobody has swept yet).
+    tc.wait(20, "the late cut", || {
+        snapshots(&tc)
+            .iter()
+            .any(|s| kentledge::model::snapshots::is_ready(Some(s)))
+            .then_some(())
+    });
+    age_run_lock(&tc, "killcut");
+    let b = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert!(
+        b.stderr
+            .contains("not copying a snapshot of a killed snapshot run that never confirmed it was cut while the application was frozen"),
+        "{}",
+        b.stderr
+    );
+    let doc: serde_json::Value = serde_json::from_str(&b.stdout).unwrap();
+    assert_eq!(doc["jobs"].as_array().map(Vec::len), Some(0), "{doc}");
+    assert_eq!(doc["skipped"][0]["pvc"], "data", "{doc}");
+
+    let r = run(tc.kentledge(&cfg).args(["snapshot", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("deleting a snapshot of a killed run that never confirmed it was cut while the application was frozen")
+            && r.stderr.contains(&killed),
+        "{}",
+        r.stderr
+    );
+    tc.wait(20, "the unconfirmed snapshot to be gone", || {
+        snapshots(&tc)
+            .iter()
+            .all(|s| s.metadata.name.as_deref() != Some(&killed))
+            .then_some(())
+    });
+    let left = snapshots(&tc);
+    assert_eq!(left.len(), 1, "the new run's snapshot");
+    assert!(kentledge::model::snapshots::is_ready(Some(&left[0])));
+    assert_eq!(
+        std::fs::read_to_string(data.join("post")).unwrap(),
+        "thawed\n"
+    );
+    assert!(!frozen(&data));
+}
+
+#[test]
+fn sigkill_after_the_post_hooks_keeps_the_snapshots_cut_while_frozen() {
+    let tc = TestCluster::start("killready");
+    let data = tc.pvc_with_files("data", &[], &[]);
+    tc.sleeper("app", &[], &[], &["data"]);
+    slow_class(&tc, "slow-ready", "readyDelay", "6s");
+    let cfg = tc.config(
+        "killready",
+        &format!(
+            "  snapshots:\n    volumeSnapshotClassName: slow-ready\n    targets: [{{pvc: data}}]\n{FLOCK_SESSION}"
+        ),
+    );
+    // Killed while it waits for readiness: the cut was made while frozen, and said so.
+    let r = crate::support::signal_at(
+        tc.kentledge(&cfg).arg("snapshot"),
+        "hook ok hook=hold phase=\"post\"",
+        libc::SIGKILL,
+        30,
+    );
+    assert_eq!(r.code, 128 + libc::SIGKILL, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(data.join("post")).unwrap(),
+        "thawed\n"
+    );
+    let first = snapshots(&tc)[0].metadata.name.clone().unwrap();
+    age_run_lock(&tc, "killready");
+    let r = run(tc.kentledge(&cfg).args(["snapshot", "-o", "json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("taking over a run lock"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("deleting a snapshot of a killed run"),
+        "{}",
+        r.stderr
+    );
+    let names: Vec<String> = snapshots(&tc)
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&first),
+        "the confirmed snapshot is kept: {names:?}"
+    );
+}

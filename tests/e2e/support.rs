@@ -199,3 +199,60 @@ pub fn secret_nowhere(
         serde_json::to_string(&tc.block_on(pods.list(&Default::default())).unwrap()).unwrap();
     assert!(!pods.contains(secret), "pod specs hold the secret");
 }
+
+/// Starts `cmd`, waits (up to `secs`) until its stderr has a line containing `phase` (a log
+/// event kentledge emits), sends `signal` (`libc::SIGTERM`, `libc::SIGKILL`) and returns the
+/// whole run. Panics, killing the child, when the phase never comes.
+pub fn signal_at(cmd: &mut Command, phase: &str, signal: i32, secs: u64) -> Run {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let hit = line.contains(phase);
+                seen.push_str(&line);
+                seen.push('\n');
+                if hit {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no {phase:?} within {secs} s:\n{seen}");
+            }
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    reader.join().unwrap();
+    seen.extend(rx.try_iter().map(|l| l + "\n"));
+    Run {
+        code: status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        }),
+        stdout,
+        stderr: seen,
+    }
+}

@@ -97,6 +97,23 @@ pub async fn run(
     {
         seen.snapshots.push(s);
     }
+    // A snapshot run killed while it held an application frozen leaves snapshots it never
+    // confirmed were cut while frozen (the next snapshot or prune run deletes them): never a
+    // source to copy.
+    let killed =
+        crate::kube::lease::stale_holder(client, ns, cfg_name, crate::plan::lock::Lock::Run)
+            .await
+            .map_err(Error::cluster("read the snapshot run lock"))?;
+    if let Some(k) = &killed {
+        seen.snapshots.retain(|s| {
+            let keep = !k.distrusts(s);
+            if !keep {
+                tracing::warn!(snapshot = s.metadata.name.as_deref().unwrap_or(""), run = %k.run,
+                    "not copying a snapshot of a killed snapshot run that never confirmed it was cut while the application was frozen");
+            }
+            keep
+        });
+    }
     let owner = own_pod(client, ns).await;
     let run_id = crate::model::labels::new_run_id();
     let plan = plan::backup::plan(&plan::backup::Inputs {

@@ -19,6 +19,7 @@ use crate::model::snapshots::{
     is_ready, ready_settled,
 };
 use crate::plan::hooks::{HookAction, PlannedHook};
+use crate::plan::lock::{CUT_WHILE_FROZEN, frozen_note};
 use crate::plan::snapshot::Plan;
 use crate::runtime::signals::Interrupt;
 use crate::settings::Settings;
@@ -66,6 +67,7 @@ pub(super) async fn execute(
     client: &kube::Client,
     settings: &Settings,
     plan: &Plan,
+    held: Option<&crate::kube::lease::Held>,
     interrupt: &Interrupt,
     progress: &crate::runtime::progress::Progress,
 ) -> Report {
@@ -248,36 +250,60 @@ pub(super) async fn execute(
     let mut unread: BTreeMap<usize, String> = BTreeMap::new();
     record(&watch.seen, plan, &created, &mut state, &mut unread);
 
+    // As the application is released, the run lock says which snapshots were cut while it was
+    // frozen: if this run is killed from here on, the run that takes the lock over keeps those
+    // and deletes the others (which may be cut after the freeze went with this process).
+    let confirmed: Vec<String> = created
+        .iter()
+        .filter(|i| {
+            let vs = state.get(*i).cloned().flatten();
+            cut_time(vs.as_ref()).is_some() && error_message(vs.as_ref()).is_none()
+        })
+        .map(|i| plan.snapshots[*i].name.clone())
+        .collect();
+    let froze = !started.is_empty();
+    let noting = async {
+        let Some(held) = held.filter(|_| froze) else {
+            return; // nothing was frozen
+        };
+        if let Err(e) = held.note(CUT_WHILE_FROZEN, &frozen_note(&confirmed)).await {
+            tracing::warn!(error = %e, "could not note on the run lock which snapshots were cut while frozen: were this run killed now, the next would delete them");
+        }
+    };
+
     // Post-hooks: always, in reverse, for every started pre-hook.
     if !started.is_empty() {
         report.freeze_window_seconds = Some(frozen_at.elapsed().as_secs_f64());
     }
-    while let Some((h, session)) = started.pop() {
-        let t = Instant::now();
-        progress.phase(format!("post-hook {} in {}/{}", h.name, h.pod, h.container));
-        let o = match (&h.action, session) {
-            (HookAction::Session { post, .. }, Some(s)) => {
-                Some(s.finish(post.as_deref(), h.timeout.0).await)
+    let posts = async {
+        while let Some((h, session)) = started.pop() {
+            let t = Instant::now();
+            progress.phase(format!("post-hook {} in {}/{}", h.name, h.pod, h.container));
+            let o = match (&h.action, session) {
+                (HookAction::Session { post, .. }, Some(s)) => {
+                    Some(s.finish(post.as_deref(), h.timeout.0).await)
+                }
+                (
+                    HookAction::Exec {
+                        post: Some(argv), ..
+                    },
+                    _,
+                ) => Some(exec::run(&pods, &h.pod, &h.container, argv, h.timeout.0).await),
+                _ => None,
+            };
+            if let Some(o) = o {
+                let rec = hook_record(h, "post", &o, t.elapsed());
+                if !rec.ok && h.on_error == OnError::Fail && report.failure.is_none() {
+                    report.failure = Some(format!(
+                        "post-hook {} in {} failed: {}",
+                        h.name, h.pod, o.exit
+                    ));
+                }
+                report.hooks.push(rec);
             }
-            (
-                HookAction::Exec {
-                    post: Some(argv), ..
-                },
-                _,
-            ) => Some(exec::run(&pods, &h.pod, &h.container, argv, h.timeout.0).await),
-            _ => None,
-        };
-        if let Some(o) = o {
-            let rec = hook_record(h, "post", &o, t.elapsed());
-            if !rec.ok && h.on_error == OnError::Fail && report.failure.is_none() {
-                report.failure = Some(format!(
-                    "post-hook {} in {} failed: {}",
-                    h.name, h.pod, o.exit
-                ));
-            }
-            report.hooks.push(rec);
         }
-    }
+    };
+    tokio::join!(noting, posts);
 
     // Snapshots not cut while frozen are not consistent: delete them.
     let mut waiting: Vec<usize> = Vec::new();

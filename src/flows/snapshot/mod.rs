@@ -6,6 +6,7 @@
 //! (they would not be consistent), wait for readiness, annotate, release the lock and report.
 
 mod execute;
+pub(crate) mod killed;
 mod seen;
 
 pub use crate::report::snapshot::{HookRecord, Report, SnapshotRecord};
@@ -21,8 +22,6 @@ use serde_json::json;
 
 use crate::error::{Error, exit};
 use crate::kube::lease;
-use crate::model::labels::RUN;
-use crate::model::snapshots::{VolumeSnapshot, error_message, is_ready};
 use crate::plan;
 use crate::plan::snapshot::classes::{SnapshotClass, classes};
 use crate::plan::snapshot::{Classes, Plan};
@@ -112,7 +111,7 @@ pub async fn take_one(
         hooks: Vec::new(),
     };
     let progress = crate::runtime::progress::Progress::start("taking the safety snapshot");
-    let report = execute(client, settings, &plan, interrupt, &progress).await;
+    let report = execute(client, settings, &plan, None, interrupt, &progress).await;
     drop(progress);
     match report.snapshots.first() {
         Some(s) if s.ready && report.failure.is_none() => Ok(s.name.clone()),
@@ -208,7 +207,7 @@ pub async fn run(
         )?;
         return Ok(exit::SUCCESS);
     }
-    report_leftovers(client, ns, &settings.config.metadata.name, &run_id).await;
+
     let progress = crate::runtime::progress::Progress::start("waiting for the run lock");
     let held = lease::take(
         client,
@@ -221,7 +220,8 @@ pub async fn run(
     )
     .await?;
     tracing::info!(run = %run_id, snapshots = plan.snapshots.len(), hooks = plan.hooks.len(), "run lock taken");
-    let report = execute(client, settings, &plan, interrupt, &progress).await;
+    killed::sweep(client, ns, &held).await;
+    let report = execute(client, settings, &plan, Some(&held), interrupt, &progress).await;
     progress.phase("releasing the run lock");
     let lost = held.release().await;
     drop(progress);
@@ -253,26 +253,4 @@ pub async fn run(
     }
     results.report(&report)?;
     Ok(report.code(lost.is_some()))
-}
-
-/// Reports snapshots of earlier runs of this config that never became ready.
-async fn report_leftovers(client: &kube::Client, ns: &str, config: &str, run_id: &str) {
-    let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
-    let lp = ListParams::default().labels(&crate::model::labels::config_selector(config));
-    let Ok(list) = api.list(&lp).await else {
-        return;
-    };
-    for s in list.items {
-        let run = s
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(RUN))
-            .cloned()
-            .unwrap_or_default();
-        if run != run_id && !is_ready(Some(&s)) {
-            tracing::warn!(snapshot = s.metadata.name.as_deref().unwrap_or(""), %run, error = error_message(Some(&s)).unwrap_or_default(),
-                "left by an earlier run and never ready; prune deletes it after spec.snapshots.notReadyGrace");
-        }
-    }
 }
