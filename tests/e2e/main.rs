@@ -23,6 +23,7 @@ mod restore;
 mod retention_borg;
 mod s3;
 mod servers;
+mod signals;
 mod snapshot;
 mod status;
 mod support;

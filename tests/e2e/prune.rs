@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::cluster::TestCluster;
 use crate::support::run;
 
-const NOW: &str = "2026-11-22T12:30:00Z";
+pub(crate) const NOW: &str = "2026-11-22T12:30:00Z";
 
 fn foreign_class(tc: &TestCluster) {
     let classes: Api<kube::core::DynamicObject> = Api::all_with(
@@ -28,7 +28,13 @@ fn foreign_class(tc: &TestCluster) {
 }
 
 /// Creates a kentledge snapshot of `pvc` cut at `time`.
-fn seed(tc: &TestCluster, config: &str, pvc: &str, time: Timestamp, ready: bool) -> String {
+pub(crate) fn seed(
+    tc: &TestCluster,
+    config: &str,
+    pvc: &str,
+    time: Timestamp,
+    ready: bool,
+) -> String {
     let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
     let name = format!("{pvc}-{}", time.strftime("%Y%m%d-%H%M%S"));
     let vs: VolumeSnapshot = serde_json::from_value(json!({
@@ -45,14 +51,14 @@ fn seed(tc: &TestCluster, config: &str, pvc: &str, time: Timestamp, ready: bool)
     name
 }
 
-fn hourly(tc: &TestCluster, config: &str, pvc: &str, hours: i64) -> Vec<String> {
+pub(crate) fn hourly(tc: &TestCluster, config: &str, pvc: &str, hours: i64) -> Vec<String> {
     let now: Timestamp = NOW.parse().unwrap();
     (1..=hours)
         .map(|h| seed(tc, config, pvc, now - SignedDuration::from_hours(h), true))
         .collect()
 }
 
-fn labels(tc: &TestCluster) -> BTreeMap<String, BTreeMap<String, String>> {
+pub(crate) fn labels(tc: &TestCluster) -> BTreeMap<String, BTreeMap<String, String>> {
     let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
     tc.block_on(api.list(&ListParams::default()))
         .unwrap()
@@ -77,7 +83,7 @@ fn with_label<'a>(
         .collect()
 }
 
-fn setup(ns: &str, pvcs: &[&str]) -> TestCluster {
+pub(crate) fn setup(ns: &str, pvcs: &[&str]) -> TestCluster {
     let tc = TestCluster::start(ns);
     foreign_class(&tc);
     for p in pvcs {

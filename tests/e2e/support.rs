@@ -204,6 +204,18 @@ pub fn secret_nowhere(
 /// event kentledge emits), sends `signal` (`libc::SIGTERM`, `libc::SIGKILL`) and returns the
 /// whole run. Panics, killing the child, when the phase never comes.
 pub fn signal_at(cmd: &mut Command, phase: &str, signal: i32, secs: u64) -> Run {
+    signal_when(cmd, phase, || true, signal, secs)
+}
+
+/// [`signal_at`], once `also` holds too after `phase` (polled every 20 ms): for a phase whose
+/// log event comes just before what it starts.
+pub fn signal_when(
+    cmd: &mut Command,
+    phase: &str,
+    mut also: impl FnMut() -> bool,
+    signal: i32,
+    secs: u64,
+) -> Run {
     use std::io::BufRead;
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
@@ -238,6 +250,13 @@ pub fn signal_at(cmd: &mut Command, phase: &str, signal: i32, secs: u64) -> Run 
                 panic!("no {phase:?} within {secs} s:\n{seen}");
             }
         }
+    }
+    while !also() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{phase:?} came, but not what follows it, within {secs} s:\n{seen}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, signal) };

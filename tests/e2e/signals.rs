@@ -1,0 +1,254 @@
+//! SIGTERM and SIGKILL in each phase of the commands that change things, table-driven: phases
+//! are the log events kentledge emits, so a case waits for one and then signals. After SIGTERM
+//! the command exits 143, leaves no clone, mover or half-made object and releases its Lease;
+//! after SIGKILL nothing can clean up, and the next run of the config (taking the Lease over)
+//! sweeps what was left and succeeds. (Snapshot runs: `snapshot::sig…`; in-place restores:
+//! `inplace::sig…`.)
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use crate::backup::{empty_pvc, leftovers, passphrase_secret, pvc_repository, snapshot_labels};
+use crate::cluster::TestCluster;
+use crate::support::{Run, run, signal_at, signal_when};
+
+/// The Lease `name`'s holder, if any.
+fn holder(tc: &TestCluster, name: &str) -> Option<String> {
+    let api: Api<Lease> = Api::namespaced(tc.client(), &tc.namespace);
+    tc.block_on(api.get(name)).ok()?.spec?.holder_identity
+}
+
+/// Ages the Lease `name` as if its holder had stopped renewing it long ago.
+fn age(tc: &TestCluster, name: &str) {
+    let api: Api<Lease> = Api::namespaced(tc.client(), &tc.namespace);
+    tc.block_on(api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}})),
+    ))
+    .unwrap();
+}
+
+/// Phases of `kentledge backup` and the log event that starts each.
+const BACKUP_PHASES: &[(&str, &str)] = &[
+    ("clone and mover start", "backup lock taken"),
+    ("copy", "INFO copying"),
+    ("labels and cleanup", "INFO copied"),
+];
+
+fn backup_fixture(ns: &str) -> (TestCluster, std::path::PathBuf, std::path::PathBuf) {
+    let tc = TestCluster::start(ns);
+    passphrase_secret(&tc);
+    let data = tc.pvc_with_files("data", &[], &[("small.txt", "precious\n")]);
+    std::fs::write(
+        data.join("big.bin"),
+        crate::support::incompressible(150 << 20, 3),
+    )
+    .unwrap();
+    empty_pvc(&tc, "repos");
+    // The default borg cache volume: a killed copy leaves locks in the repository and the cache.
+    let cfg = tc.config(
+        ns,
+        &format!(
+            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [borg]\n",
+            pvc_repository("borg", "borg", "borg", &["init: true", "lockWait: 3s"]),
+        ),
+    );
+    (tc, cfg, data)
+}
+
+/// Whether the newest snapshot is labelled copied.
+fn copied(tc: &TestCluster) -> bool {
+    snapshot_labels(tc, &newest(tc)).contains_key("backed-up.kentledge.io/borg")
+}
+
+fn newest(tc: &TestCluster) -> String {
+    let api: Api<kentledge::model::snapshots::VolumeSnapshot> =
+        Api::namespaced(tc.client(), &tc.namespace);
+    let mut names: Vec<String> = tc
+        .block_on(api.list(&Default::default()))
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect();
+    names.sort();
+    names.pop().unwrap()
+}
+
+#[test]
+fn sigterm_in_each_phase_of_a_backup_cleans_up_releases_the_lease_and_exits_143() {
+    let (tc, cfg, data) = backup_fixture("termbackup");
+    let lease = "kentledge-termbackup-backup";
+    for (phase, event) in BACKUP_PHASES {
+        assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+        let r: Run = signal_at(tc.kentledge(&cfg).arg("backup"), event, libc::SIGTERM, 120);
+        // After the copy the run may be done before the signal lands: then it exits 0.
+        let done = *phase == "labels and cleanup" && r.code == 0;
+        assert!(
+            r.code == 143 || done,
+            "{phase}: exit {}\n{}",
+            r.code,
+            r.stderr
+        );
+        assert!(
+            leftovers(&tc).is_empty(),
+            "{phase}: left behind: {:?}",
+            leftovers(&tc)
+        );
+        assert_eq!(holder(&tc, lease), None, "{phase}: the Lease is released");
+        if *phase != "labels and cleanup" {
+            assert!(!copied(&tc), "{phase}: nothing is labelled copied");
+        }
+        // The next run copies what the signal stopped.
+        let again = run(tc.kentledge(&cfg).arg("backup"));
+        assert_eq!(again.code, 0, "{phase}: {}{}", again.stdout, again.stderr);
+        assert!(copied(&tc), "{phase}");
+    }
+    crate::backup::borg_extract_and_compare(
+        tc.volume_dir("repos").join("borg").to_str().unwrap(),
+        &data,
+    );
+}
+
+#[test]
+fn sigkill_in_each_phase_of_a_backup_then_the_next_run_sweeps_and_copies() {
+    let (tc, cfg, data) = backup_fixture("killbackup");
+    let lease = "kentledge-killbackup-backup";
+    for (phase, event) in BACKUP_PHASES {
+        assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+        let r = signal_at(tc.kentledge(&cfg).arg("backup"), event, libc::SIGKILL, 120);
+        assert_eq!(r.code, 128 + libc::SIGKILL, "{phase}: {}", r.stderr);
+        assert!(
+            holder(&tc, lease).is_some(),
+            "{phase}: a killed run cannot release its Lease"
+        );
+        age(&tc, lease);
+        let again = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+        assert_eq!(again.code, 0, "{phase}: {}{}", again.stdout, again.stderr);
+        assert!(
+            again
+                .stderr
+                .contains("taking over a run lock whose holder stopped renewing it"),
+            "{phase}: {}",
+            again.stderr
+        );
+        assert!(
+            leftovers(&tc).is_empty(),
+            "{phase}: left behind: {:?}",
+            leftovers(&tc)
+        );
+        assert_eq!(holder(&tc, lease), None, "{phase}");
+        assert!(copied(&tc), "{phase}: {}", again.stderr);
+    }
+    crate::backup::borg_extract_and_compare(
+        tc.volume_dir("repos").join("borg").to_str().unwrap(),
+        &data,
+    );
+}
+
+#[test]
+fn sigterm_and_sigkill_while_prune_deletes_then_the_next_prune_finishes_the_policy() {
+    use crate::prune::{NOW, hourly, labels, setup};
+    let tc = setup("sigprune", &["data"]);
+    let names = hourly(&tc, "sigprune", "data", 40);
+    let cfg = tc.config(
+        "sigprune",
+        "  snapshots:\n    targets: [{pvc: data}]\n    retention: {last: 1}\n    deleteAfter: 1h\n    maxDeletesPerSecond: 4\n",
+    );
+    let lease = "kentledge-sigprune";
+    // Marking: 39 marked, none deleted yet (deleteAfter).
+    let r = run(tc.kentledge(&cfg).args(["prune", "--now", NOW]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(labels(&tc).len(), 40);
+    let later = "2026-11-22T15:00:00Z";
+
+    // SIGTERM while deleting: stops between two deletions, releases the Lease.
+    let r = signal_at(
+        tc.kentledge(&cfg).args(["prune", "--now", later]),
+        "INFO deleted",
+        libc::SIGTERM,
+        60,
+    );
+    assert_eq!(r.code, 143, "{}", r.stderr);
+    assert_eq!(holder(&tc, lease), None, "the Lease is released");
+    let left = labels(&tc);
+    assert!(
+        left.len() > 1 && left.len() < 40,
+        "stopped half way: {}",
+        left.len()
+    );
+    assert!(left.contains_key(&names[0]), "the kept one stays");
+    assert!(
+        left.iter()
+            .filter(|(n, _)| *n != &names[0])
+            .all(|(_, l)| l.contains_key("kentledge.io/delete-after")),
+        "the rest are still marked"
+    );
+
+    // SIGKILL while deleting: the next prune takes the Lease over and finishes.
+    let r = signal_at(
+        tc.kentledge(&cfg).args(["prune", "--now", later]),
+        "INFO deleted",
+        libc::SIGKILL,
+        60,
+    );
+    assert_eq!(r.code, 128 + libc::SIGKILL, "{}", r.stderr);
+    assert!(holder(&tc, lease).is_some());
+    age(&tc, lease);
+    let r = run(tc.kentledge(&cfg).args(["prune", "--now", later]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("taking over a run lock whose holder stopped renewing it"),
+        "{}",
+        r.stderr
+    );
+    let left: Vec<String> = labels(&tc).into_keys().collect();
+    assert_eq!(left, [names[0].clone()], "exactly what the policy keeps");
+}
+
+#[test]
+fn sigkill_while_a_restore_fills_a_new_pvc_then_the_next_run_sweeps_it() {
+    let (tc, cfg, data) = backup_fixture("killrestore");
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    assert_eq!(run(tc.kentledge(&cfg).arg("backup")).code, 0);
+    let restore = [
+        "restore",
+        "volume",
+        "data",
+        "--repository",
+        "borg",
+        "--to",
+        "copy",
+    ];
+    let filling = || leftovers(&tc).iter().any(|l| l.starts_with("pod/"));
+    let r = signal_when(
+        tc.kentledge(&cfg).args(restore),
+        "creating the new PVC",
+        filling,
+        libc::SIGKILL,
+        60,
+    );
+    assert_eq!(r.code, 128 + libc::SIGKILL, "{}", r.stderr);
+    let lease = "kentledge-killrestore-backup";
+    age(&tc, lease);
+    // Any run of the config that takes the lock sweeps the half-filled PVC and its mover.
+    let b = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
+    assert!(
+        b.stderr
+            .contains("deleting the new PVC of a restore an earlier run did not finish"),
+        "{}",
+        b.stderr
+    );
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+    let r = run(tc.kentledge(&cfg).args(restore));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    crate::tree::assert_same(&data, &tc.volume_dir("copy"));
+}
