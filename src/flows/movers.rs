@@ -277,9 +277,10 @@ pub async fn delete_leftovers(
 /// then every 500 ms.
 const POD_POLL: (Duration, Duration) = (Duration::from_millis(50), Duration::from_millis(500));
 
-/// How often a mover pod is read once its log has ended (the container has exited: its state
-/// follows at once).
-const ENDED_POLL: Duration = Duration::from_millis(50);
+/// How often, and for how long, a mover pod is read once its log stream has ended (the
+/// container has usually exited: its state follows at once; a stream that broke does not make
+/// it poll fast for longer).
+const ENDED_POLL: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
 
 /// How long the mover pod may stay unreadable before the run stops waiting for it.
 const POD_READ_PATIENCE: Duration = Duration::from_secs(60);
@@ -296,10 +297,10 @@ async fn watch(
     let mut deadline = false;
     let mut unreadable_since: Option<std::time::Instant> = None;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MoverEvent>();
-    let log_ended = std::cell::Cell::new(false);
+    let log_ended: std::cell::Cell<Option<std::time::Instant>> = std::cell::Cell::new(None);
     let pace = |n| match log_ended.get() {
-        true => ENDED_POLL,
-        false => rising(POD_POLL.0, POD_POLL.1)(n),
+        Some(t) if t.elapsed() < ENDED_POLL.1 => ENDED_POLL.0,
+        _ => rising(POD_POLL.0, POD_POLL.1)(n),
     };
     let polled = poll_paced(pace, None, interrupt.token(), async || {
         while let Ok(e) = rx.try_recv() {
@@ -355,7 +356,9 @@ async fn watch(
             }
                         return ControlFlow::Break(());
         }
-        log_ended.set(log_task.as_ref().is_some_and(|t| t.is_finished()));
+                if log_ended.get().is_none() && log_task.as_ref().is_some_and(|t| t.is_finished()) {
+            log_ended.set(Some(std::time::Instant::now()));
+        }
         ControlFlow::Continue(())
     })
     .await;

@@ -133,7 +133,9 @@ fn run_job(job: &str) -> i32 {
         Action::Bucket(b) => env.files_cache_of(&b.series),
         _ => {}
     }
-    env.archive_indices_off();
+    if job.action.uses_cache() {
+        env.archive_indices_off();
+    }
     let result = match &job.action {
         Action::Backup {
             series,

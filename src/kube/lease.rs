@@ -352,9 +352,9 @@ impl Held {
     }
 }
 
-/// The run that holds `lock` of `config` but stopped renewing it (killed), if one does: read
-/// without taking the lock.
-pub async fn stale_holder(
+/// The run that holds `lock` of `config` now, live or killed (it stopped renewing), if one does,
+/// with what it noted: read without taking the lock.
+pub async fn current_holder(
     client: &kube::Client,
     namespace: &str,
     config: &str,
@@ -365,7 +365,7 @@ pub async fn stale_holder(
         return Ok(None);
     };
     Ok(match decide(Some(&view(&l)), "", Timestamp::now()) {
-        LockDecision::TakeOver { .. } => Some(stale(&l)),
+        LockDecision::TakeOver { .. } | LockDecision::Wait { .. } => Some(stale(&l)),
         _ => None,
     })
 }

@@ -262,19 +262,20 @@ impl Action {
     }
 
     /// Whether the job mounts the repository's cache volume (when it has one): the jobs that
-    /// write to the repository, one at a time, and break-lock (a killed writer leaves the
-    /// cache's lock too). Jobs that only read never wait for the volume: they get an empty
-    /// cache (borg extract, list and check do not use the chunks cache).
+    /// write to the repository (a database restore writes a safety dump first), one at a time,
+    /// and break-lock (a killed writer leaves the cache's lock too). Jobs that only read never
+    /// wait for the volume: they get an empty cache (borg extract, list and check do not use
+    /// the chunks cache; `list` with sizes runs `borg info`, which builds one there: slower).
     pub fn uses_cache(&self) -> bool {
         match self {
             Action::Backup { .. }
             | Action::BreakLock
             | Action::Databases(_)
+            | Action::RestoreDatabase(_)
             | Action::Bucket(_) => true,
             Action::Prune { dry_run, .. } => !dry_run,
             Action::Check { .. }
             | Action::List { .. }
-            | Action::RestoreDatabase(_)
             | Action::RestoreBucket(_)
             | Action::Restore { .. } => false,
         }

@@ -477,6 +477,28 @@ pub fn sync_pod(
     build(ctx, name, mover, labels, container)
 }
 
+/// The PVC a mover pod mounts as its engine cache, if it mounts one.
+pub fn cache_claim(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()?
+        .volumes
+        .as_ref()?
+        .iter()
+        .find(|v| v.name == "cache")?
+        .persistent_volume_claim
+        .as_ref()
+        .map(|c| c.claim_name.as_str())
+}
+
+/// Gives a mover pod an empty engine cache instead of the repository's cache volume.
+pub fn without_cache_volume(pod: &mut Pod) {
+    let volumes = pod.spec.as_mut().and_then(|s| s.volumes.as_mut());
+    for v in volumes.into_iter().flatten().filter(|v| v.name == "cache") {
+        v.persistent_volume_claim = None;
+        v.empty_dir = Some(Default::default());
+    }
+}
+
 /// The name of a repository's cache PVC (made once, kept between runs).
 pub fn cache_pvc_name(repository: &str) -> String {
     format!("kentledge-cache-{repository}")
@@ -729,6 +751,27 @@ restic:
         };
         let default = borg("");
         assert_eq!(cache_of(&default, backup()), "kentledge-cache-vault");
+        // A break-lock for a reader gets no cache volume either.
+        let mut reader = mover_pod(
+            &Context {
+                namespace: "shop",
+                config: "shop",
+                run_id: "r",
+                owner: None,
+            },
+            "m",
+            &Mover::default(),
+            &default,
+            &Job {
+                repository: access("vault", Engine::Borg, "/repository/shop", false),
+                action: Action::BreakLock,
+            },
+            Data::None,
+            None,
+        );
+        assert_eq!(cache_claim(&reader), Some("kentledge-cache-vault"));
+        without_cache_volume(&mut reader);
+        assert_eq!(cache_claim(&reader), None);
         assert_eq!(
             cache_of(&default, Action::BreakLock),
             "kentledge-cache-vault"

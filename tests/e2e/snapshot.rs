@@ -591,7 +591,7 @@ fn sigkill_while_waiting_for_the_cut_releases_the_application_and_the_next_run_d
     let b = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
     assert!(
         b.stderr
-            .contains("not copying a snapshot of a killed snapshot run that never confirmed it was cut while the application was frozen"),
+                        .contains("not copying a snapshot whose run has not confirmed it was cut while the application was frozen"),
         "{}",
         b.stderr
     );
@@ -636,9 +636,10 @@ fn sigkill_after_the_post_hooks_keeps_the_snapshots_cut_while_frozen() {
         ),
     );
     // Killed while it waits for readiness: the cut was made while frozen, and said so.
-    let r = crate::support::signal_at(
+    let r = crate::support::signal_when(
         tc.kentledge(&cfg).arg("snapshot"),
-        "hook ok hook=hold phase=\"post\"",
+        "noted on the run lock which snapshots were cut while frozen",
+        || data.join("post").exists(),
         libc::SIGKILL,
         30,
     );

@@ -97,19 +97,19 @@ pub async fn run(
     {
         seen.snapshots.push(s);
     }
-    // A snapshot run killed while it held an application frozen leaves snapshots it never
-    // confirmed were cut while frozen (the next snapshot or prune run deletes them): never a
-    // source to copy.
+    // A snapshot run that holds the run lock (running, or killed and not yet taken over) has
+    // not confirmed its frozen snapshots were cut while frozen until it notes so; a killed one
+    // never will (the next snapshot, prune or restore deletes them): never a source to copy.
     let killed =
-        crate::kube::lease::stale_holder(client, ns, cfg_name, crate::plan::lock::Lock::Run)
+        crate::kube::lease::current_holder(client, ns, cfg_name, crate::plan::lock::Lock::Run)
             .await
             .map_err(Error::cluster("read the snapshot run lock"))?;
     if let Some(k) = &killed {
         seen.snapshots.retain(|s| {
             let keep = !k.distrusts(s);
             if !keep {
-                tracing::warn!(snapshot = s.metadata.name.as_deref().unwrap_or(""), run = %k.run,
-                    "not copying a snapshot of a killed snapshot run that never confirmed it was cut while the application was frozen");
+                                tracing::warn!(snapshot = s.metadata.name.as_deref().unwrap_or(""), run = %k.run,
+                    "not copying a snapshot whose run has not confirmed it was cut while the application was frozen (killed, or still running)");
             }
             keep
         });

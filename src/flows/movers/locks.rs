@@ -134,7 +134,7 @@ async fn break_lock(
             .as_ref()
             .and_then(|o| o.first()),
     };
-    let pod = moverpod::mover_pod(
+    let mut pod = moverpod::mover_pod(
         &ctx,
         &name,
         t.mover,
@@ -143,9 +143,13 @@ async fn break_lock(
         moverpod::Data::None,
         None,
     );
-    // It breaks the cache's lock too, so it mounts the cache volume (made here if no writer
-    // made it yet).
-    super::ensure_cache(client, t.namespace, t.config, t.repository).await?;
+    // It breaks the cache's lock too, so it mounts the cache volume when the job it unblocks
+    // does (made here if no writer made it yet); a reader's break-lock never waits for it.
+    if moverpod::cache_claim(t.pod).is_some() {
+        super::ensure_cache(client, t.namespace, t.config, t.repository).await?;
+    } else {
+        moverpod::without_cache_volume(&mut pod);
+    }
     let log = |e: &MoverEvent| relay(e, &t.access.name, None);
     run(client, t.namespace, None, &pod, interrupt, &log).await
 }

@@ -191,7 +191,11 @@ async fn execute(
         repository: &p.repo,
         mover: &settings.config.spec.mover,
     };
-    let out = mover::run_with_locks(client, &task, interrupt, &on_event).await;
+    // The safety dump goes into the repository: its writer mounts the cache volume.
+    let out = match mover::ensure_cache(client, &settings.namespace, task.config, &p.repo).await {
+        Ok(()) => mover::run_with_locks(client, &task, interrupt, &on_event).await,
+        Err(e) => Err(e),
+    };
     drop(progress);
     let archive = match &p.source {
         crate::plan::restore::Source::Archive { entry, .. } => entry.archive.clone(),

@@ -86,6 +86,7 @@ impl Locks {
         );
         let started = std::time::Instant::now();
         let run = lease::take(client, ns, name, Lock::Run, run_id, wait, interrupt).await?;
+        crate::flows::snapshot::killed::sweep(client, ns, &run).await;
         // One --lock-timeout for both: the second lock gets what the first left.
         let rest = wait.saturating_sub(started.elapsed());
         match lease::take(client, ns, name, Lock::Backup, run_id, rest, interrupt).await {

@@ -261,13 +261,20 @@ pub(super) async fn execute(
         })
         .map(|i| plan.snapshots[*i].name.clone())
         .collect();
-    let froze = !started.is_empty();
+    // Whenever the snapshots carry pre-hooks (the annotation is written from the same records).
+    let froze = !report.hooks.is_empty();
     let noting = async {
         let Some(held) = held.filter(|_| froze) else {
             return; // nothing was frozen
         };
-        if let Err(e) = held.note(CUT_WHILE_FROZEN, &frozen_note(&confirmed)).await {
-            tracing::warn!(error = %e, "could not note on the run lock which snapshots were cut while frozen: were this run killed now, the next would delete them");
+        match held.note(CUT_WHILE_FROZEN, &frozen_note(&confirmed)).await {
+            Ok(()) => tracing::info!(
+                snapshots = confirmed.len(),
+                "noted on the run lock which snapshots were cut while frozen"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not note on the run lock which snapshots were cut while frozen: were this run killed now, the next would delete them")
+            }
         }
     };
 
