@@ -268,16 +268,11 @@ fn access(
     location: &str,
     passphrase: bool,
 ) -> crate::mover::job::Access {
-    crate::mover::job::Access {
-        name: name.into(),
+    crate::mover::job::Access::for_tests(
+        name,
         engine,
-        location: location.into(),
-        init: None,
+        location,
         passphrase,
-        ssh: None,
-        lock_wait_secs: 600,
-        remote_path: None,
-        compression: None,
-        mover_prefix: "kentledge-mover-1a2b3c-".into(),
-    }
+        "kentledge-mover-1a2b3c-",
+    )
 }

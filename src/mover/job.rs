@@ -94,6 +94,31 @@ pub struct Access {
     pub mover_prefix: String,
 }
 
+#[cfg(test)]
+impl Access {
+    /// A repository access with the defaults unit tests share.
+    pub(crate) fn for_tests(
+        name: &str,
+        engine: Engine,
+        location: &str,
+        passphrase: bool,
+        mover_prefix: &str,
+    ) -> Access {
+        Access {
+            name: name.into(),
+            engine,
+            location: location.into(),
+            init: None,
+            passphrase,
+            ssh: None,
+            lock_wait_secs: 600,
+            remote_path: None,
+            compression: None,
+            mover_prefix: mover_prefix.into(),
+        }
+    }
+}
+
 /// ssh client settings (files under [`paths::SECRETS`]).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -583,18 +583,7 @@ mod tests {
     use crate::mover::job::{Access, Action, Engine};
 
     fn access(name: &str, engine: Engine, location: &str, passphrase: bool) -> Access {
-        Access {
-            name: name.into(),
-            engine,
-            location: location.into(),
-            init: None,
-            passphrase,
-            ssh: None,
-            lock_wait_secs: 600,
-            remote_path: None,
-            compression: None,
-            mover_prefix: mover_prefix("shop"),
-        }
+        Access::for_tests(name, engine, location, passphrase, &mover_prefix("shop"))
     }
 
     fn data_series() -> Series {

@@ -386,15 +386,7 @@ fn sigterm_during_the_copy_cleans_up_and_the_next_run_sweeps_what_sigkill_left()
             .contains_key("kentledge.io/in-use-by")
     };
     assert!(marked(&api), "the killed run's in-use mark is still there");
-    // The killed run's Lease would expire in a minute; age it instead of waiting.
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(tc.client(), &tc.namespace);
-    tc.block_on(leases.patch(
-        "kentledge-shop-backup",
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(json!({"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}})),
-    ))
-    .unwrap();
+    tc.age_lease("kentledge-shop-backup");
     let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(

@@ -196,6 +196,19 @@ impl TestCluster {
     }
 
     /// Writes a config for this namespace: `spec` is the YAML under `spec:` (indented by 2).
+    /// Makes the Lease `name` look as if its holder stopped renewing it long ago (a killed
+    /// run's Lease would expire in a minute; tests age it instead of waiting).
+    pub fn age_lease(&self, name: &str) {
+        let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(self.client(), &self.namespace);
+        self.block_on(api.patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}})),
+        ))
+        .unwrap();
+    }
+
     pub fn config(&self, name: &str, spec: &str) -> PathBuf {
         let path = self.dir.path().join(format!("{name}.yaml"));
         let text = format!(

@@ -6,8 +6,7 @@
 //! `inplace::sig…`.)
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use kube::api::Api;
 
 use crate::backup::{empty_pvc, leftovers, passphrase_secret, pvc_repository, snapshot_labels};
 use crate::cluster::TestCluster;
@@ -17,17 +16,6 @@ use crate::support::{Run, run, signal_at, signal_when};
 fn holder(tc: &TestCluster, name: &str) -> Option<String> {
     let api: Api<Lease> = Api::namespaced(tc.client(), &tc.namespace);
     tc.block_on(api.get(name)).ok()?.spec?.holder_identity
-}
-
-/// Ages the Lease `name` as if its holder had stopped renewing it long ago.
-fn age(tc: &TestCluster, name: &str) {
-    let api: Api<Lease> = Api::namespaced(tc.client(), &tc.namespace);
-    tc.block_on(api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}})),
-    ))
-    .unwrap();
 }
 
 /// Phases of `kentledge backup` and the log event that starts each.
@@ -128,7 +116,7 @@ fn sigkill_in_each_phase_of_a_backup_then_the_next_run_sweeps_and_copies() {
             holder(&tc, lease).is_some(),
             "{phase}: a killed run cannot release its Lease"
         );
-        age(&tc, lease);
+        tc.age_lease(lease);
         let again = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
         assert_eq!(again.code, 0, "{phase}: {}{}", again.stdout, again.stderr);
         assert!(
@@ -200,7 +188,7 @@ fn sigterm_and_sigkill_while_prune_deletes_then_the_next_prune_finishes_the_poli
     );
     assert_eq!(r.code, 128 + libc::SIGKILL, "{}", r.stderr);
     assert!(holder(&tc, lease).is_some());
-    age(&tc, lease);
+    tc.age_lease(lease);
     let r = run(tc.kentledge(&cfg).args(["prune", "--now", later]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -237,7 +225,7 @@ fn sigkill_while_a_restore_fills_a_new_pvc_then_the_next_run_sweeps_it() {
     );
     assert_eq!(r.code, 128 + libc::SIGKILL, "{}", r.stderr);
     let lease = "kentledge-killrestore-backup";
-    age(&tc, lease);
+    tc.age_lease(lease);
     // Any run of the config that takes the lock sweeps the half-filled PVC and its mover.
     let b = run(tc.kentledge(&cfg).arg("backup"));
     assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);

@@ -531,18 +531,6 @@ fn frozen(data: &std::path::Path) -> bool {
         .success()
 }
 
-/// Ages the run lock of config `name` as if its holder had stopped renewing it long ago.
-fn age_run_lock(tc: &TestCluster, name: &str) {
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(tc.client(), &tc.namespace);
-    tc.block_on(leases.patch(
-        &format!("kentledge-{name}"),
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(json!({"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}})),
-    ))
-    .unwrap();
-}
-
 #[test]
 fn sigkill_while_waiting_for_the_cut_releases_the_application_and_the_next_run_deletes_the_unconfirmed_snapshot()
  {
@@ -587,7 +575,7 @@ fn sigkill_while_waiting_for_the_cut_releases_the_application_and_the_next_run_d
             .any(|s| kentledge::model::snapshots::is_ready(Some(s)))
             .then_some(())
     });
-    age_run_lock(&tc, "killcut");
+    tc.age_lease("kentledge-killcut");
     let b = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
     assert!(
         b.stderr
@@ -649,7 +637,7 @@ fn sigkill_after_the_post_hooks_keeps_the_snapshots_cut_while_frozen() {
         "thawed\n"
     );
     let first = snapshots(&tc)[0].metadata.name.clone().unwrap();
-    age_run_lock(&tc, "killready");
+    tc.age_lease("kentledge-killready");
     let r = run(tc.kentledge(&cfg).args(["snapshot", "-o", "json"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("taking over a run lock"), "{}", r.stderr);
