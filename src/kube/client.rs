@@ -1,5 +1,6 @@
 //! Building a kube client from the cluster access settings (`--kubeconfig`, `--context`), else
-//! kube's own inference (`KUBECONFIG`, `~/.kube/config`, in-cluster).
+//! kube's own inference (`KUBECONFIG`, `~/.kube/config`, in-cluster); its requests ride out a
+//! restarting API server ([`super::retry`]).
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -55,5 +56,7 @@ pub async fn connect(global: &Access) -> Result<kube::Client, ClientError> {
             .await
             .map_err(|e| ClientError::Config(Box::new(e)))?,
     };
-    kube::Client::try_from(config).map_err(ClientError::Client)
+    let namespace = config.default_namespace.clone();
+    let inner = kube::Client::try_from(config).map_err(ClientError::Client)?;
+    Ok(super::retry::Retrying::client(inner, namespace))
 }

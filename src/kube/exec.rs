@@ -91,7 +91,12 @@ async fn exit_of(p: &mut AttachedProcess) -> Exit {
     let Some(status) = p.take_status() else {
         return Exit::Failed("no status channel".into());
     };
-    match status.await {
+    exit_from(status.await)
+}
+
+/// The exit a status (or its absence: the stream ended first) says.
+fn exit_from(status: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>) -> Exit {
+    match status {
         None => Exit::Failed("the exec stream ended without a status".into()),
         Some(s) if s.status.as_deref() == Some("Success") => Exit::Code(0),
         Some(s) => {
@@ -164,6 +169,21 @@ pub struct Session {
     out: Arc<Mutex<Capture>>,
     err: Arc<Mutex<Capture>>,
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// When it ended by itself (see [`Session::ended_at`]).
+    ended: Arc<std::sync::OnceLock<std::time::Instant>>,
+    /// Its exit, from the status channel: the task notes in `ended` when the stream ends,
+    /// with or without a status (kube's output streams do not end when the connection breaks).
+    status: Option<tokio::task::JoinHandle<Exit>>,
+}
+
+/// [`drain`], then notes when the stream ended.
+async fn drain_noting_end(
+    r: impl AsyncRead + Unpin,
+    into: Arc<Mutex<Capture>>,
+    ended: Arc<std::sync::OnceLock<std::time::Instant>>,
+) {
+    drain(r, into).await;
+    let _ = ended.set(std::time::Instant::now());
 }
 
 /// Starts `command`, writes `pre` to its stdin and waits for `ready_marker` on its stdout.
@@ -188,13 +208,30 @@ pub async fn start_session(
         .map_err(|e| failed(Exit::Failed(format!("exec failed: {e}"))))?;
     let out = Arc::new(Mutex::new(Capture::default()));
     let err = Arc::new(Mutex::new(Capture::default()));
+    let ended = Arc::new(std::sync::OnceLock::new());
     let mut readers = Vec::new();
     if let Some(r) = process.stdout() {
-        readers.push(tokio::spawn(drain(r, out.clone())));
+        readers.push(tokio::spawn(drain_noting_end(
+            r,
+            out.clone(),
+            ended.clone(),
+        )));
     }
     if let Some(r) = process.stderr() {
-        readers.push(tokio::spawn(drain(r, err.clone())));
+        readers.push(tokio::spawn(drain_noting_end(
+            r,
+            err.clone(),
+            ended.clone(),
+        )));
     }
+    let status = process.take_status().map(|f| {
+        let ended = ended.clone();
+        tokio::spawn(async move {
+            let exit = exit_from(f.await);
+            let _ = ended.set(std::time::Instant::now());
+            exit
+        })
+    });
     let mut stdin = process.stdin();
     let mut session = Session {
         process,
@@ -202,6 +239,8 @@ pub async fn start_session(
         out,
         err,
         readers,
+        ended,
+        status,
     };
     let mut input = pre.to_owned();
     if !input.ends_with('\n') {
@@ -220,11 +259,16 @@ pub async fn start_session(
         if String::from_utf8_lossy(&session.out.lock().await.bytes).contains(ready_marker) {
             return Ok(session);
         }
-        if session.readers.iter().all(|r| r.is_finished()) {
+        let output_read = session.readers.iter().all(|r| r.is_finished())
+            || session
+                .ended_at()
+                .is_some_and(|t| t.elapsed() > Duration::from_millis(200));
+        if output_read {
             // The command ended before it was ready.
-            let exit = tokio::time::timeout(Duration::from_secs(5), exit_of(&mut session.process))
-                .await
-                .unwrap_or(Exit::Failed("ended before the ready marker".into()));
+            let exit = match session.exit(Duration::from_secs(5)).await {
+                Exit::TimedOut => Exit::Failed("ended before the ready marker".into()),
+                other => other,
+            };
             let exit = match exit {
                 Exit::Code(0) => Exit::Failed(format!(
                     "ended before printing the ready marker {ready_marker:?}"
@@ -249,16 +293,50 @@ impl Session {
         }
     }
 
+    /// When the session ended by itself, if it did: its exec stream was cut (the API server or
+    /// the kubelet went away) or its command exited. From then on the application is not held.
+    pub fn ended_at(&self) -> Option<std::time::Instant> {
+        self.ended.get().copied()
+    }
+
+    /// Its exit, waited for at most `timeout` ([`Exit::TimedOut`] then).
+    async fn exit(&mut self, timeout: Duration) -> Exit {
+        let Some(task) = self.status.as_mut() else {
+            return Exit::Failed("no status channel".into());
+        };
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(exit)) => {
+                self.status = None;
+                exit
+            }
+            Ok(Err(e)) => {
+                self.status = None;
+                Exit::Failed(format!("reading the exit: {e}"))
+            }
+            Err(_) => Exit::TimedOut,
+        }
+    }
+
     /// Closes the session without a post command (after a failure).
     pub async fn abort(mut self, exit: Exit) -> Outcome {
         drop(self.stdin.take());
         self.process.abort();
+        if let Some(t) = self.status.take() {
+            t.abort();
+        }
         self.outcome(exit).await
     }
 
     /// Writes `post`, closes stdin (which ends the session and releases the application) and
     /// waits at most `timeout` for the command to exit.
     pub async fn finish(mut self, post: Option<&str>, timeout: Duration) -> Outcome {
+        if let Some(at) = self.ended_at() {
+            let why = format!(
+                "the session had ended {} before, by itself (its exec stream was cut, as when the API server or the kubelet restarts, or its command exited): the application was released then, and no post command was sent",
+                crate::model::units::HumanDuration(at.elapsed())
+            );
+            return self.abort(Exit::Failed(why)).await;
+        }
         // A post command that could not be written did not run, whatever the session's exit.
         let mut unsent = None;
         if let (Some(w), Some(post)) = (self.stdin.as_mut(), post) {
@@ -280,9 +358,7 @@ impl Session {
         if let Some(mut w) = self.stdin.take() {
             let _ = w.shutdown().await;
         }
-        let exit = tokio::time::timeout(timeout, exit_of(&mut self.process))
-            .await
-            .unwrap_or(Exit::TimedOut);
+        let exit = self.exit(timeout).await;
         let exit = match unsent {
             Some(e) if exit.ok() => Exit::Failed(e),
             _ => exit,

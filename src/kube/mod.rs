@@ -9,4 +9,5 @@ pub mod lease;
 pub mod marks;
 pub mod observe;
 pub mod pods;
+pub mod retry;
 pub mod workloads;

@@ -148,6 +148,12 @@ impl TestCluster {
         self.rt.as_ref().expect("running").block_on(f)
     }
 
+    /// Restarts the API server (cut at once, `down` of refused connections, then back with the
+    /// same objects), returning once it listens again.
+    pub fn restart_api(&self, down: std::time::Duration) {
+        self.block_on(self.cluster().server().restart(down));
+    }
+
     /// The node's fault switches (a kubelet that refuses or cuts log requests).
     pub fn faults(&self) -> kentledge_nodeagents::node::Faults {
         self.cluster().faults()

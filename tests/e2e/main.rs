@@ -14,6 +14,7 @@ mod inplace;
 mod list;
 mod manifests;
 mod mariadb;
+mod outages;
 mod postgres;
 mod progress;
 mod prune;

@@ -36,6 +36,17 @@ pub(crate) fn seed(
     ready: bool,
 ) -> String {
     let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
+    tc.block_on(seed_with(&api, config, pvc, time, ready))
+}
+
+/// [`seed`] on a client of the test's own (many at once).
+pub(crate) async fn seed_with(
+    api: &Api<VolumeSnapshot>,
+    config: &str,
+    pvc: &str,
+    time: Timestamp,
+    ready: bool,
+) -> String {
     let name = format!("{pvc}-{}", time.strftime("%Y%m%d-%H%M%S"));
     let vs: VolumeSnapshot = serde_json::from_value(json!({
         "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
@@ -43,10 +54,10 @@ pub(crate) fn seed(
         "spec": {"source": {"persistentVolumeClaimName": pvc}, "volumeSnapshotClassName": "foreign"},
     }))
     .unwrap();
-    tc.block_on(api.create(&PostParams::default(), &vs))
-        .unwrap();
+    api.create(&PostParams::default(), &vs).await.unwrap();
     let status = json!({"status": {"creationTime": time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(), "readyToUse": ready, "boundVolumeSnapshotContentName": format!("content-{name}")}});
-    tc.block_on(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)))
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+        .await
         .unwrap();
     name
 }

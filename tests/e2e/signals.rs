@@ -13,19 +13,19 @@ use crate::cluster::TestCluster;
 use crate::support::{Run, run, signal_at, signal_when};
 
 /// The Lease `name`'s holder, if any.
-fn holder(tc: &TestCluster, name: &str) -> Option<String> {
+pub(crate) fn holder(tc: &TestCluster, name: &str) -> Option<String> {
     let api: Api<Lease> = Api::namespaced(tc.client(), &tc.namespace);
     tc.block_on(api.get(name)).ok()?.spec?.holder_identity
 }
 
 /// Phases of `kentledge backup` and the log event that starts each.
-const BACKUP_PHASES: &[(&str, &str)] = &[
+pub(crate) const BACKUP_PHASES: &[(&str, &str)] = &[
     ("clone and mover start", "backup lock taken"),
     ("copy", "INFO copying"),
     ("labels and cleanup", "INFO copied"),
 ];
 
-fn backup_fixture(ns: &str) -> (TestCluster, std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn backup_fixture(ns: &str) -> (TestCluster, std::path::PathBuf, std::path::PathBuf) {
     let tc = TestCluster::start(ns);
     passphrase_secret(&tc);
     let data = tc.pvc_with_files("data", &[], &[("small.txt", "precious\n")]);
@@ -46,8 +46,23 @@ fn backup_fixture(ns: &str) -> (TestCluster, std::path::PathBuf, std::path::Path
     (tc, cfg, data)
 }
 
+/// The next backup run (after one that was stopped in `phase`) copies and exits 0.
+pub(crate) fn copies_next_time(tc: &TestCluster, cfg: &std::path::Path, phase: &str) {
+    let again = run(tc.kentledge(cfg).arg("backup"));
+    assert_eq!(again.code, 0, "{phase}: {}{}", again.stdout, again.stderr);
+    assert!(copied(tc), "{phase}");
+}
+
+/// The fixture's borg repository's last archive equals the volume `data`.
+pub(crate) fn archive_equals(tc: &TestCluster, data: &std::path::Path) {
+    crate::backup::borg_extract_and_compare(
+        tc.volume_dir("repos").join("borg").to_str().unwrap(),
+        data,
+    );
+}
+
 /// Whether the newest snapshot is labelled copied.
-fn copied(tc: &TestCluster) -> bool {
+pub(crate) fn copied(tc: &TestCluster) -> bool {
     snapshot_labels(tc, &newest(tc)).contains_key("backed-up.kentledge.io/borg")
 }
 
@@ -90,14 +105,9 @@ fn sigterm_in_each_phase_of_a_backup_cleans_up_releases_the_lease_and_exits_143(
             assert!(!copied(&tc), "{phase}: nothing is labelled copied");
         }
         // The next run copies what the signal stopped.
-        let again = run(tc.kentledge(&cfg).arg("backup"));
-        assert_eq!(again.code, 0, "{phase}: {}{}", again.stdout, again.stderr);
-        assert!(copied(&tc), "{phase}");
+        copies_next_time(&tc, &cfg, phase);
     }
-    crate::backup::borg_extract_and_compare(
-        tc.volume_dir("repos").join("borg").to_str().unwrap(),
-        &data,
-    );
+    archive_equals(&tc, &data);
 }
 
 #[test]
@@ -134,10 +144,7 @@ fn sigkill_in_each_phase_of_a_backup_then_the_next_run_sweeps_and_copies() {
         assert_eq!(holder(&tc, lease), None, "{phase}");
         assert!(copied(&tc), "{phase}: {}", again.stderr);
     }
-    crate::backup::borg_extract_and_compare(
-        tc.volume_dir("repos").join("borg").to_str().unwrap(),
-        &data,
-    );
+    archive_equals(&tc, &data);
 }
 
 #[test]

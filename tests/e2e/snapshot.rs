@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::cluster::TestCluster;
 use crate::support::run;
 
-fn snapshots(tc: &TestCluster) -> Vec<VolumeSnapshot> {
+pub(crate) fn snapshots(tc: &TestCluster) -> Vec<VolumeSnapshot> {
     let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
     let mut l = tc.block_on(api.list(&ListParams::default())).unwrap().items;
     l.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -346,7 +346,7 @@ fn terminate_when(
     }
 }
 
-fn slow_class(tc: &TestCluster, name: &str, param: &str, value: &str) {
+pub(crate) fn slow_class(tc: &TestCluster, name: &str, param: &str, value: &str) {
     let classes: Api<kube::core::DynamicObject> = Api::all_with(
         tc.client(),
         &kentledge_nodeagents::storage::snapshot_class_resource(),
@@ -509,7 +509,7 @@ fn a_lock_whose_holder_stopped_renewing_is_taken_over() {
 
 /// A held session whose pre-command takes a lock on the volume (`flock` on
 /// `/data/frozen.lock`) for as long as the session lives, as `FLUSH TABLES WITH READ LOCK` does.
-const FLOCK_SESSION: &str = "    hooks:
+pub(crate) const FLOCK_SESSION: &str = "    hooks:
       - name: hold
         pod: {name: app}
         session:
@@ -521,7 +521,7 @@ const FLOCK_SESSION: &str = "    hooks:
 ";
 
 /// Whether the session's lock on the volume is held now.
-fn frozen(data: &std::path::Path) -> bool {
+pub(crate) fn frozen(data: &std::path::Path) -> bool {
     !std::process::Command::new("flock")
         .args(["-n"])
         .arg(data.join("frozen.lock"))

@@ -48,6 +48,50 @@ pub fn run(cmd: &mut Command) -> Run {
     }
 }
 
+/// Runs a command to completion, and its peak resident memory in bytes: the kernel's high-water
+/// mark of the process's own memory (`VmHWM`), read every 5 ms until it exits. (`ru_maxrss`
+/// from `wait4` would not do: it counts the test process's memory the child was forked from.)
+pub fn run_measured(cmd: &mut Command) -> (Run, u64) {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kentledge");
+    let read = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let status = loop {
+        // Read before looking for the exit: a process that has exited but is not yet waited
+        // for has no memory left to report, and its last reading stands.
+        if let Some(kib) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        }) {
+            peak = peak.max(kib * 1024);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let run = Run {
+        code: status.code().expect("exited normally"),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    (run, peak)
+}
+
 /// A TCP listener posing as an API server: it counts every connection and answers none.
 /// A kubeconfig that points at it proves whether a command made any API call.
 pub struct Tripwire {
@@ -212,8 +256,29 @@ pub fn signal_at(cmd: &mut Command, phase: &str, signal: i32, secs: u64) -> Run 
 pub fn signal_when(
     cmd: &mut Command,
     phase: &str,
-    mut also: impl FnMut() -> bool,
+    also: impl FnMut() -> bool,
     signal: i32,
+    secs: u64,
+) -> Run {
+    act_when(
+        cmd,
+        phase,
+        also,
+        // SAFETY: signalling our own child.
+        |pid| unsafe {
+            libc::kill(pid as i32, signal);
+        },
+        secs,
+    )
+}
+
+/// Starts `cmd`, waits (up to `secs`) for `phase` on its stderr and then for `also`, does `act`
+/// with the child's pid, and returns the whole run (the child runs to its end).
+pub fn act_when(
+    cmd: &mut Command,
+    phase: &str,
+    mut also: impl FnMut() -> bool,
+    act: impl FnOnce(u32),
     secs: u64,
 ) -> Run {
     use std::io::BufRead;
@@ -258,8 +323,7 @@ pub fn signal_when(
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, signal) };
+    act(child.id());
     let status = child.wait().unwrap();
     let mut stdout = String::new();
     if let Some(mut o) = child.stdout.take() {

@@ -249,6 +249,23 @@ pub(super) async fn execute(
     let mut state: BTreeMap<usize, Option<VolumeSnapshot>> = BTreeMap::new();
     let mut unread: BTreeMap<usize, String> = BTreeMap::new();
     record(&watch.seen, plan, &created, &mut state, &mut unread);
+    // A held session that ended by itself (its exec stream cut: the API server or the kubelet
+    // went away) released the application then: a cut first seen after that is not trusted.
+    let lost: Option<(String, std::time::Instant)> = started
+        .iter()
+        .filter_map(|(h, s)| Some((h.name.clone(), s.as_ref()?.ended_at()?)))
+        .min_by_key(|(_, at)| *at);
+    let cut_while_held = |i: &usize| match &lost {
+        None => true,
+        Some((_, at)) => watch
+            .seen
+            .cut_seen
+            .get(&plan.snapshots[*i].name)
+            .is_some_and(|seen| seen <= at),
+    };
+    if let Some((hook, _)) = &lost {
+        tracing::error!(%hook, "the held session ended before it was finished (its exec stream was cut, as when the API server or the kubelet restarts): the application was released then");
+    }
 
     // As the application is released, the run lock says which snapshots were cut while it was
     // frozen: if this run is killed from here on, the run that takes the lock over keeps those
@@ -257,7 +274,9 @@ pub(super) async fn execute(
         .iter()
         .filter(|i| {
             let vs = state.get(*i).cloned().flatten();
-            cut_time(vs.as_ref()).is_some() && error_message(vs.as_ref()).is_none()
+            cut_time(vs.as_ref()).is_some()
+                && error_message(vs.as_ref()).is_none()
+                && cut_while_held(i)
         })
         .map(|i| plan.snapshots[*i].name.clone())
         .collect();
@@ -318,11 +337,16 @@ pub(super) async fn execute(
         let p = &plan.snapshots[*i];
         let vs = state.get(i).cloned().flatten();
         let err = error_message(vs.as_ref());
-        if cut_time(vs.as_ref()).is_some() && err.is_none() {
+        let cut = cut_time(vs.as_ref()).is_some();
+        if cut && err.is_none() && cut_while_held(i) {
             waiting.push(*i);
             continue;
         }
         let mut why = err.unwrap_or_else(|| match unread.get(i) {
+            _ if cut => format!(
+                "not cut while the application was frozen: the held session of hook {} ended first (its exec stream was cut, as when the API server or the kubelet restarts)",
+                lost.as_ref().map_or("?", |(h, _)| h.as_str())
+            ),
             Some(e) => {
                 format!("its cut while the application was frozen could not be confirmed: {e}")
             }

@@ -26,6 +26,9 @@ pub struct Seen {
     pub deleted: BTreeSet<String>,
     /// Why the run cannot see its snapshots now (cleared by the next event it sees).
     pub blind: Option<String>,
+    /// When the run first saw each snapshot cut (`status.creationTime` set): the cut was made
+    /// by then.
+    pub cut_seen: BTreeMap<String, std::time::Instant>,
     /// The objects of a list in progress (a watcher's relist), swapped in when it is whole.
     listing: Option<BTreeMap<String, VolumeSnapshot>>,
 }
@@ -38,6 +41,7 @@ impl Seen {
         match event {
             Event::Apply(vs) => {
                 self.deleted.remove(&name(&vs));
+                self.note_cut(&vs);
                 self.objects.insert(name(&vs), vs);
             }
             Event::Delete(vs) => {
@@ -66,11 +70,20 @@ impl Seen {
         for gone in self.objects.keys().filter(|n| !listed.contains_key(*n)) {
             self.deleted.insert(gone.clone());
         }
-        for n in listed.keys() {
+        for (n, vs) in &listed {
             self.deleted.remove(n);
+            self.note_cut(vs);
         }
         self.objects = listed;
         self.blind = None;
+    }
+
+    fn note_cut(&mut self, vs: &VolumeSnapshot) {
+        if crate::model::snapshots::cut_time(Some(vs)).is_some() {
+            self.cut_seen
+                .entry(vs.metadata.name.clone().unwrap_or_default())
+                .or_insert_with(std::time::Instant::now);
+        }
     }
 
     /// Whether snapshot `name` has settled by `test` (a deleted one has: nothing more will come
@@ -240,6 +253,22 @@ mod tests {
             s.get("a").unwrap().is_some(),
             "made again under the same name"
         );
+    }
+
+    #[test]
+    fn the_first_sight_of_each_cut_is_kept_by_events_and_relists() {
+        let mut s = Seen::default();
+        s.apply(Event::Apply(vs("a", false)));
+        assert!(s.cut_seen.is_empty(), "not cut yet");
+        s.apply(Event::Apply(vs("a", true)));
+        let first = s.cut_seen["a"];
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        s.apply(Event::Apply(vs("a", true)));
+        assert_eq!(s.cut_seen["a"], first, "the first sight stands");
+        s.replace([vs("a", true), vs("b", true), vs("c", false)]);
+        assert_eq!(s.cut_seen["a"], first);
+        assert!(s.cut_seen["b"] > first, "seen cut by the relist");
+        assert!(!s.cut_seen.contains_key("c"));
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct Cluster {
     pub stream_translator: bool,
     /// Set to `true` when the server stops; background tasks end then.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Bumped when the server restarts (see [`crate::ServerHandle::restart`]): the streams
+    /// connections started (exec, attach, port-forward relays) end then.
+    pub restarts: tokio::sync::watch::Sender<u64>,
     /// Every request's method and URL (path and query) and the bearer token it came with, in
     /// arrival order: what an audit log of a real API server records (the token stands for the
     /// user).
@@ -107,16 +110,19 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Spawn a task that ends when the server stops.
+    /// Spawn a task of a connection's (a stream relay): it ends when the server stops or
+    /// restarts, as the process that served it would.
     pub fn spawn<F>(&self, fut: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let mut rx = self.shutdown.subscribe();
+        let mut restarts = self.restarts.subscribe();
         tokio::spawn(async move {
             tokio::select! {
                 () = fut => {}
                 _ = rx.wait_for(|stop| *stop) => {}
+                _ = restarts.changed() => {}
             }
         });
     }

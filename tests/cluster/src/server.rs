@@ -186,6 +186,7 @@ impl ApiServer {
             auth.add_user(&u.token, &u.name, &u.groups);
         }
         let (shutdown, _) = tokio::sync::watch::channel(false);
+        let (restarts, _) = tokio::sync::watch::channel(0);
         let cluster = Arc::new(Cluster {
             store: Store::new(opts.watch_history),
             registry: Registry::new(),
@@ -197,6 +198,7 @@ impl ApiServer {
             kubelet_tls,
             stream_translator: opts.stream_translator,
             shutdown,
+            restarts,
             requests: std::sync::Mutex::new(Vec::new()),
         });
         bootstrap::bootstrap(&cluster);
@@ -213,9 +215,11 @@ impl ApiServer {
             None => None,
         };
         let controller = tokio::spawn(controllers::run(cluster.clone()));
-        let accept = tokio::spawn(accept_loop(listener, tls, cluster.clone()));
+        let (outages, outage_rx) = tokio::sync::mpsc::unbounded_channel();
+        let accept = tokio::spawn(accept_loop(listener, tls, cluster.clone(), outage_rx));
         Ok(ServerHandle {
             url,
+            outages,
             admin_token,
             kubeconfig_path,
             cluster,
@@ -251,11 +255,46 @@ where
     }
 }
 
+/// A restart asked for: how long nothing listens, and who waits for the server to be back.
+type Outage = (std::time::Duration, tokio::sync::oneshot::Sender<()>);
+
 /// One listener serves both TLS (first byte 0x16, a handshake) and plain HTTP.
-async fn accept_loop(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, cluster: Arc<Cluster>) {
+async fn accept_loop(
+    mut listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    cluster: Arc<Cluster>,
+    mut outages: tokio::sync::mpsc::UnboundedReceiver<Outage>,
+) {
     let mut conns = JoinSet::new();
+    let mut asking = true;
     loop {
-        let (stream, _) = match listener.accept().await {
+        let next = tokio::select! {
+            o = outages.recv(), if asking => Err(o),
+            a = listener.accept() => Ok(a),
+        };
+        let accepted = match next {
+            Ok(a) => a,
+            Err(None) => {
+                asking = false;
+                continue;
+            }
+            Err(Some((down, back))) => {
+                // As the process exits: the listener closes and every connection and the
+                // streams they started are cut; then nothing listens for `down`.
+                let addr = listener.local_addr();
+                drop(listener);
+                conns.abort_all();
+                cluster.restarts.send_modify(|g| *g += 1);
+                tokio::time::sleep(down).await;
+                listener = match addr {
+                    Ok(a) => rebind(a).await,
+                    Err(e) => panic!("the listener's address: {e}"),
+                };
+                let _ = back.send(());
+                continue;
+            }
+        };
+        let (stream, _) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!("accept: {e}");
@@ -280,9 +319,21 @@ async fn accept_loop(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, clus
     }
 }
 
+/// Listens on `addr` again (the port was just closed: a few tries).
+async fn rebind(addr: SocketAddr) -> TcpListener {
+    for _ in 0..100 {
+        if let Ok(l) = TcpListener::bind(addr).await {
+            return l;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("could not listen on {addr} again after a restart");
+}
+
 /// A running server; dropping it stops the server and every task it started.
 pub struct ServerHandle {
     url: String,
+    outages: tokio::sync::mpsc::UnboundedSender<Outage>,
     admin_token: String,
     kubeconfig_path: Option<PathBuf>,
     cluster: Arc<Cluster>,
@@ -352,6 +403,17 @@ impl ServerHandle {
     /// The current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.cluster.store.current_rv()
+    }
+    /// Restarts the server as a kube-apiserver process restarts while etcd keeps the data:
+    /// the listener closes and every connection, watch, log and exec stream is cut at once;
+    /// for `down` nothing listens (connections are refused); then it listens on the same
+    /// address again with the same objects, resource versions and users. Returns once it
+    /// listens again.
+    pub async fn restart(&self, down: std::time::Duration) {
+        let (back, listening) = tokio::sync::oneshot::channel();
+        if self.outages.send((down, back)).is_ok() {
+            let _ = listening.await;
+        }
     }
     /// Stop now (the same as dropping the handle).
     pub fn shutdown(self) {}

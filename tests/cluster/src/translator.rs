@@ -328,6 +328,15 @@ pub async fn translate(
     proxy::switching(key, Some("v5.channel.k8s.io"))
 }
 
+/// A task that is aborted when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn relay<S>(ws: WebSocketStream<S>, up: Upstream, first: u8)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -346,7 +355,9 @@ where
     let stdin_w = stdin.map(|s| s.writer);
     let resize_w = resize.map(|s| s.writer);
     // Client → kubelet: stdin data, the close signal, resizes; a closed websocket ends stdin.
-    let upstream = tokio::spawn(async move {
+    // It holds the websocket's read half: it ends with the relay (a restart drops the relay,
+    // and the client's connection must close with it).
+    let upstream = AbortOnDrop(tokio::spawn(async move {
         while let Some(Ok(m)) = source.next().await {
             match m {
                 Message::Binary(b) => match (b.first(), &stdin_w) {
@@ -369,7 +380,7 @@ where
         if let Some(w) = &stdin_w {
             w.close();
         }
-    });
+    }));
     // Kubelet → client: output until both streams end, then the status.
     let (mut out, mut err) = (stdout, stderr);
     loop {
@@ -384,7 +395,7 @@ where
                 m.push(ch);
                 m.extend_from_slice(&data);
                 if sink.send(Message::binary(m)).await.is_err() {
-                    upstream.abort();
+                    upstream.0.abort();
                     conn.close();
                     return;
                 }
@@ -404,7 +415,7 @@ where
         })))
         .await;
     let _ = sink.flush().await;
-    upstream.abort();
+    upstream.0.abort();
     conn.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed()).await;
 }

@@ -5,9 +5,10 @@
 //! --content-from-command`) against the same dump piped into `borg create -` directly in the
 //! database's pod, as throughput (bytes of the dump per second of dumping). P1 and P5 (freeze
 //! windows and API requests of snapshot runs) are in [`snapshots`], P3 (volume copies with the
-//! default config) in [`copies`].
+//! default config) in [`copies`], P4 (prune of 10,000 snapshots) in [`prunes`].
 
 mod copies;
+mod prunes;
 mod snapshots;
 
 use std::time::Instant;

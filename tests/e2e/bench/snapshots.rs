@@ -2,7 +2,7 @@
 //! speed): P1, the application's freeze window with a held session hook for 32 PVCs against 1
 //! PVC (medians of several runs); P5, the API requests one snapshot run of N PVCs makes, as
 //! the API server's log of the `kentledge` ServiceAccount's requests counts them, against the
-//! goal 3N + 10 (`SHOW_REQUESTS=1` prints each run's requests). Next to P1, each window against the floor the local snapshot driver sets:
+//! goal 3N + 10, for 1, 32 and 100 PVCs, and P6's peak memory of the 100-PVC run (`SHOW_REQUESTS=1` prints each run's requests). Next to P1, each window against the floor the local snapshot driver sets:
 //! the time it alone needs to cut as many snapshots created at once (it runs on the same cores
 //! as everything else here, so its cost grows with N where a real CSI driver's would not).
 
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::row;
 use crate::cluster::TestCluster;
-use crate::support::run;
+use crate::support::run_measured;
 
 /// Runs per measure (the median is printed).
 const RUNS: usize = 5;
@@ -50,11 +50,11 @@ fn frozen(namespace: &str, n: usize) -> (TestCluster, std::path::PathBuf) {
     (tc, cfg)
 }
 
-/// One snapshot run: its freeze window in seconds, the requests kentledge made, and the
-/// VolumeSnapshotClass it used.
-fn snapshot_run(tc: &TestCluster, cfg: &std::path::Path, n: usize) -> (f64, usize, String) {
+/// One snapshot run: its freeze window in seconds, the requests kentledge made, the
+/// VolumeSnapshotClass it used, and the run's peak resident memory in bytes.
+fn snapshot_run(tc: &TestCluster, cfg: &std::path::Path, n: usize) -> (f64, usize, String, u64) {
     let before = tc.kentledge_requests().len();
-    let r = run(tc.kentledge(cfg).args(["snapshot", "-o", "json"]));
+    let (r, rss) = run_measured(tc.kentledge(cfg).args(["snapshot", "-o", "json"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let all = tc.kentledge_requests();
     let requests = all.len() - before;
@@ -74,7 +74,7 @@ fn snapshot_run(tc: &TestCluster, cfg: &std::path::Path, n: usize) -> (f64, usiz
     let window = v["freeze_window_seconds"]
         .as_f64()
         .expect("a freeze window");
-    (window, requests, class)
+    (window, requests, class, rss)
 }
 
 /// What the local cluster's snapshot driver alone needs for `n` cuts: `n` VolumeSnapshots
@@ -126,7 +126,7 @@ fn p1_p5_freeze_window_and_requests_of_snapshot_runs_by_pvc_count() {
         let (tc, cfg) = frozen(&format!("scale-{n}"), n);
         let (mut w, mut f) = (Vec::new(), Vec::new());
         for round in 0..RUNS {
-            let (window, made, class) = snapshot_run(&tc, &cfg, n);
+            let (window, made, class, _) = snapshot_run(&tc, &cfg, n);
             w.push(window);
             requests.insert(n, made);
             f.push(driver_floor(&tc, &class, n, round));
@@ -150,6 +150,18 @@ fn p1_p5_freeze_window_and_requests_of_snapshot_runs_by_pvc_count() {
             "(the local driver's own cost)",
         );
     }
+    // 100 PVCs once: requests and the run's peak memory (P6).
+    let (tc, cfg) = frozen("scale-100", 100);
+    let (_, made, _, rss) = snapshot_run(&tc, &cfg, 100);
+    requests.insert(100, made);
+    drop(tc);
+    row(
+        "P6 peak RSS, snapshot run of 100 PVCs vs 50 MB",
+        rss as f64 / 1e6,
+        50.0,
+        "MB",
+        "<= 1.0x",
+    );
     for (n, made) in requests {
         row(
             &format!("P5 API requests, snapshot of {n} PVCs vs 3N+10"),

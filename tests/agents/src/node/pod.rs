@@ -27,6 +27,9 @@ use super::status::{self, ContainerView, State, Terminated};
 use super::time::now;
 use super::volumes::{self, HostVolume};
 
+/// How soon a status write the API server did not take is tried again.
+const STATUS_RETRY: Duration = Duration::from_millis(500);
+
 /// A container process ended.
 #[derive(Debug)]
 pub struct Exit {
@@ -656,7 +659,9 @@ impl Worker {
         st
     }
 
-    async fn publish(&mut self) {
+    /// Writes the status if it changed; `false` when the write failed (the API server did not
+    /// take it: the worker tries again soon, as a kubelet's status manager does).
+    async fn publish(&mut self) -> bool {
         self.update_phase();
         let st = self.render();
         for s in self.init.iter().chain(self.main.iter()) {
@@ -669,7 +674,7 @@ impl Worker {
                 .container(&self.key, &self.uid, &s.spec.name, |r| r.waiting = waiting);
         }
         if self.last_published.as_ref() == Some(&st) {
-            return;
+            return true;
         }
         match self
             .api
@@ -682,12 +687,16 @@ impl Worker {
         {
             Ok(_) => self.last_published = Some(st),
             Err(kube::Error::Api(e)) if e.code == 404 => self.last_published = Some(st),
-            Err(e) => tracing::warn!(
-                "status of pod {}/{}: {e}",
-                self.key.namespace,
-                self.key.name
-            ),
+            Err(e) => {
+                tracing::warn!(
+                    "status of pod {}/{}: {e}",
+                    self.key.namespace,
+                    self.key.name
+                );
+                return false;
+            }
         }
+        true
     }
 
     /// Stop every running container: SIGTERM to its group, `grace`, then SIGKILL.
@@ -906,9 +915,12 @@ pub async fn run(ctx: Arc<Ctx>, pod: Pod, mut updates: watch::Receiver<Option<Po
             continue;
         }
         let wake = w.step().await;
-        w.publish().await;
+        let retry = (!w.publish().await).then(|| Instant::now() + STATUS_RETRY);
         let sleep = tokio::time::sleep_until(
-            wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+            wake.into_iter()
+                .chain(retry)
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
         );
         tokio::select! {
             r = updates.changed() => if r.is_err() {
