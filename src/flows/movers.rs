@@ -118,11 +118,12 @@ impl MoverResult {
     }
 }
 
-/// Runs a mover pod to its end. `on_event` sees each event as it is logged.
+/// Runs a mover pod to its end (its clone, if any, with how long it may stay unbound).
+/// `on_event` sees each event as it is logged.
 pub async fn run(
     client: &kube::Client,
     ns: &str,
-    clone: Option<&PersistentVolumeClaim>,
+    clone: Option<(&PersistentVolumeClaim, Duration)>,
     pod: &Pod,
     interrupt: &Interrupt,
     on_event: &(dyn Fn(&MoverEvent) + Sync),
@@ -130,6 +131,8 @@ pub async fn run(
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let bind_timeout = clone.map(|(_, t)| t);
+    let clone = clone.map(|(c, _)| c);
     let clone_name = clone.and_then(|c| c.metadata.name.clone());
     // Only what this call created is deleted: a create that failed (a name taken by another
     // run, say) must not delete the other's object.
@@ -145,7 +148,15 @@ pub async fn run(
             .await
             .map_err(Error::cluster("create the mover Pod"))?;
         made_pod = true;
-        Ok::<_, Error>(watch(&pods, &pod_name, interrupt, on_event).await)
+        let binding = clone_name
+            .as_deref()
+            .zip(bind_timeout)
+            .map(|(name, patience)| Binding {
+                pvcs: &pvcs,
+                name,
+                patience,
+            });
+        Ok::<_, Error>(watch(&pods, &pod_name, binding, interrupt, on_event).await)
     }
     .await;
     cleanup(
@@ -285,9 +296,20 @@ const ENDED_POLL: (Duration, Duration) = (Duration::from_millis(50), Duration::f
 /// How long the mover pod may stay unreadable before the run stops waiting for it.
 const POD_READ_PATIENCE: Duration = Duration::from_secs(60);
 
+/// A clone the mover waits for, and how long it may stay unbound.
+struct Binding<'a> {
+    pvcs: &'a Api<PersistentVolumeClaim>,
+    name: &'a str,
+    patience: Duration,
+}
+
+/// How often a clone is read while the mover pod has not started.
+const BIND_CHECK: Duration = Duration::from_secs(2);
+
 async fn watch(
     pods: &Api<Pod>,
     name: &str,
+    binding: Option<Binding<'_>>,
     interrupt: &Interrupt,
     on_event: &(dyn Fn(&MoverEvent) + Sync),
 ) -> MoverResult {
@@ -296,6 +318,8 @@ async fn watch(
     // The pod was stopped at its deadline: that, not what the mover said last, is the result.
     let mut deadline = false;
     let mut unreadable_since: Option<std::time::Instant> = None;
+    let made = std::time::Instant::now();
+    let mut clone_read: Option<std::time::Instant> = None;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MoverEvent>();
     let log_ended: std::cell::Cell<Option<std::time::Instant>> = std::cell::Cell::new(None);
     let pace = |n| match log_ended.get() {
@@ -332,6 +356,24 @@ async fn watch(
                 return ControlFlow::Continue(());
             }
         };
+        // A clone that does not bind keeps the pod from starting: read it now and then.
+        if let Some(b) = binding.as_ref().filter(|_| !pods_state::started(&p))
+            && clone_read.is_none_or(|t| t.elapsed() >= BIND_CHECK)
+        {
+            clone_read = Some(std::time::Instant::now());
+            match b.pvcs.get_opt(b.name).await {
+                Ok(c) => {
+                    if let Some(why) =
+                        pods_state::unbound(b.name, c.as_ref(), made.elapsed(), b.patience)
+                    {
+                        out.failure = Some(Failure::Failed);
+                        out.message = why;
+                        return ControlFlow::Break(());
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "reading the clone"),
+            }
+        }
         if log_task.is_none() && pods_state::started(&p) {
             log_task = Some(tokio::spawn(follow(
                 pods.clone(),

@@ -32,16 +32,21 @@ fn content_resource() -> ApiResource {
     )
 }
 
-/// Lists every object of a kind with pagination (500 at a time).
+/// Lists every object of a kind with pagination (500 at a time), without their
+/// `managedFields` (often most of an object's size, and never read here: a prune of 10,000
+/// snapshots keeps all of them at once).
 async fn list_all<K>(api: &Api<K>, lp: ListParams) -> kube::Result<Vec<K>>
 where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug + kube::Resource,
 {
     let mut out = Vec::new();
     let mut lp = lp.limit(500);
     loop {
         let page = api.list(&lp).await?;
-        out.extend(page.items);
+        out.extend(page.items.into_iter().map(|mut k| {
+            k.meta_mut().managed_fields = None;
+            k
+        }));
         match page.metadata.continue_ {
             Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
             _ => return Ok(out),

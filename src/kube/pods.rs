@@ -93,9 +93,62 @@ pub fn ended(p: &Pod, now: Timestamp) -> Option<End> {
     })
 }
 
+/// Why the claim `name` a mover needs will not bind, once it has waited `waited` of `patience`
+/// and is still not Bound (or is gone).
+pub fn unbound(
+    name: &str,
+    pvc: Option<&k8s_openapi::api::core::v1::PersistentVolumeClaim>,
+    waited: Duration,
+    patience: Duration,
+) -> Option<String> {
+    let Some(pvc) = pvc else {
+        return Some(format!(
+            "the clone {name} was deleted before the mover started"
+        ));
+    };
+    let phase = pvc.status.as_ref().and_then(|s| s.phase.as_deref());
+    if phase == Some("Bound") || waited < patience {
+        return None;
+    }
+    let class = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.as_deref())
+        .unwrap_or("(the default)");
+    Some(format!(
+        "the clone {name} did not bind within spec.mover.clone.bindTimeout {} ({}, storage class {class}): is its provisioner running, and can it make volumes from VolumeSnapshots?",
+        crate::model::units::HumanDuration(patience),
+        phase.unwrap_or("no phase"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clone_that_does_not_bind_in_time_is_said_with_its_class() {
+        let claim = |phase: &str| -> k8s_openapi::api::core::v1::PersistentVolumeClaim {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "c"},
+                "spec": {"storageClassName": "nowhere"},
+                "status": {"phase": phase}}))
+            .unwrap()
+        };
+        let (s, m) = (Duration::from_secs(1), Duration::from_secs(60));
+        assert_eq!(
+            unbound("c", Some(&claim("Pending")), s, m),
+            None,
+            "still time"
+        );
+        assert_eq!(unbound("c", Some(&claim("Bound")), m * 2, m), None, "bound");
+        let late = unbound("c", Some(&claim("Pending")), m, m).unwrap();
+        assert_eq!(
+            late,
+            "the clone c did not bind within spec.mover.clone.bindTimeout 1m (Pending, storage class nowhere): is its provisioner running, and can it make volumes from VolumeSnapshots?"
+        );
+        assert!(unbound("c", None, s, m).unwrap().contains("was deleted"));
+    }
 
     fn pod(status: serde_json::Value) -> Pod {
         serde_json::from_value(serde_json::json!({"metadata": {"name": "m"}, "status": status}))

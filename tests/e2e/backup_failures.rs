@@ -784,3 +784,59 @@ fn a_mover_deleted_mid_copy_fails_the_run_and_the_next_breaks_the_locks_it_left_
         &data,
     );
 }
+
+#[test]
+fn a_clone_that_never_binds_fails_its_copy_naming_its_class_and_leaves_nothing() {
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let tc = TestCluster::start("unbound");
+    passphrase_secret(&tc);
+    let data = tc.pvc_with_files("data", &[], &[("file", "precious\n")]);
+    empty_pvc(&tc, "repos");
+    // A class whose provisioner is not running here: nothing ever binds its claims.
+    let classes: Api<StorageClass> = Api::all(tc.client());
+    let sc: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "nowhere"}, "provisioner": "none.example.com"}))
+    .unwrap();
+    tc.block_on(classes.create(&Default::default(), &sc))
+        .unwrap();
+    let spec = |clone: &str| {
+        format!(
+            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [borg]\n  mover:\n    clone: {clone}\n",
+            pvc_repository("borg", "borg", "borg", &["init: true"]),
+        )
+    };
+    let cfg = tc.config(
+        "unbound",
+        &spec("{storageClassName: nowhere, bindTimeout: 3s}"),
+    );
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let (ok, reason) = results(&report(&r))["borg"].clone();
+    assert!(!ok);
+    assert!(
+        reason.contains(
+            "did not bind within spec.mover.clone.bindTimeout 3s (Pending, storage class nowhere)"
+        ),
+        "{reason}"
+    );
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+    let snapshot = only_snapshot(&tc);
+    assert!(
+        !snapshot_labels(&tc, &snapshot).contains_key("backed-up.kentledge.io/borg"),
+        "nothing is labelled copied"
+    );
+    // With the source's own class the next run copies.
+    let cfg = tc.config("unbound", &spec("{bindTimeout: 3s}"));
+    let again = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(snapshot_labels(&tc, &snapshot).contains_key("backed-up.kentledge.io/borg"));
+    crate::backup::borg_extract_and_compare(
+        tc.volume_dir("repos").join("borg").to_str().unwrap(),
+        &data,
+    );
+}

@@ -162,7 +162,7 @@ pub enum TaintEffect {
 }
 
 /// The clone PVCs created from snapshots for mover pods.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CloneSettings {
     /// Storage class; default: the source PVC's.
@@ -174,6 +174,25 @@ pub struct CloneSettings {
     /// Requested size; default: the snapshot's `restoreSize`.
     #[serde(default)]
     pub size: Option<String>,
+    /// How long a clone may stay unbound before its copy fails (its provisioner is missing,
+    /// or cannot restore from snapshots).
+    #[serde(default = "default_bind_timeout")]
+    pub bind_timeout: HumanDuration,
+}
+
+impl Default for CloneSettings {
+    fn default() -> Self {
+        CloneSettings {
+            storage_class_name: None,
+            access_modes: Vec::new(),
+            size: None,
+            bind_timeout: default_bind_timeout(),
+        }
+    }
+}
+
+fn default_bind_timeout() -> HumanDuration {
+    HumanDuration::from_secs(600)
 }
 
 /// PVC access modes.

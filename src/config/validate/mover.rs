@@ -91,4 +91,10 @@ pub(super) fn validate_mover(p: &mut Problems, m: &Mover) {
     if let Some(size) = &m.clone.size {
         p.check(format!("{base}.clone.size"), check_quantity(size));
     }
+    if m.clone.bind_timeout.0.is_zero() {
+        p.add(
+            format!("{base}.clone.bindTimeout"),
+            "must be longer than zero",
+        );
+    }
 }

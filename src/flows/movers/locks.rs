@@ -47,7 +47,8 @@ pub async fn run_with_locks(
     let mut broke = false;
     let waited_since = std::time::Instant::now();
     loop {
-        let out = run(client, t.namespace, t.clone, t.pod, interrupt, on_event).await?;
+        let clone = t.clone.map(|c| (c, t.mover.clone.bind_timeout.0));
+        let out = run(client, t.namespace, clone, t.pod, interrupt, on_event).await?;
         if out.failure != Some(Failure::Locked) || out.interrupted {
             return Ok(out);
         }

@@ -527,7 +527,10 @@ async fn run_data_pod(
             mover::run(
                 client,
                 ns,
-                replace.clone.as_ref(),
+                replace
+                    .clone
+                    .as_ref()
+                    .map(|c| (c, settings.config.spec.mover.clone.bind_timeout.0)),
                 &replace.pod,
                 interrupt,
                 &on_event,
