@@ -294,9 +294,81 @@ pub fn restic_ls_tally(stdout: &str) -> Result<Tally, String> {
     Ok(t)
 }
 
+/// An engine's error text without the Python tracebacks borg prints for unexpected errors
+/// ("Local Exception"): each traceback is left as its exception's line (once), and the platform
+/// lines that follow one are dropped. The lines around them are kept as they are.
+pub fn without_tracebacks(text: &str) -> String {
+    const PLATFORM: [&str; 6] = [
+        "Platform:",
+        "Linux:",
+        "Borg:",
+        "PID:",
+        "sys.argv:",
+        "SSH_ORIGINAL_COMMAND:",
+    ];
+    let mut kept: Vec<&str> = Vec::new();
+    let (mut inside, mut seen) = (false, false);
+    for line in text.lines() {
+        if line.starts_with("Traceback (most recent call last):") {
+            (inside, seen) = (true, true);
+            continue;
+        }
+        if inside {
+            // Frames and their carets are indented; the exception's own line ends the traceback.
+            if line.starts_with(' ') || line.trim().is_empty() {
+                continue;
+            }
+            inside = false;
+            if !kept.contains(&line) {
+                kept.push(line);
+            }
+            continue;
+        }
+        let noise = line == "Local Exception"
+            || line.starts_with("During handling of the above exception")
+            || (seen && (line.trim().is_empty() || PLATFORM.iter().any(|p| line.starts_with(p))));
+        if !noise {
+            kept.push(line);
+        }
+    }
+    kept.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracebacks_are_left_as_their_exception() {
+        let said = "No space left on device, cleaning up partial transaction to free space.
+Local Exception
+Traceback (most recent call last):
+  File \"/usr/lib/python3/dist-packages/borg/platform/base.py\", line 194, in close
+    self.sync()
+OSError: [Errno 28] No space left on device
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File \"/usr/lib/python3/dist-packages/borg/archiver.py\", line 5391, in main
+    exit_code = archiver.run(args)
+                ^^^^^^^^^^^^^^^^^^
+OSError: [Errno 28] No space left on device
+
+Platform: Linux vm 6.18.44 #1 SMP PREEMPT_DYNAMIC x86_64
+Linux: Unknown Linux
+Borg: 1.4.0  Python: CPython 3.11.2 msgpack: 1.0.3 fuse: None [pyfuse3,llfuse]
+PID: 28110  CWD: /tmp
+sys.argv: ['/usr/bin/borg', 'create', 'r::two', '.']
+SSH_ORIGINAL_COMMAND: None
+";
+        assert_eq!(
+            without_tracebacks(said),
+            "No space left on device, cleaning up partial transaction to free space.\nOSError: [Errno 28] No space left on device"
+        );
+        let plain = "Repository /r does not exist.\nBorg: a line of its own";
+        assert_eq!(without_tracebacks(plain), plain, "no traceback: as it was");
+    }
 
     // Captured from borg 1.4.0 and restic 0.14.0 on this project's test machines.
     const BORG_STDERR: &str = include_str!("../../tests/fixtures/borg-create.stderr.jsonl");

@@ -242,12 +242,31 @@ impl Throttle {
     }
 }
 
+/// Whether an engine said it ran out of space (ENOSPC: borg's "No space left on device",
+/// restic's Go "no space left on device").
+fn out_of_space(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("no space left on device")
+}
+
 /// What to do when the engine ran out of space on the cache volume (its path is in the message).
 pub(super) fn cache_full(message: &str, repository: &str) -> Option<String> {
-    (message.contains("No space left on device") && message.contains(paths::CACHE)).then(|| {
+    (out_of_space(message) && message.contains(paths::CACHE)).then(|| {
         format!(
             " (the cache volume {} is full: raise spec.repositories[{repository}].cache.size, or set cache: {{enabled: false}})",
             crate::mover::pod::cache_pvc_name(repository)
+        )
+    })
+}
+
+/// What to do when the engine ran out of space anywhere but the cache volume: in the
+/// repository's storage.
+pub(super) fn repository_full(message: &str, repository: &str) -> Option<String> {
+    (out_of_space(message) && !message.contains(paths::CACHE)).then(|| {
+        format!(
+            " (the storage of repository {repository} is full: give it more room, for a volume by \
+             raising its claim's size, or delete archives with `kentledge prune`, then run again)"
         )
     })
 }
@@ -262,7 +281,7 @@ pub(super) fn classify(engine: Engine, out: &Output) -> Fail {
     let message = if text.trim().is_empty() {
         format!("{} exited with {}", engine.name(), out.code)
     } else {
-        text
+        output::without_tracebacks(&text)
     };
     let holders = if failure == Failure::Locked && engine == Engine::Restic {
         restic_holders(&message)
@@ -280,7 +299,9 @@ pub(super) fn classify(engine: Engine, out: &Output) -> Fail {
 /// pass on why ssh gave up: host key, authentication, refused).
 pub(super) fn diagnose(env: &Env, out: &Output) -> Fail {
     let mut f = classify(env.access.engine, out);
-    if let Some(hint) = cache_full(&f.message, &env.access.name) {
+    if let Some(hint) = cache_full(&f.message, &env.access.name)
+        .or_else(|| repository_full(&f.message, &env.access.name))
+    {
         f.message.push_str(&hint);
     }
     if f.failure != Failure::Unreachable {

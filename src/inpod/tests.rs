@@ -259,6 +259,22 @@ fn a_full_cache_volume_is_named_with_what_to_do() {
         None,
         "a full repository is not the cache's fault"
     );
+    assert_eq!(
+        super::process::repository_full("OSError: [Errno 28] No space left on device", "vault")
+            .as_deref(),
+        Some(
+            " (the storage of repository vault is full: give it more room, for a volume by raising its claim's size, or delete archives with `kentledge prune`, then run again)"
+        )
+    );
+    assert_eq!(super::process::repository_full(said, "vault"), None);
+    assert!(
+        super::process::repository_full(
+            "Fatal: unable to save snapshot: write /repository/shop/data/3f/3f1a: no space left on device",
+            "vault"
+        )
+        .is_some(),
+        "restic's words too"
+    );
 }
 
 /// A job's repository access with the defaults these tests share.

@@ -331,6 +331,32 @@ pub fn ssh_repository(
 
 /// A config's repository entry on the PVC `repos` at `path`, with the test passphrase and
 /// `fields` (the engine's other settings, e.g. `init: true`).
+/// A spec that snapshots the PVC `data` and copies it to the borg repository `borg` (in the
+/// PVC `repos`, at `borg`) with `fields` (e.g. `init: true`).
+pub fn data_to_borg(fields: &[&str]) -> String {
+    format!(
+        "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [borg]\n",
+        pvc_repository("borg", "borg", "borg", fields),
+    )
+}
+
+/// The archives of the borg repository at `repo`, by name, oldest first.
+pub fn borg_archive_names(repo: &Path) -> Vec<String> {
+    let work = tempfile::tempdir().unwrap();
+    let list: serde_json::Value = serde_json::from_str(&borg(
+        &["list", "--json", repo.to_str().unwrap()],
+        work.path(),
+        &work.path().join("base"),
+    ))
+    .unwrap();
+    list["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub fn pvc_repository(name: &str, engine: &str, path: &str, fields: &[&str]) -> String {
     let location = format!("pvc: {{claimName: repos, path: {path}}}");
     repository_entry(name, engine, &location, fields)

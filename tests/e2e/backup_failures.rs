@@ -1,6 +1,7 @@
 //! `kentledge backup` when things go wrong: wrong passphrase, missing repository, unreachable
 //! repositories and host key mismatch, locks held by others and stale locks of gone movers,
-//! serialisation on one borg repository, and SIGTERM during the copy. Each leaves nothing behind.
+//! serialisation on one borg repository, SIGTERM during the copy, a repository volume that fills
+//! up, a clone that never binds. Each leaves nothing behind.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,8 +12,8 @@ use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 use crate::backup::{
-    PASSPHRASE, Watcher, empty_pvc, has_event, leftovers, only_snapshot, passphrase_secret,
-    pvc_repository, remote_secrets, snapshot_labels, ssh_repository,
+    PASSPHRASE, Watcher, data_to_borg, empty_pvc, has_event, leftovers, only_snapshot,
+    passphrase_secret, pvc_repository, remote_secrets, snapshot_labels, ssh_repository,
 };
 use crate::cluster::TestCluster;
 use crate::servers::Sshd;
@@ -203,13 +204,7 @@ fn a_lock_held_by_another_holder_is_waited_for_and_never_broken_a_gone_movers_lo
     let repos = empty_pvc(&tc, "repos");
     let repo = repos.join("borg");
     borg_init(&repo, PASSPHRASE);
-    let cfg = tc.config(
-        "shop",
-        &format!(
-            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [borg]\n",
-            pvc_repository("borg", "borg", "borg", &["lockWait: 3s"]),
-        ),
-    );
+    let cfg = tc.config("shop", &data_to_borg(&["lockWait: 3s"]));
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
 
     // Someone else holds the lock: the run waits, fails naming the holder, and leaves the lock.
@@ -836,4 +831,130 @@ fn a_clone_that_never_binds_fails_its_copy_naming_its_class_and_leaves_nothing()
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
     assert!(snapshot_labels(&tc, &snapshot).contains_key("backed-up.kentledge.io/borg"));
     crate::signals::archive_equals(&tc, &data);
+}
+
+/// The archives (borg) or snapshot ids (restic) in the repository `repos`/`engine`.
+fn archives(tc: &TestCluster, engine: &str) -> Vec<String> {
+    let repo = tc.volume_dir("repos").join(engine);
+    if engine == "borg" {
+        return crate::backup::borg_archive_names(&repo);
+    }
+    let snaps: Value = serde_json::from_str(&crate::backup::restic(
+        repo.to_str().unwrap(),
+        &["snapshots", "--json"],
+        &[],
+    ))
+    .unwrap();
+    snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_borg_repository_volume_that_fills_up_fails_the_copy_keeps_what_it_had_and_the_next_run_after_growing_it_copies()
+ {
+    fills_up("borg");
+}
+
+#[test]
+fn a_restic_repository_volume_that_fills_up_fails_the_copy_keeps_what_it_had_and_the_next_run_after_growing_it_copies()
+ {
+    fills_up("restic");
+}
+
+/// A copy into `engine`'s repository on a small volume that fills up: the job says the
+/// repository is full (without the engine's traceback), nothing is left behind, the archives it
+/// had stay, the snapshot is not labelled copied; once the claim is grown the next run copies it.
+fn fills_up(engine: &str) {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let tc = TestCluster::start(&format!("full-{engine}"));
+    passphrase_secret(&tc);
+    // A class whose volumes hold no more than their size, and a small repository volume of it.
+    let sc: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "small"}, "provisioner": kentledge_nodeagents::storage::DRIVER,
+        "parameters": {"limitCapacity": "true"}, "allowVolumeExpansion": true}))
+    .unwrap();
+    tc.block_on(Api::<StorageClass>::all(tc.client()).create(&Default::default(), &sc))
+        .unwrap();
+    let _: PersistentVolumeClaim = tc.create(json!({
+        "metadata": {"name": "repos"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "small",
+                 "resources": {"requests": {"storage": "8Mi"}}}}));
+    let data = tc.pvc_with_files("data", &[], &[("small.txt", "precious\n")]);
+    std::fs::write(
+        data.join("first.bin"),
+        crate::support::incompressible(1 << 20, 5),
+    )
+    .unwrap();
+    let cfg = tc.config(
+        "full",
+        &format!(
+            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [{engine}]\n",
+            pvc_repository(engine, engine, engine, &["init: true"]),
+        ),
+    );
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let r = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let before = archives(&tc, engine);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // 12 MiB more than the 8 MiB volume holds.
+    std::fs::write(
+        data.join("second.bin"),
+        crate::support::incompressible(12 << 20, 6),
+    )
+    .unwrap();
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let (ok, reason) = results(&report(&r))[engine].clone();
+    assert!(!ok);
+    assert!(
+        reason.to_lowercase().contains("no space left on device")
+            && reason.contains(&format!("the storage of repository {engine} is full"))
+            && !reason.contains("Traceback"),
+        "the job says the repository is full, without a traceback: {reason}"
+    );
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+    assert_eq!(archives(&tc, engine), before, "the archive it had is kept");
+    let copied = |tc: &TestCluster| {
+        let newest = crate::signals::newest(tc);
+        snapshot_labels(tc, &newest).contains_key(&format!("backed-up.kentledge.io/{engine}"))
+    };
+    assert!(
+        !copied(&tc),
+        "the snapshot that did not fit is not labelled copied"
+    );
+
+    // The admin grows the claim; the next run copies the snapshot that did not fit.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(tc.client(), &tc.namespace);
+    tc.block_on(claims.patch(
+        "repos",
+        &Default::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "64Mi"}}}})),
+    ))
+    .unwrap();
+    tc.wait(20, "the repository volume to grow", || {
+        let c = tc.block_on(claims.get("repos")).ok()?;
+        (c.status?.capacity?.get("storage")?.0 == "64Mi").then_some(())
+    });
+    let again = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(copied(&tc), "copied after growing the repository volume");
+    assert_eq!(archives(&tc, engine).len(), 2);
+    let repo = tc.volume_dir("repos").join(engine);
+    if engine == "borg" {
+        crate::signals::archive_equals(&tc, &data);
+    } else {
+        crate::backup::restic_restore_and_compare(repo.to_str().unwrap(), &[], &data);
+    }
 }

@@ -171,6 +171,11 @@ impl TestCluster {
         self.cluster().server().requests_with_token(&self.token)
     }
 
+    /// When each of [`TestCluster::kentledge_requests`] arrived: for requests per second.
+    pub fn kentledge_arrivals(&self) -> Vec<std::time::Instant> {
+        self.cluster().server().arrivals_with_token(&self.token)
+    }
+
     /// An admin client.
     pub fn client(&self) -> kube::Client {
         self.cluster().client()

@@ -23,6 +23,7 @@ mod repo_prune;
 mod restore;
 mod retention_borg;
 mod s3;
+mod scale;
 mod servers;
 mod signals;
 mod snapshot;

@@ -70,18 +70,9 @@ fn seed_restic(repo: &str, src: &Path, config: &str, t: Timestamp) {
     );
 }
 
-fn borg_names(repo: &Path, base: &Path) -> BTreeSet<String> {
-    let v: Value = serde_json::from_str(&borg(
-        &["list", "--json", repo.to_str().unwrap()],
-        base,
-        base,
-    ))
-    .unwrap();
-    v["archives"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap().to_owned())
+fn borg_names(repo: &Path) -> BTreeSet<String> {
+    crate::backup::borg_archive_names(repo)
+        .into_iter()
         .collect()
 }
 
@@ -157,7 +148,7 @@ fn repository_prune_keeps_exactly_what_the_policy_says_and_check_verifies() {
         "the same policy, the same decisions"
     );
     assert_eq!(
-        borg_names(&borg_repo, &base).len(),
+        borg_names(&borg_repo).len(),
         31,
         "a dry run deletes nothing"
     );
@@ -218,7 +209,7 @@ fn repository_prune_keeps_exactly_what_the_policy_says_and_check_verifies() {
     assert_eq!(deleted_rows, 2 * (30 - borg_kept.len()), "{}", r.stdout);
     let mut expect = borg_kept.clone();
     expect.insert(theirs.clone());
-    assert_eq!(borg_names(&borg_repo, &base), expect);
+    assert_eq!(borg_names(&borg_repo), expect);
     assert_eq!(borg_kept.len(), borg_keep_times.len());
     let snaps: Value = serde_json::from_str(&restic(
         restic_repo.to_str().unwrap(),

@@ -8,7 +8,7 @@
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 
-use crate::backup::{empty_pvc, leftovers, passphrase_secret, pvc_repository, snapshot_labels};
+use crate::backup::{data_to_borg, empty_pvc, leftovers, passphrase_secret, snapshot_labels};
 use crate::cluster::TestCluster;
 use crate::support::{Run, run, signal_at, signal_when};
 
@@ -36,14 +36,32 @@ pub(crate) fn backup_fixture(ns: &str) -> (TestCluster, std::path::PathBuf, std:
     .unwrap();
     empty_pvc(&tc, "repos");
     // The default borg cache volume: a killed copy leaves locks in the repository and the cache.
-    let cfg = tc.config(
-        ns,
-        &format!(
-            "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [borg]\n",
-            pvc_repository("borg", "borg", "borg", &["init: true", "lockWait: 3s"]),
-        ),
-    );
+    let cfg = tc.config(ns, &data_to_borg(&["init: true", "lockWait: 3s"]));
     (tc, cfg, data)
+}
+
+/// `kentledge restore` of the fixture's volume from its borg archive into the new PVC `copy`.
+pub(crate) const RESTORE_TO_COPY: [&str; 7] = [
+    "restore",
+    "volume",
+    "data",
+    "--repository",
+    "borg",
+    "--to",
+    "copy",
+];
+
+/// [`backup_fixture`] snapshotted and copied once: what a restore starts from.
+pub(crate) fn restore_fixture(ns: &str) -> (TestCluster, std::path::PathBuf, std::path::PathBuf) {
+    let (tc, cfg, data) = backup_fixture(ns);
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    assert_eq!(run(tc.kentledge(&cfg).arg("backup")).code, 0);
+    (tc, cfg, data)
+}
+
+/// Whether a pod of kentledge's is at work (during a restore: the one that fills the new PVC).
+pub(crate) fn filling(tc: &TestCluster) -> bool {
+    leftovers(tc).iter().any(|l| l.starts_with("pod/"))
 }
 
 /// The next backup run (after one that was stopped in `phase`) copies and exits 0.
@@ -66,7 +84,8 @@ pub(crate) fn copied(tc: &TestCluster) -> bool {
     snapshot_labels(tc, &newest(tc)).contains_key("backed-up.kentledge.io/borg")
 }
 
-fn newest(tc: &TestCluster) -> String {
+/// The newest snapshot of the namespace.
+pub(crate) fn newest(tc: &TestCluster) -> String {
     let api: Api<kentledge::model::snapshots::VolumeSnapshot> =
         Api::namespaced(tc.client(), &tc.namespace);
     let mut names: Vec<String> = tc
@@ -210,23 +229,11 @@ fn sigterm_and_sigkill_while_prune_deletes_then_the_next_prune_finishes_the_poli
 
 #[test]
 fn sigkill_while_a_restore_fills_a_new_pvc_then_the_next_run_sweeps_it() {
-    let (tc, cfg, data) = backup_fixture("killrestore");
-    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
-    assert_eq!(run(tc.kentledge(&cfg).arg("backup")).code, 0);
-    let restore = [
-        "restore",
-        "volume",
-        "data",
-        "--repository",
-        "borg",
-        "--to",
-        "copy",
-    ];
-    let filling = || leftovers(&tc).iter().any(|l| l.starts_with("pod/"));
+    let (tc, cfg, data) = restore_fixture("killrestore");
     let r = signal_when(
-        tc.kentledge(&cfg).args(restore),
+        tc.kentledge(&cfg).args(RESTORE_TO_COPY),
         "creating the new PVC",
-        filling,
+        || filling(&tc),
         libc::SIGKILL,
         60,
     );
@@ -247,7 +254,7 @@ fn sigkill_while_a_restore_fills_a_new_pvc_then_the_next_run_sweeps_it() {
         "left behind: {:?}",
         leftovers(&tc)
     );
-    let r = run(tc.kentledge(&cfg).args(restore));
+    let r = run(tc.kentledge(&cfg).args(RESTORE_TO_COPY));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     crate::tree::assert_same(&data, &tc.volume_dir("copy"));
 }

@@ -151,60 +151,16 @@ pub(super) async fn execute(
         parts: Mutex::new(BTreeMap::new()),
         progress,
     };
+    let in_use = InUse::new(plan);
+    let ns = settings.namespace.as_str();
     let runs = plan.jobs.iter().map(|j| {
         let gates = &gates;
         let status = &status;
+        let in_use = &in_use;
         async move {
-            let mut passed = gates.enter(&j.repository).await;
-            if interrupt.is_set() {
-                return record(j, Verdict::Failed, "not started: interrupted".into(), None, 0.0);
-            }
-            let started = Instant::now();
-            let shown = |text: String| status.show(j.index, text);
-            shown(format!("{} → {}: starting", j.pvc, j.repository));
-            let meter = Meter::default();
-            let on_event = |e: &MoverEvent| on_event(j, e, &meter, &shown);
-            let task = mover::Task {
-                namespace: &settings.namespace,
-                config: &config.metadata.name,
-                pod: &j.pod,
-                clone: Some(&j.clone),
-                access: &j.job.repository,
-                repository: &j.repo,
-                mover: &config.spec.mover,
-            };
-            let out = mover::run_with_locks(client, &task, interrupt, &on_event).await;
-            passed.opened(&out);
-            status.done(j.index);
-            let seconds = started.elapsed().as_secs_f64();
-            match out {
-                Ok(o) if o.ok() => {
-                    let labelled =
-                        label_backed_up(client, &settings.namespace, &j.snapshot, &j.repository)
-                            .await;
-                    let s = o.summary.clone().unwrap_or_default();
-                    tracing::info!(pvc = %j.pvc, repository = %j.repository, archive = %s.archive,
-                        read = s.bytes_read, added = s.bytes_added, files = s.files, seconds, "copied");
-                    let mut rec = record(j, Verdict::Ok, "ok".into(), o.summary, seconds);
-                    rec.label_error = labelled.err();
-                    rec
-                }
-                Ok(o) if o.result_unknown() => {
-                    let why = o.reason();
-                    tracing::error!(pvc = %j.pvc, repository = %j.repository,
-                        "copy not confirmed, the snapshot is not labelled backed-up: {why}");
-                    record(j, Verdict::Unknown, why, o.summary, seconds)
-                }
-                Ok(o) => {
-                    let why = o.reason();
-                    tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {why}");
-                    record(j, Verdict::Failed, why, o.summary, seconds)
-                }
-                Err(e) => {
-                    tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {e}");
-                    record(j, Verdict::Failed, e.to_string(), None, seconds)
-                }
-            }
+            let rec = copy(client, settings, j, gates, status, in_use, interrupt).await;
+            announce(client, ns, &rec).await;
+            rec
         }
     });
     let dump_runs = dumps.iter().map(|d| {
@@ -486,6 +442,151 @@ fn dump_records(
     records
 }
 
+/// One volume copy through the gates: its mover, then its snapshot's labels (the backed-up
+/// label on success; the in-use mark when it was the snapshot's last copy).
+async fn copy(
+    client: &kube::Client,
+    settings: &Settings,
+    j: &VolumeJob,
+    gates: &Gates<'_>,
+    status: &Status<'_>,
+    in_use: &InUse,
+    interrupt: &Interrupt,
+) -> JobRecord {
+    let config = &settings.config;
+    let mut passed = gates.enter(&j.repository).await;
+    if interrupt.is_set() {
+        if in_use.ended(&j.snapshot) {
+            crate::kube::marks::set_in_use(client, &settings.namespace, &j.snapshot, None).await;
+        }
+        return record(
+            j,
+            Verdict::Failed,
+            "not started: interrupted".into(),
+            None,
+            0.0,
+        );
+    }
+    let started = Instant::now();
+    let shown = |text: String| status.show(j.index, text);
+    shown(format!("{} → {}: starting", j.pvc, j.repository));
+    let meter = Meter::default();
+    let on_event = |e: &MoverEvent| on_event(j, e, &meter, &shown);
+    let task = mover::Task {
+        namespace: &settings.namespace,
+        config: &config.metadata.name,
+        pod: &j.pod,
+        clone: Some(&j.clone),
+        access: &j.job.repository,
+        repository: &j.repo,
+        mover: &config.spec.mover,
+    };
+    let out = mover::run_with_locks(client, &task, interrupt, &on_event).await;
+    passed.opened(&out);
+    status.done(j.index);
+    let seconds = started.elapsed().as_secs_f64();
+    let last = in_use.ended(&j.snapshot);
+    if last && !matches!(&out, Ok(o) if o.ok()) {
+        crate::kube::marks::set_in_use(client, &settings.namespace, &j.snapshot, None).await;
+    }
+    match out {
+        Ok(o) if o.ok() => {
+            let labelled = label_backed_up(
+                client,
+                &settings.namespace,
+                &j.snapshot,
+                &j.repository,
+                last,
+            )
+            .await;
+            let s = o.summary.clone().unwrap_or_default();
+            tracing::info!(pvc = %j.pvc, repository = %j.repository, archive = %s.archive,
+                    read = s.bytes_read, added = s.bytes_added, files = s.files, seconds, "copied");
+            let mut rec = record(j, Verdict::Ok, "ok".into(), o.summary, seconds);
+            rec.label_error = labelled.err();
+            rec
+        }
+        Ok(o) if o.result_unknown() => {
+            let why = o.reason();
+            tracing::error!(pvc = %j.pvc, repository = %j.repository,
+                    "copy not confirmed, the snapshot is not labelled backed-up: {why}");
+            record(j, Verdict::Unknown, why, o.summary, seconds)
+        }
+        Ok(o) => {
+            let why = o.reason();
+            tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {why}");
+            record(j, Verdict::Failed, why, o.summary, seconds)
+        }
+        Err(e) => {
+            tracing::error!(pvc = %j.pvc, repository = %j.repository, "copy failed: {e}");
+            record(j, Verdict::Failed, e.to_string(), None, seconds)
+        }
+    }
+}
+
+/// The in-use marks of a run's source snapshots (set before its first copy): each goes when
+/// the snapshot's last copy ends, in the same patch as its backed-up label when that copy
+/// succeeded. A run of many snapshots writes them as its copies end, not all at its end.
+struct InUse {
+    left: Mutex<BTreeMap<String, usize>>,
+}
+
+impl InUse {
+    fn new(plan: &Plan) -> Self {
+        let mut left: BTreeMap<String, usize> = BTreeMap::new();
+        for j in &plan.jobs {
+            *left.entry(j.snapshot.clone()).or_default() += 1;
+        }
+        InUse {
+            left: Mutex::new(left),
+        }
+    }
+
+    /// Counts one copy of `snapshot` as ended; whether it was the snapshot's last.
+    fn ended(&self, snapshot: &str) -> bool {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        match left.get_mut(snapshot) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+            None => false,
+        }
+    }
+}
+
+/// The Event of one volume copy on its PVC, as soon as the copy ended: `BackedUp` (Normal), or
+/// `BackupFailed` / `BackupResultUnknown` (Warning).
+async fn announce(client: &kube::Client, ns: &str, j: &JobRecord) {
+    if j.ok {
+        crate::kube::events::note_on(
+            client,
+            ns,
+            "PersistentVolumeClaim",
+            &j.pvc,
+            "BackedUp",
+            &format!(
+                "copied to {} ({}) as {}, from snapshot {}",
+                j.repository, j.engine, j.archive, j.snapshot
+            ),
+        )
+        .await;
+        return;
+    }
+    let (reason, what) = match j.outcome {
+        Verdict::Unknown => ("BackupResultUnknown", "not confirmed"),
+        _ => ("BackupFailed", "failed"),
+    };
+    crate::kube::events::record(
+        client,
+        ns,
+        &j.pvc,
+        reason,
+        &format!("backup to {} {what}: {}", j.repository, j.result),
+    )
+    .await;
+}
+
 pub(super) fn record(
     j: &VolumeJob,
     outcome: Verdict,
@@ -563,15 +664,20 @@ pub(super) fn throttled_progress_log(j: &VolumeJob, bytes: u64, files: u64) {
     }
 }
 
-/// Labels the source snapshot `backed-up.kentledge.io/<repository>=<time>`; says why not.
+/// Labels the source snapshot `backed-up.kentledge.io/<repository>=<time>` (and removes its
+/// in-use mark in the same patch when `release`); says why not.
 pub(super) async fn label_backed_up(
     client: &kube::Client,
     ns: &str,
     snapshot: &str,
     repository: &str,
+    release: bool,
 ) -> Result<(), String> {
     let api: Api<VolumeSnapshot> = Api::namespaced(client.clone(), ns);
-    let patch = json!({"metadata": {"labels": {backed_up_label(repository): label_time(Timestamp::now())}}});
+    let mut patch = json!({"metadata": {"labels": {backed_up_label(repository): label_time(Timestamp::now())}}});
+    if release {
+        patch["metadata"]["annotations"] = json!({crate::model::labels::IN_USE_ANNOTATION: null});
+    }
     api.patch(snapshot, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map(|_| ())

@@ -237,10 +237,8 @@ pub async fn run(
         client, settings, &plan, &dumps, &buckets, interrupt, &progress,
     )
     .await;
+    // Each snapshot's in-use mark went when its last copy ended (see execute::copy).
     progress.phase("cleaning up");
-    for s in &sources {
-        set_in_use(client, ns, s, None).await;
-    }
     let lost = held.release().await;
     drop(progress);
     let report = Report {
@@ -254,20 +252,7 @@ pub async fn run(
         buckets: copied,
         interrupted: interrupt.code(),
     };
-    for j in report.jobs.iter().filter(|j| !j.ok) {
-        let (reason, what) = match j.outcome {
-            Verdict::Unknown => ("BackupResultUnknown", "not confirmed"),
-            _ => ("BackupFailed", "failed"),
-        };
-        crate::kube::events::record(
-            client,
-            ns,
-            &j.pvc,
-            reason,
-            &format!("backup to {} {what}: {}", j.repository, j.result),
-        )
-        .await;
-    }
+    // The volume copies' Events went out as each ended (execute::announce).
     for d in report.dumps.iter().filter(|d| !d.ok) {
         let (reason, what) = match d.outcome {
             Verdict::Unknown => ("DumpResultUnknown", "not confirmed"),
@@ -311,20 +296,6 @@ pub async fn run(
             )
             .await;
         }
-    }
-    for j in report.jobs.iter().filter(|j| j.ok) {
-        crate::kube::events::note_on(
-            client,
-            ns,
-            "PersistentVolumeClaim",
-            &j.pvc,
-            "BackedUp",
-            &format!(
-                "copied to {} ({}) as {}, from snapshot {}",
-                j.repository, j.engine, j.archive, j.snapshot
-            ),
-        )
-        .await;
     }
     for d in report.dumps.iter().filter(|d| d.ok) {
         crate::kube::events::note_on(

@@ -103,10 +103,10 @@ pub struct Cluster {
     /// Bumped when the server restarts (see [`crate::ServerHandle::restart`]): the streams
     /// connections started (exec, attach, port-forward relays) end then.
     pub restarts: tokio::sync::watch::Sender<u64>,
-    /// Every request's method and URL (path and query) and the bearer token it came with, in
-    /// arrival order: what an audit log of a real API server records (the token stands for the
-    /// user).
-    pub requests: std::sync::Mutex<Vec<(String, String)>>,
+    /// Every request's method and URL (path and query), the bearer token it came with and when
+    /// it arrived, in arrival order: what an audit log of a real API server records (the token
+    /// stands for the user).
+    pub requests: std::sync::Mutex<Vec<(String, String, std::time::Instant)>>,
 }
 
 impl Cluster {

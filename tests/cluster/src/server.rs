@@ -242,7 +242,11 @@ where
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .unwrap_or_default()
                 .to_owned();
-            log.push((format!("{} {}", req.method(), req.uri()), token));
+            log.push((
+                format!("{} {}", req.method(), req.uri()),
+                token,
+                std::time::Instant::now(),
+            ));
         }
         async move { Ok::<_, std::convert::Infallible>(router::handle(cl, req).await) }
     });
@@ -358,21 +362,28 @@ impl ServerHandle {
         self.cluster
             .requests
             .lock()
-            .map(|l| l.iter().map(|(r, _)| r.clone()).collect())
+            .map(|l| l.iter().map(|(r, _, _)| r.clone()).collect())
             .unwrap_or_default()
     }
     /// The requests so far made with bearer token `token` (one client's, as an audit log's
     /// user field tells them apart).
     pub fn requests_with_token(&self, token: &str) -> Vec<String> {
+        self.of_token(token, |(r, _, _)| r.clone())
+    }
+    /// When each request made with bearer token `token` arrived (in arrival order): for
+    /// requests per second.
+    pub fn arrivals_with_token(&self, token: &str) -> Vec<std::time::Instant> {
+        self.of_token(token, |(_, _, at)| *at)
+    }
+    fn of_token<T>(
+        &self,
+        token: &str,
+        f: impl Fn(&(String, String, std::time::Instant)) -> T,
+    ) -> Vec<T> {
         self.cluster
             .requests
             .lock()
-            .map(|l| {
-                l.iter()
-                    .filter(|(_, t)| t == token)
-                    .map(|(r, _)| r.clone())
-                    .collect()
-            })
+            .map(|l| l.iter().filter(|(_, t, _)| t == token).map(f).collect())
             .unwrap_or_default()
     }
     /// `http://127.0.0.1:PORT`: the same listener without TLS.

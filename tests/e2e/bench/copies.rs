@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::row;
-use crate::backup::{PASSPHRASE, empty_pvc, passphrase_secret, pvc_repository};
+use super::{incompressible_volume, row};
+use crate::backup::{PASSPHRASE, pvc_repository};
 use crate::cluster::TestCluster;
 use crate::support::{incompressible, run};
 
@@ -81,16 +81,7 @@ fn assert_whole(repo: &Path) {
 #[ignore = "a benchmark: make bench"]
 fn p3_copies_with_the_default_config_vs_borg_create() {
     let tc = TestCluster::start("shop");
-    passphrase_secret(&tc);
-    empty_pvc(&tc, "repos");
-    let data = tc.pvc_with_files("data", &[], &[]);
-    for i in 0..FILES {
-        std::fs::write(
-            data.join(format!("f{i:02}.bin")),
-            incompressible(FILE_BYTES, i as u64 + 1),
-        )
-        .unwrap();
-    }
+    let data = incompressible_volume(&tc, FILES, FILE_BYTES, 1);
     let spec = |path: &str, extra: &str| {
         format!(
             "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}{extra}  offsite:\n    volumes:\n      repositories: [borg]\n",

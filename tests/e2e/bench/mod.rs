@@ -5,10 +5,12 @@
 //! --content-from-command`) against the same dump piped into `borg create -` directly in the
 //! database's pod, as throughput (bytes of the dump per second of dumping). P1 and P5 (freeze
 //! windows and API requests of snapshot runs) are in [`snapshots`], P3 (volume copies with the
-//! default config) in [`copies`], P4 (prune of 10,000 snapshots) in [`prunes`].
+//! default config) in [`copies`], P4 (prune of 10,000 snapshots) in [`prunes`], P7 (a restore of
+//! 1 GiB) in [`restores`].
 
 mod copies;
 mod prunes;
+mod restores;
 mod snapshots;
 
 use std::time::Instant;
@@ -24,6 +26,27 @@ use crate::support::run;
 
 /// Rows of 1 MiB in the benchmark's database (its dump is twice that: `--hex-blob`).
 const MIB: u64 = 100;
+
+/// The PVC `data` with `files` incompressible files `fNN.bin` of `bytes` each (file `i` from
+/// seed `seed + i`), its passphrase Secret and the empty PVC `repos`; returns its directory.
+pub(crate) fn incompressible_volume(
+    tc: &TestCluster,
+    files: usize,
+    bytes: usize,
+    seed: u64,
+) -> std::path::PathBuf {
+    passphrase_secret(tc);
+    empty_pvc(tc, "repos");
+    let data = tc.pvc_with_files("data", &[], &[]);
+    for i in 0..files {
+        std::fs::write(
+            data.join(format!("f{i:02}.bin")),
+            crate::support::incompressible(bytes, seed + i as u64),
+        )
+        .unwrap();
+    }
+    data
+}
 
 pub(crate) fn row(measure: &str, ours: f64, reference: f64, unit: &str, goal: &str) {
     let line = format!(

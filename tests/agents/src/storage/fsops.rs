@@ -15,13 +15,17 @@ pub async fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
         .arg(dst)
         .output()
         .await?;
+    succeeded(&out, || format!("cp {} {}", src.display(), dst.display()))
+}
+
+/// `Ok` when the command of `out` succeeded; else an error naming it (`what`) with its stderr.
+fn succeeded(out: &std::process::Output, what: impl FnOnce() -> String) -> std::io::Result<()> {
     if out.status.success() {
         Ok(())
     } else {
         Err(std::io::Error::other(format!(
-            "cp {} {}: {}",
-            src.display(),
-            dst.display(),
+            "{}: {}",
+            what(),
             String::from_utf8_lossy(&out.stderr).trim()
         )))
     }
@@ -43,6 +47,35 @@ pub async fn remove_tree(dir: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Mounts a tmpfs of `bytes` on `dir` (created if needed), or resizes the one there
+/// (`remount`): a volume that holds no more than its size.
+pub async fn mount_limited(dir: &Path, bytes: u64, remount: bool) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let options = if remount {
+        format!("remount,size={bytes}")
+    } else {
+        format!("size={bytes},mode=0755")
+    };
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &options, "kentledge-volume"])
+        .arg(dir)
+        .output()
+        .await?;
+    succeeded(&out, || {
+        format!("mount -t tmpfs -o {options} {}", dir.display())
+    })
+}
+
+/// Unmounts `dir` at once (lazily: a process still in it does not hold it up); errors are
+/// ignored (the mount may be gone already).
+pub fn unmount_now(dir: &Path) {
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 /// Bytes in a Kubernetes quantity (`1Gi`, `500M`, `1024`); `None` when it is not one.

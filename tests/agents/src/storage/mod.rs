@@ -6,7 +6,10 @@
 //! status: cut, creationTime, readyToUse, restoreSize, error; deletion policy Delete/Retain).
 //!
 //! Test knobs ride on VolumeSnapshotClass `parameters`, as a CSI driver's would:
-//! `cutDelay` and `readyDelay` (durations such as `2s`) and `fail` (an error message).
+//! `cutDelay` and `readyDelay` (durations such as `2s`) and `fail` (an error message). A
+//! StorageClass with the parameter `limitCapacity: "true"` makes volumes that hold no more than
+//! their requested size (each a tmpfs of that size; needs root), and grows them when their claim
+//! asks for more: for tests of a volume that fills up.
 
 mod fsops;
 mod provisioner;
@@ -53,6 +56,8 @@ impl StorageOptions {
 pub(crate) struct Ctx {
     pub client: kube::Client,
     pub opts: StorageOptions,
+    /// The size-limited volumes' mounts (unmounted when the agent stops).
+    pub mounts: std::sync::Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl Ctx {
@@ -67,12 +72,18 @@ impl Ctx {
 /// The running storage controllers; dropping it stops them.
 pub struct StorageHandle {
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    ctx: Arc<Ctx>,
 }
 
 impl Drop for StorageHandle {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
+        }
+        let mounts =
+            std::mem::take(&mut *self.ctx.mounts.lock().unwrap_or_else(|e| e.into_inner()));
+        for dir in mounts {
+            fsops::unmount_now(&dir);
         }
     }
 }
@@ -88,14 +99,18 @@ impl Storage {
     ) -> std::io::Result<StorageHandle> {
         tokio::fs::create_dir_all(opts.data_dir.join("volumes")).await?;
         tokio::fs::create_dir_all(opts.data_dir.join("snapshots")).await?;
-        let ctx = Arc::new(Ctx { client, opts });
+        let ctx = Arc::new(Ctx {
+            client,
+            opts,
+            mounts: Default::default(),
+        });
         let tasks = vec![
             tokio::spawn(provisioner::run_claims(ctx.clone())),
             tokio::spawn(provisioner::run_volumes(ctx.clone())),
             tokio::spawn(snapshotter::run_snapshots(ctx.clone())),
             tokio::spawn(snapshotter::run_contents(ctx.clone())),
         ];
-        Ok(StorageHandle { tasks })
+        Ok(StorageHandle { tasks, ctx })
     }
 }
 

@@ -17,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::Ctx;
-use super::fsops::{copy_tree, quantity_bytes, remove_tree};
+use super::fsops::{copy_tree, mount_limited, quantity_bytes, remove_tree, unmount_now};
 use super::resources::{bool_at, snapshot_resource, str_at};
 
 /// Why a reconcile did not finish.
@@ -42,6 +42,105 @@ fn pvc_storage_request(pvc: &PersistentVolumeClaim) -> String {
         .and_then(|r| r.get("storage"))
         .map(|q| q.0.clone())
         .unwrap_or_else(|| "1Gi".into())
+}
+
+/// Whether volumes of `class` hold no more than their size (parameter `limitCapacity: "true"`).
+fn limited(class: &StorageClass) -> bool {
+    class
+        .parameters
+        .as_ref()
+        .and_then(|p| p.get("limitCapacity"))
+        .is_some_and(|v| v == "true")
+}
+
+/// Makes `dir` a size-limited volume of `request` (a tmpfs), or grows the one there; says why
+/// it could not on the claim.
+async fn limit(
+    ctx: &Ctx,
+    pvc: &PersistentVolumeClaim,
+    dir: &std::path::Path,
+    request: &str,
+) -> Result<bool, ProvisionError> {
+    let Some(bytes) = quantity_bytes(request) else {
+        warn(
+            ctx,
+            pvc,
+            "ProvisioningFailed",
+            &format!("size {request} is not a quantity"),
+        )
+        .await;
+        return Ok(false);
+    };
+    let mounted = ctx
+        .mounts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(dir);
+    if let Err(e) = mount_limited(dir, bytes, mounted).await {
+        warn(ctx, pvc, "ProvisioningFailed", &e.to_string()).await;
+        return Ok(false);
+    }
+    ctx.mounts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(dir.to_owned());
+    Ok(true)
+}
+
+/// Unmounts the size-limited volume at `dir`, if there is one.
+fn unlimit(ctx: &Ctx, dir: &std::path::Path) {
+    if ctx
+        .mounts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(dir)
+    {
+        unmount_now(dir);
+    }
+}
+
+/// A bound size-limited volume whose claim asks for more than it has is grown, as the
+/// external resizer and the kubelet do together: the volume, then the PV's capacity, then the
+/// claim's status.
+async fn grow(ctx: &Ctx, pvc: &PersistentVolumeClaim, pv: &str) -> Result<(), ProvisionError> {
+    let request = pvc_storage_request(pvc);
+    let has = pvc
+        .status
+        .as_ref()
+        .and_then(|s| s.capacity.as_ref())
+        .and_then(|c| c.get("storage"))
+        .and_then(|q| quantity_bytes(&q.0));
+    let dir = ctx.volume_dir(pv);
+    let ours = ctx
+        .mounts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&dir);
+    if !ours || has.is_none_or(|h| quantity_bytes(&request).is_none_or(|r| r <= h)) {
+        return Ok(());
+    }
+    if !limit(ctx, pvc, &dir, &request).await? {
+        return Ok(());
+    }
+    let volumes: Api<PersistentVolume> = Api::all(ctx.client.clone());
+    volumes
+        .patch(
+            pv,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"capacity": {"storage": request}}})),
+        )
+        .await?;
+    let claims: Api<PersistentVolumeClaim> =
+        Api::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default());
+    claims
+        .patch_status(
+            &pvc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"capacity": {"storage": request}}})),
+        )
+        .await?;
+    tracing::debug!(pvc = %pvc.name_any(), %request, "grown");
+    Ok(())
 }
 
 /// The PVC's StorageClass: the named one, or the cluster default when none is named.
@@ -178,7 +277,8 @@ async fn reconcile_claim(
         .as_ref()
         .and_then(|s| s.volume_name.clone())
         .filter(|v| !v.is_empty());
-    if bound_phase && volume_name.is_some() {
+    if let (true, Some(pv)) = (bound_phase, &volume_name) {
+        grow(&ctx, &pvc, pv).await?;
         return Ok(Action::await_change());
     }
     let Some(class) = storage_class(&ctx, &pvc).await? else {
@@ -212,10 +312,19 @@ async fn reconcile_claim(
                         )).await;
                     return Ok(Action::requeue(Duration::from_secs(2)));
                 }
+                unlimit(&ctx, &dir);
                 remove_tree(&dir).await?;
+                if limited(&class) && !limit(&ctx, &pvc, &dir, &request).await? {
+                    return Ok(Action::requeue(Duration::from_secs(2)));
+                }
                 copy_tree(&src, &dir).await?;
             }
-            Source::Empty => tokio::fs::create_dir_all(&dir).await?,
+            Source::Empty => {
+                tokio::fs::create_dir_all(&dir).await?;
+                if limited(&class) && !limit(&ctx, &pvc, &dir, &request).await? {
+                    return Ok(Action::requeue(Duration::from_secs(2)));
+                }
+            }
         }
         let access_modes = pvc
             .spec
@@ -312,7 +421,9 @@ async fn reconcile_volume(
             .await?;
     }
     if policy == "Delete" {
-        remove_tree(&ctx.volume_dir(&pv.name_any())).await?;
+        let dir = ctx.volume_dir(&pv.name_any());
+        unlimit(&ctx, &dir);
+        remove_tree(&dir).await?;
         match volumes
             .delete(&pv.name_any(), &DeleteParams::default())
             .await
