@@ -215,7 +215,8 @@ pub(super) fn not_read(item: &str, reason: &str) -> String {
 }
 
 /// At most one progress event a second, except the first that knows the total (a display
-/// shows its bar at once).
+/// shows its bar at once). A total of 0 is not known: borg's extract says `"total": 0` while it
+/// still counts the archive.
 #[derive(Default)]
 pub(super) struct Throttle {
     pub(super) last: Option<Instant>,
@@ -224,21 +225,30 @@ pub(super) struct Throttle {
 
 impl Throttle {
     pub(super) fn progress(&mut self, bytes: u64, total: Option<u64>, files: u64) {
+        if let Some(total) = self.admits(total, Instant::now()) {
+            emit(&MoverEvent::Progress {
+                bytes,
+                total,
+                files,
+            });
+        }
+    }
+
+    /// Whether a report at `now` with `total` goes out (it is then the last one), with the total
+    /// it gives.
+    fn admits(&mut self, total: Option<u64>, now: Instant) -> Option<Option<u64>> {
+        let total = total.filter(|t| *t > 0);
         let first_total = total.is_some() && !self.totalled;
         if !first_total
             && self
                 .last
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+                .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
         {
-            return;
+            return None;
         }
         self.totalled |= total.is_some();
-        self.last = Some(Instant::now());
-        emit(&MoverEvent::Progress {
-            bytes,
-            total,
-            files,
-        });
+        self.last = Some(now);
+        Some(total)
     }
 }
 
@@ -384,5 +394,26 @@ pub(super) fn classify_restic(code: i32, text: &str) -> Failure {
         Failure::NoRepository
     } else {
         Failure::Failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_goes_out_once_a_second_but_the_first_known_total_at_once() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut t = Throttle::default();
+        // borg extract's first line: "total": 0 while it counts the archive.
+        assert_eq!(t.admits(Some(0), ms(0)), Some(None));
+        assert_eq!(t.admits(None, ms(100)), None);
+        assert_eq!(t.admits(Some(160), ms(200)), Some(Some(160)));
+        assert_eq!(t.admits(Some(160), ms(300)), None);
+        assert_eq!(t.admits(Some(160), ms(1199)), None);
+        assert_eq!(t.admits(Some(160), ms(1200)), Some(Some(160)));
+        assert_eq!(t.admits(None, ms(1300)), None);
+        assert_eq!(t.admits(None, ms(2300)), Some(None));
     }
 }
