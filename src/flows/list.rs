@@ -43,8 +43,8 @@ pub async fn snapshots(
         .items)
 }
 
-/// Lists one repository's archives in a mover pod (only one series', and with each archive's
-/// size and file count from the engine, when asked).
+/// Lists one repository's archives in a mover pod (only one series' when asked, with the sizes
+/// and file counts `sizes` asks the engine for).
 #[allow(clippy::too_many_arguments)]
 pub async fn archives(
     client: &kube::Client,
@@ -53,7 +53,7 @@ pub async fn archives(
     index: usize,
     repo: &Repository,
     series: Option<crate::engines::Series>,
-    sizes: bool,
+    sizes: crate::mover::job::Sizes,
     interrupt: &Interrupt,
 ) -> Result<Vec<ArchiveEntry>, (Verdict, String)> {
     let config = &settings.config;
@@ -111,8 +111,11 @@ pub async fn listing(
         let run_id = &run_id;
         let (read, show) = (&read, &show);
         async move {
-            let archives =
-                archives(client, settings, run_id, i, r, None, opts.sizes, interrupt).await;
+            let archives = {
+                use crate::mover::job::Sizes;
+                let sizes = if opts.sizes { Sizes::All } else { Sizes::None };
+                archives(client, settings, run_id, i, r, None, sizes, interrupt).await
+            };
             if let Ok(mut n) = read.lock() {
                 n.add(&archives);
                 show(&n);

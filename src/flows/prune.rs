@@ -274,6 +274,15 @@ async fn apply(snaps: &Api<VolumeSnapshot>, step: &Step, pause: Duration) -> Res
             &Patch::Merge(json!({"metadata": {"labels": labels}})),
         )
         .await
-        .map(|_| ())
-        .map_err(|e| format!("label patch failed: {e}"))
+        .map_err(|e| format!("label patch failed: {e}"))?;
+    match &step.action {
+        Disposition::Mark(at) => {
+            tracing::info!(snapshot = %step.name, delete_after = %at, reasons = %step.decision.explain(), "marked for deletion")
+        }
+        Disposition::Rescue => {
+            tracing::info!(snapshot = %step.name, reasons = %step.decision.explain(), "deletion mark removed")
+        }
+        _ => tracing::debug!(snapshot = %step.name, "labels updated"),
+    }
+    Ok(())
 }

@@ -123,6 +123,14 @@ async fn run_jobs(
         }
         None => None,
     };
+    // Under the backup lock, the movers of a killed run are swept first (its repository
+    // locks are then seen as a gone mover's and broken).
+    if held.is_some()
+        && let Err(e) =
+            crate::flows::movers::delete_leftovers(client, ns, &config.metadata.name, &run_id).await
+    {
+        tracing::warn!(error = %e, "could not sweep leftovers of earlier runs");
+    }
     let mut records = Vec::new();
     for (i, repo) in repos.iter().enumerate() {
         if interrupt.is_set() {

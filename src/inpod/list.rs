@@ -10,7 +10,7 @@ use super::locks::with_lock_wait;
 use super::process::run;
 use super::{Fail, emit};
 use crate::engines::{Series, SeriesKind, borg, restic, scope_prefix, scope_tags};
-use crate::mover::job::{ArchiveEntry, Engine, Failure, MoverEvent};
+use crate::mover::job::{ArchiveEntry, Engine, Failure, MoverEvent, Sizes};
 
 /// The time in a borg archive name's stamp (`2026-11-22T10-00-07Z`).
 pub(super) fn archive_time(stamp: &str) -> Option<Timestamp> {
@@ -37,42 +37,38 @@ fn parse_json(engine: &str, text: &str) -> Result<Value, Fail> {
 }
 
 /// Every archive of `config` in `namespace` (only `series`' when given), oldest first as the
-/// engine lists them. With `sizes`, each archive's size and file count are asked for where the
+/// engine lists them. The archives `sizes` names get their size and file count where the
 /// listing lacks them (borg info; restic stats when its snapshots carry no summary).
 pub(super) fn entries(
     env: &Env,
     config: &str,
     namespace: &str,
     series: Option<&Series>,
-    sizes: bool,
+    sizes: &Sizes,
 ) -> Result<Vec<ArchiveEntry>, Fail> {
     let scope = scope_prefix(config, namespace);
     let mut out = Vec::new();
     match env.access.engine {
         Engine::Borg => {
             let prefix = series.map(Series::borg_prefix).unwrap_or(scope.clone());
-            let glob = format!("{prefix}*");
-            let o = with_lock_wait(env, |w| {
-                let words: &[&str] = if sizes {
-                    &["info", "--json", "--glob-archives", &glob]
-                } else {
-                    &["list", "--json", "--glob-archives", &glob]
-                };
-                run(
-                    &borg::repo_command(&env.borg_repo(w), words, &[]),
-                    env,
-                    None,
-                    false,
-                )
-            })?;
-            let v = parse_json("borg", &o.stdout)?;
-            let Some(archives) = v["archives"].as_array() else {
-                return Err(Fail::new(
-                    Failure::Failed,
-                    "borg's listing has no \"archives\" list",
-                ));
-            };
-            for a in archives {
+            let all = *sizes == Sizes::All;
+            let mut archives = borg_archives(env, all, &prefix)?;
+            if let Sizes::Of(of) = sizes
+                && !all
+            {
+                // Only this series' archives are asked about (borg info is the slow part).
+                let sized: std::collections::HashMap<String, Value> =
+                    borg_archives(env, true, &of.borg_prefix())?
+                        .into_iter()
+                        .filter_map(|a| Some((a["name"].as_str()?.to_owned(), a)))
+                        .collect();
+                for a in archives.iter_mut() {
+                    if let Some(info) = a["name"].as_str().and_then(|n| sized.get(n)) {
+                        *a = info.clone();
+                    }
+                }
+            }
+            for a in &archives {
                 let Some(name) = a["name"].as_str() else {
                     continue;
                 };
@@ -132,7 +128,7 @@ pub(super) fn entries(
                     added: summary["data_added"].as_u64(),
                     files: summary["total_files_processed"].as_u64(),
                 };
-                if sizes && entry.size.is_none() {
+                if sizes.wanted(entry.kind, &entry.series) && entry.size.is_none() {
                     let argv = env.restic(&["stats", "--json", "--mode", "restore-size", id]);
                     let o = with_lock_wait(env, |_| run(&argv, env, None, false))?;
                     let v = parse_json("restic stats", &o.stdout)?;
@@ -146,13 +142,40 @@ pub(super) fn entries(
     Ok(out)
 }
 
+/// borg's archives whose names start with `prefix`: `borg list`, or with `info` `borg info`
+/// (their sizes and file counts too).
+fn borg_archives(env: &Env, info: bool, prefix: &str) -> Result<Vec<Value>, Fail> {
+    let glob = format!("{prefix}*");
+    let o = with_lock_wait(env, |w| {
+        let verb = if info { "info" } else { "list" };
+        run(
+            &borg::repo_command(
+                &env.borg_repo(w),
+                &[verb, "--json", "--glob-archives", &glob],
+                &[],
+            ),
+            env,
+            None,
+            false,
+        )
+    })?;
+    let mut v = parse_json("borg", &o.stdout)?;
+    match v["archives"].take() {
+        Value::Array(a) => Ok(a),
+        _ => Err(Fail::new(
+            Failure::Failed,
+            "borg's listing has no \"archives\" list",
+        )),
+    }
+}
+
 /// The `list` action: one `listed` event per archive.
 pub(super) fn list(
     env: &Env,
     config: &str,
     namespace: &str,
     series: Option<&Series>,
-    sizes: bool,
+    sizes: &Sizes,
 ) -> Result<(), Fail> {
     for e in entries(env, config, namespace, series, sizes)? {
         emit(&MoverEvent::Listed(e));

@@ -162,7 +162,7 @@ fn run_job(job: &str) -> i32 {
             namespace,
             series,
             sizes,
-        } => list(&env, config, namespace, series.as_ref(), *sizes),
+        } => list(&env, config, namespace, series.as_ref(), sizes),
         Action::Restore {
             series,
             archive,

@@ -12,7 +12,7 @@ use super::process::run;
 use super::{Fail, emit, log};
 use crate::engines::{Series, borg};
 use crate::model::units::HumanDuration;
-use crate::mover::job::{ArchiveDecision, Engine, Failure, MoverEvent};
+use crate::mover::job::{ArchiveDecision, Engine, Failure, MoverEvent, Sizes};
 use crate::plan::retention::{self, Member};
 
 /// A series and its archives (name or id, time).
@@ -26,7 +26,7 @@ pub(super) fn list_all(
 ) -> Result<Vec<SeriesArchives>, Fail> {
     let mut out: std::collections::BTreeMap<_, Vec<(String, Timestamp)>> =
         std::collections::BTreeMap::new();
-    for e in entries(env, config, namespace, None, false)? {
+    for e in entries(env, config, namespace, None, &Sizes::None)? {
         out.entry((e.kind, e.series))
             .or_default()
             .push((e.archive, e.time));

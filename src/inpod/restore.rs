@@ -14,7 +14,7 @@ use super::process::{diagnose, run, run_quiet};
 use super::{Fail, emit, log};
 use crate::engines::output::{Tally, borg_items_tally, restic_ls_tally};
 use crate::engines::{Series, borg, restic};
-use crate::mover::job::{Engine, Failure, MoverEvent, Restored, paths};
+use crate::mover::job::{Engine, Failure, MoverEvent, Restored, Sizes, paths};
 
 const LOST_FOUND: &str = "lost+found";
 
@@ -25,7 +25,13 @@ pub(super) fn restore(
     replace: bool,
 ) -> Result<(), Fail> {
     // The archive must be one of this series' (a restic id may be given short).
-    let listed = entries(env, &series.config, &series.namespace, Some(series), false)?;
+    let listed = entries(
+        env,
+        &series.config,
+        &series.namespace,
+        Some(series),
+        &Sizes::None,
+    )?;
     let exact: Vec<_> = listed.iter().filter(|e| e.archive == archive).collect();
     let matches: Vec<_> = if exact.is_empty() && env.access.engine == Engine::Restic {
         listed

@@ -187,6 +187,32 @@ impl Retention {
     }
 }
 
+/// Which archives' sizes and file counts a listing asks the engine for, where its listing lacks
+/// them (borg info, restic stats: slower than the listing itself).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Sizes {
+    /// Names and times only.
+    #[default]
+    None,
+    /// Every listed archive's (`kentledge list --sizes`).
+    All,
+    /// Only this series' archives: a restore sizes its new volume from its archive, in the same
+    /// pod as the listing that finds the archive.
+    Of(Series),
+}
+
+impl Sizes {
+    /// Whether the sizes of `series`' archives are asked for.
+    pub fn wanted(&self, kind: SeriesKind, series: &str) -> bool {
+        match self {
+            Sizes::None => false,
+            Sizes::All => true,
+            Sizes::Of(s) => s.kind == kind && s.name == series,
+        }
+    }
+}
+
 /// What a mover does.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", tag = "action")]
@@ -250,10 +276,9 @@ pub enum Action {
         /// Only this series.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         series: Option<Series>,
-        /// Also ask the engine for each archive's size where its listing lacks it (borg info,
-        /// restic stats): slower, needed to size a restore's volume.
+        /// Which archives' sizes to ask the engine for where its listing lacks them.
         #[serde(default)]
-        sizes: bool,
+        sizes: Sizes,
     },
     /// Restore an archive into [`paths::DATA`] (mounted read-write), then verify it against
     /// the archive's own listing.

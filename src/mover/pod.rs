@@ -736,7 +736,7 @@ restic:
             config: "shop".into(),
             namespace: "shop".into(),
             series: None,
-            sizes: true,
+            sizes: crate::mover::job::Sizes::All,
         };
         let default = borg("");
         assert_eq!(cache_of(&default, backup()), "kentledge-cache-vault");

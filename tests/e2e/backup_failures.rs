@@ -381,14 +381,11 @@ fn sigterm_during_the_copy_cleans_up_and_the_next_run_sweeps_what_sigkill_left()
             .contains_key("kentledge.io/in-use-by")
     };
     assert!(marked(&api), "the killed run's in-use mark is still there");
-    tc.age_lease("kentledge-shop-backup");
-    let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stderr
-            .contains("taking over a run lock whose holder stopped renewing it"),
-        "{}",
-        r.stderr
+    let r = crate::signals::after_takeover(
+        &tc,
+        "kentledge-shop-backup",
+        tc.kentledge(&cfg).args(["backup", "-o", "json"]),
+        "after the kill",
     );
     for said in [
         "deleting a mover pod left by an earlier run",

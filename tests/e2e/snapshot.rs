@@ -1,6 +1,6 @@
 //! `kentledge snapshot` on the local test cluster, run as the ServiceAccount of manifests/:
-//! selection, labels, hooks (order, output, failures, timeouts), errors, signals, the run lock
-//! and dry runs.
+//! selection, labels, hooks (order, output, failures, timeouts), errors, a killed run's late cut
+//! (signals in every phase: `signals::`), the run lock and dry runs.
 
 use std::collections::BTreeMap;
 
@@ -319,33 +319,6 @@ fn a_dry_run_prints_the_plan_and_writes_nothing() {
     assert!(snapshots(&tc).is_empty());
 }
 
-/// Starts kentledge in the background, waits for `ready`, sends SIGTERM, and returns the run.
-fn terminate_when(
-    tc: &TestCluster,
-    cfg: &std::path::Path,
-    ready: impl FnMut() -> Option<()>,
-) -> crate::support::Run {
-    let child = tc
-        .kentledge(cfg)
-        .arg("snapshot")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    tc.wait(20, "the phase to signal in", ready);
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let out = child.wait_with_output().unwrap();
-    crate::support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 pub(crate) fn slow_class(tc: &TestCluster, name: &str, param: &str, value: &str) {
     let classes: Api<kube::core::DynamicObject> = Api::all_with(
         tc.client(),
@@ -366,75 +339,6 @@ const SIGNAL_HOOKS: &str = "    hooks:
           post: [sh, -c, 'echo thawed > /data/post']
         timeout: 30s
 ";
-
-#[test]
-fn sigterm_while_pre_hooks_run_thaws_and_exits_143_without_snapshots() {
-    let tc = TestCluster::start("sigpre");
-    let data = tc.pvc_with_files("data", &[], &[]);
-    tc.sleeper("app", &[], &[], &["data"]);
-    let cfg = tc.config(
-        "sigpre",
-        &format!("  snapshots:\n    targets: [{{pvc: data}}]\n{SIGNAL_HOOKS}"),
-    );
-    let r = terminate_when(&tc, &cfg, || data.join("pre").exists().then_some(()));
-    assert_eq!(r.code, 143, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(
-        std::fs::read_to_string(data.join("post")).unwrap(),
-        "thawed\n",
-        "the post-hook ran"
-    );
-    assert!(snapshots(&tc).is_empty());
-    assert!(r.stdout.contains("interrupted (exit 143)"), "{}", r.stdout);
-}
-
-#[test]
-fn sigterm_while_waiting_for_the_cut_thaws_and_deletes_the_uncut_snapshot() {
-    let tc = TestCluster::start("sigcut");
-    let data = tc.pvc_with_files("data", &[], &[]);
-    tc.sleeper("app", &[], &[], &["data"]);
-    slow_class(&tc, "slow-cut", "cutDelay", "5s");
-    let cfg = tc.config(
-        "sigcut",
-        &format!(
-            "  snapshots:\n    volumeSnapshotClassName: slow-cut\n    targets: [{{pvc: data}}]\n{}",
-            SIGNAL_HOOKS.replace("; sleep 5", "")
-        ),
-    );
-    let r = terminate_when(&tc, &cfg, || (!snapshots(&tc).is_empty()).then_some(()));
-    assert_eq!(r.code, 143, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(
-        std::fs::read_to_string(data.join("post")).unwrap(),
-        "thawed\n"
-    );
-    tc.wait(20, "the uncut snapshot to be deleted", || {
-        snapshots(&tc).is_empty().then_some(())
-    });
-}
-
-#[test]
-fn sigterm_while_waiting_for_readiness_keeps_the_consistent_snapshot() {
-    let tc = TestCluster::start("sigready");
-    let data = tc.pvc_with_files("data", &[], &[]);
-    tc.sleeper("app", &[], &[], &["data"]);
-    slow_class(&tc, "slow-ready", "readyDelay", "4s");
-    let cfg = tc.config("sigready", &format!("  snapshots:\n    volumeSnapshotClassName: slow-ready\n    targets: [{{pvc: data}}]\n{}", SIGNAL_HOOKS.replace("; sleep 5", "")));
-    let r = terminate_when(&tc, &cfg, || {
-        let l = snapshots(&tc);
-        l.first()
-            .and_then(|s| s.status.as_ref()?.creation_time.as_ref())
-            .map(|_| ())
-    });
-    assert_eq!(r.code, 143, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(
-        std::fs::read_to_string(data.join("post")).unwrap(),
-        "thawed\n"
-    );
-    // It was cut while frozen, so it is consistent: kept, and it becomes ready by itself.
-    tc.wait(20, "the snapshot to become ready", || {
-        let l = snapshots(&tc);
-        (l.len() == 1 && l[0].status.as_ref()?.ready_to_use == Some(true)).then_some(())
-    });
-}
 
 #[test]
 fn a_second_concurrent_run_fails_clearly_naming_the_holder() {
@@ -609,50 +513,4 @@ fn sigkill_while_waiting_for_the_cut_releases_the_application_and_the_next_run_d
         "thawed\n"
     );
     assert!(!frozen(&data));
-}
-
-#[test]
-fn sigkill_after_the_post_hooks_keeps_the_snapshots_cut_while_frozen() {
-    let tc = TestCluster::start("killready");
-    let data = tc.pvc_with_files("data", &[], &[]);
-    tc.sleeper("app", &[], &[], &["data"]);
-    slow_class(&tc, "slow-ready", "readyDelay", "6s");
-    let cfg = tc.config(
-        "killready",
-        &format!(
-            "  snapshots:\n    volumeSnapshotClassName: slow-ready\n    targets: [{{pvc: data}}]\n{FLOCK_SESSION}"
-        ),
-    );
-    // Killed while it waits for readiness: the cut was made while frozen, and said so.
-    let r = crate::support::signal_when(
-        tc.kentledge(&cfg).arg("snapshot"),
-        "noted on the run lock which snapshots were cut while frozen",
-        || data.join("post").exists(),
-        libc::SIGKILL,
-        30,
-    );
-    assert_eq!(r.code, 128 + libc::SIGKILL, "{}", r.stderr);
-    assert_eq!(
-        std::fs::read_to_string(data.join("post")).unwrap(),
-        "thawed\n"
-    );
-    let first = snapshots(&tc)[0].metadata.name.clone().unwrap();
-    tc.age_lease("kentledge-killready");
-    let r = run(tc.kentledge(&cfg).args(["snapshot", "-o", "json"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("taking over a run lock"), "{}", r.stderr);
-    assert!(
-        !r.stderr.contains("deleting a snapshot of a killed run"),
-        "{}",
-        r.stderr
-    );
-    let names: Vec<String> = snapshots(&tc)
-        .iter()
-        .map(|s| s.metadata.name.clone().unwrap())
-        .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
-    assert!(
-        names.contains(&first),
-        "the confirmed snapshot is kept: {names:?}"
-    );
 }

@@ -90,7 +90,7 @@ async fn plan(
     run_id: &str,
     source_pvc: Option<&PersistentVolumeClaim>,
 ) -> Result<Fresh, Error> {
-    let src = source(client, settings, opts, run_id, interrupt).await?;
+    let src = source(client, settings, opts, run_id, true, interrupt).await?;
     let mut inputs = ShapeInputs {
         source_pvc,
         size: opts.size.as_deref(),
@@ -102,29 +102,8 @@ async fn plan(
         Source::Archive { .. } => None,
     };
     inputs.restore_size = restore_size.as_deref();
-    if let Source::Archive {
-        repository, entry, ..
-    } = &src
-    {
+    if let Source::Archive { entry, .. } = &src {
         inputs.data_bytes = entry.size;
-        if inputs.data_bytes.is_none() {
-            // Listings without sizes (borg list, restic before 0.17): ask for this series' sizes.
-            let repo = super::repository(settings, repository);
-            let sized = super::list_archives(
-                client,
-                settings,
-                run_id,
-                2,
-                repo,
-                Some(&opts.pvc),
-                interrupt,
-            )
-            .await?;
-            inputs.data_bytes = sized
-                .iter()
-                .find(|e| e.archive == entry.archive)
-                .and_then(|e| e.size);
-        }
     }
     let shape = restore::shape(&inputs).map_err(|p| Error::Plan { problems: vec![p] })?;
     Ok(restore::fresh(

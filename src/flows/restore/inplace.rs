@@ -141,7 +141,7 @@ async fn plan(
     if !refused.is_empty() {
         return Err(Error::Plan { problems: refused });
     }
-    let src = source(client, settings, opts, run_id, interrupt).await?;
+    let src = source(client, settings, opts, run_id, false, interrupt).await?;
     let classes = crate::flows::snapshot::classes_for(client, std::slice::from_ref(target)).await?;
     let class = crate::plan::selection::select(
         &settings.config.spec.snapshots,

@@ -230,26 +230,28 @@ fn repository<'a>(settings: &'a Settings, name: &str) -> &'a Repository {
         .expect("the command checked the repository's name")
 }
 
-/// The archives of the config in a repository, listed by mover `index` of the run (with sizes
-/// and only of `series` when asked).
+/// The archives of the config in a repository, listed by mover `index` of the run, with the
+/// sizes of the archives of PVC `sized` when given (what a new volume is sized from).
 pub(crate) async fn list_archives(
     client: &kube::Client,
     settings: &Settings,
     run_id: &str,
     index: usize,
     repo: &Repository,
-    series: Option<&str>,
+    sized: Option<&str>,
     interrupt: &Interrupt,
 ) -> Result<Vec<ArchiveEntry>, Error> {
-    let series = series.map(|name| Series {
-        config: settings.config.metadata.name.clone(),
-        namespace: settings.namespace.clone(),
-        kind: SeriesKind::Volume,
-        name: name.to_owned(),
+    use crate::mover::job::Sizes;
+    let sizes = sized.map_or(Sizes::None, |name| {
+        Sizes::Of(Series {
+            config: settings.config.metadata.name.clone(),
+            namespace: settings.namespace.clone(),
+            kind: SeriesKind::Volume,
+            name: name.to_owned(),
+        })
     });
-    let sizes = series.is_some();
     crate::flows::list::archives(
-        client, settings, run_id, index, repo, series, sizes, interrupt,
+        client, settings, run_id, index, repo, None, sizes, interrupt,
     )
     .await
     .map_err(|(_, why)| Error::Plan {
@@ -261,12 +263,14 @@ pub(crate) async fn list_archives(
 }
 
 /// The source the options name: the snapshot (read by name), or the archive chosen among the
-/// repository's listing. Every refusal is an error that changes nothing.
+/// repository's listing (with the sizes of the PVC's archives when `sized`: a new volume is
+/// sized from its archive). Every refusal is an error that changes nothing.
 pub(crate) async fn source(
     client: &kube::Client,
     settings: &Settings,
     opts: &VolumeOptions,
     run_id: &str,
+    sized: bool,
     interrupt: &Interrupt,
 ) -> Result<Source, Error> {
     let plan_err = |p: String| Error::Plan { problems: vec![p] };
@@ -281,7 +285,8 @@ pub(crate) async fn source(
             .map_err(plan_err);
     }
     let repo = repository(settings, opts.repository.as_deref().unwrap_or_default());
-    let listed = list_archives(client, settings, run_id, 0, repo, None, interrupt).await?;
+    let sized = sized.then_some(opts.pvc.as_str());
+    let listed = list_archives(client, settings, run_id, 0, repo, sized, interrupt).await?;
     choose_archive(
         &listed,
         repo,
