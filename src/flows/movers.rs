@@ -515,6 +515,7 @@ pub fn relay(e: &MoverEvent, repository: &str, pvc: Option<&str>) {
     match level.as_str() {
         "error" | "critical" => tracing::error!(pvc, repository, "{message}"),
         "warn" | "warning" => tracing::warn!(pvc, repository, "{message}"),
+        "debug" => tracing::debug!(pvc, repository, "{message}"),
         _ => tracing::info!(pvc, repository, "{message}"),
     }
 }

@@ -74,8 +74,34 @@ pub fn main(job: &str) -> i32 {
         return run_job(job);
     }
     let code = run_job(job);
+    if let Some(said) = peak_memory() {
+        log("debug", said);
+    }
     emit(&MoverEvent::End { code });
     code
+}
+
+/// The mover's peak memory (for `-v` logs and the benchmarks): this process's resident peak
+/// (VmHWM) and that of its largest engine process (the waited-for children's `ru_maxrss`).
+fn peak_memory() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let own_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let engine_kb = match unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } {
+        0 => u64::try_from(usage.ru_maxrss).ok()?,
+        _ => return None,
+    };
+    Some(format!(
+        "mover peak memory: kentledge {own_kb} kB, largest engine process {engine_kb} kB"
+    ))
 }
 
 fn run_job(job: &str) -> i32 {

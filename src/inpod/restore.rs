@@ -24,42 +24,13 @@ pub(super) fn restore(
     archive: &str,
     replace: bool,
 ) -> Result<(), Fail> {
-    // The archive must be one of this series' (a restic id may be given short).
-    let listed = entries(
-        env,
-        &series.config,
-        &series.namespace,
-        Some(series),
-        &Sizes::None,
-    )?;
-    let exact: Vec<_> = listed.iter().filter(|e| e.archive == archive).collect();
-    let matches: Vec<_> = if exact.is_empty() && env.access.engine == Engine::Restic {
-        listed
-            .iter()
-            .filter(|e| e.archive.starts_with(archive))
-            .collect()
-    } else {
-        exact
+    // The archive must be one of this series'. A borg archive's name says its series (the
+    // prefix ends in `_`: `db` never matches `db-wal`), and extract fails on a name the
+    // repository does not have: no listing needed. A restic id may be given short: listed.
+    let archive = match env.access.engine {
+        Engine::Borg => borg_archive_of(series, archive, &env.access.name)?,
+        Engine::Restic => restic_snapshot_of(env, series, archive)?,
     };
-    let found = match matches[..] {
-        [one] => one,
-        [] => {
-            return Err(Fail::new(
-                Failure::Failed,
-                format!(
-                    "{archive} is not an archive of the series {} in repository {}",
-                    series.name, env.access.name
-                ),
-            ));
-        }
-        _ => {
-            return Err(Fail::new(
-                Failure::Failed,
-                format!("more than one archive id of the series starts with {archive}"),
-            ));
-        }
-    };
-    let archive = found.archive.clone();
     let root = Path::new(paths::DATA);
     emit(&MoverEvent::Writing);
     prepare(root, replace)?;
@@ -127,6 +98,48 @@ pub(super) fn restore(
 
 /// Empties the volume for an in-place restore (all but `lost+found`), or checks that a new one
 /// is empty: a restore never mixes old and restored files.
+/// `archive` when it is a borg archive of `series` (by its name).
+pub(super) fn borg_archive_of(
+    series: &Series,
+    archive: &str,
+    repository: &str,
+) -> Result<String, Fail> {
+    if archive.starts_with(&series.borg_prefix()) {
+        Ok(archive.to_owned())
+    } else {
+        Err(not_of_series(series, archive, repository))
+    }
+}
+
+fn not_of_series(series: &Series, archive: &str, repository: &str) -> Fail {
+    Fail::new(
+        Failure::Failed,
+        format!(
+            "{archive} is not an archive of the series {} in repository {repository}",
+            series.name
+        ),
+    )
+}
+
+/// The full id of the restic snapshot of `series` whose id is or starts with `id`.
+fn restic_snapshot_of(env: &Env, series: &Series, id: &str) -> Result<String, Fail> {
+    let listed = entries(
+        env,
+        &series.config,
+        &series.namespace,
+        Some(series),
+        &Sizes::None,
+    )?;
+    match crate::mover::job::matching_archives(&listed, id, true)[..] {
+        [one] => Ok(one.archive.clone()),
+        [] => Err(not_of_series(series, id, &env.access.name)),
+        _ => Err(Fail::new(
+            Failure::Failed,
+            format!("more than one archive id of the series starts with {id}"),
+        )),
+    }
+}
+
 fn prepare(root: &Path, replace: bool) -> Result<(), Fail> {
     let io = |e: std::io::Error| Fail::new(Failure::Failed, format!("{}: {e}", root.display()));
     let mut present = Vec::new();

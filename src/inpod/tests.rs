@@ -292,3 +292,56 @@ fn access(
         "kentledge-mover-1a2b3c-",
     )
 }
+
+#[test]
+fn the_mover_reads_its_own_and_its_engines_peak_memory() {
+    // A child that touches some memory, waited for: its peak shows as the engine's.
+    let st = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "x=$(head -c 4000000 /dev/zero | tr '\\0' a); echo ${#x} >/dev/null",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let said = super::peak_memory().expect("Linux has /proc/self/status and getrusage");
+    let kb: Vec<u64> = said
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(kb.len(), 2, "{said}");
+    assert!(
+        kb[0] > 1000,
+        "this test process holds more than 1 MB: {said}"
+    );
+    assert!(kb[1] > 0, "{said}");
+    assert!(said.starts_with("mover peak memory: kentledge "), "{said}");
+}
+
+#[test]
+fn a_borg_restore_takes_only_an_archive_whose_name_is_of_its_series() {
+    use crate::engines::{Series, SeriesKind};
+    let db = Series {
+        config: "shop".into(),
+        namespace: "prod".into(),
+        kind: SeriesKind::Volume,
+        name: "db".into(),
+    };
+    let ours = "kentledge_shop_prod_vol_db_2026-11-22T10-00-07Z";
+    assert_eq!(
+        super::restore::borg_archive_of(&db, ours, "vault").unwrap(),
+        ours
+    );
+    for other in [
+        "kentledge_shop_prod_vol_db-wal_2026-11-22T10-00-07Z",
+        "kentledge_other_prod_vol_db_2026-11-22T10-00-07Z",
+        "kentledge_shop_prod_db_db_2026-11-22T10-00-07Z",
+        "db",
+    ] {
+        let e = super::restore::borg_archive_of(&db, other, "vault").unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("{other} is not an archive of the series db in repository vault")
+        );
+    }
+}

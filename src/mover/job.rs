@@ -711,6 +711,24 @@ pub struct ArchiveEntry {
     pub files: Option<u64>,
 }
 
+/// The entries whose archive is `id`; when none is and `by_prefix` (restic ids may be given
+/// short), those whose archive starts with it.
+pub fn matching_archives<'a>(
+    entries: &'a [ArchiveEntry],
+    id: &str,
+    by_prefix: bool,
+) -> Vec<&'a ArchiveEntry> {
+    let exact: Vec<&ArchiveEntry> = entries.iter().filter(|e| e.archive == id).collect();
+    if exact.is_empty() && by_prefix {
+        entries
+            .iter()
+            .filter(|e| e.archive.starts_with(id))
+            .collect()
+    } else {
+        exact
+    }
+}
+
 /// What one dump did.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -165,16 +165,8 @@ pub fn choose_series_archive(
     let ours = |e: &&ArchiveEntry| e.kind == kind && e.series == series;
     let wanted = series_words(kind, series);
     let chosen = if let Some(id) = q.archive {
-        let exact: Vec<&ArchiveEntry> = entries.iter().filter(|e| e.archive == id).collect();
-        let matches = if exact.is_empty() && repository.engine() == Engine::Restic {
-            entries
-                .iter()
-                .filter(|e| e.archive.starts_with(id))
-                .collect()
-        } else {
-            exact
-        };
-        match matches[..] {
+        let by_prefix = repository.engine() == Engine::Restic;
+        match crate::mover::job::matching_archives(entries, id, by_prefix)[..] {
             [] => {
                 return Err(format!(
                     "--archive {id}: repository {repo} has no such archive of this config"

@@ -142,7 +142,12 @@ fn sigterm_in_each_phase_of_a_backup_cleans_up_releases_the_lease_and_exits_143(
             leftovers(&tc)
         );
         assert_eq!(holder(&tc, lease), None, "{phase}: the Lease is released");
-        if *phase != "labels and cleanup" {
+        if *phase == "copy" && copied(&tc) {
+            // Under load the first progress line (the phase's event) can come as borg ends:
+            // then the copy was done before the signal was seen, and its label is true.
+            assert!(r.stderr.contains("INFO copied"), "{phase}: {}", r.stderr);
+            archive_equals(&tc, &data);
+        } else if *phase != "labels and cleanup" {
             assert!(!copied(&tc), "{phase}: nothing is labelled copied");
         }
         // The next run copies what the signal stopped.

@@ -53,7 +53,8 @@ pub(crate) fn row(measure: &str, ours: f64, reference: f64, unit: &str, goal: &s
         "{measure:<48} {ours:>10.1} {unit:<5} {reference:>10.1} {unit:<5} {:>6.2}  {goal}",
         ours / reference
     );
-    println!("{line}");
+    // On a line of its own: libtest's `test … ... ` has no line end before a test's output.
+    println!("\n{line}");
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
     let _ = std::fs::create_dir_all(&dir);
     let id = measure.split_whitespace().next().unwrap_or("bench");
