@@ -1,7 +1,8 @@
 //! `kentledge backup` when things go wrong: wrong passphrase, missing repository, unreachable
 //! repositories and host key mismatch, locks held by others and stale locks of gone movers,
 //! serialisation on one borg repository, SIGTERM during the copy, a repository volume that fills
-//! up, a clone that never binds. Each leaves nothing behind.
+//! up, a clone that never binds, a snapshot that never becomes ready. Each leaves nothing
+//! behind.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -954,4 +955,74 @@ fn fills_up(engine: &str) {
     } else {
         crate::backup::restic_restore_and_compare(repo.to_str().unwrap(), &[], &data);
     }
+}
+
+#[test]
+fn a_snapshot_that_never_becomes_ready_fails_its_run_is_never_copied_and_the_next_run_works() {
+    let tc = TestCluster::start("neverready");
+    passphrase_secret(&tc);
+    let data = tc.pvc_with_files("data", &[], &[("small.txt", "precious\n")]);
+    empty_pvc(&tc, "repos");
+    // A driver that cuts but never finishes (its upload hangs).
+    crate::snapshot::slow_class(&tc, "stuck", "readyDelay", "60m");
+    let config = |class: &str| {
+        format!(
+            "  snapshots:\n    volumeSnapshotClassName: {class}\n    readyTimeout: 2s\n    targets: [{{pvc: data}}]\n    retention: {{last: 5}}\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [borg]\n",
+            pvc_repository("borg", "borg", "borg", &["init: true"])
+        )
+    };
+    let cfg = tc.config("neverready", &config("stuck"));
+    let r = run(tc.kentledge(&cfg).args(["snapshot"]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("not ready within readyTimeout 2s"),
+        "{}",
+        r.stdout
+    );
+    let name = only_snapshot(&tc);
+    assert!(!kentledge::model::snapshots::is_ready(
+        crate::snapshot::snapshots(&tc).first()
+    ));
+    // A backup never copies it: it says there is nothing ready and starts no mover.
+    let b = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(b.code, 1, "a run that copies nothing fails: {}", b.stderr);
+    assert!(
+        b.stdout.contains("no ready snapshot of this config"),
+        "{}{}",
+        b.stdout,
+        b.stderr
+    );
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+    assert!(
+        !snapshot_labels(&tc, &name).contains_key("backed-up.kentledge.io/borg"),
+        "the stuck snapshot is not labelled copied"
+    );
+    // Prune keeps it within its grace (it may still become ready).
+    let p = run(tc.kentledge(&cfg).arg("prune"));
+    assert_eq!(p.code, 0, "{}{}", p.stdout, p.stderr);
+    assert!(
+        crate::snapshot::snapshots(&tc)
+            .iter()
+            .any(|s| s.metadata.name.as_ref() == Some(&name)),
+        "prune keeps a not-ready snapshot within its grace"
+    );
+    // Once the driver works again, the next runs snapshot and copy.
+    let cfg = tc.config("neverready", &config("hostpath-snapclass"));
+    let r = run(tc.kentledge(&cfg).args(["snapshot"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let b = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
+    crate::backup::borg_extract_and_compare(
+        tc.volume_dir("repos").join("borg").to_str().unwrap(),
+        &data,
+    );
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
 }
