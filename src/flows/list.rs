@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams};
 use crate::config::Repository;
 use crate::error::Error;
 use crate::model::snapshots::VolumeSnapshot;
-use crate::mover::job::{Action, ArchiveEntry};
+use crate::mover::job::{Action, ArchiveEntry, Sizes};
 use crate::report::Verdict;
 use crate::report::list::{Filter, RepoResult, assemble};
 use crate::runtime::output;
@@ -53,7 +53,7 @@ pub async fn archives(
     index: usize,
     repo: &Repository,
     series: Option<crate::engines::Series>,
-    sizes: crate::mover::job::Sizes,
+    sizes: Sizes,
     interrupt: &Interrupt,
 ) -> Result<Vec<ArchiveEntry>, (Verdict, String)> {
     let config = &settings.config;
@@ -111,11 +111,8 @@ pub async fn listing(
         let run_id = &run_id;
         let (read, show) = (&read, &show);
         async move {
-            let archives = {
-                use crate::mover::job::Sizes;
-                let sizes = if opts.sizes { Sizes::All } else { Sizes::None };
-                archives(client, settings, run_id, i, r, None, sizes, interrupt).await
-            };
+            let sizes = if opts.sizes { Sizes::All } else { Sizes::None };
+            let archives = archives(client, settings, run_id, i, r, None, sizes, interrupt).await;
             if let Ok(mut n) = read.lock() {
                 n.add(&archives);
                 show(&n);

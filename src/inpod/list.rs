@@ -51,11 +51,8 @@ pub(super) fn entries(
     match env.access.engine {
         Engine::Borg => {
             let prefix = series.map(Series::borg_prefix).unwrap_or(scope.clone());
-            let all = *sizes == Sizes::All;
-            let mut archives = borg_archives(env, all, &prefix)?;
-            if let Sizes::Of(of) = sizes
-                && !all
-            {
+            let mut archives = borg_archives(env, *sizes == Sizes::All, &prefix)?;
+            if let Sizes::Of(of) = sizes {
                 // Only this series' archives are asked about (borg info is the slow part).
                 let sized: std::collections::HashMap<String, Value> =
                     borg_archives(env, true, &of.borg_prefix())?

@@ -96,8 +96,6 @@ pub(super) fn restore(
     Ok(())
 }
 
-/// Empties the volume for an in-place restore (all but `lost+found`), or checks that a new one
-/// is empty: a restore never mixes old and restored files.
 /// `archive` when it is a borg archive of `series` (by its name).
 pub(super) fn borg_archive_of(
     series: &Series,
@@ -140,6 +138,8 @@ fn restic_snapshot_of(env: &Env, series: &Series, id: &str) -> Result<String, Fa
     }
 }
 
+/// Empties the volume for an in-place restore (all but `lost+found`), or checks that a new one
+/// is empty: a restore never mixes old and restored files.
 fn prepare(root: &Path, replace: bool) -> Result<(), Fail> {
     let io = |e: std::io::Error| Fail::new(Failure::Failed, format!("{}: {e}", root.display()));
     let mut present = Vec::new();

@@ -1016,10 +1016,7 @@ fn a_snapshot_that_never_becomes_ready_fails_its_run_is_never_copied_and_the_nex
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let b = run(tc.kentledge(&cfg).arg("backup"));
     assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
-    crate::backup::borg_extract_and_compare(
-        tc.volume_dir("repos").join("borg").to_str().unwrap(),
-        &data,
-    );
+    crate::signals::archive_equals(&tc, &data);
     assert!(
         leftovers(&tc).is_empty(),
         "left behind: {:?}",
