@@ -138,6 +138,7 @@ pub async fn run(
     // run, say) must not delete the other's object.
     let (mut made_clone, mut made_pod) = (false, false);
     let result = async {
+        tracing::debug!(pod = %pod_name, clone = clone_name.as_deref(), "creating the mover pod");
         if let Some(c) = clone {
             pvcs.create(&PostParams::default(), c)
                 .await
@@ -375,6 +376,7 @@ async fn watch(
             }
         }
         if log_task.is_none() && pods_state::started(&p) {
+            tracing::debug!(pod = %name, after_ms = made.elapsed().as_millis() as u64, "mover pod started");
             log_task = Some(tokio::spawn(follow(
                 pods.clone(),
                 name.to_owned(),
@@ -382,6 +384,7 @@ async fn watch(
             )));
         }
         if let Some(end) = pods_state::ended(&p, jiff::Timestamp::now()) {
+            tracing::debug!(pod = %name, after_ms = made.elapsed().as_millis() as u64, "mover pod ended");
             out.failure = Some(Failure::Failed);
             match end {
                 End::DeadlineExceeded(code) => {

@@ -22,11 +22,15 @@ pub(super) fn ensure_repository(env: &Env) -> Result<(), Fail> {
         };
         run_quiet(&argv, env)
     });
-    let f = match probe {
-        Ok(_) => return Ok(()),
-        Err(f) if f.failure == Failure::NoRepository => f,
-        Err(f) => return Err(f),
-    };
+    match probe {
+        Ok(_) => Ok(()),
+        Err(f) if f.failure == Failure::NoRepository => create_repository(env, &f),
+        Err(f) => Err(f),
+    }
+}
+
+/// Creates the repository that a step found missing (`f` says so), when the config allows.
+fn create_repository(env: &Env, f: &Fail) -> Result<(), Fail> {
     let Some(encryption) = &env.access.init else {
         return Err(Fail::new(
             Failure::NoRepository,
@@ -62,23 +66,29 @@ pub(super) fn backup(
     upload_limit: Option<u64>,
     exclude: &[String],
 ) -> Result<(), Fail> {
-    ensure_repository(env)?;
     let tuning = Tuning {
         compression: env.access.compression.as_deref(),
         upload_limit,
         exclude,
     };
-    make_archive(
-        env,
-        series,
-        cut,
-        paths::DATA,
-        &|wait| match env.access.engine {
-            Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, tuning),
-            Engine::Restic => env.restic_argv(restic::backup(series, cut, tuning)),
-        },
-    )
-    .map(|_| ())
+    let create = |wait| match env.access.engine {
+        Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, tuning),
+        Engine::Restic => env.restic_argv(restic::backup(series, cut, tuning)),
+    };
+    // borg starts slowly (half a second a command): a copy into an existing repository goes
+    // straight to `borg create`, and only one that finds no repository makes it (when the
+    // config allows) and copies again. A clone can be read twice; a dump's stream cannot, so
+    // dumps and buckets probe first. restic's probe is cheap and its missing-repository
+    // message is plain text: it probes first too.
+    if env.access.engine == Engine::Borg {
+        match make_archive(env, series, cut, paths::DATA, &create) {
+            Err(f) if f.failure == Failure::NoRepository => create_repository(env, &f)?,
+            other => return other.map(|_| ()),
+        }
+    } else {
+        ensure_repository(env)?;
+    }
+    make_archive(env, series, cut, paths::DATA, &create).map(|_| ())
 }
 
 /// Runs `argv` (given the lock wait) in `cwd` to make the series' archive of `time`, and passes

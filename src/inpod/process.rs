@@ -103,11 +103,13 @@ pub(super) fn run_inner(
                         msgid,
                         message,
                     }) => {
+                        // A missing repository is said by the step's failure (or made).
+                        let missing = msgid.as_deref().is_some_and(|m| NO_REPOSITORY.contains(&m));
                         msgids.extend(msgid);
                         if matches!(level.as_str(), "ERROR" | "WARNING" | "CRITICAL") {
                             errors.push(message.clone());
                         }
-                        if !quiet {
+                        if !quiet && !missing {
                             log(&level.to_lowercase(), message);
                         }
                     }
@@ -344,6 +346,9 @@ pub(super) fn diagnose(env: &Env, out: &Output) -> Fail {
     f
 }
 
+/// borg's message ids saying there is no repository at the location.
+const NO_REPOSITORY: [&str; 2] = ["Repository.DoesNotExist", "Repository.InvalidRepository"];
+
 pub(super) fn classify_borg(msgids: &[String], code: i32, text: &str) -> Failure {
     let has = |ids: &[&str]| msgids.iter().any(|m| ids.contains(&m.as_str()));
     if has(&[
@@ -357,7 +362,7 @@ pub(super) fn classify_borg(msgids: &[String], code: i32, text: &str) -> Failure
         Failure::Locked
     } else if has(&["PassphraseWrong", "PasscommandFailure"]) || code == 52 {
         Failure::Passphrase
-    } else if has(&["Repository.DoesNotExist", "Repository.InvalidRepository"]) || code == 13 {
+    } else if has(&NO_REPOSITORY) || code == 13 {
         Failure::NoRepository
     } else if has(&["ConnectionClosed", "ConnectionClosedWithHint"])
         || text.contains("Connection closed by remote host")

@@ -226,6 +226,19 @@ fn volumes_are_copied_to_borg_and_restic_on_volumes_and_come_back_identical() {
 
     let r = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // The first copy into each makes its repository and says so; borg's "does not exist"
+    // (its copy is tried before the repository is made) is not passed on as an error.
+    for name in [
+        "borg-local (/repository/shop)",
+        "restic-local (/repository)",
+    ] {
+        assert!(
+            r.stderr.contains(&format!("creating repository {name}")),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(!r.stderr.contains("does not exist"), "{}", r.stderr);
     let report = json_report(&r);
     let jobs = report["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 2);
