@@ -8,7 +8,6 @@
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::LOCK_POLL_SECS;
@@ -17,37 +16,11 @@ use super::dump::{read_lines, relay_argv, relay_reason};
 use super::env::Env;
 use super::pgdump::PgCustomCheck;
 use super::relay::{COMMAND_FAILED, has_marker};
+use super::stop::{stop_on_sigterm, stopped};
 use super::{Fail, emit, log};
 use crate::engines::databases::{self, DatabaseEngine, MYSQL_END};
 use crate::engines::{borg, restic};
 use crate::mover::job::{Engine, Failure, Loaded, LocalJob, MoverEvent, RestoreDatabaseJob};
-
-/// Set when the mover is asked to stop (its pod deleted: SIGTERM), so that the load stops and
-/// what it created is removed within the pod's grace period.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-/// From now on SIGTERM sets [`STOP`] instead of ending the process.
-fn stop_on_sigterm() {
-    std::thread::spawn(|| {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async {
-            use tokio::signal::unix::{SignalKind, signal};
-            if let Ok(mut term) = signal(SignalKind::terminate()) {
-                term.recv().await;
-                STOP.store(true, Ordering::SeqCst);
-            }
-        });
-    });
-}
-
-fn stopped() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
 
 /// What the fed stream held, read as it passed.
 enum Scan {

@@ -18,6 +18,7 @@ mod process;
 mod prune;
 mod relay;
 mod restore;
+mod stop;
 mod sync;
 
 use std::io::Write;

@@ -266,8 +266,7 @@ fn out_of_space(message: &str) -> bool {
 pub(super) fn cache_full(message: &str, repository: &str) -> Option<String> {
     (out_of_space(message) && message.contains(paths::CACHE)).then(|| {
         format!(
-            " (the cache volume {} is full: raise spec.repositories[{repository}].cache.size, or set cache: {{enabled: false}})",
-            crate::mover::pod::cache_pvc_name(repository)
+            " (the cache volume of repository {repository} is full: raise spec.repositories[{repository}].cache.size, or set cache: {{enabled: false}})"
         )
     })
 }

@@ -248,7 +248,7 @@ fn a_full_cache_volume_is_named_with_what_to_do() {
     assert_eq!(
         super::process::cache_full(said, "vault").as_deref(),
         Some(
-            " (the cache volume kentledge-cache-vault is full: raise spec.repositories[vault].cache.size, or set cache: {enabled: false})"
+            " (the cache volume of repository vault is full: raise spec.repositories[vault].cache.size, or set cache: {enabled: false})"
         )
     );
     assert_eq!(

@@ -216,8 +216,8 @@ pub fn dump_pod(
 }
 
 /// The name of a bucket's cache volume (its mirror; made once, kept between runs).
-pub fn bucket_cache_name(bucket: &str) -> String {
-    format!("kentledge-bucket-{bucket}")
+pub fn bucket_cache_name(config: &str, bucket: &str) -> String {
+    format!("kentledge-bucket-{bucket}-{}", config_part(config))
 }
 
 /// A bucket's cache PVC, when the config asks for one (no run label: no sweep deletes it).
@@ -230,7 +230,7 @@ pub fn bucket_cache_pvc(
         json!({MANAGED_BY: MANAGER, CONFIG: config, ROLE: "bucket-cache", BUCKET: bucket.name});
     Some(kept_pvc(
         namespace,
-        &bucket_cache_name(&bucket.name),
+        &bucket_cache_name(config, &bucket.name),
         labels,
         &bucket.cache_volume()?,
     ))
@@ -331,7 +331,7 @@ fn repository_pod(
             secrets.push(file(r, path.rsplit('/').next().unwrap_or(path)));
         }
         volumes.push(if kept {
-            json!({"name": "bucket", "persistentVolumeClaim": {"claimName": bucket_cache_name(&b.name)}})
+            json!({"name": "bucket", "persistentVolumeClaim": {"claimName": bucket_cache_name(ctx.config, &b.name)}})
         } else {
             json!({"name": "bucket", "emptyDir": {}})
         });
@@ -344,7 +344,7 @@ fn repository_pod(
         mounts.push(json!({"name": "secrets", "mountPath": paths::SECRETS, "readOnly": true}));
     }
     match repo.cache_volume().filter(|_| job.action.uses_cache()) {
-        Some(_) => volumes.push(json!({"name": "cache", "persistentVolumeClaim": {"claimName": cache_pvc_name(&repo.name)}})),
+        Some(_) => volumes.push(json!({"name": "cache", "persistentVolumeClaim": {"claimName": cache_pvc_name(ctx.config, &repo.name)}})),
         None => volumes.push(json!({"name": "cache", "emptyDir": {}})),
     }
     mounts.push(json!({"name": "cache", "mountPath": paths::CACHE}));
@@ -500,8 +500,14 @@ pub fn without_cache_volume(pod: &mut Pod) {
 }
 
 /// The name of a repository's cache PVC (made once, kept between runs).
-pub fn cache_pvc_name(repository: &str) -> String {
-    format!("kentledge-cache-{repository}")
+pub fn cache_pvc_name(config: &str, repository: &str) -> String {
+    format!("kentledge-cache-{repository}-{}", config_part(config))
+}
+
+/// The part of a kept volume's name that says its config (two configs of a namespace may name a
+/// repository or a bucket alike, and must not share its cache: their runs take different locks).
+fn config_part(config: &str) -> String {
+    short_hash(config)[..6].to_owned()
 }
 
 /// A repository's engine cache PVC, when it has one ([`Repository::cache_volume`]): made once,
@@ -514,7 +520,7 @@ pub fn cache_pvc(
     let labels = json!({MANAGED_BY: MANAGER, CONFIG: config, ROLE: "cache", REPOSITORY: repo.name});
     Some(kept_pvc(
         namespace,
-        &cache_pvc_name(&repo.name),
+        &cache_pvc_name(config, &repo.name),
         labels,
         &repo.cache_volume()?,
     ))
@@ -739,7 +745,7 @@ restic:
             sizes: crate::mover::job::Sizes::All,
         };
         let default = borg("");
-        assert_eq!(cache_of(&default, backup()), "kentledge-cache-vault");
+        assert_eq!(cache_of(&default, backup()), "kentledge-cache-vault-a847e0");
         // A break-lock for a reader gets no cache volume either.
         let mut reader = mover_pod(
             &Context {
@@ -758,12 +764,12 @@ restic:
             Data::None,
             None,
         );
-        assert_eq!(cache_claim(&reader), Some("kentledge-cache-vault"));
+        assert_eq!(cache_claim(&reader), Some("kentledge-cache-vault-a847e0"));
         without_cache_volume(&mut reader);
         assert_eq!(cache_claim(&reader), None);
         assert_eq!(
             cache_of(&default, Action::BreakLock),
-            "kentledge-cache-vault"
+            "kentledge-cache-vault-a847e0"
         );
         assert_eq!(cache_of(&default, restore()), "emptyDir");
         assert_eq!(cache_of(&default, list()), "emptyDir");
@@ -777,6 +783,24 @@ restic:
             "emptyDir"
         );
         let pvc = cache_pvc("shop", "shop", &default).unwrap();
+        // Two configs of a namespace with a repository (or a bucket) of the same name each have
+        // their own cache: their runs take different locks.
+        assert_eq!(
+            pvc.metadata.name.as_deref(),
+            Some("kentledge-cache-vault-a847e0")
+        );
+        assert_ne!(
+            cache_pvc_name("shop", "vault"),
+            cache_pvc_name("shop-2", "vault")
+        );
+        assert_eq!(
+            bucket_cache_name("shop", "media"),
+            "kentledge-bucket-media-a847e0"
+        );
+        assert_ne!(
+            bucket_cache_name("shop", "media"),
+            bucket_cache_name("blog", "media")
+        );
         assert_eq!(
             serde_json::to_value(&pvc).unwrap()["spec"],
             serde_json::json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}})
@@ -799,7 +823,10 @@ restic:
         assert!(!restic.one_writer());
         let mut cached = repo();
         cached.cache = Some(crate::config::CacheVolume::default());
-        assert_eq!(cache_of(&cached, backup()), "kentledge-cache-offsite");
+        assert_eq!(
+            cache_of(&cached, backup()),
+            "kentledge-cache-offsite-a847e0"
+        );
         assert!(cached.one_writer());
     }
 }

@@ -132,7 +132,7 @@ pub fn plan(i: &Inputs<'_>) -> Vec<BucketCopy> {
                 repository: repo.name.clone(),
                 repository_engine: job.repository.engine,
                 pod_name: mover_name,
-                cache: kept.then(|| pod::bucket_cache_name(&b.name)),
+                cache: kept.then(|| pod::bucket_cache_name(i.ctx.config, &b.name)),
                 mover: mover_pod,
                 job,
                 repo: repo.clone(),

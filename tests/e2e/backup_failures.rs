@@ -449,7 +449,7 @@ fn snapshot_now_with_a_kept_cache_volume_and_a_mover_timeout() {
     assert!(results(&doc)["restic"].0, "{doc}");
     assert!(snapshot_labels(&tc, &snap).contains_key("backed-up.kentledge.io/restic"));
     // The cache volume is made once and kept, with restic's cache in it.
-    let cache = tc.volume_dir("kentledge-cache-restic");
+    let cache = tc.volume_dir(&kentledge::mover::pod::cache_pvc_name("shop", "restic"));
     assert!(
         cache.join("restic").read_dir().unwrap().next().is_some(),
         "restic's cache is on the volume"
@@ -653,7 +653,7 @@ fn files_the_mover_cannot_read_fail_the_copy_and_leave_no_archive() {
 /// The borg caches on a repository's cache volume (`<volume>/borg/.cache/borg/<repository id>`).
 fn borg_caches(tc: &TestCluster, repository: &str) -> Vec<std::path::PathBuf> {
     let dir = tc
-        .volume_dir(&format!("kentledge-cache-{repository}"))
+        .volume_dir(&kentledge::mover::pod::cache_pvc_name("shop", repository))
         .join("borg/.cache/borg");
     std::fs::read_dir(dir)
         .map(|rd| {

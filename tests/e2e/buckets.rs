@@ -20,54 +20,74 @@ use crate::servers::{S3_KEY, S3_SECRET};
 use crate::support::run;
 use kentledge::s3::{Client, Endpoint, Metadata};
 
-/// A TCP proxy in front of an S3 server that counts the bytes the server sends.
+/// The mirror volume of bucket `media` of config `shop` (its name says the config).
+const MIRROR: &str = "kentledge-bucket-media-a847e0";
+
+/// A TCP proxy in front of an S3 server that counts the bytes each way, and can hold what
+/// clients send to a rate (a slow link to the bucket).
 struct Proxy {
     port: u16,
     down: Arc<AtomicU64>,
+    up: Arc<AtomicU64>,
+}
+
+/// Copies `from` into `to`, counting the bytes, at most `rate` bytes a second when given.
+fn pump(mut from: TcpStream, mut to: TcpStream, counted: Arc<AtomicU64>, rate: Option<u64>) {
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                counted.fetch_add(n as u64, Ordering::Relaxed);
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                sent += n as u64;
+                if let Some(rate) = rate {
+                    let due = std::time::Duration::from_secs_f64(sent as f64 / rate as f64);
+                    std::thread::sleep(due.saturating_sub(started.elapsed()));
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
 }
 
 impl Proxy {
     fn start(to: u16) -> Proxy {
+        Proxy::with_upload_rate(to, None)
+    }
+
+    /// A proxy that passes what clients send at `rate` bytes a second at most.
+    fn with_upload_rate(to: u16, rate: Option<u64>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let down = Arc::new(AtomicU64::new(0));
-        let counted = down.clone();
+        let (down, up) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (counted_down, counted_up) = (down.clone(), up.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
                 let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
                     continue;
                 };
-                let (mut c_read, mut s_write) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c_read, &mut s_write);
-                    let _ = s_write.shutdown(std::net::Shutdown::Write);
-                });
-                let counted = counted.clone();
-                let (mut s_read, mut c_write) = (server, client);
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 << 10];
-                    loop {
-                        match s_read.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                counted.fetch_add(n as u64, Ordering::Relaxed);
-                                if c_write.write_all(&buf[..n]).is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    let _ = c_write.shutdown(std::net::Shutdown::Write);
-                });
+                let (c, s) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let counted = counted_up.clone();
+                std::thread::spawn(move || pump(c, s, counted, rate));
+                let counted = counted_down.clone();
+                std::thread::spawn(move || pump(server, client, counted, None));
             }
         });
-        Proxy { port, down }
+        Proxy { port, down, up }
     }
 
     fn down(&self) -> u64 {
         self.down.load(Ordering::Relaxed)
+    }
+
+    fn up(&self) -> u64 {
+        self.up.load(Ordering::Relaxed)
     }
 }
 
@@ -346,7 +366,9 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
     assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
     assert!(
         dry.stdout.contains("bucket media (s3 media/) → borg-local")
-            && dry.stdout.contains("kentledge-bucket-media (the mirror"),
+            && dry
+                .stdout
+                .contains("kentledge-bucket-media-a847e0 (the mirror"),
         "{}",
         dry.stdout
     );
@@ -374,7 +396,7 @@ fn a_bucket_goes_to_borg_and_restic_and_comes_back_the_same_and_unchanged_object
         proxy.down()
     );
     assert_eq!(leftovers(&tc), Vec::<String>::new());
-    let said = crate::support::events_of(&tc, "PersistentVolumeClaim", "kentledge-bucket-media");
+    let said = crate::support::events_of(&tc, "PersistentVolumeClaim", MIRROR);
     assert_eq!(
         said.iter()
             .filter(|(t, r, m, _)| t == "Normal"
@@ -664,7 +686,7 @@ fn objects_that_change_while_a_backup_reads_are_reported_and_the_archive_has_wha
 
     // A backup stopped after it replaced a body but before its manifest: the journal names
     // the key, and the next backup reads it again instead of trusting the mirror.
-    let mirror = tc.volume_dir("kentledge-bucket-media");
+    let mirror = tc.volume_dir(MIRROR);
     let hex: String = "app/b-007".bytes().map(|b| format!("{b:02x}")).collect();
     let body = mirror.join("mirror/objects").join(&hex);
     assert_eq!(
@@ -735,8 +757,7 @@ fn wrong_keys_a_missing_bucket_or_an_unreachable_endpoint_fail_plainly_and_leave
             // The same failure again: one Warning Event on the cache volume, counted twice.
             let again = run(tc.kentledge(&cfg).args(["backup"]));
             assert_eq!(again.code, 1, "{}{}", again.stdout, again.stderr);
-            let said =
-                crate::support::events_of(&tc, "PersistentVolumeClaim", "kentledge-bucket-media");
+            let said = crate::support::events_of(&tc, "PersistentVolumeClaim", MIRROR);
             let failed: Vec<_> = said
                 .iter()
                 .filter(|(t, r, m, _)| {
@@ -786,6 +807,16 @@ fn wrong_keys_a_missing_bucket_or_an_unreachable_endpoint_fail_plainly_and_leave
     crate::support::secret_nowhere(&tc, since, &said, S3_SECRET, "");
 }
 
+/// Puts `a-big.bin` (`mib` MiB made from `mult`) and `small` small objects after it.
+fn put_big_and_small(c: &Client, rt: &tokio::runtime::Runtime, mib: u32, small: usize, mult: u32) {
+    let big: Vec<u8> = (0..(mib << 20) / 4)
+        .flat_map(|i| i.wrapping_mul(mult).to_le_bytes())
+        .collect();
+    let mut objects = vec![obj("a-big.bin", big)];
+    objects.extend((0..small).map(|i| obj(&format!("b-{i:02}"), format!("small {i}"))));
+    put_all(c, rt, &objects);
+}
+
 #[test]
 fn a_bucket_backup_stopped_by_sigterm_leaves_nothing_behind_and_the_next_one_is_whole() {
     let server = crate::servers::s3();
@@ -793,12 +824,7 @@ fn a_bucket_backup_stopped_by_sigterm_leaves_nothing_behind_and_the_next_one_is_
     let proxy = Proxy::start(server.port);
     let rt = rt();
     let src = Client::new(&endpoint(server.port, "media")).unwrap();
-    let big: Vec<u8> = (0..(32u32 << 20) / 4)
-        .flat_map(|i| i.wrapping_mul(40_503).to_le_bytes())
-        .collect();
-    let mut objects = vec![obj("a-big.bin", big)];
-    objects.extend((0..20).map(|i| obj(&format!("b-{i:02}"), format!("small {i}"))));
-    put_all(&src, &rt, &objects);
+    put_big_and_small(&src, &rt, 32, 20, 40_503);
     let source = contents(&src, &rt, "");
     let tc = TestCluster::start("shop");
     setup(&tc, S3_SECRET);
@@ -835,7 +861,7 @@ fn a_bucket_backup_stopped_by_sigterm_leaves_nothing_behind_and_the_next_one_is_
         events
             .iter()
             .any(|e| e.reason.as_deref() == Some("BucketBackupFailed")
-                && e.involved_object.name.as_deref() == Some("kentledge-bucket-media")),
+                && e.involved_object.name.as_deref() == Some(MIRROR)),
         "a BucketBackupFailed Event on the cache volume: {events:?}"
     );
     // The next backup (no limit) starts from what the stopped one left and is whole.
@@ -851,4 +877,120 @@ fn a_bucket_backup_stopped_by_sigterm_leaves_nothing_behind_and_the_next_one_is_
         assert!(copy.get(k).is_some_and(|(b, _)| b == body), "{k:?} differs");
     }
     assert_eq!(leftovers(&tc), Vec::<String>::new());
+}
+
+/// The keys of the multipart uploads begun and never finished nor aborted in `bucket` of the
+/// server at `port` (parts that are stored, and paid for, but no listing shows), as rclone's
+/// S3 client lists them.
+fn unfinished_uploads(port: u16, bucket: &str) -> Vec<String> {
+    let o = std::process::Command::new("rclone")
+        .args(["--config", "/dev/null", "backend", "list-multipart-uploads"])
+        .arg(format!("s3:{bucket}"))
+        .env("RCLONE_CONFIG_S3_TYPE", "s3")
+        .env("RCLONE_CONFIG_S3_PROVIDER", "Other")
+        .env(
+            "RCLONE_CONFIG_S3_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("RCLONE_CONFIG_S3_ACCESS_KEY_ID", S3_KEY)
+        .env("RCLONE_CONFIG_S3_SECRET_ACCESS_KEY", S3_SECRET)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v[bucket]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| u["Key"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_bucket_restore_stopped_by_sigterm_or_sigkill_leaves_no_parts_behind_and_the_next_one_finishes_it()
+ {
+    use crate::signals::{after_takeover, holder};
+    use crate::support::signal_when;
+    let server = crate::servers::s3();
+    std::fs::create_dir(server.dir.path().join("media")).unwrap();
+    // Writes reach the bucket at 16 MB/s: the 48 MiB object takes its three parts' time.
+    let proxy = Proxy::with_upload_rate(server.port, Some(16_000_000));
+    let rt = rt();
+    let src = Client::new(&endpoint(server.port, "media")).unwrap();
+    put_big_and_small(&src, &rt, 48, 10, 2_654_435_761);
+    let source = contents(&src, &rt, "");
+    // A new client for each look after a restore (the server closes idle connections).
+    let fresh = || Client::new(&endpoint(server.port, "media")).unwrap();
+    let tc = TestCluster::start("shop");
+    setup(&tc, S3_SECRET);
+    let cfg = tc.config("shop", &spec(proxy.port, "media", "", true, ""));
+    let b = run(tc
+        .kentledge(&cfg)
+        .args(["backup", "--repository", "borg-local"]));
+    assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
+    let lease = "kentledge-shop-backup";
+    for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGKILL, 137)] {
+        let prefix = format!("copy-{code}/");
+        let args = [
+            "restore",
+            "bucket",
+            "media",
+            "--repository",
+            "borg-local",
+            "--to-prefix",
+            prefix.as_str(),
+        ];
+        let start = proxy.up();
+        // Once the first part of the big object is on its way (the second follows it).
+        let r = signal_when(
+            tc.kentledge(&cfg).args(args),
+            "of bucket media under",
+            || proxy.up() - start > 20 << 20,
+            signal,
+            120,
+        );
+        assert_eq!(r.code, code, "{}{}", r.stdout, r.stderr);
+        if signal == libc::SIGTERM {
+            assert!(
+                r.stdout.contains("NOT restored") && r.stdout.contains("interrupted (exit 143)"),
+                "{}",
+                r.stdout
+            );
+            assert_eq!(leftovers(&tc), Vec::<String>::new());
+            assert_eq!(holder(&tc, lease), None, "the Lease is released");
+            // The mover stopped between two parts and aborted the upload: the object is not
+            // there, and neither are its parts.
+            let written = contents(&fresh(), &rt, &prefix);
+            assert!(!written.contains_key("a-big.bin"), "{:?}", written.keys());
+            assert_eq!(
+                unfinished_uploads(server.port, "media"),
+                Vec::<String>::new()
+            );
+            let again = run(tc.kentledge(&cfg).args(args));
+            assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+        } else {
+            // The killed run's mover may still be writing: the next run of the config takes
+            // the lock over, stops it (its upload aborted) and restores what is missing.
+            let again = after_takeover(&tc, lease, tc.kentledge(&cfg).args(args), "SIGKILL");
+            assert!(
+                again
+                    .stderr
+                    .contains("deleting a mover pod left by an earlier run"),
+                "{}",
+                again.stderr
+            );
+        }
+        assert_eq!(
+            unfinished_uploads(server.port, "media"),
+            Vec::<String>::new()
+        );
+        assert_eq!(leftovers(&tc), Vec::<String>::new());
+        let copy = contents(&fresh(), &rt, &prefix);
+        assert_eq!(copy.len(), source.len(), "{prefix}");
+        for (k, (body, meta)) in &source {
+            let (b, m) = copy.get(k).unwrap_or_else(|| panic!("{prefix}{k} missing"));
+            assert!(b == body, "{prefix}{k} has other bytes");
+            assert_eq!(m, meta, "{prefix}{k} has other metadata");
+        }
+    }
 }

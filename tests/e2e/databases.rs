@@ -879,23 +879,32 @@ fn a_mover_killed_half_way_through_a_restic_dump_leaves_no_snapshot() {
     assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
 }
 
-#[test]
-fn a_restore_stopped_by_sigterm_half_way_drops_the_database_it_created() {
+/// A cluster whose server has the big database `name`, dumped into borg-local by its config.
+fn big_database_backed_up(name: &str) -> (TestCluster, std::path::PathBuf) {
     let tc = TestCluster::start("shop");
     shop_server(&tc);
-    big_database(&tc, "stopme");
-    let cfg = tc.config("shop", &big_spec("stopme"));
+    big_database(&tc, name);
+    let cfg = tc.config("shop", &big_spec(name));
     let b = run(tc
         .kentledge(&cfg)
         .args(["backup", "--repository", "borg-local"]));
     assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
-    let exists = |db: &str| {
-        sql(
-            &tc,
-            "db-0",
-            &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'"),
-        ) == "1"
-    };
+    (tc, cfg)
+}
+
+/// Whether the server of db-0 has the database `db`.
+fn database_exists(tc: &TestCluster, db: &str) -> bool {
+    sql(
+        tc,
+        "db-0",
+        &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'"),
+    ) == "1"
+}
+
+#[test]
+fn a_restore_stopped_by_sigterm_half_way_drops_the_database_it_created() {
+    let (tc, cfg) = big_database_backed_up("stopme");
+    let exists = |db: &str| database_exists(&tc, db);
     let child = tc
         .kentledge(&cfg)
         .args([
@@ -946,5 +955,59 @@ fn a_restore_stopped_by_sigterm_half_way_drops_the_database_it_created() {
     assert_eq!(
         checksum(&tc, "stopme_copy.blobs"),
         checksum(&tc, "stopme.blobs")
+    );
+}
+
+#[test]
+fn a_restore_killed_half_way_leaves_no_half_restored_database_once_the_next_run_sweeps_its_mover() {
+    let (tc, cfg) = big_database_backed_up("killme");
+    let exists = |db: &str| database_exists(&tc, db);
+    let restore = [
+        "restore",
+        "database",
+        "maria",
+        "--repository",
+        "borg-local",
+        "--to-database",
+        "killme_copy",
+    ];
+    let r = crate::support::signal_when(
+        tc.kentledge(&cfg).args(restore),
+        "into database killme_copy in",
+        || exists("killme_copy"),
+        libc::SIGKILL,
+        60,
+    );
+    assert_eq!(r.code, 137, "{}{}", r.stdout, r.stderr);
+    // Nothing could clean up: the mover loads on. The next run of the config takes the lock
+    // over and deletes it; stopped, it drops the database it made (unless it had finished).
+    let again = crate::signals::after_takeover(
+        &tc,
+        "kentledge-shop-backup",
+        tc.kentledge(&cfg)
+            .args(["backup", "--repository", "borg-local"]),
+        "the run after the kill",
+    );
+    assert!(
+        again
+            .stderr
+            .contains("deleting a mover pod left by an earlier run"),
+        "{}",
+        again.stderr
+    );
+    assert!(leftovers(&tc).is_empty(), "{:?}", leftovers(&tc));
+    assert!(
+        !exists("killme_copy")
+            || checksum(&tc, "killme_copy.blobs") == checksum(&tc, "killme.blobs"),
+        "a half-restored database was left"
+    );
+    if exists("killme_copy") {
+        sql(&tc, "db-0", "DROP DATABASE killme_copy");
+    }
+    let r = run(tc.kentledge(&cfg).args(restore));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        checksum(&tc, "killme_copy.blobs"),
+        checksum(&tc, "killme.blobs")
     );
 }

@@ -5,7 +5,8 @@
 //! sweeps what was left and succeeds. Commands: snapshot (hooks, create, cut wait, post-hooks,
 //! ready wait), backup (clone and mover start, copy, labels), prune (marking, deleting,
 //! repository prune), restore into a new PVC; in-place restores: `inplace::sig…`; database
-//! restores: `databases::a_restore_stopped_by_sigterm…`.
+//! restores: `databases::a_restore_stopped_by_sigterm…` and `databases::a_restore_killed…`;
+//! bucket backups and restores: `buckets::a_bucket_backup_stopped…`, `buckets::a_bucket_restore_stopped…`.
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;

@@ -6,6 +6,8 @@
 //! `restic dump`: objects in key order, as the mirror laid them out) is merged with the
 //! manifest and the target's listing, and each object is written with its metadata (above
 //! 16 MiB by a multipart upload), its bytes checked against the MD5 the backup recorded.
+//! A mover stopped by SIGTERM (its pod deleted) stops between objects or parts and aborts an
+//! upload in parts, so no invisible parts are left in the target.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -26,6 +28,7 @@ use crate::engines::bucket::{
 };
 use crate::engines::{borg, restic};
 use crate::inpod::env::Env;
+use crate::inpod::stop::{stop_on_sigterm, stopped};
 use crate::inpod::{Fail, emit, log};
 use crate::mover::job::{
     BucketPlan, BucketRestored, Engine, Failure, MoverEvent, RestoreBucketJob, paths,
@@ -34,10 +37,15 @@ use crate::s3::Client;
 
 /// Keys of each kind the plan shows.
 const KEYS_SHOWN: usize = 20;
+/// Why the writing ended when the pod was deleted.
+const STOPPED: &str = "stopped (SIGTERM): the mover pod was deleted";
 /// Bytes of a body read from the tar stream at once.
 const PIECE: usize = 1 << 20;
 
 pub(in crate::inpod) fn bucket_restore(env: &Env, job: &RestoreBucketJob) -> Result<(), Fail> {
+    // Deleting the pod stops the writing between two objects or two parts; an upload in
+    // parts is aborted then, so the target is left without parts nobody can see.
+    stop_on_sigterm();
     let scratch = Path::new(paths::CACHE).join(format!("bucket-restore-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(io_fail("making a scratch directory"))?;
     let result = restore_in(env, job, &scratch);
@@ -410,6 +418,9 @@ impl tokio::io::AsyncRead for BodyReader<'_> {
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        if stopped() {
+            return Poll::Ready(Err(std::io::Error::other(STOPPED)));
+        }
         while this.piece.is_empty() && !this.done {
             match std::task::ready!(this.bodies.rx.poll_recv(cx)) {
                 Some(Piece::Data(d)) => {
@@ -533,6 +544,12 @@ async fn write_all(
     let mut conflicts = 0u64;
     let mut throttle = crate::inpod::process::Throttle::default();
     for step in steps {
+        if stopped() {
+            return Err(Fail::new(
+                Failure::Failed,
+                format!("{STOPPED} ({} objects were written before)", done.written),
+            ));
+        }
         let step = step.map_err(|e| Fail::new(Failure::Failed, e))?;
         let (key, entry) = match step {
             Paired::Right(_) => continue,
