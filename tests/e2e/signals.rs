@@ -41,6 +41,16 @@ pub(crate) fn after_takeover(
     r
 }
 
+/// `r` (the run after a killed one) deleted the mover pod the killed run left.
+pub(crate) fn swept_a_mover(r: &Run) {
+    assert!(
+        r.stderr
+            .contains("deleting a mover pod left by an earlier run"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// Phases of `kentledge backup` and the log event that starts each.
 pub(crate) const BACKUP_PHASES: &[(&str, &str)] = &[
     ("clone and mover start", "backup lock taken"),
@@ -607,12 +617,7 @@ fn sigterm_and_sigkill_while_a_repository_prune_runs_then_the_next_prune_finishe
     // The next prune sweeps the killed run's mover and prunes.
     let r = run(tc.kentledge(&cfg).args(["prune", "--only", "repositories"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stderr
-            .contains("deleting a mover pod left by an earlier run"),
-        "{}",
-        r.stderr
-    );
+    swept_a_mover(&r);
     assert!(
         leftovers(&tc).is_empty(),
         "left behind: {:?}",
