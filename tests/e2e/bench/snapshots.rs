@@ -2,7 +2,7 @@
 //! speed): P1, the application's freeze window with a held session hook for 32 PVCs against 1
 //! PVC (medians of several runs); P5, the API requests one snapshot run of N PVCs makes, as
 //! the API server's log of the `kentledge` ServiceAccount's requests counts them, against the
-//! goal 3N + 10, for 1, 32 and 100 PVCs, and P6's peak memory of the 100-PVC run (`SHOW_REQUESTS=1` prints each run's requests). Next to P1, each window against the floor the local snapshot driver sets:
+//! goal 3N + 10, for 1, 32 and 100 PVCs, and P6's peak memory of the 100-PVC run (`SHOW_REQUESTS=1` prints each run's requests, `SHOW_LOG=<filter>` its log). Next to P1, each window against the floor the local snapshot driver sets:
 //! the time it alone needs to cut as many snapshots created at once (it runs on the same cores
 //! as everything else here, so its cost grows with N where a real CSI driver's would not).
 
@@ -54,8 +54,15 @@ fn frozen(namespace: &str, n: usize) -> (TestCluster, std::path::PathBuf) {
 /// VolumeSnapshotClass it used, and the run's peak resident memory in bytes.
 fn snapshot_run(tc: &TestCluster, cfg: &std::path::Path, n: usize) -> (f64, usize, String, u64) {
     let before = tc.kentledge_requests().len();
-    let (r, rss) = run_measured(tc.kentledge(cfg).args(["snapshot", "-o", "json"]));
+    let mut cmd = tc.kentledge(cfg);
+    if let Ok(filter) = std::env::var("SHOW_LOG") {
+        cmd.env("KENTLEDGE_LOG", filter);
+    }
+    let (r, rss) = run_measured(cmd.args(["snapshot", "-o", "json"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    if std::env::var("SHOW_LOG").is_ok() {
+        eprintln!("{n}: {}", r.stderr);
+    }
     let all = tc.kentledge_requests();
     let requests = all.len() - before;
     if std::env::var("SHOW_REQUESTS").is_ok() {

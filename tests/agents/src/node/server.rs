@@ -57,6 +57,9 @@ pub async fn serve(listener: TcpListener, tls: TlsAcceptor, ctx: Arc<Ctx>) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
+        // As the real kubelet's (Go) connections: each write goes out at once (no Nagle delay on
+        // the small frames of exec streams).
+        let _ = tcp.set_nodelay(true);
         while conns.try_join_next().is_some() {}
         let ctx = ctx.clone();
         let tls = tls.clone();

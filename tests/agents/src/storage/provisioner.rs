@@ -246,18 +246,21 @@ async fn data_source(ctx: &Ctx, pvc: &PersistentVolumeClaim) -> Result<Source, P
             else {
                 return Ok(Source::NotYet(format!("source PVC {} is not bound", ds.1)));
             };
-            let size = src
-                .status
-                .as_ref()
-                .and_then(|s| s.capacity.as_ref())
-                .and_then(|c| c.get("storage"))
-                .and_then(|q| quantity_bytes(&q.0));
-            Ok(Source::Dir(ctx.volume_dir(&pv), size))
+            Ok(Source::Dir(ctx.volume_dir(&pv), claim_capacity(&src)))
         }
         (kind, group) => Ok(Source::Invalid(format!(
             "unsupported dataSource {group}/{kind}"
         ))),
     }
+}
+
+/// The bytes a bound claim holds (`status.capacity.storage`).
+pub(super) fn claim_capacity(pvc: &PersistentVolumeClaim) -> Option<u64> {
+    pvc.status
+        .as_ref()
+        .and_then(|s| s.capacity.as_ref())
+        .and_then(|c| c.get("storage"))
+        .and_then(|q| quantity_bytes(&q.0))
 }
 
 async fn reconcile_claim(

@@ -316,7 +316,12 @@ async fn reconcile_snapshot(
     let dir = ctx.snapshot_dir(&content);
     remove_tree(&dir).await?;
     copy_tree(&ctx.volume_dir(&pv), &dir).await?;
-    let size = tree_size(&dir).await?;
+    // restoreSize is the volume's capacity, as a CSI driver reports it (the smallest volume the
+    // snapshot restores into), not the bytes of its data.
+    let size = match super::provisioner::claim_capacity(&pvc) {
+        Some(bytes) => bytes,
+        None => tree_size(&dir).await?,
+    };
     let policy = str_at(&class, "/deletionPolicy")
         .unwrap_or("Delete")
         .to_owned();
