@@ -26,6 +26,8 @@ trap cleanup EXIT
 
 storage="plain directories: the local driver copies every snapshot and clone in full"
 if [ "$(id -u)" = 0 ] && command -v mkfs.xfs >/dev/null 2>&1; then
+  # What a run killed outright (SIGKILL: no trap) left.
+  if mountpoint -q "$work" 2>/dev/null; then umount -l "$work" || true; fi
   cleanup
   mkdir -p "$work"
   truncate -s 64G "$image"
