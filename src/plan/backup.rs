@@ -218,6 +218,33 @@ pub fn newest_ready<'a>(snapshots: &'a [VolumeSnapshot], pvc: &str) -> Option<&'
         .max_by_key(|s| (cut_time(Some(s)), s.metadata.name.clone()))
 }
 
+/// Another snapshot of `pvc` than `snapshot`, labelled as copied to `repository`, whose borg
+/// archive has the name `snapshot`'s would have (both cut in the same second): copying
+/// `snapshot` would find that archive and take it for its own.
+pub fn same_archive_copied<'a>(
+    snapshots: &'a [VolumeSnapshot],
+    pvc: &str,
+    snapshot: &str,
+    series: &Series,
+    cut: Timestamp,
+    repository: &str,
+) -> Option<&'a str> {
+    let label = crate::model::labels::backed_up_label(repository);
+    let archive = series.borg_archive(cut);
+    snapshots
+        .iter()
+        .filter(|s| s.metadata.name.as_deref() != Some(snapshot))
+        .filter(|s| snapshot_pvc(s).as_deref() == Some(pvc))
+        .filter(|s| {
+            s.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(&label))
+        })
+        .find(|s| cut_time(Some(s)).is_some_and(|t| series.borg_archive(t) == archive))
+        .and_then(|s| s.metadata.name.as_deref())
+}
+
 /// A snapshot clone's storage class, access modes and size: the config's `spec.mover.clone`,
 /// else the source PVC's class and modes and the snapshot's `restoreSize` (else the PVC's
 /// request, else 1Gi).
@@ -431,10 +458,25 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
                 });
                 continue;
             }
+            let repository = access(repo, i.namespace);
+            if repository.engine == Engine::Borg
+                && let Some(other) =
+                    same_archive_copied(i.snapshots, pvc, &snapshot, &series, cut, &repo.name)
+            {
+                skipped.push(SkippedVolume {
+                    pvc: pvc.clone(),
+                    reason: format!(
+                        "snapshot {snapshot} was cut in the same second as {other}, whose copy in repository {} is the archive {} (borg archive names carry the cut to the second): not copied; the next snapshot of {pvc} is",
+                        repo.name,
+                        series.borg_archive(cut)
+                    ),
+                });
+                continue;
+            }
             let index = jobs.len();
             let (pod_name, clone_name) = pod::names(i.namespace, i.run_id, index);
             let job = Job {
-                repository: access(repo, i.namespace),
+                repository,
                 action: Action::Backup {
                     series: series.clone(),
                     cut,

@@ -569,6 +569,7 @@ fn sigterm_and_sigkill_while_a_repository_prune_runs_then_the_next_prune_finishe
         ),
     );
     for _ in 0..3 {
+        crate::support::next_second();
         assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
         let b = run(tc.kentledge(&cfg).arg("backup"));
         assert_eq!(b.code, 0, "{}", b.stderr);

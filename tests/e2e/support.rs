@@ -339,3 +339,15 @@ pub fn act_when(
         stderr: seen,
     }
 }
+
+/// Sleeps into the next second of the wall clock: a snapshot taken after it is cut in a second
+/// of its own (borg archive names carry the cut to the second; a backup refuses a snapshot cut
+/// in the same second as one already copied).
+pub fn next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(
+        1010 - u64::from(now.subsec_millis()),
+    ));
+}

@@ -175,6 +175,62 @@ fn copies_already_made_are_not_planned_again() {
 }
 
 #[test]
+fn a_snapshot_cut_in_the_same_second_as_one_already_in_borg_is_not_taken_for_copied() {
+    let label = |mut s: VolumeSnapshot, repo: &str| {
+        s.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(
+                crate::model::labels::backed_up_label(repo),
+                "20261121T100001Z".into(),
+            );
+        s
+    };
+    // data-1 is in both repositories; data-2, cut in the same second, would get data-1's borg
+    // archive name (restic has no names: it is copied there).
+    let first = label(
+        label(ready("data-1", "data", "2026-11-21T10:00:00Z"), "b"),
+        "r",
+    );
+    let p = plan_with(
+        &[
+            first.clone(),
+            ready("data-2", "data", "2026-11-21T10:00:00Z"),
+        ],
+        None,
+        &["data"],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(copies(&p), [c("data", "r", "data-2")]);
+    assert_eq!(p.skipped.len(), 1, "{:?}", p.skipped);
+    assert_eq!(p.skipped[0].pvc, "data");
+    assert!(
+        p.skipped[0]
+            .reason
+            .contains("data-2 was cut in the same second as data-1")
+            && p.skipped[0]
+                .reason
+                .contains("kentledge_shop_shop_vol_data_2026-11-21T10-00-00Z"),
+        "{}",
+        p.skipped[0].reason
+    );
+    // A second later, the names differ: copied.
+    let p = plan_with(
+        &[first, ready("data-2", "data", "2026-11-21T10:00:01Z")],
+        None,
+        &["data"],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        copies(&p),
+        [c("data", "r", "data-2"), c("data", "b", "data-2")]
+    );
+    assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+}
+
+#[test]
 fn from_copies_that_snapshot_only_and_refuses_what_it_cannot_use() {
     let snaps = [
         ready("data-old", "data", "2026-11-20T10:00:00Z"),
