@@ -221,7 +221,7 @@ pub fn newest_ready<'a>(snapshots: &'a [VolumeSnapshot], pvc: &str) -> Option<&'
 /// Another snapshot of `pvc` than `snapshot`, labelled as copied to `repository`, whose borg
 /// archive has the name `snapshot`'s would have (both cut in the same second): copying
 /// `snapshot` would find that archive and take it for its own.
-pub fn same_archive_copied<'a>(
+fn same_archive_copied<'a>(
     snapshots: &'a [VolumeSnapshot],
     pvc: &str,
     snapshot: &str,

@@ -69,15 +69,7 @@ pub fn reconcile(cl: &Cluster) {
         .map(|(_, ns)| meta_str(ns, "name").to_owned())
         .collect();
     let view = cl.store.view(&keys, |gr, v| {
-        [
-            NAMESPACES,
-            SERVICE_ACCOUNTS,
-            CONFIG_MAPS,
-            PODS,
-            CLAIMS,
-            VOLUMES,
-        ]
-        .contains(&gr)
+        READ_WHOLE.contains(&gr)
             || deleting(v)
             || !owner_refs(v).is_empty()
             || terminating.contains(crate::store::namespace_of(v))
@@ -153,6 +145,16 @@ const VOLUMES: GroupResource = GroupResource {
     group: "",
     plural: "persistentvolumes",
 };
+/// The kinds every pass reads whole: the namespace lifecycle's and the storage-protection
+/// controllers'.
+const READ_WHOLE: [GroupResource; 6] = [
+    NAMESPACES,
+    SERVICE_ACCOUNTS,
+    CONFIG_MAPS,
+    PODS,
+    CLAIMS,
+    VOLUMES,
+];
 const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
 
 /// Whether a (scheduled) pod keeps a claim in use, as the pvc-protection controller decides: any
