@@ -45,11 +45,26 @@ fn create_head(repo: &Repo, time: Timestamp, tuning: Tuning<'_>, extra: &[&str])
 /// `borg create` of the current directory (the mounted clone), tuned for fresh clones: the files
 /// cache keys on mtime and size only (every clone has new inodes and ctimes), the archive time
 /// is the snapshot's cut.
-pub fn create(repo: &Repo, series: &Series, cut: Timestamp, tuning: Tuning<'_>) -> Vec<String> {
+/// The archive's comment names the VolumeSnapshot copied ([`snapshot_comment`]).
+pub fn create(
+    repo: &Repo,
+    series: &Series,
+    cut: Timestamp,
+    snapshot: &str,
+    tuning: Tuning<'_>,
+) -> Vec<String> {
     let mut a = create_head(repo, cut, tuning, &["--files-cache", "mtime,size"]);
+    a.push("--comment".into());
+    a.push(snapshot_comment(snapshot));
     a.push(format!("{}::{}", repo.location, series.borg_archive(cut)));
     a.push(".".into());
     a
+}
+
+/// The comment of a volume's archive: the VolumeSnapshot it holds (archive names carry the cut
+/// to the second only, so two snapshots cut in one second have one archive name).
+pub fn snapshot_comment(snapshot: &str) -> String {
+    format!("kentledge snapshot {snapshot}")
 }
 
 /// `borg create` of what `command` prints, stored as the file `file_name`, with the archive
@@ -210,13 +225,14 @@ mod tests {
             &repo,
             &s,
             "2026-11-22T10:00:07Z".parse().unwrap(),
+            "data-20261122-100007-k3x9",
             Tuning {
                 compression: Some("zstd,3"),
                 upload_limit: Some(10 * 1024 * 1024),
                 exclude: &["lost+found".into()],
             },
         );
-        insta::assert_snapshot!(a.join(" "), @"borg create --log-json --progress --json --files-cache mtime,size --timestamp 2026-11-22T10:00:07 --lock-wait 600 --remote-path borg-1.4 --compression zstd,3 --upload-ratelimit 10240 --exclude lost+found ssh://borg@backup:2222/./shop::kentledge_shop_prod_vol_data_2026-11-22T10-00-07Z .");
+        insta::assert_snapshot!(a.join(" "), @"borg create --log-json --progress --json --files-cache mtime,size --timestamp 2026-11-22T10:00:07 --lock-wait 600 --remote-path borg-1.4 --compression zstd,3 --upload-ratelimit 10240 --exclude lost+found --comment kentledge snapshot data-20261122-100007-k3x9 ssh://borg@backup:2222/./shop::kentledge_shop_prod_vol_data_2026-11-22T10-00-07Z .");
     }
 
     #[test]

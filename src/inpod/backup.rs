@@ -63,6 +63,7 @@ pub(super) fn backup(
     env: &Env,
     series: &Series,
     cut: Timestamp,
+    snapshot: &str,
     upload_limit: Option<u64>,
     exclude: &[String],
 ) -> Result<(), Fail> {
@@ -72,7 +73,7 @@ pub(super) fn backup(
         exclude,
     };
     let create = |wait| match env.access.engine {
-        Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, tuning),
+        Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, snapshot, tuning),
         Engine::Restic => env.restic_argv(restic::backup(series, cut, tuning)),
     };
     // borg starts slowly (half a second a command): a copy into an existing repository goes
@@ -81,22 +82,25 @@ pub(super) fn backup(
     // dumps and buckets probe first. restic's probe is cheap and its missing-repository
     // message is plain text: it probes first too.
     if env.access.engine == Engine::Borg {
-        match make_archive(env, series, cut, paths::DATA, &create) {
+        match make_archive(env, series, cut, Some(snapshot), paths::DATA, &create) {
             Err(f) if f.failure == Failure::NoRepository => create_repository(env, &f)?,
             other => return other.map(|_| ()),
         }
     } else {
         ensure_repository(env)?;
     }
-    make_archive(env, series, cut, paths::DATA, &create).map(|_| ())
+    make_archive(env, series, cut, Some(snapshot), paths::DATA, &create).map(|_| ())
 }
 
 /// Runs `argv` (given the lock wait) in `cwd` to make the series' archive of `time`, and passes
-/// its numbers on; an archive that lacks files is deleted and the copy fails.
+/// its numbers on; an archive that lacks files is deleted and the copy fails. A borg archive of
+/// that name made before is this copy's only when its comment names `snapshot` (a volume's
+/// copy; dumps and buckets name none).
 pub(super) fn make_archive(
     env: &Env,
     series: &Series,
     cut: Timestamp,
+    snapshot: Option<&str>,
     cwd: &str,
     argv: &dyn Fn(u64) -> Vec<String>,
 ) -> Result<crate::engines::output::Summary, Fail> {
@@ -115,7 +119,11 @@ pub(super) fn make_archive(
                 && f.message.contains(&series.borg_archive(cut))
                 && f.message.contains("already exists") =>
         {
-            // The same cut was copied before (archive names carry the cut): nothing to add.
+            // The same cut was copied before (archive names carry the cut): nothing to add,
+            // unless that archive holds another snapshot cut in the same second.
+            if let Some(snapshot) = snapshot {
+                archive_holds(env, &series.borg_archive(cut), snapshot)?;
+            }
             log("info", format!("{} (copied by an earlier run)", f.message));
             let summary = crate::engines::output::Summary {
                 archive: series.borg_archive(cut),
@@ -164,6 +172,31 @@ pub(super) fn make_archive(
         }
         other => summary_or_fail(env, other),
     }
+}
+
+/// Fails unless the borg archive `archive` holds `snapshot` (its comment says so): an archive of
+/// the same name holds another snapshot of the volume cut in the same second, or was made
+/// before archives named their snapshot, and is not this snapshot's copy.
+fn archive_holds(env: &Env, archive: &str, snapshot: &str) -> Result<(), Fail> {
+    let found = super::list::borg_archives(env, true, archive)?;
+    let comment = found
+        .iter()
+        .find(|a| a["name"].as_str() == Some(archive))
+        .and_then(|a| a["comment"].as_str());
+    if comment == Some(borg::snapshot_comment(snapshot).as_str()) {
+        return Ok(());
+    }
+    let holds = match comment {
+        Some(c) if !c.is_empty() => format!("holds another ({c})"),
+        _ => "names no snapshot".to_owned(),
+    };
+    Err(Fail::new(
+        Failure::Failed,
+        format!(
+            "the archive {archive} already exists in repository {} and {holds}: snapshot {snapshot} was cut in the same second (borg archive names carry the cut to the second) and is not copied; the next snapshot is",
+            env.access.name
+        ),
+    ))
 }
 
 /// Passes a copy's numbers on, or fails when the engine said none (never an empty success).

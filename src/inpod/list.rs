@@ -141,7 +141,7 @@ pub(super) fn entries(
 
 /// borg's archives whose names start with `prefix`: `borg list`, or with `info` `borg info`
 /// (their sizes and file counts too).
-fn borg_archives(env: &Env, info: bool, prefix: &str) -> Result<Vec<Value>, Fail> {
+pub(super) fn borg_archives(env: &Env, info: bool, prefix: &str) -> Result<Vec<Value>, Fail> {
     let glob = format!("{prefix}*");
     let o = with_lock_wait(env, |w| {
         let verb = if info { "info" } else { "list" };

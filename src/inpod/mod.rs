@@ -167,9 +167,10 @@ fn run_job(job: &str) -> i32 {
         Action::Backup {
             series,
             cut,
+            snapshot,
             upload_limit,
             exclude,
-        } => backup(&env, series, *cut, *upload_limit, exclude),
+        } => backup(&env, series, *cut, snapshot, *upload_limit, exclude),
         Action::Prune {
             config,
             namespace,

@@ -223,6 +223,9 @@ pub enum Action {
         series: Series,
         /// The snapshot's cut: the archive's time.
         cut: Timestamp,
+        /// The VolumeSnapshot copied: named in the borg archive's comment, which tells a copy
+        /// an earlier run made of it from another snapshot's cut in the same second.
+        snapshot: String,
         /// Upload limit in bytes per second.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         upload_limit: Option<u64>,

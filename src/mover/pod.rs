@@ -605,6 +605,7 @@ mod tests {
         Action::Backup {
             series: data_series(),
             cut: "2026-11-22T10:00:07Z".parse().unwrap(),
+            snapshot: "data-20261122-100007-k3x9".into(),
             upload_limit: None,
             exclude: Vec::new(),
         }

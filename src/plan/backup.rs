@@ -480,6 +480,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Plan, Vec<String>> {
                 action: Action::Backup {
                     series: series.clone(),
                     cut,
+                    snapshot: snapshot.clone(),
                     upload_limit,
                     exclude: volumes.exclude.clone(),
                 },

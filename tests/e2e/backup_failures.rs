@@ -1023,3 +1023,84 @@ fn a_snapshot_that_never_becomes_ready_fails_its_run_is_never_copied_and_the_nex
         leftovers(&tc)
     );
 }
+
+/// Removes the borg repository's backed-up label from snapshot `name`, as a run killed after its
+/// copy and before its label leaves it.
+fn unlabel(tc: &TestCluster, name: &str) {
+    let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
+    let patch = json!({"metadata": {"labels": {"backed-up.kentledge.io/borg": null}}});
+    tc.block_on(api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(patch),
+    ))
+    .unwrap();
+}
+
+#[test]
+fn an_archive_of_another_snapshot_cut_in_the_same_second_is_not_taken_for_this_snapshots_copy() {
+    let tc = TestCluster::start("samesecond");
+    passphrase_secret(&tc);
+    let data = tc.pvc_with_files("data", &[], &[("file.txt", "first\n")]);
+    empty_pvc(&tc, "repos");
+    let cfg = tc.config("samesecond", &data_to_borg(&["init: true"]));
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let first = only_snapshot(&tc);
+    let b = run(tc.kentledge(&cfg).arg("backup"));
+    assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
+    assert_eq!(archives(&tc, "borg").len(), 1);
+
+    // Copied, but the label was never written: the next run finds the archive, and its comment
+    // says it holds this snapshot, so it labels it without copying again.
+    unlabel(&tc, &first);
+    let b = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
+    assert!(
+        snapshot_labels(&tc, &first).contains_key("backed-up.kentledge.io/borg"),
+        "labelled copied again"
+    );
+    assert_eq!(archives(&tc, "borg").len(), 1, "no second archive");
+
+    // A second snapshot of other data, cut in the same second as the first (its cut time made
+    // so here), while the first's label is again missing: the archive of that second holds the
+    // first snapshot, not this one.
+    std::fs::write(data.join("file.txt"), "second\n").unwrap();
+    crate::support::next_second();
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let api: Api<VolumeSnapshot> = Api::namespaced(tc.client(), &tc.namespace);
+    let cut = tc
+        .block_on(api.get(&first))
+        .unwrap()
+        .status
+        .unwrap()
+        .creation_time;
+    let second = crate::signals::newest(&tc);
+    assert_ne!(second, first);
+    tc.block_on(api.patch_status(
+        &second,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"status": {"creationTime": cut}})),
+    ))
+    .unwrap();
+    unlabel(&tc, &first);
+    let b = run(tc.kentledge(&cfg).args(["backup", "-o", "json"]));
+    assert_eq!(b.code, 1, "{}{}", b.stdout, b.stderr);
+    let (ok, said) = results(&report(&b))["borg"].clone();
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("already exists")
+            && said.contains(&format!("kentledge snapshot {first}"))
+            && said.contains(&format!("snapshot {second} was cut in the same second")),
+        "{said}"
+    );
+    assert!(
+        !snapshot_labels(&tc, &second).contains_key("backed-up.kentledge.io/borg"),
+        "the second snapshot is not labelled copied"
+    );
+    assert_eq!(archives(&tc, "borg").len(), 1);
+    assert!(
+        leftovers(&tc).is_empty(),
+        "left behind: {:?}",
+        leftovers(&tc)
+    );
+}

@@ -80,6 +80,7 @@ fn borg_accepts_the_command_lines_and_series_stay_apart() {
                 &repo,
                 &series(name),
                 t.parse().unwrap(),
+                &format!("{name}-snapshot"),
                 Tuning {
                     compression: Some("lz4"),
                     upload_limit: Some(50 * 1024 * 1024),

@@ -183,6 +183,7 @@ fn the_images_filesystem_runs_the_movers_backup_and_restore_with_borg_and_restic
         let backup = job(Action::Backup {
             series: series.clone(),
             cut: "2026-12-01T10:00:00Z".parse().unwrap(),
+            snapshot: "data-20261201-100000-a1b2".into(),
             upload_limit: None,
             exclude: Vec::new(),
         });

@@ -80,20 +80,24 @@ pub(in crate::inpod) fn bucket_backup(env: &Env, job: &BucketJob) -> Result<(), 
     };
     let list = l.state.join("paths").display().to_string();
     let mirror = l.mirror.display().to_string();
-    let summary: Summary = make_archive(env, &job.series, job.time, &mirror, &|wait| match env
-        .access
-        .engine
-    {
-        Engine::Borg => {
-            borg::create_from_list(&env.borg_repo(wait), &job.series, job.time, tuning, &list)
-        }
-        Engine::Restic => env.restic_argv(restic::backup_mirror(
-            &job.series,
-            job.time,
-            tuning,
-            parent.as_deref(),
-        )),
-    })?;
+    let summary: Summary = make_archive(
+        env,
+        &job.series,
+        job.time,
+        None,
+        &mirror,
+        &|wait| match env.access.engine {
+            Engine::Borg => {
+                borg::create_from_list(&env.borg_repo(wait), &job.series, job.time, tuning, &list)
+            }
+            Engine::Restic => env.restic_argv(restic::backup_mirror(
+                &job.series,
+                job.time,
+                tuning,
+                parent.as_deref(),
+            )),
+        },
+    )?;
     if synced.unaddressable > 0 {
         let keys: Vec<String> = synced
             .unaddressable_keys

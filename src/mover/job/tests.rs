@@ -33,12 +33,13 @@ fn a_job_round_trips_through_its_argument() {
                 name: "data".into(),
             },
             cut: "2026-11-22T10:00:07Z".parse().unwrap(),
+            snapshot: "data-20261122-100007-k3x9".into(),
             upload_limit: None,
             exclude: vec!["lost+found".into()],
         },
     };
     let arg = job.to_arg();
-    insta::assert_snapshot!(arg, @r#"{"repository":{"name":"offsite","engine":"borg","location":"ssh://borg@backup:2222/./shop","init":"repokey-blake2","passphrase":true,"ssh":{"key":true,"knownHosts":true,"insecure":false},"lockWaitSecs":600,"compression":"zstd,3","moverPrefix":"kentledge-mover-1a2b3c-"},"action":"backup","series":{"config":"shop","namespace":"prod","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","exclude":["lost+found"]}"#);
+    insta::assert_snapshot!(arg, @r#"{"repository":{"name":"offsite","engine":"borg","location":"ssh://borg@backup:2222/./shop","init":"repokey-blake2","passphrase":true,"ssh":{"key":true,"knownHosts":true,"insecure":false},"lockWaitSecs":600,"compression":"zstd,3","moverPrefix":"kentledge-mover-1a2b3c-"},"action":"backup","series":{"config":"shop","namespace":"prod","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","snapshot":"data-20261122-100007-k3x9","exclude":["lost+found"]}"#);
     let back: Job = serde_json::from_str(&arg).unwrap();
     assert_eq!(back, job);
 }

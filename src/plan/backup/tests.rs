@@ -296,6 +296,7 @@ fn jobs_on_the_wire_are_unchanged() {
                 action: Action::Backup {
                     series: series.clone(),
                     cut,
+                    snapshot: "data-20261122-100007-k3x9".into(),
                     upload_limit: Some(1_048_576),
                     exclude: vec!["lost+found".into()],
                 },
@@ -316,19 +317,19 @@ fn jobs_on_the_wire_are_unchanged() {
         .collect();
     let expected = [
         (
-            r#"{"repository":{"name":"b","engine":"borg","location":"ssh://borg@backup:2222/./shop","init":"repokey-blake2","passphrase":true,"ssh":{"key":true,"knownHosts":true,"insecure":false},"lockWaitSecs":600,"remotePath":"borg-1.4","compression":"zstd,3","moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","upload_limit":1048576,"exclude":["lost+found"]}"#,
+            r#"{"repository":{"name":"b","engine":"borg","location":"ssh://borg@backup:2222/./shop","init":"repokey-blake2","passphrase":true,"ssh":{"key":true,"knownHosts":true,"insecure":false},"lockWaitSecs":600,"remotePath":"borg-1.4","compression":"zstd,3","moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","snapshot":"data-20261122-100007-k3x9","upload_limit":1048576,"exclude":["lost+found"]}"#,
             r#"{"repository":{"name":"b","engine":"borg","location":"ssh://borg@backup:2222/./shop","init":"repokey-blake2","passphrase":true,"ssh":{"key":true,"knownHosts":true,"insecure":false},"lockWaitSecs":600,"remotePath":"borg-1.4","compression":"zstd,3","moverPrefix":"kentledge-mover-a847e0-"},"action":"prune","config":"shop","namespace":"shop","retention":{"keep":null,"last":3,"hourly":24,"daily":7,"weekly":4,"monthly":12,"yearly":2,"within":"2d"},"timezone":"Europe/Berlin","now":"2026-11-22T10:00:07Z","dry_run":false}"#,
         ),
         (
-            r#"{"repository":{"name":"r","engine":"restic","location":"s3:http://127.0.0.1:9000/backups/shop","init":"","passphrase":true,"lockWaitSecs":600,"compression":"max","moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","upload_limit":1048576,"exclude":["lost+found"]}"#,
+            r#"{"repository":{"name":"r","engine":"restic","location":"s3:http://127.0.0.1:9000/backups/shop","init":"","passphrase":true,"lockWaitSecs":600,"compression":"max","moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","snapshot":"data-20261122-100007-k3x9","upload_limit":1048576,"exclude":["lost+found"]}"#,
             r#"{"repository":{"name":"r","engine":"restic","location":"s3:http://127.0.0.1:9000/backups/shop","init":"","passphrase":true,"lockWaitSecs":600,"compression":"max","moverPrefix":"kentledge-mover-a847e0-"},"action":"prune","config":"shop","namespace":"shop","retention":{"keep":"all","last":null,"hourly":null,"daily":null,"weekly":null,"monthly":null,"yearly":null,"within":null},"timezone":"Europe/Berlin","now":"2026-11-22T10:00:07Z","dry_run":false}"#,
         ),
         (
-            r#"{"repository":{"name":"f","engine":"restic","location":"sftp:restic@backup:/srv/restic","passphrase":true,"ssh":{"key":true,"knownHosts":false,"insecure":true},"lockWaitSecs":600,"moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","upload_limit":1048576,"exclude":["lost+found"]}"#,
+            r#"{"repository":{"name":"f","engine":"restic","location":"sftp:restic@backup:/srv/restic","passphrase":true,"ssh":{"key":true,"knownHosts":false,"insecure":true},"lockWaitSecs":600,"moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","snapshot":"data-20261122-100007-k3x9","upload_limit":1048576,"exclude":["lost+found"]}"#,
             r#"{"repository":{"name":"f","engine":"restic","location":"sftp:restic@backup:/srv/restic","passphrase":true,"ssh":{"key":true,"knownHosts":false,"insecure":true},"lockWaitSecs":600,"moverPrefix":"kentledge-mover-a847e0-"},"action":"prune","config":"shop","namespace":"shop","retention":{"keep":null,"last":null,"hourly":null,"daily":null,"weekly":null,"monthly":null,"yearly":null,"within":null},"timezone":"Europe/Berlin","now":"2026-11-22T10:00:07Z","dry_run":false}"#,
         ),
         (
-            r#"{"repository":{"name":"v","engine":"borg","location":"/repository/shop","passphrase":false,"lockWaitSecs":600,"moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","upload_limit":1048576,"exclude":["lost+found"]}"#,
+            r#"{"repository":{"name":"v","engine":"borg","location":"/repository/shop","passphrase":false,"lockWaitSecs":600,"moverPrefix":"kentledge-mover-a847e0-"},"action":"backup","series":{"config":"shop","namespace":"shop","kind":"vol","name":"data"},"cut":"2026-11-22T10:00:07Z","snapshot":"data-20261122-100007-k3x9","upload_limit":1048576,"exclude":["lost+found"]}"#,
             r#"{"repository":{"name":"v","engine":"borg","location":"/repository/shop","passphrase":false,"lockWaitSecs":600,"moverPrefix":"kentledge-mover-a847e0-"},"action":"prune","config":"shop","namespace":"shop","retention":{"keep":null,"last":null,"hourly":null,"daily":null,"weekly":null,"monthly":null,"yearly":null,"within":null},"timezone":"Europe/Berlin","now":"2026-11-22T10:00:07Z","dry_run":false}"#,
         ),
     ];
