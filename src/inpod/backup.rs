@@ -14,6 +14,9 @@ use crate::mover::job::{Engine, Failure, MoverEvent, paths};
 
 /// Makes sure the repository exists: creates it when missing and the config allows.
 pub(super) fn ensure_repository(env: &Env) -> Result<(), Fail> {
+    if let Some(f) = absent(env) {
+        return create_repository(env, &f);
+    }
     // The probe waits for locks like any step (borg info takes the repository's lock).
     let probe = with_lock_wait(env, |wait| {
         let argv = match env.access.engine {
@@ -27,6 +30,28 @@ pub(super) fn ensure_repository(env: &Env) -> Result<(), Fail> {
         Err(f) if f.failure == Failure::NoRepository => create_repository(env, &f),
         Err(f) => Err(f),
     }
+}
+
+/// A repository on a path in the mover's filesystem that is certainly not there (nothing at the
+/// path, or an empty directory), as the engine would say it (`None` where it may exist or
+/// cannot be looked at: then the engine finds out). Saves a first copy's engine start that can
+/// only fail.
+fn absent(env: &Env) -> Option<Fail> {
+    if !env.location.is_path() {
+        return None;
+    }
+    let text = env.location.as_str();
+    let path = std::path::Path::new(text.strip_prefix("local:").unwrap_or(text));
+    let missing = match std::fs::read_dir(path) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    };
+    missing.then(|| {
+        Fail::new(
+            Failure::NoRepository,
+            format!("there is no repository at {}", path.display()),
+        )
+    })
 }
 
 /// Creates the repository that a step found missing (`f` says so), when the config allows.
@@ -76,12 +101,14 @@ pub(super) fn backup(
         Engine::Borg => borg::create(&env.borg_repo(wait), series, cut, snapshot, tuning),
         Engine::Restic => env.restic_argv(restic::backup(series, cut, tuning)),
     };
-    // borg starts slowly (half a second a command): a copy into an existing repository goes
-    // straight to `borg create`, and only one that finds no repository makes it (when the
-    // config allows) and copies again. A clone can be read twice; a dump's stream cannot, so
+    // borg starts slowly (half a second a command): a repository certainly missing from its
+    // path is made first (when the config allows); a copy into any other goes straight to
+    // `borg create`, and only one that finds no repository makes it and copies again. A clone can be read twice; a dump's stream cannot, so
     // dumps and buckets probe first. restic's probe is cheap and its missing-repository
     // message is plain text: it probes first too.
-    if env.access.engine == Engine::Borg {
+    if let Some(f) = absent(env) {
+        create_repository(env, &f)?;
+    } else if env.access.engine == Engine::Borg {
         match make_archive(env, series, cut, Some(snapshot), paths::DATA, &create) {
             Err(f) if f.failure == Failure::NoRepository => create_repository(env, &f)?,
             other => return other.map(|_| ()),
