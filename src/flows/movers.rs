@@ -22,7 +22,7 @@ use crate::mover::job::{
 };
 use crate::mover::pod::{self as moverpod, ROLE};
 use crate::report::Verdict;
-use crate::runtime::poll::{Polled, poll_paced, rising};
+use crate::runtime::poll::{Polled, poll_paced, poll_woken, rising};
 use crate::runtime::signals::Interrupt;
 pub use locks::{Task, run_with_locks};
 use log::{LogRead, follow};
@@ -329,7 +329,9 @@ async fn watch(
         Some(t) if t.elapsed() < ENDED_POLL.1 => ENDED_POLL.0,
         _ => rising(POD_POLL.0, POD_POLL.1)(n),
     };
-    let polled = poll_paced(pace, None, interrupt.token(), async || {
+    // The log stream ends when the container exits: the pod is read again at once.
+    let exited = std::sync::Arc::new(tokio::sync::Notify::new());
+    let polled = poll_woken(pace, None, interrupt.token(), &exited, async || {
         while let Ok(e) = rx.try_recv() {
             on_event(&e);
         }
@@ -379,11 +381,12 @@ async fn watch(
         }
         if log_task.is_none() && pods_state::started(&p) {
             tracing::debug!(pod = %name, after_ms = made.elapsed().as_millis() as u64, "mover pod started");
-            log_task = Some(tokio::spawn(follow(
-                pods.clone(),
-                name.to_owned(),
-                tx.clone(),
-            )));
+            let (pods, name, tx, exited) = (pods.clone(), name.to_owned(), tx.clone(), exited.clone());
+            log_task = Some(tokio::spawn(async move {
+                let read = follow(pods, name, tx).await;
+                exited.notify_one();
+                read
+            }));
         }
         if let Some(end) = pods_state::ended(&p, jiff::Timestamp::now()) {
             tracing::debug!(pod = %name, after_ms = made.elapsed().as_millis() as u64, "mover pod ended");

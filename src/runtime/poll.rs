@@ -50,6 +50,19 @@ pub async fn poll_paced<T>(
     pace: impl Fn(u32) -> Duration,
     until: Option<Instant>,
     cancel: &CancellationToken,
+    step: impl AsyncFnMut() -> ControlFlow<T>,
+) -> Polled<T> {
+    poll_woken(pace, until, cancel, &tokio::sync::Notify::new(), step).await
+}
+
+/// [`poll_paced`] whose sleep also ends when `wake` is notified (a notification made while a
+/// step runs ends the next sleep at once): a waiter told that what it waits for has probably
+/// happened looks again now, not at the end of a long sleep.
+pub async fn poll_woken<T>(
+    pace: impl Fn(u32) -> Duration,
+    until: Option<Instant>,
+    cancel: &CancellationToken,
+    wake: &tokio::sync::Notify,
     mut step: impl AsyncFnMut() -> ControlFlow<T>,
 ) -> Polled<T> {
     let mut n: u32 = 0;
@@ -66,7 +79,8 @@ pub async fn poll_paced<T>(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Polled::Interrupted,
-                        _ = tokio::time::sleep(pace(n)) => {}
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(pace(n)) => {}
         }
         n = n.saturating_add(1);
     }
@@ -105,6 +119,29 @@ mod tests {
         assert_eq!(at, ms(&[0, 50, 150, 350, 650, 950]));
         let pace = rising(Duration::from_millis(50), Duration::from_millis(300));
         assert_eq!(pace(u32::MAX), Duration::from_millis(300), "no overflow");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_ends_the_sleep_at_once_even_one_sent_while_a_step_ran() {
+        let t0 = Instant::now();
+        let mut at = Vec::new();
+        let wake = tokio::sync::Notify::new();
+        let r = poll_woken(
+            |_| Duration::from_secs(60),
+            None,
+            &CancellationToken::new(),
+            &wake,
+            async || {
+                // Told during the first step: the sleep after it does not happen.
+                if at.is_empty() {
+                    wake.notify_one();
+                }
+                times(t0, &mut at, 3)
+            },
+        )
+        .await;
+        assert_eq!(r, Polled::Done(3));
+        assert_eq!(at, ms(&[0, 0, 60_000]), "one wake ends one sleep");
     }
 
     #[tokio::test(start_paused = true)]
