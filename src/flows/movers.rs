@@ -286,15 +286,15 @@ pub async fn delete_leftovers(
     Ok(n)
 }
 
-/// How often the mover pod is read while it runs (and while it cannot be read).
-/// How often a mover pod is read: soon after it is made (it starts in well under a second),
-/// then every 500 ms.
+/// How often the mover pod is read while it runs (and while it cannot be read): soon after it
+/// is made (it starts in well under a second), then every 500 ms.
 const POD_POLL: (Duration, Duration) = (Duration::from_millis(50), Duration::from_millis(500));
 
-/// How often, and for how long, a mover pod is read once its log stream has ended (the
-/// container has usually exited: its state follows at once; a stream that broke does not make
-/// it poll fast for longer).
-const ENDED_POLL: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
+/// How often a mover pod is read once its log stream has ended (the container has usually
+/// exited, and its state follows within a second: the kubelet's next status update): the time
+/// since the end, from 50 ms up to [`POD_POLL`]'s 500 ms, so the reads double their spacing
+/// (a stream that broke does not make it poll fast for long).
+const ENDED_POLL: (Duration, Duration) = (Duration::from_millis(50), POD_POLL.1);
 
 /// How long the mover pod may stay unreadable before the run stops waiting for it.
 const POD_READ_PATIENCE: Duration = Duration::from_secs(60);
@@ -326,7 +326,7 @@ async fn watch(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MoverEvent>();
     let log_ended: std::cell::Cell<Option<std::time::Instant>> = std::cell::Cell::new(None);
     let pace = |n| match log_ended.get() {
-        Some(t) if t.elapsed() < ENDED_POLL.1 => ENDED_POLL.0,
+        Some(t) => t.elapsed().clamp(ENDED_POLL.0, ENDED_POLL.1),
         _ => rising(POD_POLL.0, POD_POLL.1)(n),
     };
     // The log stream ends when the container exits: the pod is read again at once.
@@ -404,9 +404,9 @@ async fn watch(
                 }
                 End::Failed(message) | End::CannotStart(message) => out.message = message,
             }
-                        return ControlFlow::Break(());
+            return ControlFlow::Break(());
         }
-                if log_ended.get().is_none() && log_task.as_ref().is_some_and(|t| t.is_finished()) {
+        if log_ended.get().is_none() && log_task.as_ref().is_some_and(|t| t.is_finished()) {
             log_ended.set(Some(std::time::Instant::now()));
         }
         ControlFlow::Continue(())

@@ -48,6 +48,12 @@ pub(crate) fn incompressible_volume(
     data
 }
 
+/// The median of `v` (not empty; the upper one of an even count).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 pub(crate) fn row(measure: &str, ours: f64, reference: f64, unit: &str, goal: &str) {
     let line = format!(
         "{measure:<48} {ours:>10.1} {unit:<5} {reference:>10.1} {unit:<5} {:>6.2}  {goal}",

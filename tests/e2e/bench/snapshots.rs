@@ -14,7 +14,7 @@ use kentledge::model::snapshots::VolumeSnapshot;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
-use super::row;
+use super::{median, row};
 use crate::cluster::TestCluster;
 use crate::support::run_measured;
 
@@ -116,11 +116,6 @@ fn driver_floor(tc: &TestCluster, class: &str, n: usize, round: usize) -> f64 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 #[test]
