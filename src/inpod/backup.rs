@@ -103,9 +103,9 @@ pub(super) fn backup(
     };
     // borg starts slowly (half a second a command): a repository certainly missing from its
     // path is made first (when the config allows); a copy into any other goes straight to
-    // `borg create`, and only one that finds no repository makes it and copies again. A clone can be read twice; a dump's stream cannot, so
-    // dumps and buckets probe first. restic's probe is cheap and its missing-repository
-    // message is plain text: it probes first too.
+    // `borg create`, and only one that finds no repository makes it and copies again. A clone
+    // can be read twice; a dump's stream cannot, so dumps and buckets probe first. restic's
+    // probe is cheap and its missing-repository message is plain text: it probes first too.
     if let Some(f) = absent(env) {
         create_repository(env, &f)?;
     } else if env.access.engine == Engine::Borg {

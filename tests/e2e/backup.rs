@@ -31,6 +31,18 @@ pub fn empty_pvc(tc: &TestCluster, name: &str) -> PathBuf {
 }
 
 /// Mover pods and clone PVCs of kentledge in the namespace.
+/// The StorageClass `nowhere`, whose provisioner is not running here: nothing ever binds its
+/// claims.
+pub fn never_binding_class(tc: &TestCluster) {
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let classes: Api<StorageClass> = Api::all(tc.client());
+    let sc: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "nowhere"}, "provisioner": "none.example.com"}))
+    .unwrap();
+    tc.block_on(classes.create(&Default::default(), &sc))
+        .unwrap();
+}
+
 pub fn leftovers(tc: &TestCluster) -> Vec<String> {
     let sel = ListParams::default()
         .labels("app.kubernetes.io/managed-by=kentledge,kentledge.io/role in (mover,clone,reader,restore-target)");

@@ -780,18 +780,11 @@ fn a_mover_deleted_mid_copy_fails_the_run_and_the_next_breaks_the_locks_it_left_
 
 #[test]
 fn a_clone_that_never_binds_fails_its_copy_naming_its_class_and_leaves_nothing() {
-    use k8s_openapi::api::storage::v1::StorageClass;
     let tc = TestCluster::start("unbound");
     passphrase_secret(&tc);
     let data = tc.pvc_with_files("data", &[], &[("file", "precious\n")]);
     empty_pvc(&tc, "repos");
-    // A class whose provisioner is not running here: nothing ever binds its claims.
-    let classes: Api<StorageClass> = Api::all(tc.client());
-    let sc: StorageClass = serde_json::from_value(json!({
-        "metadata": {"name": "nowhere"}, "provisioner": "none.example.com"}))
-    .unwrap();
-    tc.block_on(classes.create(&Default::default(), &sc))
-        .unwrap();
+    crate::backup::never_binding_class(&tc);
     let spec = |clone: &str| {
         format!(
             "  snapshots:\n    targets: [{{pvc: data}}]\n  repositories:\n{}  offsite:\n    volumes:\n      repositories: [borg]\n  mover:\n    clone: {clone}\n",

@@ -4,7 +4,8 @@
 //! after SIGKILL nothing can clean up, and the next run of the config (taking the Lease over)
 //! sweeps what was left and succeeds. Commands: snapshot (hooks, create, cut wait, post-hooks,
 //! ready wait), backup (clone and mover start, copy, labels), prune (marking, deleting,
-//! repository prune), restore into a new PVC; in-place restores: `inplace::sig…`; database
+//! repository prune), restore into a new PVC (from an archive while its mover fills it, from a
+//! snapshot while it binds); in-place restores: `inplace::sig…`; database
 //! restores: `databases::a_restore_stopped_by_sigterm…` and `databases::a_restore_killed…`;
 //! bucket backups and restores: `buckets::a_bucket_backup_stopped…`, `buckets::a_bucket_restore_stopped…`.
 
@@ -49,6 +50,19 @@ pub(crate) fn swept_a_mover(r: &Run) {
         "{}",
         r.stderr
     );
+}
+
+/// `r` (the run after a killed restore) succeeded, deleted the new PVC the killed run left, and
+/// nothing of kentledge's is left.
+fn swept_a_restore(tc: &TestCluster, r: &Run) {
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("deleting the new PVC of a restore an earlier run did not finish"),
+        "{}",
+        r.stderr
+    );
+    assert!(leftovers(tc).is_empty(), "left behind: {:?}", leftovers(tc));
 }
 
 /// Phases of `kentledge backup` and the log event that starts each.
@@ -272,21 +286,96 @@ fn sigkill_while_a_restore_fills_a_new_pvc_then_the_next_run_sweeps_it() {
     let lease = "kentledge-killrestore-backup";
     tc.age_lease(lease);
     // Any run of the config that takes the lock sweeps the half-filled PVC and its mover.
-    let b = run(tc.kentledge(&cfg).arg("backup"));
-    assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
-    assert!(
-        b.stderr
-            .contains("deleting the new PVC of a restore an earlier run did not finish"),
-        "{}",
-        b.stderr
-    );
-    assert!(
-        leftovers(&tc).is_empty(),
-        "left behind: {:?}",
-        leftovers(&tc)
-    );
+    swept_a_restore(&tc, &run(tc.kentledge(&cfg).arg("backup")));
     let r = run(tc.kentledge(&cfg).args(RESTORE_TO_COPY));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    crate::tree::assert_same(&data, &tc.volume_dir("copy"));
+}
+
+/// The in-use mark on the snapshot `name`, if any.
+fn in_use(tc: &TestCluster, name: &str) -> Option<String> {
+    let api: Api<kentledge::model::snapshots::VolumeSnapshot> =
+        Api::namespaced(tc.client(), &tc.namespace);
+    let s = tc.block_on(api.get(name)).unwrap();
+    s.metadata.annotations?.remove("kentledge.io/in-use-by")
+}
+
+/// A restore from a snapshot into a new PVC of a class that never binds, stopped while it waits:
+/// after SIGTERM the new PVC is deleted, the snapshot's in-use mark removed and both Leases
+/// released; after SIGKILL the next run (taking the Leases over) sweeps the PVC and the mark and
+/// restores.
+#[test]
+fn sigterm_and_sigkill_while_a_restore_from_a_snapshot_waits_for_its_new_pvc_to_bind() {
+    let tc = TestCluster::start("bindrestore");
+    let data = tc.pvc_with_files("data", &[], &[("file", "precious\n")]);
+    crate::backup::never_binding_class(&tc);
+    let cfg = tc.config("bindrestore", "  snapshots:\n    targets: [{pvc: data}]\n");
+    assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
+    let snapshot = newest(&tc);
+    // A restore holds both locks of its config.
+    let leases = ["kentledge-bindrestore", "kentledge-bindrestore-backup"];
+    let restore = |to: &str, class: &[&str]| {
+        let mut c = tc.kentledge(&cfg);
+        c.args([
+            "restore",
+            "volume",
+            "data",
+            "--snapshot",
+            &snapshot,
+            "--to",
+            to,
+        ])
+        .args(class);
+        c
+    };
+    let pending = |to: &str| leftovers(&tc).contains(&format!("pvc/{to}"));
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let to = format!("stuck-{signal}");
+        let r = signal_when(
+            &mut restore(&to, &["--storage-class", "nowhere"]),
+            "creating the new PVC",
+            || pending(&to),
+            signal,
+            60,
+        );
+        assert_eq!(r.code, 128 + signal, "{}{}", r.stdout, r.stderr);
+        if signal == libc::SIGTERM {
+            assert!(
+                r.stdout.contains(&format!("the new PVC {to} was deleted")),
+                "{}",
+                r.stdout
+            );
+            assert!(
+                leftovers(&tc).is_empty(),
+                "left behind: {:?}",
+                leftovers(&tc)
+            );
+            assert_eq!(in_use(&tc, &snapshot), None, "the in-use mark is removed");
+            for lease in leases {
+                assert_eq!(holder(&tc, lease), None, "{lease} is released");
+            }
+        } else {
+            assert!(pending(&to), "a killed run cannot clean up");
+            assert!(in_use(&tc, &snapshot).is_some_and(|m| m.starts_with("restore/")));
+            for lease in leases {
+                assert!(
+                    holder(&tc, lease).is_some(),
+                    "a killed run cannot release {lease}"
+                );
+                tc.age_lease(lease);
+            }
+        }
+    }
+    // The next run sweeps what the killed one left, and restores.
+    let r = run(&mut restore("copy", &[]));
+    swept_a_restore(&tc, &r);
+    assert!(
+        r.stderr
+            .contains("removing the in-use mark of an earlier run"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(in_use(&tc, &snapshot), None, "the stale mark is gone");
     crate::tree::assert_same(&data, &tc.volume_dir("copy"));
 }
 
