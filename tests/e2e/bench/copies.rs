@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::{incompressible_volume, median, row};
+use super::{ROUNDS, incompressible_volume, median, row};
 use crate::backup::{PASSPHRASE, pvc_repository};
 use crate::cluster::TestCluster;
 use crate::support::{incompressible, run};
@@ -104,10 +104,6 @@ fn assert_whole(repo: &Path) {
         assert!(sizes.iter().all(|&s| s == FILE_BYTES as u64), "{archive}");
     }
 }
-
-/// Rounds of each P3 measure (the median is printed); kentledge's copies and the reference's
-/// take turns, so a drift of the machine's speed touches both.
-const ROUNDS: usize = 3;
 
 #[test]
 #[ignore = "a benchmark: make bench"]
