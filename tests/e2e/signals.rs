@@ -52,6 +52,15 @@ pub(crate) fn swept_a_mover(r: &Run) {
     );
 }
 
+/// The Leases a restore of `config` holds: both of the config's (the run lock and the backup
+/// lock).
+fn restore_leases(config: &str) -> [String; 2] {
+    [
+        format!("kentledge-{config}"),
+        format!("kentledge-{config}-backup"),
+    ]
+}
+
 /// `r` (the run after a killed restore) succeeded, deleted the new PVC the killed run left, and
 /// nothing of kentledge's is left.
 fn swept_a_restore(tc: &TestCluster, r: &Run) {
@@ -291,8 +300,13 @@ fn sigkill_while_a_restore_fills_a_new_pvc_then_the_next_run_sweeps_it() {
         60,
     );
     assert_eq!(r.code, 128 + libc::SIGKILL, "{}", r.stderr);
-    let lease = "kentledge-killrestore-backup";
-    tc.age_lease(lease);
+    for lease in restore_leases("killrestore") {
+        assert!(
+            holder(&tc, &lease).is_some(),
+            "{lease}: held by the killed run"
+        );
+        tc.age_lease(&lease);
+    }
     // Any run of the config that takes the lock sweeps the half-filled PVC and its mover.
     swept_a_restore(&tc, &run(tc.kentledge(&cfg).arg("backup")));
     let r = run(tc.kentledge(&cfg).args(RESTORE_TO_COPY));
@@ -320,8 +334,7 @@ fn sigterm_and_sigkill_while_a_restore_from_a_snapshot_waits_for_its_new_pvc_to_
     let cfg = tc.config("bindrestore", "  snapshots:\n    targets: [{pvc: data}]\n");
     assert_eq!(run(tc.kentledge(&cfg).arg("snapshot")).code, 0);
     let snapshot = newest(&tc);
-    // A restore holds both locks of its config.
-    let leases = ["kentledge-bindrestore", "kentledge-bindrestore-backup"];
+    let leases = restore_leases("bindrestore");
     let restore = |to: &str, class: &[&str]| {
         let mut c = tc.kentledge(&cfg);
         c.args([
@@ -359,13 +372,13 @@ fn sigterm_and_sigkill_while_a_restore_from_a_snapshot_waits_for_its_new_pvc_to_
                 leftovers(&tc)
             );
             assert_eq!(in_use(&tc, &snapshot), None, "the in-use mark is removed");
-            for lease in leases {
+            for lease in &leases {
                 assert_eq!(holder(&tc, lease), None, "{lease} is released");
             }
         } else {
             assert!(pending(&to), "a killed run cannot clean up");
             assert!(in_use(&tc, &snapshot).is_some_and(|m| m.starts_with("restore/")));
-            for lease in leases {
+            for lease in &leases {
                 assert!(
                     holder(&tc, lease).is_some(),
                     "a killed run cannot release {lease}"
