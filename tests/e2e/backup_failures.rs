@@ -43,12 +43,16 @@ fn results(report: &Value) -> std::collections::BTreeMap<String, (bool, String)>
 
 /// `borg init` a repository on the host with `passphrase`.
 fn borg_init(path: &Path, passphrase: &str) {
-    let base = tempfile::tempdir().unwrap();
+    borg_init_in(path, passphrase, tempfile::tempdir().unwrap().path());
+}
+
+/// `borg init` a repository on the host with `passphrase`, borg's own files in `base`.
+pub(crate) fn borg_init_in(path: &Path, passphrase: &str, base: &Path) {
     let st = Command::new("borg")
         .args(["init", "--encryption", "repokey-blake2"])
         .arg(path)
         .env("BORG_PASSPHRASE", passphrase)
-        .env("BORG_BASE_DIR", base.path())
+        .env("BORG_BASE_DIR", base)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

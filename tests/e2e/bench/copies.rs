@@ -137,16 +137,7 @@ fn p3_copies_with_the_default_config_vs_borg_create() {
         );
         settle(&data);
         let t = Instant::now();
-        let st = Command::new("borg")
-            .args(["init", "--encryption", "repokey-blake2"])
-            .arg(&repo)
-            .env("BORG_PASSPHRASE", PASSPHRASE)
-            .env("BORG_BASE_DIR", &base)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        crate::backup_failures::borg_init_in(&repo, PASSPHRASE, &base);
         let init = t.elapsed().as_secs_f64();
         raw_first.push(init + borg_create(&repo, &base, &data, "one"));
         change();
