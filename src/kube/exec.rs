@@ -117,12 +117,21 @@ fn exit_from(status: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Stat
     }
 }
 
+/// How many bytes of each stream kube's exec task holds for this process to read or send: it
+/// passes a frame on only as far as this room allows, so kube's default (1 KiB) cut every
+/// 16 KiB frame of a streamed dump into 16 writes, each a task switch and a `write` into the
+/// engine's pipe. One whole frame or more fits here; the buffers grow only as far as they are
+/// used.
+const STREAM_ROOM: usize = 256 * 1024;
+
 fn params(container: &str, stdin: bool) -> AttachParams {
     AttachParams::default()
         .container(container)
         .stdin(stdin)
         .stdout(true)
         .stderr(true)
+        .max_stdin_buf_size(STREAM_ROOM)
+        .max_stdout_buf_size(STREAM_ROOM)
 }
 
 /// Runs `argv` in a container and waits at most `timeout`.

@@ -54,7 +54,7 @@ pub(crate) fn swept_a_mover(r: &Run) {
 
 /// The Leases a restore of `config` holds: both of the config's (the run lock and the backup
 /// lock).
-fn restore_leases(config: &str) -> [String; 2] {
+pub(crate) fn restore_leases(config: &str) -> [String; 2] {
     [
         format!("kentledge-{config}"),
         format!("kentledge-{config}-backup"),
