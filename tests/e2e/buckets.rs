@@ -970,15 +970,8 @@ fn a_bucket_restore_stopped_by_sigterm_or_sigkill_leaves_no_parts_behind_and_the
             assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
         } else {
             // The killed run's mover may still be writing: the next run of the config takes
-            // the locks over (a restore holds both of the config's Leases: both are aged, or
-            // the run would wait out the run lock), stops it (its upload aborted) and restores
-            // what is missing.
-            let [run_lock, _] = crate::signals::restore_leases("shop");
-            assert!(
-                holder(&tc, &run_lock).is_some(),
-                "{run_lock}: held by the killed run"
-            );
-            tc.age_lease(&run_lock);
+            // the locks over, stops it (its upload aborted) and restores what is missing.
+            crate::signals::age_killed_restore_leases(&tc, "shop");
             let again = after_takeover(&tc, lease, tc.kentledge(&cfg).args(args), "SIGKILL");
             crate::signals::swept_a_mover(&again);
         }

@@ -981,17 +981,10 @@ fn a_restore_killed_half_way_leaves_no_half_restored_database_once_the_next_run_
     assert_eq!(r.code, 137, "{}{}", r.stdout, r.stderr);
     // Nothing could clean up: the mover loads on. The next run of the config takes the lock
     // over and deletes it; stopped, it drops the database it made (unless it had finished).
-    // A restore holds both of the config's Leases: both are aged, or the restore below would
-    // wait out the run lock the killed one never released.
-    let [run_lock, backup_lock] = crate::signals::restore_leases("shop");
-    assert!(
-        crate::signals::holder(&tc, &run_lock).is_some(),
-        "{run_lock}: held by the killed run"
-    );
-    tc.age_lease(&run_lock);
+    crate::signals::age_killed_restore_leases(&tc, "shop");
     let again = crate::signals::after_takeover(
         &tc,
-        &backup_lock,
+        "kentledge-shop-backup",
         tc.kentledge(&cfg)
             .args(["backup", "--repository", "borg-local"]),
         "the run after the kill",

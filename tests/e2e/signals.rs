@@ -61,6 +61,19 @@ pub(crate) fn restore_leases(config: &str) -> [String; 2] {
     ]
 }
 
+/// After a restore of `config` was killed: checks it still holds both its Leases (a killed run
+/// cannot release them) and ages both, so the next run takes them over at once (aging only one,
+/// a restore after it would wait out the other's 60 s).
+pub(crate) fn age_killed_restore_leases(tc: &TestCluster, config: &str) {
+    for lease in restore_leases(config) {
+        assert!(
+            holder(tc, &lease).is_some(),
+            "a killed run cannot release {lease}"
+        );
+        tc.age_lease(&lease);
+    }
+}
+
 /// `r` (the run after a killed restore) succeeded, deleted the new PVC the killed run left, and
 /// nothing of kentledge's is left.
 fn swept_a_restore(tc: &TestCluster, r: &Run) {
@@ -300,13 +313,7 @@ fn sigkill_while_a_restore_fills_a_new_pvc_then_the_next_run_sweeps_it() {
         60,
     );
     assert_eq!(r.code, 128 + libc::SIGKILL, "{}", r.stderr);
-    for lease in restore_leases("killrestore") {
-        assert!(
-            holder(&tc, &lease).is_some(),
-            "{lease}: held by the killed run"
-        );
-        tc.age_lease(&lease);
-    }
+    age_killed_restore_leases(&tc, "killrestore");
     // Any run of the config that takes the lock sweeps the half-filled PVC and its mover.
     swept_a_restore(&tc, &run(tc.kentledge(&cfg).arg("backup")));
     let r = run(tc.kentledge(&cfg).args(RESTORE_TO_COPY));
@@ -378,13 +385,7 @@ fn sigterm_and_sigkill_while_a_restore_from_a_snapshot_waits_for_its_new_pvc_to_
         } else {
             assert!(pending(&to), "a killed run cannot clean up");
             assert!(in_use(&tc, &snapshot).is_some_and(|m| m.starts_with("restore/")));
-            for lease in &leases {
-                assert!(
-                    holder(&tc, lease).is_some(),
-                    "a killed run cannot release {lease}"
-                );
-                tc.age_lease(lease);
-            }
+            age_killed_restore_leases(&tc, "bindrestore");
         }
     }
     // The next run sweeps what the killed one left, and restores.
