@@ -4,7 +4,8 @@
 //! P2: a MariaDB dump streamed into borg through kentledge (mover pod, relay by exec, `borg create
 //! --content-from-command`) against the same dump piped into `borg create -` directly in the
 //! database's pod, as throughput (bytes of the dump per second of dumping; medians of
-//! [`ROUNDS`]). P1 and P5 (freeze
+//! [`ROUNDS`]); P2r, the way back (a restore of that dump into a new database against `borg
+//! extract --stdout | mariadb`). P1 and P5 (freeze
 //! windows and API requests of snapshot runs) are in [`snapshots`], P3 (volume copies with the
 //! default config) in [`copies`], P4 (prune of 10,000 snapshots) in [`prunes`], P7 (a restore of
 //! 1 GiB) in [`restores`].
@@ -202,6 +203,49 @@ fn p2_dump_into_borg_through_kentledge_vs_directly() {
         median(direct_cpu),
         "s",
         "(where the time goes: on shared cores)",
+    );
+    // The way back: the newest dump loaded into a new database by `kentledge restore` (its
+    // mover pod reads the archive and feeds the relay, which feeds the client in the database's
+    // pod by exec), against `borg extract --stdout | mariadb` in the database's pod; each into
+    // a database of its own made empty first, whole runs timed (kentledge's with its pod start).
+    let (mut ours, mut direct) = (vec![], vec![]);
+    for round in 0..ROUNDS {
+        let copy = format!("restored_{round}");
+        let t = Instant::now();
+        let r = run(tc.kentledge(&cfg).args([
+            "restore",
+            "database",
+            "maria",
+            "--repository",
+            "borg-local",
+            "--database",
+            "bench",
+            "--to-database",
+            &copy,
+        ]));
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        ours.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        in_db(format!(
+            "{env}mariadb -uroot -e 'CREATE DATABASE direct_{round}'; borg extract --stdout {}/r::measured-{round} | mariadb -uroot --batch --one-database -- direct_{round}",
+            repo.path().display()
+        ));
+        direct.push(t.elapsed().as_secs_f64());
+        for db in [copy, format!("direct_{round}")] {
+            let rows = sql(&tc, "db-0", &format!("SELECT COUNT(*) FROM {db}.blobs"));
+            assert_eq!(rows, MIB.to_string(), "{db} holds the whole dump");
+            sql(&tc, "db-0", &format!("DROP DATABASE {db}"));
+        }
+    }
+    row(
+        &format!(
+            "P2r restore of the dump ({:.0} MB) into a new database vs borg extract | mariadb",
+            bytes / 1e6
+        ),
+        median(ours),
+        median(direct),
+        "s",
+        "(the way back; kentledge's with its pod start)",
     );
 }
 
