@@ -107,6 +107,10 @@ pub struct Cluster {
     /// it arrived, in arrival order: what an audit log of a real API server records (the token
     /// stands for the user).
     pub requests: std::sync::Mutex<Vec<(String, String, std::time::Instant)>>,
+    /// The RBAC objects as last read, and the resourceVersion they are current at: every
+    /// request is authorized against them, and they change rarely (the real authorizer reads
+    /// them from an informer's cache too).
+    pub rbac_cache: Mutex<Option<(u64, Arc<RbacData>)>>,
 }
 
 impl Cluster {
@@ -127,28 +131,43 @@ impl Cluster {
         });
     }
 
-    /// The RBAC objects now.
-    pub fn rbac(&self) -> RbacData {
-        let objs = |plural: &'static str| {
+    /// The RBAC objects now (read again only once one of them changed).
+    pub fn rbac(&self) -> Arc<RbacData> {
+        let kind = |plural: &'static str| GroupResource {
+            group: RBAC,
+            plural,
+        };
+        let kinds = [
+            kind("clusterroles"),
+            kind("roles"),
+            kind("clusterrolebindings"),
+            kind("rolebindings"),
+        ];
+        // Read before the objects: a change between the two makes the next call read again.
+        let at = self.store.written_at(&kinds);
+        let mut cache = self.rbac_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((rv, data)) = cache.as_ref()
+            && *rv == at
+        {
+            return data.clone();
+        }
+        let objs = |gr: GroupResource| {
             self.store
-                .list(
-                    GroupResource {
-                        group: RBAC,
-                        plural,
-                    },
-                    None,
-                )
+                .list(gr, None)
                 .1
                 .into_iter()
                 .map(|(_, v)| v)
                 .collect()
         };
-        RbacData {
-            cluster_roles: objs("clusterroles"),
-            roles: objs("roles"),
-            cluster_role_bindings: objs("clusterrolebindings"),
-            role_bindings: objs("rolebindings"),
-        }
+        let [cluster_roles, roles, cluster_role_bindings, role_bindings] = kinds.map(objs);
+        let data = Arc::new(RbacData {
+            cluster_roles,
+            roles,
+            cluster_role_bindings,
+            role_bindings,
+        });
+        *cache = Some((at, data.clone()));
+        data
     }
 
     /// The uid of a live ServiceAccount.

@@ -15,19 +15,37 @@ use crate::registry::{GroupResource, ResourceType};
 use crate::rest::delete::{self, DeleteOpts};
 use crate::rest::write::{self, WriteOpts};
 use crate::rest::{meta_mut, meta_str};
-use crate::store::Mutation;
+use crate::store::{Event, EventType, Mutation};
 
-/// Run until the task is aborted.
+/// Run until the task is aborted: a pass after each burst of writes that any of these
+/// controllers acts on (see [`matters`]), and one every second whatever was written.
 pub async fn run(cl: Arc<Cluster>) {
+    let mut seen = cl.store.current_rv();
+    let mut terminating = reconcile(&cl);
     loop {
-        reconcile(&cl);
-        tokio::select! {
-            () = cl.store.changed() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
+        let tick = tokio::select! {
+            () = cl.store.changed() => false,
+            () = tokio::time::sleep(Duration::from_secs(1)) => true,
+        };
         // Batch bursts of writes.
         tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = cl.store.current_rv();
+        if tick || terminating || cl.store.changed_since(seen, matters) {
+            terminating = reconcile(&cl);
+        }
+        seen = now;
     }
+}
+
+/// Whether a change is one a pass acts on: one to a kind read whole, a removal (an owner or a
+/// namespace's last object gone), an object being deleted (finalizers to run) or one with
+/// owners (a dependent whose owner may be gone). Anything else (a snapshot's status, a Lease
+/// renewed) leaves every decision of a pass as it was.
+fn matters(ev: &Event) -> bool {
+    READ_WHOLE.contains(&ev.gr)
+        || ev.kind == EventType::Deleted
+        || deleting(&ev.object)
+        || !owner_refs(&ev.object).is_empty()
 }
 
 fn uid(v: &Value) -> &str {
@@ -55,8 +73,9 @@ fn owner_refs(v: &Value) -> Vec<&Value> {
         .collect()
 }
 
-/// One pass over everything.
-pub fn reconcile(cl: &Cluster) {
+/// One pass over everything; whether a namespace is terminating (its contents go on the next
+/// passes, whatever is written).
+pub fn reconcile(cl: &Cluster) -> bool {
     let keys: Vec<GroupResource> = cl.registry.stored().map(ResourceType::key).collect();
     // Copied: what some controller acts on (an object being deleted or with owners, the kinds the
     // namespace and storage-protection controllers read, everything in a terminating namespace).
@@ -131,6 +150,7 @@ pub fn reconcile(cl: &Cluster) {
     }
     namespaces(cl, &all, &view.namespaces);
     storage_protection(cl, &all);
+    !terminating.is_empty()
 }
 
 const CONFIG_MAPS: GroupResource = GroupResource {

@@ -157,16 +157,17 @@ fn requests(headers: &HeaderMap) -> Result<Vec<Request>, ApiError> {
 
 /// The user a request runs as: the requester, or whom it impersonates once every requested attribute is
 /// allowed (403 with the real message for the first that is not).
-pub fn impersonate(
+pub fn impersonate<R: std::borrow::Borrow<RbacData>>(
     requester: UserInfo,
     headers: &HeaderMap,
-    rbac: impl FnOnce() -> RbacData,
+    rbac: impl FnOnce() -> R,
 ) -> Result<UserInfo, ApiError> {
     let reqs = requests(headers)?;
     if reqs.is_empty() {
         return Ok(requester);
     }
     let rbac = rbac();
+    let rbac: &RbacData = rbac.borrow();
     let groups_given = reqs.iter().any(|r| matches!(r, Request::Group(_)));
     let mut name = String::new();
     let mut uid = String::new();

@@ -200,6 +200,7 @@ impl ApiServer {
             shutdown,
             restarts,
             requests: std::sync::Mutex::new(Vec::new()),
+            rbac_cache: std::sync::Mutex::new(None),
         });
         bootstrap::bootstrap(&cluster);
         controllers::reconcile(&cluster);

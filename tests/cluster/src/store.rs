@@ -86,6 +86,8 @@ struct State {
     history: VecDeque<Arc<Event>>,
     history_cap: usize,
     compacted: u64,
+    /// The resourceVersion of the last change to each resource.
+    written: HashMap<GroupResource, u64>,
 }
 
 /// What [`Store::view`] saw.
@@ -139,6 +141,7 @@ impl Store {
                 history: VecDeque::new(),
                 history_cap: history_cap.max(1),
                 compacted: 0,
+                written: HashMap::new(),
             }),
             events,
             changed: Notify::new(),
@@ -152,6 +155,30 @@ impl Store {
     /// The current resourceVersion.
     pub fn current_rv(&self) -> u64 {
         self.lock().rv
+    }
+
+    /// The resourceVersion of the last change to any of `resources` (0 when none changed yet):
+    /// what a cache of them is current at.
+    pub fn written_at(&self, resources: &[GroupResource]) -> u64 {
+        let st = self.lock();
+        resources
+            .iter()
+            .filter_map(|gr| st.written.get(gr).copied())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether any change after `rv` is one `matters` picks; also when the history no longer
+    /// reaches back to `rv` (what was dropped may have mattered).
+    pub fn changed_since(&self, rv: u64, matters: impl Fn(&Event) -> bool) -> bool {
+        let st = self.lock();
+        rv < st.compacted
+            || st
+                .history
+                .iter()
+                .rev()
+                .take_while(|e| e.rv > rv)
+                .any(|e| matters(e))
     }
 
     /// Wait until something was written.
@@ -172,6 +199,7 @@ impl Store {
     ) -> Value {
         st.rv += 1;
         let rv = st.rv;
+        st.written.insert(gr, rv);
         set_rv(&mut object, rv);
         let ev = Arc::new(Event {
             rv,
@@ -416,5 +444,33 @@ mod tests {
         assert!(s.watch_from(1).is_err());
         let (replay, _) = s.watch_from(2).unwrap();
         assert_eq!(replay.iter().map(|e| e.rv).collect::<Vec<_>>(), vec![3, 4]);
+    }
+
+    #[test]
+    fn written_at_and_changed_since_see_each_resource_and_a_dropped_history() {
+        const SECRETS: GroupResource = GroupResource {
+            group: "",
+            plural: "secrets",
+        };
+        let s = Store::new(3);
+        assert_eq!(s.written_at(&[CM, SECRETS]), 0);
+        s.create(CM, cm("a"), false).unwrap();
+        s.create(SECRETS, cm("b"), false).unwrap();
+        assert_eq!(s.written_at(&[CM]), 1);
+        assert_eq!(s.written_at(&[CM, SECRETS]), 2);
+        // A dry run and a write that changes nothing are no change.
+        s.create(CM, cm("c"), true).unwrap();
+        assert_eq!(s.written_at(&[CM]), 1);
+        let is_cm = |e: &Event| e.gr == CM;
+        assert!(s.changed_since(0, is_cm));
+        assert!(!s.changed_since(1, is_cm), "only a secret changed after 1");
+        assert!(s.changed_since(1, |e| e.gr == SECRETS));
+        assert!(!s.changed_since(2, |_| true));
+        for n in ["d", "e", "f"] {
+            s.create(SECRETS, cm(n), false).unwrap();
+        }
+        // The history keeps 3 events (rv 3..5): what happened after rv 1 is no longer all known.
+        assert!(s.changed_since(1, is_cm));
+        assert!(!s.changed_since(2, is_cm));
     }
 }
