@@ -32,6 +32,25 @@ pub const SERVICE_ACCOUNTS: GroupResource = GroupResource {
     plural: "serviceaccounts",
 };
 const RBAC: &str = "rbac.authorization.k8s.io";
+/// The four RBAC resources every request is authorized against.
+const RBAC_KINDS: [GroupResource; 4] = [
+    GroupResource {
+        group: RBAC,
+        plural: "clusterroles",
+    },
+    GroupResource {
+        group: RBAC,
+        plural: "roles",
+    },
+    GroupResource {
+        group: RBAC,
+        plural: "clusterrolebindings",
+    },
+    GroupResource {
+        group: RBAC,
+        plural: "rolebindings",
+    },
+];
 
 /// Key of a cached list snapshot (for `continue`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,18 +152,8 @@ impl Cluster {
 
     /// The RBAC objects now (read again only once one of them changed).
     pub fn rbac(&self) -> Arc<RbacData> {
-        let kind = |plural: &'static str| GroupResource {
-            group: RBAC,
-            plural,
-        };
-        let kinds = [
-            kind("clusterroles"),
-            kind("roles"),
-            kind("clusterrolebindings"),
-            kind("rolebindings"),
-        ];
         // Read before the objects: a change between the two makes the next call read again.
-        let at = self.store.written_at(&kinds);
+        let at = self.store.written_at(&RBAC_KINDS);
         let mut cache = self.rbac_cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((rv, data)) = cache.as_ref()
             && *rv == at
@@ -159,7 +168,7 @@ impl Cluster {
                 .map(|(_, v)| v)
                 .collect()
         };
-        let [cluster_roles, roles, cluster_role_bindings, role_bindings] = kinds.map(objs);
+        let [cluster_roles, roles, cluster_role_bindings, role_bindings] = RBAC_KINDS.map(objs);
         let data = Arc::new(RbacData {
             cluster_roles,
             roles,

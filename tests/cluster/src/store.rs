@@ -458,7 +458,7 @@ mod tests {
         s.create(SECRETS, cm("b"), false).unwrap();
         assert_eq!(s.written_at(&[CM]), 1);
         assert_eq!(s.written_at(&[CM, SECRETS]), 2);
-        // A dry run and a write that changes nothing are no change.
+        // A dry run is no change.
         s.create(CM, cm("c"), true).unwrap();
         assert_eq!(s.written_at(&[CM]), 1);
         let is_cm = |e: &Event| e.gr == CM;

@@ -5,7 +5,7 @@
 //! goal 3N + 10, for 1, 32 and 100 PVCs, and P6's peak memory of the 100-PVC run (`SHOW_REQUESTS=1` prints each run's requests, `SHOW_LOG=<filter>` its log). Next to P1, each window against the floor the local snapshot driver sets:
 //! the time it alone needs to cut as many snapshots created at once (it runs on the same cores
 //! as everything else here, so its cost grows with N where a real CSI driver's would not).
-//! And P1 once more with every cut waiting [`STORAGE_CUT`] first, in parallel, as a real driver
+//! And P1 once more with every cut waiting [`STORAGE_CUT_SECONDS`] first, in parallel, as a real driver
 //! waits on its storage: the window then shows what kentledge adds per PVC beside a cut that
 //! costs what a real one does.
 
@@ -28,12 +28,13 @@ const RUNS: usize = 5;
 /// waits on its storage (about 2 s of a Ceph RBD cut was the CSI call in
 /// kubernetes-csi/external-snapshotter#326), in parallel for every snapshot; the local driver
 /// waits as long (its class's `cutDelay`) and then cuts as it always does.
-const STORAGE_CUT: &str = "1s";
+const STORAGE_CUT_SECONDS: u64 = 1;
 
 /// The config `scale-storage` beside `scale`: the same snapshot run of `n` PVCs, its snapshots
-/// of a class whose cuts take [`STORAGE_CUT`].
+/// of a class whose cuts take [`STORAGE_CUT_SECONDS`].
 fn with_storage_latency(tc: &TestCluster, n: usize) -> std::path::PathBuf {
-    crate::snapshot::slow_class(tc, "storage", "cutDelay", STORAGE_CUT);
+    let delay = format!("{STORAGE_CUT_SECONDS}s");
+    crate::snapshot::slow_class(tc, "storage", "cutDelay", &delay);
     tc.config("scale-storage", &held(n, Some("storage")))
 }
 
@@ -159,7 +160,7 @@ fn p1_p5_freeze_window_and_requests_of_snapshot_runs_by_pvc_count() {
             let (window, _, class, _) = snapshot_run(&tc, &storage, n);
             assert_eq!(class, "storage");
             assert!(
-                window >= 1.0,
+                window >= STORAGE_CUT_SECONDS as f64,
                 "a window shorter than the cut latency: {window} s"
             );
             m.push(window);
@@ -176,7 +177,7 @@ fn p1_p5_freeze_window_and_requests_of_snapshot_runs_by_pvc_count() {
         "<= 1.3x",
     );
     row(
-        &format!("P1 the same, cuts of {STORAGE_CUT} as on real storage"),
+        &format!("P1 the same, cuts of {STORAGE_CUT_SECONDS}s as on real storage"),
         modelled[&32] * 1000.0,
         modelled[&1] * 1000.0,
         "ms",
