@@ -101,24 +101,37 @@ fn scale_inner(
         .ok_or_else(|| plain(ApiError::not_found(ctx.rt.name(), ctx.name)))?;
     let opts = ctx.write_opts().map_err(plain)?;
     let scale_now = to_scale(&cur);
-    let wanted = match *method {
+    // Whether the request itself names a resourceVersion: what a patch is applied to carries
+    // the current one, which is no precondition (the real server re-applies the patch to the
+    // newer object on a conflict).
+    let (wanted, named) = match *method {
         http::Method::GET => return Ok(scale_now),
-        http::Method::PUT => parse_body(ctx.rt, body).map_err(plain)?,
+        http::Method::PUT => {
+            let w = parse_body(ctx.rt, body).map_err(plain)?;
+            let named = !meta_str(&w, "resourceVersion").is_empty();
+            (w, named)
+        }
         http::Method::PATCH => match write::patch_type(ctx.rt, content_type).map_err(plain)? {
-            PatchType::Json => crate::patch::json_patch(&scale_now, body)
-                .map_err(|_| plain(ApiError::invalid_generic()))?,
-            PatchType::Merge | PatchType::Apply => {
+            PatchType::Json => (
+                crate::patch::json_patch(&scale_now, body)
+                    .map_err(|_| plain(ApiError::invalid_generic()))?,
+                String::from_utf8_lossy(body).contains("/metadata/resourceVersion"),
+            ),
+            t => {
                 let p: Value = serde_json::from_slice(body).map_err(|e| {
                     plain(ApiError::bad_request(format!("error decoding patch: {e}")))
                 })?;
-                crate::patch::merge_patch(&scale_now, &p)
-            }
-            PatchType::Strategic => {
-                let p: Value = serde_json::from_slice(body).map_err(|e| {
-                    plain(ApiError::bad_request(format!("error decoding patch: {e}")))
-                })?;
-                crate::patch::strategic_merge(&scale_now, &p)
-                    .map_err(|e| plain(ApiError::bad_request(e.to_string())))?
+                let named = p
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| !v.is_empty());
+                let w = if t == PatchType::Strategic {
+                    crate::patch::strategic_merge(&scale_now, &p)
+                        .map_err(|e| plain(ApiError::bad_request(e.to_string())))?
+                } else {
+                    crate::patch::merge_patch(&scale_now, &p)
+                };
+                (w, named)
             }
         },
         _ => return Err(plain(ApiError::method_not_allowed())),
@@ -141,10 +154,8 @@ fn scale_inner(
     }
     let mut new = cur.clone();
     new["spec"]["replicas"] = json!(replicas);
-    let want_rv = meta_str(&wanted, "resourceVersion");
-    let named = !want_rv.is_empty();
     new["metadata"]["resourceVersion"] = json!(if named {
-        want_rv
+        meta_str(&wanted, "resourceVersion")
     } else {
         meta_str(&cur, "resourceVersion")
     });
